@@ -1,0 +1,44 @@
+"""API keys and roles (CONTRACT "Authentication").
+
+Keys are compared in constant time against every configured key (no early exit, so
+the time taken does not reveal which key or how much of it matched) and are never
+logged: the principal carries only the role and a short fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.settings import ApiKey, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: Role
+    key_id: str  # first 8 hex digits of the key's SHA-256: safe to log
+
+    def may(self, *roles: Role) -> bool:
+        return self.role is Role.ADMIN or self.role in roles
+
+
+class KeyRing:
+    def __init__(self, keys: Sequence[ApiKey]) -> None:
+        self._entries = [
+            (hashlib.sha256(k.key.get_secret_value().encode()).digest(), k.role) for k in keys
+        ]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, presented: str) -> Principal | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: Role | None = None
+        for stored, role in self._entries:
+            if hmac.compare_digest(stored, digest):
+                found = role
+        if found is None:
+            return None
+        return Principal(role=found, key_id=digest.hex()[:8])

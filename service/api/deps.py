@@ -1,0 +1,65 @@
+"""Dependencies published as ``Annotated`` aliases, so routes stay one-liners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from service.api.auth import Principal
+from service.settings import Role
+from service.store.repository import Store
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
+
+
+def get_store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def authenticate(request: Request, runtime: RuntimeDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
+    principal = runtime.keys.authenticate(token.strip())
+    if principal is None:
+        raise HTTPException(401, "the API key is not valid", _CHALLENGE)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits the given roles (admin is always admitted)."""
+    names = ", ".join(r.value for r in (*roles, Role.ADMIN))
+
+    async def _check(principal: PrincipalDep) -> Principal:
+        if not principal.may(*roles):
+            raise HTTPException(403, f"role {principal.role.value} may not do this; needs {names}")
+        return principal
+
+    return _check
+
+
+EngineerDep = Annotated[Principal, Depends(require(Role.ENGINEER))]
+ScadaDep = Annotated[Principal, Depends(require(Role.SCADA))]
+OperatorDep = Annotated[Principal, Depends(require(Role.HMI, Role.SCADA))]
+AdminDep = Annotated[Principal, Depends(require())]

@@ -1,0 +1,110 @@
+"""The one place where errors become HTTP responses: ``{"code", "detail", ...}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import errors as e
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[e.BackfillError], int]] = [
+    (e.InvalidInput, 422),
+    (e.RecipeInfeasible, 422),
+    (e.OutsideCalibrationRange, 422),
+    (e.CalibrationRejected, 422),
+    (e.NotFound, 404),
+    (e.Conflict, 409),
+    (e.PlantNotReady, 409),
+    (e.TagMapError, 503),
+    (e.SetpointRejected, 502),
+    (e.SetpointUnconfirmed, 504),
+    (e.PlantLinkError, 503),
+    (e.StoreUnavailable, 503),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def status_for(err: e.BackfillError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(err, cls):
+            return status
+    return 500
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """("body", "binder", 1, "fraction_pct") -> "binder[1].fraction_pct"."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"
+
+
+def _validation_payload(err: RequestValidationError) -> dict[str, Any]:
+    items = []
+    for item in err.errors():
+        # pydantic puts the validator name (e.g. a union branch or "function-after") in
+        # the location; drop what is not a field name or an index.
+        loc = [p for p in item.get("loc", ()) if isinstance(p, int) or "[" not in str(p)]
+        items.append({"field": field_path(loc), "message": str(item.get("msg", "invalid"))})
+    first = items[0] if items else {"field": "body", "message": "invalid request"}
+    return {
+        "code": "validation_error",
+        "detail": f"{first['field']}: {first['message']}",
+        "field": first["field"],
+        "errors": items,
+    }
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.BackfillError)
+    async def _backfill(_req: Request, err: e.BackfillError) -> JSONResponse:
+        status = status_for(err)
+        if status >= 500:
+            log.warning("request failed: %s: %s", err.code, err.detail)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse(err.to_dict(), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_validation_payload(err), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(err.status_code, "http_error")
+        return JSONResponse(
+            {"code": code, "detail": str(err.detail)},
+            status_code=err.status_code,
+            headers=getattr(err, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error: %s", type(err).__name__)
+        return JSONResponse(
+            {"code": "internal_error", "detail": "an internal error occurred"}, status_code=500
+        )

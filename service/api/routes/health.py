@@ -1,0 +1,33 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.api.deps import RuntimeDep
+from service.errors import StoreUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Ready when the store answers; the PLC link state is reported, not required
+    (the service keeps serving records while the link reconnects)."""
+    body: dict[str, Any] = {"status": "ready", "store": "ok"}
+    status = 200
+    try:
+        await runtime.store.ping()
+    except StoreUnavailable as err:
+        body.update(status="not_ready", store="unreachable", code=err.code, detail=err.detail)
+        status = 503
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,40 @@
+"""``create_app(settings)``: builds the FastAPI application; the lifespan owns every
+connection and task (nothing is built at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from service.api import errors
+from service.api.routes import health
+from service.runtime import Runtime
+from service.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Paste backfill control-integration service",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX)
+    app.include_router(api)
+    return app

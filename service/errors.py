@@ -1,0 +1,113 @@
+"""One error tree for the whole service.
+
+Every error carries a stable snake_case ``code`` that clients may branch on and a
+human ``detail``. Lower-layer errors (asyncua, SQLAlchemy) are mapped into this
+tree at the boundary with ``raise ... from err``; the HTTP layer maps the tree to
+status codes once, in ``service.api.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BackfillError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code: str = "internal_error"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra: dict[str, Any] = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, **self.extra}
+
+
+# --- input and domain errors (HTTP 422) -------------------------------------------------
+
+
+class InvalidInput(BackfillError):
+    """A value that is well-formed but violates a domain rule; names the field."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, field=field, **extra)
+        self.field = field
+
+
+class RecipeInfeasible(BackfillError):
+    """No recipe inside the given limits reaches the required strength."""
+
+    code = "recipe_infeasible"
+
+
+class OutsideCalibrationRange(BackfillError):
+    """A strength prediction was asked for far outside the data a model was fitted on."""
+
+    code = "outside_calibration_range"
+
+
+class CalibrationRejected(BackfillError):
+    """Laboratory data that cannot give a usable strength model."""
+
+    code = "calibration_rejected"
+
+
+# --- resources (HTTP 404 / 409) ---------------------------------------------------------
+
+
+class NotFound(BackfillError):
+    code = "not_found"
+
+
+class Conflict(BackfillError):
+    code = "conflict"
+
+
+# --- plant link (HTTP 503 unless stated) ------------------------------------------------
+
+
+class PlantLinkError(BackfillError):
+    """Anything that went wrong talking to the PLC."""
+
+    code = "plant_link_error"
+
+
+class PlantLinkDown(PlantLinkError):
+    code = "plant_link_down"
+
+
+class TagMapError(PlantLinkError):
+    """The tag map does not match the server: missing node, unwritable type, bad file."""
+
+    code = "tag_map_invalid"
+
+
+class SetpointRejected(PlantLinkError):
+    """The PLC refused one or more values of a setpoint set."""
+
+    code = "setpoint_rejected"
+
+
+class SetpointUnconfirmed(PlantLinkError):
+    """The PLC did not acknowledge a setpoint set in time or read back other values."""
+
+    code = "setpoint_unconfirmed"
+
+
+class PlantNotReady(PlantLinkError):
+    """The PLC is connected but not in a mode that accepts setpoints from the service."""
+
+    code = "plant_not_ready"
+
+
+# --- store (HTTP 503) -------------------------------------------------------------------
+
+
+class StoreUnavailable(BackfillError):
+    code = "store_unavailable"

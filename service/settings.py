@@ -1,0 +1,172 @@
+"""Settings, read from the environment with the prefix ``BACKFILL_`` (nested with ``__``).
+
+Nothing here is evaluated at import time: ``Settings()`` is built by the entry point
+(``python -m service``) or by a test, and handed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Role(StrEnum):
+    HMI = "hmi"
+    SCADA = "scada"
+    ENGINEER = "engineer"
+    ADMIN = "admin"
+
+
+# Keys that look like examples copied from documentation are refused.
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "secret", "password", "key", "test", "example"}
+_MIN_KEY_LENGTH = 16
+
+
+class ApiKey(BaseModel):
+    role: Role
+    key: SecretStr
+
+
+class SecurityMode(StrEnum):
+    NONE = "None"
+    SIGN = "Sign"
+    SIGN_AND_ENCRYPT = "SignAndEncrypt"
+
+
+class PlcSettings(BaseModel):
+    """The OPC UA link to the PLC (CONTRACT "PLC interface")."""
+
+    endpoint: str | None = Field(
+        default=None,
+        description="opc.tcp:// URL of the PLC; unset starts the built-in simulator.",
+    )
+    tag_map: Path | None = Field(
+        default=None, description="TOML tag map; unset uses the simulator's own map."
+    )
+    publishing_interval_ms: float = Field(default=500.0, gt=0, le=60_000)
+    stale_after_intervals: float = Field(
+        default=4.0, gt=1, description="A value older than this many intervals is bad."
+    )
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, le=60)
+    request_timeout_s: float = Field(default=4.0, gt=0, le=120)
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+    security_mode: SecurityMode = SecurityMode.NONE
+    security_policy: str = Field(default="Basic256Sha256")
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = Field(
+        default=None, description="Trusted server certificate (trust list of one)."
+    )
+    trust_dir: Path | None = Field(
+        default=None, description="Folder of trusted server certificates (DER or PEM)."
+    )
+    allow_untrusted_server: bool = Field(
+        default=False, description="Skip server certificate validation; never in production."
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> PlcSettings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        if self.security_mode is not SecurityMode.NONE:
+            if self.certificate is None or self.private_key is None:
+                raise ValueError(
+                    "security_mode Sign/SignAndEncrypt needs certificate and private_key"
+                )
+            if (
+                self.server_certificate is None
+                and self.trust_dir is None
+                and not self.allow_untrusted_server
+            ):
+                raise ValueError(
+                    "a secured link needs server_certificate or trust_dir "
+                    "(or allow_untrusted_server explicitly)"
+                )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class SimSettings(BaseModel):
+    """The built-in plant simulator (CONTRACT "Running")."""
+
+    speed: float = Field(default=1.0, gt=0, le=1000, description="Process time / wall time.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    seed: int | None = Field(default=None, description="Random seed for disturbances.")
+    heartbeat_timeout_s: float = Field(
+        default=5.0, gt=0, description="Wall seconds without a heartbeat change before safe state."
+    )
+
+    @field_validator("speed")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BACKFILL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./backfill.db",
+        description="SQLAlchemy async URL; postgresql+asyncpg://... for PostgreSQL.",
+    )
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated role:key pairs; roles hmi, scada, engineer, admin.",
+    )
+    plc: PlcSettings = Field(default_factory=PlcSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
+    log_level: str = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, raw: object) -> object:
+        if not isinstance(raw, str):
+            return raw
+        keys: list[dict[str, str]] = []
+        for item in raw.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            role, sep, key = item.partition(":")
+            if not sep or not key.strip():
+                raise ValueError("each entry must be role:key")
+            keys.append({"role": role.strip(), "key": key.strip()})
+        return keys
+
+    @field_validator("api_keys")
+    @classmethod
+    def _refuse_weak_keys(cls, keys: list[ApiKey]) -> list[ApiKey]:
+        seen: set[str] = set()
+        for k in keys:
+            value = k.key.get_secret_value()
+            if value.lower() in _PLACEHOLDER_KEYS or len(value) < _MIN_KEY_LENGTH:
+                raise ValueError(
+                    f"the {k.role.value} key is a placeholder or shorter than "
+                    f"{_MIN_KEY_LENGTH} characters"
+                )
+            if value in seen:
+                raise ValueError("the same key is given twice")
+            seen.add(value)
+        return keys
+
+    @property
+    def embedded_simulator(self) -> bool:
+        return self.plc.endpoint is None

@@ -1,0 +1,68 @@
+"""What the store hands back: plain frozen records, no database types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRecord:
+    id: str
+    name: str
+    version: int
+    created_at: datetime
+    created_by: str
+    example: bool
+    model: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeRecord:
+    id: str
+    name: str
+    version: int
+    created_at: datetime
+    created_by: str
+    approved_by: str | None
+    calibration_id: str | None
+    mix: dict[str, Any]
+    design: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PourRecord:
+    id: str
+    stope_id: str
+    recipe_id: str
+    state: str
+    target_volume_m3: float
+    paste_flow_m3_h: float
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    updated_at: datetime
+    totals: dict[str, Any] = field(default_factory=dict)
+    interruptions: list[dict[str, Any]] = field(default_factory=list)
+    sample_ids: list[str] = field(default_factory=list)
+    checkpoint_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    kind: str
+    reason: str
+    role: str
+    pour_id: str | None
+    seq: int | None
+    acknowledged: bool | None
+    old: dict[str, Any] | None
+    new: dict[str, Any]
+    detail: str | None
+    prev_hash: str
+    hash: str

@@ -1,0 +1,392 @@
+"""The store: one SQLAlchemy adapter over SQLite or PostgreSQL.
+
+Versioned resources (calibrations, recipes) are immutable: a new upload of the same
+name is a new version. The audit log is append-only, and each entry carries the hash
+of the previous one so that tampering is detectable (``verify_audit_chain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, func, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.errors import Conflict, NotFound, StoreUnavailable
+from service.store import tables as t
+from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
+
+GENESIS_HASH = "0" * 64
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_req(value: datetime) -> datetime:
+    out = _utc(value)
+    assert out is not None
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _calibration(row: RowMapping) -> CalibrationRecord:
+    return CalibrationRecord(
+        id=row["id"],
+        name=row["name"],
+        version=row["version"],
+        created_at=_utc_req(row["created_at"]),
+        created_by=row["created_by"],
+        example=bool(row["example"]),
+        model=row["model"],
+        rows=row["rows"],
+    )
+
+
+def _recipe(row: RowMapping) -> RecipeRecord:
+    return RecipeRecord(
+        id=row["id"],
+        name=row["name"],
+        version=row["version"],
+        created_at=_utc_req(row["created_at"]),
+        created_by=row["created_by"],
+        approved_by=row["approved_by"],
+        calibration_id=row["calibration_id"],
+        mix=row["mix"],
+        design=row["design"],
+    )
+
+
+def _pour(row: RowMapping) -> PourRecord:
+    return PourRecord(
+        id=row["id"],
+        stope_id=row["stope_id"],
+        recipe_id=row["recipe_id"],
+        state=row["state"],
+        target_volume_m3=row["target_volume_m3"],
+        paste_flow_m3_h=row["paste_flow_m3_h"],
+        created_at=_utc_req(row["created_at"]),
+        created_by=row["created_by"],
+        started_at=_utc(row["started_at"]),
+        ended_at=_utc(row["ended_at"]),
+        updated_at=_utc_req(row["updated_at"]),
+        totals=row["totals"],
+        interruptions=row["interruptions"],
+        sample_ids=row["sample_ids"],
+        checkpoint_seq=row["checkpoint_seq"],
+    )
+
+
+def _audit(row: RowMapping) -> AuditRecord:
+    ack = row["acknowledged"]
+    return AuditRecord(
+        id=row["id"],
+        at=_utc_req(row["at"]),
+        kind=row["kind"],
+        reason=row["reason"],
+        role=row["role"],
+        pour_id=row["pour_id"],
+        seq=row["seq"],
+        acknowledged=None if ack is None else bool(ack),
+        old=row["old"],
+        new=row["new"],
+        detail=row["detail"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+class Store:
+    """Async persistence. Every database error leaves as ``StoreUnavailable``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._audit_lock = asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def ping(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"the store is not reachable: {type(err).__name__}") from err
+
+    # --- versioned resources -------------------------------------------------------------
+
+    async def _next_version(self, table: Any, name: str, conn: Any) -> int:
+        current = await conn.scalar(select(func.max(table.c.version)).where(table.c.name == name))
+        return int(current or 0) + 1
+
+    async def add_calibration(
+        self,
+        *,
+        name: str,
+        model: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+        created_by: str,
+        example: bool = False,
+    ) -> CalibrationRecord:
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "created_at": _now(),
+            "created_by": created_by,
+            "example": int(example),
+            "model": model,
+            "rows": list(rows),
+        }
+        await self._insert_versioned(t.calibrations, values)
+        return await self.get_calibration(values["id"])
+
+    async def get_calibration(self, calibration_id: str) -> CalibrationRecord:
+        row = await self._one(t.calibrations, calibration_id, "calibration")
+        return _calibration(row)
+
+    async def list_calibrations(self) -> list[CalibrationRecord]:
+        q = select(t.calibrations).order_by(t.calibrations.c.created_at, t.calibrations.c.version)
+        return [_calibration(r) for r in await self._all(q)]
+
+    async def add_recipe(
+        self,
+        *,
+        name: str,
+        mix: dict[str, Any],
+        design: dict[str, Any] | None,
+        calibration_id: str | None,
+        approved_by: str | None,
+        created_by: str,
+    ) -> RecipeRecord:
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "created_at": _now(),
+            "created_by": created_by,
+            "approved_by": approved_by,
+            "calibration_id": calibration_id,
+            "mix": mix,
+            "design": design,
+        }
+        await self._insert_versioned(t.recipes, values)
+        return await self.get_recipe(values["id"])
+
+    async def get_recipe(self, recipe_id: str) -> RecipeRecord:
+        return _recipe(await self._one(t.recipes, recipe_id, "recipe"))
+
+    async def list_recipes(self, name: str | None = None) -> list[RecipeRecord]:
+        q = select(t.recipes).order_by(t.recipes.c.name, t.recipes.c.version)
+        if name is not None:
+            q = q.where(t.recipes.c.name == name)
+        return [_recipe(r) for r in await self._all(q)]
+
+    async def _insert_versioned(self, table: Any, values: dict[str, Any]) -> None:
+        # Two engineers saving the same name at once: the unique constraint decides,
+        # the loser retries with the next number.
+        for _attempt in range(5):
+            try:
+                async with self._engine.begin() as conn:
+                    values["version"] = await self._next_version(table, values["name"], conn)
+                    await conn.execute(table.insert().values(**values))
+                return
+            except IntegrityError:
+                continue
+            except (SQLAlchemyError, OSError) as err:
+                raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+        raise Conflict(f"could not allocate a version for {values['name']!r}; try again")
+
+    # --- pours ---------------------------------------------------------------------------
+
+    async def add_pour(
+        self,
+        *,
+        stope_id: str,
+        recipe_id: str,
+        target_volume_m3: float,
+        paste_flow_m3_h: float,
+        created_by: str,
+        totals: dict[str, Any],
+    ) -> PourRecord:
+        now = _now()
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "stope_id": stope_id,
+            "recipe_id": recipe_id,
+            "state": "planned",
+            "target_volume_m3": target_volume_m3,
+            "paste_flow_m3_h": paste_flow_m3_h,
+            "created_at": now,
+            "created_by": created_by,
+            "started_at": None,
+            "ended_at": None,
+            "updated_at": now,
+            "totals": totals,
+            "interruptions": [],
+            "sample_ids": [],
+            "checkpoint_seq": 0,
+        }
+        await self._execute(t.pours.insert().values(**values))
+        return await self.get_pour(values["id"])
+
+    async def get_pour(self, pour_id: str) -> PourRecord:
+        return _pour(await self._one(t.pours, pour_id, "pour"))
+
+    async def list_pours(
+        self, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[PourRecord]:
+        q = select(t.pours).order_by(t.pours.c.created_at.desc()).limit(limit).offset(offset)
+        if state is not None:
+            q = q.where(t.pours.c.state == state)
+        return [_pour(r) for r in await self._all(q)]
+
+    async def update_pour(
+        self, pour_id: str, *, expect_state: str | None = None, **fields: Any
+    ) -> PourRecord:
+        """Write fields of a pour; with ``expect_state`` only if the stored state still is
+        that one (a compare-and-set, so two callers cannot both move a pour)."""
+        fields["updated_at"] = _now()
+        stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**fields)
+        if expect_state is not None:
+            stmt = stmt.where(t.pours.c.state == expect_state)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(stmt)
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+        if result.rowcount == 0:
+            current = await self.get_pour(pour_id)  # raises NotFound if absent
+            raise Conflict(
+                f"pour {pour_id} is {current.state}, not {expect_state}",
+                code="pour_state_conflict",
+                state=current.state,
+            )
+        return await self.get_pour(pour_id)
+
+    # --- audit ---------------------------------------------------------------------------
+
+    async def append_audit(
+        self,
+        *,
+        kind: str,
+        reason: str,
+        role: str,
+        new: dict[str, Any],
+        old: dict[str, Any] | None = None,
+        pour_id: str | None = None,
+        seq: int | None = None,
+        acknowledged: bool | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> AuditRecord:
+        at = at or _now()
+        payload: dict[str, Any] = {
+            "at": at.isoformat(),
+            "kind": kind,
+            "reason": reason,
+            "role": role,
+            "pour_id": pour_id,
+            "seq": seq,
+            "acknowledged": acknowledged,
+            "old": old,
+            "new": new,
+            "detail": detail,
+        }
+        async with self._audit_lock:
+            try:
+                async with self._engine.begin() as conn:
+                    prev = await conn.scalar(
+                        select(t.audit.c.hash).order_by(t.audit.c.id.desc()).limit(1)
+                    )
+                    prev_hash = prev or GENESIS_HASH
+                    values = dict(payload)
+                    values.update(
+                        at=at,
+                        acknowledged=None if acknowledged is None else int(acknowledged),
+                        prev_hash=prev_hash,
+                        hash=_audit_hash(prev_hash, payload),
+                    )
+                    result = await conn.execute(t.audit.insert().values(**values))
+                    new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            except (SQLAlchemyError, OSError) as err:
+                raise StoreUnavailable(f"could not write audit: {type(err).__name__}") from err
+        rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
+        return _audit(rows[0])
+
+    async def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, pour_id: str | None = None
+    ) -> list[AuditRecord]:
+        q = select(t.audit).where(t.audit.c.id > after_id).order_by(t.audit.c.id).limit(limit)
+        if pour_id is not None:
+            q = q.where(t.audit.c.pour_id == pour_id)
+        return [_audit(r) for r in await self._all(q)]
+
+    async def verify_audit_chain(self) -> tuple[bool, int | None]:
+        """Walk the whole log; return (intact, id of the first broken entry)."""
+        prev_hash = GENESIS_HASH
+        after = 0
+        while True:
+            page = await self.list_audit(after_id=after, limit=1000)
+            if not page:
+                return True, None
+            for rec in page:
+                payload = {
+                    "at": rec.at.isoformat(),
+                    "kind": rec.kind,
+                    "reason": rec.reason,
+                    "role": rec.role,
+                    "pour_id": rec.pour_id,
+                    "seq": rec.seq,
+                    "acknowledged": rec.acknowledged,
+                    "old": rec.old,
+                    "new": rec.new,
+                    "detail": rec.detail,
+                }
+                if rec.prev_hash != prev_hash or rec.hash != _audit_hash(prev_hash, payload):
+                    return False, rec.id
+                prev_hash = rec.hash
+            after = page[-1].id
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _one(self, table: Any, key: str, what: str) -> RowMapping:
+        rows = await self._all(select(table).where(table.c.id == key))
+        if not rows:
+            raise NotFound(f"no {what} with id {key}", code=f"{what}_not_found")
+        return rows[0]
+
+    async def _all(self, query: Any) -> list[RowMapping]:
+        try:
+            async with self._engine.connect() as conn:
+                result = await conn.execute(query)
+                return list(result.mappings().all())
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not read: {type(err).__name__}") from err
+
+    async def _execute(self, stmt: Any) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+
+
+__all__ = ["GENESIS_HASH", "Store"]

@@ -1,0 +1,94 @@
+"""The store's tables (SQLAlchemy Core). The schema itself is owned by the Alembic
+migrations in ``migrations/``; these definitions must match them (a test checks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("example", Integer, nullable=False, default=0),
+    Column("model", JSON, nullable=False),
+    Column("rows", JSON, nullable=False),
+    UniqueConstraint("name", "version", name="uq_calibrations_name_version"),
+)
+
+recipes = Table(
+    "recipes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("approved_by", String(200), nullable=True),
+    Column("calibration_id", String(36), ForeignKey("calibrations.id"), nullable=True),
+    Column("mix", JSON, nullable=False),
+    Column("design", JSON, nullable=True),
+    UniqueConstraint("name", "version", name="uq_recipes_name_version"),
+)
+
+pours = Table(
+    "pours",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("stope_id", String(100), nullable=False),
+    Column("recipe_id", String(36), ForeignKey("recipes.id"), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("target_volume_m3", Float, nullable=False),
+    Column("paste_flow_m3_h", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("totals", JSON, nullable=False),
+    Column("interruptions", JSON, nullable=False),
+    Column("sample_ids", JSON, nullable=False),
+    Column("checkpoint_seq", BigInteger, nullable=False, default=0),
+    Index("ix_pours_state", "state"),
+    Index("ix_pours_stope", "stope_id"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("pour_id", String(36), nullable=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("acknowledged", Integer, nullable=True),
+    Column("old", JSON, nullable=True),
+    Column("new", JSON, nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_pour", "pour_id"),
+)
