@@ -1,0 +1,304 @@
+"""Pour totals integrated from measurements, pure and checkpointable.
+
+Every step adds ``rate x dt`` (rectangle rule; the loop runs at 0.5-1 s, the record
+needs cubic metres, not millilitres). What is integrated:
+
+- paste volume from ``paste_flow_pv``; dry tailings from the feed flow and density
+  (solids fraction via the recipe's tailings Gs, DOMAIN.md); binder per component from
+  the feeders' rates; water from the dilution water flow (the water in the feed is part
+  of the feed, not counted here);
+- Cw and Bw statistics: volume-weighted average, min and max, only over volume where
+  they were measured;
+- off-spec volume: volume placed while the measured Cw or Bw was outside its band
+  (the bands of the alarms, :class:`~service.core.control.alarms.AlarmConfig`).
+
+Bad data (decided here): a quantity whose measurement is not usable is integrated
+from its fallback (the setpoint the PLC was following, which the caller passes) so
+the totals stay the best estimate and a pour still completes at its target volume,
+and the paste volume of that step is added to ``unmeasured_m3`` (always a part of
+``poured_m3``). Unmeasured Cw/Bw does not count as off-spec; the volume where they
+were unknown is ``poured_m3 - solids_measured_m3`` (or ``binder_measured_m3``). Rates
+are floored at 0, so every total is monotone non-decreasing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from service.core.control.alarms import AlarmConfig, binder_off_spec, solids_off_spec
+from service.core.control.law import ControlInputs, ControlMode, ControlOutput, Measurement
+from service.core.control.massbalance import (
+    BINDER_COMPONENTS,
+    dry_solids_rate_t_h,
+    slurry_solids_fraction,
+)
+from service.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A measured rate with the fallback to use when the measurement is not usable."""
+
+    measured: Measurement
+    fallback: float
+
+    def value(self) -> tuple[float, bool]:
+        """(rate >= 0, measured?) - a non-finite fallback counts as 0."""
+        if self.measured.usable:
+            return max(self.measured.value, 0.0), True
+        fallback = self.fallback if math.isfinite(self.fallback) else 0.0
+        return max(fallback, 0.0), False
+
+
+@dataclass(frozen=True)
+class TotalsSample:
+    """What one step contributes: rates (t/h, m3/h) and the measured quality."""
+
+    paste_flow_m3_h: Rate
+    dry_tailings_t_h: Rate
+    binder_t_h: Mapping[str, Rate]
+    water_m3_h: Rate
+    solids_fraction: float | None
+    binder_ratio: float | None
+    solids_fraction_target: float
+    binder_ratio_target: float
+
+
+@dataclass(frozen=True)
+class PourTotals:
+    """Running totals of one pour. Fractions inside; :meth:`summary` gives percent."""
+
+    elapsed_s: float = 0.0
+    poured_m3: float = 0.0
+    unmeasured_m3: float = 0.0
+    dry_tailings_t: float = 0.0
+    binder_t: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(BINDER_COMPONENTS, 0.0)
+    )
+    water_m3: float = 0.0
+    off_spec_m3: float = 0.0
+    solids_weighted_m3: float = 0.0
+    solids_measured_m3: float = 0.0
+    solids_min: float | None = None
+    solids_max: float | None = None
+    binder_weighted_m3: float = 0.0
+    binder_measured_m3: float = 0.0
+    binder_min: float | None = None
+    binder_max: float | None = None
+
+    @property
+    def binder_total_t(self) -> float:
+        return sum(self.binder_t.values())
+
+    @property
+    def average_solids_fraction(self) -> float | None:
+        """Volume-weighted average Cw over the volume where it was measured."""
+        if self.solids_measured_m3 <= 0.0:
+            return None
+        return self.solids_weighted_m3 / self.solids_measured_m3
+
+    @property
+    def average_binder_ratio(self) -> float | None:
+        """Volume-weighted average Bw over the volume where it was measured."""
+        if self.binder_measured_m3 <= 0.0:
+            return None
+        return self.binder_weighted_m3 / self.binder_measured_m3
+
+    def summary(self) -> dict[str, Any]:
+        """The pour record's figures, percentages 0-100 (CONTRACT.md field names)."""
+
+        def pct(value: float | None) -> float | None:
+            return None if value is None else 100.0 * value
+
+        return {
+            "poured_m3": self.poured_m3,
+            "unmeasured_m3": self.unmeasured_m3,
+            "dry_tailings_t": self.dry_tailings_t,
+            "binder_t": self.binder_total_t,
+            "binder_t_by_component": dict(self.binder_t),
+            "water_m3": self.water_m3,
+            "average_solids_pct": pct(self.average_solids_fraction),
+            "min_solids_pct": pct(self.solids_min),
+            "max_solids_pct": pct(self.solids_max),
+            "average_binder_pct": pct(self.average_binder_ratio),
+            "min_binder_pct": pct(self.binder_min),
+            "max_binder_pct": pct(self.binder_max),
+            "off_spec_m3": self.off_spec_m3,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to resume integration (checkpoint)."""
+        return {
+            "elapsed_s": self.elapsed_s,
+            "poured_m3": self.poured_m3,
+            "unmeasured_m3": self.unmeasured_m3,
+            "dry_tailings_t": self.dry_tailings_t,
+            "binder_t": dict(self.binder_t),
+            "water_m3": self.water_m3,
+            "off_spec_m3": self.off_spec_m3,
+            "solids_weighted_m3": self.solids_weighted_m3,
+            "solids_measured_m3": self.solids_measured_m3,
+            "solids_min": self.solids_min,
+            "solids_max": self.solids_max,
+            "binder_weighted_m3": self.binder_weighted_m3,
+            "binder_measured_m3": self.binder_measured_m3,
+            "binder_min": self.binder_min,
+            "binder_max": self.binder_max,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PourTotals:
+        """Inverse of :meth:`to_dict`; raises :class:`InvalidInput` on a bad checkpoint."""
+        try:
+
+            def opt(key: str) -> float | None:
+                value = data.get(key)
+                return None if value is None else float(value)
+
+            binder = dict.fromkeys(BINDER_COMPONENTS, 0.0)
+            binder.update({str(k): float(v) for k, v in dict(data.get("binder_t", {})).items()})
+            return cls(
+                elapsed_s=float(data["elapsed_s"]),
+                poured_m3=float(data["poured_m3"]),
+                unmeasured_m3=float(data["unmeasured_m3"]),
+                dry_tailings_t=float(data["dry_tailings_t"]),
+                binder_t=binder,
+                water_m3=float(data["water_m3"]),
+                off_spec_m3=float(data["off_spec_m3"]),
+                solids_weighted_m3=float(data["solids_weighted_m3"]),
+                solids_measured_m3=float(data["solids_measured_m3"]),
+                solids_min=opt("solids_min"),
+                solids_max=opt("solids_max"),
+                binder_weighted_m3=float(data["binder_weighted_m3"]),
+                binder_measured_m3=float(data["binder_measured_m3"]),
+                binder_min=opt("binder_min"),
+                binder_max=opt("binder_max"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise InvalidInput("totals", f"unreadable totals checkpoint: {err}") from err
+
+
+def _min(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _max(a: float | None, b: float) -> float:
+    return b if a is None else max(a, b)
+
+
+def _usable_fraction(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or value < 0.0:
+        return None
+    return value
+
+
+def accumulate(
+    totals: PourTotals, sample: TotalsSample, dt_s: float, config: AlarmConfig | None = None
+) -> PourTotals:
+    """Totals after ``dt_s`` more seconds at the sample's rates.
+
+    Raises :class:`InvalidInput` for a negative or non-finite ``dt_s``.
+    """
+    if not math.isfinite(dt_s) or dt_s < 0.0:
+        raise InvalidInput("dt_s", f"time step must be finite and >= 0, got {dt_s!r}")
+    cfg = config or AlarmConfig()
+    hours = dt_s / 3600.0
+    paste, paste_measured = sample.paste_flow_m3_h.value()
+    volume = paste * hours
+    all_measured = paste_measured
+    dry, ok = sample.dry_tailings_t_h.value()
+    all_measured &= ok
+    water, ok = sample.water_m3_h.value()
+    all_measured &= ok
+    binder = dict(totals.binder_t)
+    for name, rate in sample.binder_t_h.items():
+        value, ok = rate.value()
+        all_measured &= ok
+        binder[name] = binder.get(name, 0.0) + value * hours
+
+    new = replace(
+        totals,
+        elapsed_s=totals.elapsed_s + dt_s,
+        poured_m3=totals.poured_m3 + volume,
+        unmeasured_m3=totals.unmeasured_m3 + (0.0 if all_measured else volume),
+        dry_tailings_t=totals.dry_tailings_t + dry * hours,
+        binder_t=binder,
+        water_m3=totals.water_m3 + water * hours,
+    )
+    if volume <= 0.0:
+        return new
+    off_spec = False
+    cw = _usable_fraction(sample.solids_fraction)
+    if cw is not None:
+        off_spec |= solids_off_spec(cw, sample.solids_fraction_target, cfg)
+        new = replace(
+            new,
+            solids_weighted_m3=new.solids_weighted_m3 + cw * volume,
+            solids_measured_m3=new.solids_measured_m3 + volume,
+            solids_min=_min(new.solids_min, cw),
+            solids_max=_max(new.solids_max, cw),
+        )
+    bw = _usable_fraction(sample.binder_ratio)
+    if bw is not None:
+        off_spec |= binder_off_spec(bw, sample.binder_ratio_target, cfg)
+        new = replace(
+            new,
+            binder_weighted_m3=new.binder_weighted_m3 + bw * volume,
+            binder_measured_m3=new.binder_measured_m3 + volume,
+            binder_min=_min(new.binder_min, bw),
+            binder_max=_max(new.binder_max, bw),
+        )
+    if off_spec:
+        new = replace(new, off_spec_m3=new.off_spec_m3 + volume)
+    return new
+
+
+def sample_from_step(
+    inputs: ControlInputs,
+    output: ControlOutput,
+    *,
+    paste_flow_m3_h: Measurement,
+    water_flow_m3_h: Measurement,
+) -> TotalsSample:
+    """A totals sample from one control step's inputs and output.
+
+    Fallbacks are what the plant was told: the paste flow request and the written
+    setpoints while the law is ACTIVE, 0 otherwise (a stopped plant places nothing).
+    Dry tailings are measured when the feed flow and density are both usable.
+    """
+    recipe = inputs.recipe
+    active = output.mode is ControlMode.ACTIVE
+    sp = output.setpoints
+    ff = output.feed_forward
+
+    def fallback(value: float) -> float:
+        return value if active else 0.0
+
+    flow, density = inputs.tailings_flow_m3_h, inputs.tailings_density_kg_m3
+    dry_measured = Measurement(math.nan, good=False)
+    if flow.usable and density.usable:
+        feed_cw = slurry_solids_fraction(density.value, recipe.tailings_sg)
+        if 0.0 < feed_cw < 1.0:
+            dry_measured = Measurement(dry_solids_rate_t_h(flow.value, density.value, feed_cw))
+    binder: dict[str, Rate] = {}
+    for name in recipe.component_names:
+        m = inputs.binder_rates_t_h.get(name, Measurement(math.nan, good=False))
+        if name in inputs.refilling:
+            # A loss-in-weight reading during refill is not a rate (DOMAIN.md).
+            m = Measurement(m.value, good=False)
+        binder[name] = Rate(m, fallback(sp.binder(name)))
+    return TotalsSample(
+        paste_flow_m3_h=Rate(paste_flow_m3_h, fallback(inputs.paste_flow_request_m3_h)),
+        dry_tailings_t_h=Rate(
+            dry_measured, fallback(ff.dry_tailings_t_h if ff is not None else 0.0)
+        ),
+        binder_t_h=binder,
+        water_m3_h=Rate(water_flow_m3_h, fallback(sp.water_flow_sp)),
+        solids_fraction=output.measured_solids_fraction,
+        binder_ratio=output.measured_binder_ratio,
+        solids_fraction_target=recipe.solids_fraction,
+        binder_ratio_target=recipe.binder_ratio,
+    )

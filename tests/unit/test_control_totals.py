@@ -1,0 +1,184 @@
+"""Pour totals: integration, bad data, off-spec volume, checkpoints, monotonicity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.core.control import massbalance as mb
+from service.core.control.law import (
+    BAD,
+    ControlConfig,
+    ControlInputs,
+    ControlState,
+    Measurement,
+    step,
+)
+from service.core.control.totals import (
+    PourTotals,
+    Rate,
+    TotalsSample,
+    accumulate,
+    sample_from_step,
+)
+from service.errors import InvalidInput
+
+
+def rate(value: float, fallback: float = 0.0, good: bool = True) -> Rate:
+    return Rate(Measurement(value, good), fallback)
+
+
+def sample(
+    paste: Rate | None = None, cw: float | None = 0.72, bw: float | None = 0.05
+) -> TotalsSample:
+    return TotalsSample(
+        paste_flow_m3_h=paste or rate(100.0),
+        dry_tailings_t_h=rate(130.0),
+        binder_t_h={"cement": rate(1.3), "slag": rate(5.2)},
+        water_m3_h=rate(10.0),
+        solids_fraction=cw,
+        binder_ratio=bw,
+        solids_fraction_target=0.72,
+        binder_ratio_target=0.05,
+    )
+
+
+def run(totals: PourTotals, s: TotalsSample, seconds: int) -> PourTotals:
+    for _ in range(seconds):
+        totals = accumulate(totals, s, 1.0)
+    return totals
+
+
+def test_one_hour_at_constant_rates() -> None:
+    t = run(PourTotals(), sample(), 3600)
+    assert t.elapsed_s == 3600.0
+    assert t.poured_m3 == pytest.approx(100.0)
+    assert t.dry_tailings_t == pytest.approx(130.0)
+    assert t.binder_t["cement"] == pytest.approx(1.3)
+    assert t.binder_t["slag"] == pytest.approx(5.2)
+    assert t.binder_t["flyash"] == 0.0
+    assert t.water_m3 == pytest.approx(10.0)
+    assert t.unmeasured_m3 == 0.0 and t.off_spec_m3 == 0.0
+    summary = t.summary()
+    assert summary["average_solids_pct"] == pytest.approx(72.0)
+    assert summary["average_binder_pct"] == pytest.approx(5.0)
+    assert summary["binder_t"] == pytest.approx(6.5)
+
+
+def test_averages_are_volume_weighted_with_min_and_max() -> None:
+    t = run(PourTotals(), sample(paste=rate(100.0), cw=0.70, bw=0.048), 60)
+    t = run(t, sample(paste=rate(300.0), cw=0.74, bw=0.052), 60)
+    assert t.average_solids_fraction == pytest.approx((0.70 * 100 + 0.74 * 300) / 400)
+    assert (t.solids_min, t.solids_max) == (0.70, 0.74)
+    assert (t.binder_min, t.binder_max) == (0.048, 0.052)
+    assert t.off_spec_m3 == pytest.approx(t.poured_m3)  # Cw 0.70 and 0.74 both out of band
+
+
+def test_off_spec_volume_counts_either_band() -> None:
+    t = run(PourTotals(), sample(cw=0.725, bw=0.05), 36)  # in spec: 1 m3
+    t = run(t, sample(cw=0.72, bw=0.056), 36)  # Bw off spec: 1 m3
+    t = run(t, sample(cw=0.70, bw=0.05), 36)  # Cw off spec: 1 m3
+    assert t.poured_m3 == pytest.approx(3.0)
+    assert t.off_spec_m3 == pytest.approx(2.0)
+
+
+def test_bad_data_is_integrated_from_the_fallback_and_counted_as_unmeasured() -> None:
+    t = run(PourTotals(), sample(paste=rate(math.nan, fallback=90.0)), 3600)
+    assert t.poured_m3 == pytest.approx(90.0)
+    assert t.unmeasured_m3 == pytest.approx(90.0)
+    t = run(PourTotals(), sample(paste=rate(500.0, fallback=90.0, good=False)), 3600)
+    assert t.poured_m3 == pytest.approx(90.0)
+
+
+def test_unknown_quality_is_not_off_spec_and_not_in_the_averages() -> None:
+    t = run(PourTotals(), sample(cw=None, bw=None), 3600)
+    assert t.off_spec_m3 == 0.0
+    assert t.average_solids_fraction is None and t.average_binder_ratio is None
+    assert t.solids_measured_m3 == 0.0
+    assert t.summary()["min_solids_pct"] is None
+
+
+def test_negative_readings_never_subtract() -> None:
+    t = run(PourTotals(), sample(paste=rate(-50.0)), 60)
+    assert t.poured_m3 == 0.0
+
+
+def test_checkpoint_round_trip() -> None:
+    t = run(PourTotals(), sample(), 100)
+    data = t.to_dict()
+    assert PourTotals.from_dict(data) == t
+    assert PourTotals.from_dict(PourTotals().to_dict()) == PourTotals()
+    with pytest.raises(InvalidInput):
+        PourTotals.from_dict({"poured_m3": 1.0})
+
+
+@pytest.mark.parametrize("dt", [-1.0, math.nan])
+def test_bad_time_step_is_invalid_input(dt: float) -> None:
+    with pytest.raises(InvalidInput):
+        accumulate(PourTotals(), sample(), dt)
+
+
+def test_sample_from_a_control_step() -> None:
+    recipe = mb.make_recipe(
+        binder_ratio=0.05,
+        solids_fraction=0.72,
+        tailings_sg=2.8,
+        blend={"cement": 0.2, "slag": 0.8},
+        binder_sg={"cement": 3.15, "slag": 2.9},
+    )
+    inp = ControlInputs(
+        recipe=recipe,
+        paste_flow_request_m3_h=100.0,
+        tailings_flow_m3_h=Measurement(90.0),
+        tailings_density_kg_m3=Measurement(1900.0),
+        paste_density_kg_m3=Measurement(mb.paste_density_kg_m3(recipe)),
+        binder_rates_t_h={"cement": Measurement(1.0), "slag": Measurement(4.0)},
+        refilling=frozenset({"slag"}),
+    )
+    _, out = step(ControlState.initial(), inp, ControlConfig(), 1.0)
+    s = sample_from_step(inp, out, paste_flow_m3_h=Measurement(98.0), water_flow_m3_h=BAD)
+    assert s.paste_flow_m3_h.value() == (98.0, True)
+    assert s.dry_tailings_t_h.value()[1]
+    assert s.binder_t_h["cement"].value() == (1.0, True)
+    assert s.binder_t_h["slag"].value() == (out.setpoints.slag_rate_sp, False)  # refilling
+    assert s.water_m3_h.value() == (out.setpoints.water_flow_sp, False)
+    t = accumulate(PourTotals(), s, 36.0)
+    assert t.unmeasured_m3 == pytest.approx(t.poured_m3) == pytest.approx(0.98)
+    idle_inp = replace(inp, plant_running=False)
+    _, idle_out = step(ControlState.initial(), idle_inp, ControlConfig(), 1.0)
+    idle = sample_from_step(idle_inp, idle_out, paste_flow_m3_h=BAD, water_flow_m3_h=BAD)
+    assert accumulate(PourTotals(), idle, 60.0).poured_m3 == 0.0
+
+
+reading = st.builds(
+    Rate,
+    st.builds(Measurement, st.floats(allow_nan=True, allow_infinity=True), st.booleans()),
+    st.one_of(st.just(math.nan), st.floats(min_value=-1e6, max_value=1e6)),
+)
+fraction = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(reading, reading, reading, reading, fraction, fraction, st.floats(0, 10)),
+        max_size=30,
+    )
+)
+def test_totals_are_monotone(
+    steps: list[tuple[Rate, Rate, Rate, Rate, float | None, float | None, float]],
+) -> None:
+    totals = PourTotals()
+    for paste, dry, binder, water, cw, bw, dt in steps:
+        s = TotalsSample(paste, dry, {"cement": binder}, water, cw, bw, 0.72, 0.05)
+        new = accumulate(totals, s, dt)
+        for key in ("poured_m3", "unmeasured_m3", "dry_tailings_t", "water_m3", "off_spec_m3"):
+            assert getattr(new, key) >= getattr(totals, key)
+        assert new.binder_t["cement"] >= totals.binder_t["cement"]
+        assert new.off_spec_m3 <= new.poured_m3 + 1e-9 * new.poured_m3
+        assert new.unmeasured_m3 <= new.poured_m3 + 1e-9 * new.poured_m3
+        totals = new
