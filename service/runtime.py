@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
+from service.metrics import ServiceMetrics
 from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
 from service.store.repository import Store
@@ -39,6 +40,7 @@ class Runtime:
         self.settings = settings
         keys = settings.api_keys or _development_keys(Path.cwd())
         self.keys = KeyRing(keys)
+        self.metrics = ServiceMetrics()
         self._engine: AsyncEngine | None = None
         self._store: Store | None = None
 

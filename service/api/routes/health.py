@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from service.api.deps import RuntimeDep
 from service.errors import StoreUnavailable
@@ -31,3 +31,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         body.update(status="not_ready", store="unreachable", code=err.code, detail=err.detail)
         status = 503
     return JSONResponse(body, status_code=status)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
+    """Prometheus text exposition format."""
+    return PlainTextResponse(
+        runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
