@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from service.api import errors
-from service.api.routes import health
+from service.api.routes import health, recipes
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -36,5 +36,6 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(recipes.router)
     app.include_router(api)
     return app

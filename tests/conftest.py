@@ -82,3 +82,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with fresh_postgres_database() as url:
         yield url
+
+
+# --- the application with its lifespan running ---------------------------------------
+
+KEYS = {
+    "hmi": "hmi-key-0123456789abcdef",
+    "scada": "scada-key-0123456789abcdef",
+    "engineer": "engineer-key-0123456789abcdef",
+    "admin": "admin-key-0123456789abcdef",
+}
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[role]}"}
+
+
+def api_keys_setting() -> str:
+    return ",".join(f"{role}:{key}" for role, key in KEYS.items())
