@@ -8,7 +8,6 @@ from pydantic import Field, field_validator, model_validator
 
 from service.api.schemas.common import (
     ComponentName,
-    Percent,
     PositiveFloat,
     Public,
     SpecificGravity,
