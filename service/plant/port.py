@@ -1,0 +1,175 @@
+"""The port to the PLC: value types and the ``PlantLink`` protocol.
+
+Everything above the plant layer (control loop, pours, HTTP status, server-sent
+events) talks to a ``PlantLink``; ``service.plant.opcua.OpcUaPlantLink`` is the one
+real adapter, ``service.plant.fake.FakePlantLink`` the in-memory fake for tests.
+
+Readers never trigger PLC I/O: ``snapshot()`` is built from what the link already
+holds, with quality recomputed for age at call time (CONTRACT "GET /plant/status").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+SetpointValue = float | int | bool
+MeasurementValue = float | int | bool | None
+
+
+class Quality(StrEnum):
+    """OPC UA status code severity, or ``bad`` when stale or disconnected."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One PLC -> service value as last received.
+
+    ``received_monotonic`` is the link clock's time when this value (or its
+    quality) last arrived, by subscription or read. ``quality`` in a snapshot is
+    already downgraded to ``bad`` when the value is stale or the link is down.
+    """
+
+    tag: str
+    value: MeasurementValue
+    unit: str
+    quality: Quality
+    source_timestamp: datetime | None
+    received_monotonic: float
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenSetpoint:
+    """One service -> PLC value that the PLC accepted (per-item status Good)."""
+
+    tag: str
+    value: SetpointValue
+    unit: str
+    written_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlantSnapshot:
+    """What the link knows now; ``version`` increments on every change (HTTP ETag)."""
+
+    connected: bool
+    measurements: Mapping[str, Measurement]
+    setpoints: Mapping[str, WrittenSetpoint]
+    last_error: str | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointWriteResult:
+    """A confirmed setpoint set: written in one request, acknowledged, read back."""
+
+    seq: int
+    acknowledged: bool
+    written_at: datetime
+    values: Mapping[str, SetpointValue] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PlantLink(Protocol):
+    """The PLC link (CONTRACT "PLC interface")."""
+
+    async def start(self) -> None:
+        """Start the link's tasks; raises ``TagMapError`` when the map does not fit the server."""
+        ...
+
+    async def stop(self) -> None:
+        """Cancel every task and close the connection; idempotent."""
+        ...
+
+    def snapshot(self) -> PlantSnapshot:
+        """The current state, no I/O; quality recomputed for age at call time."""
+        ...
+
+    async def write_setpoints(self, values: Mapping[str, SetpointValue]) -> SetpointWriteResult:
+        """Write one setpoint set in one request and confirm it (ack + read-back).
+
+        Raises ``PlantLinkDown`` while disconnected, ``InvalidInput`` for an unknown
+        tag or a value the node's type cannot hold, ``SetpointRejected`` when the
+        PLC refuses items, ``SetpointUnconfirmed`` without ack or matching read-back.
+        """
+        ...
+
+    async def wait_changed(self, version: int, timeout: float) -> PlantSnapshot:  # noqa: ASYNC109
+        """Return as soon as the snapshot version differs from ``version`` (or on timeout)."""
+        ...
+
+    @property
+    def connected(self) -> bool: ...
+
+
+# --- the CONTRACT table: logical tags, direction, unit ----------------------------------
+
+MEASUREMENT_UNITS: Mapping[str, str] = {
+    "tailings_flow_pv": "m3/h",
+    "tailings_density_pv": "kg/m3",
+    "cement_rate_pv": "t/h",
+    "slag_rate_pv": "t/h",
+    "flyash_rate_pv": "t/h",
+    "water_flow_pv": "m3/h",
+    "paste_flow_pv": "m3/h",
+    "paste_density_pv": "kg/m3",
+    "pump_pressure_pv": "kPa",
+    "mixer_level_pv": "%",
+    "plant_mode": "enum",
+    "remote_enabled": "bool",
+    "setpoint_ack": "count",
+    # ARCHITECTURE "PLC tags" extensions
+    "cement_refill": "bool",
+    "slag_refill": "bool",
+    "flyash_refill": "bool",
+    "cement_fault": "bool",
+    "slag_fault": "bool",
+    "flyash_fault": "bool",
+}
+
+SETPOINT_UNITS: Mapping[str, str] = {
+    "tailings_flow_sp": "m3/h",
+    "cement_rate_sp": "t/h",
+    "slag_rate_sp": "t/h",
+    "flyash_rate_sp": "t/h",
+    "water_flow_sp": "m3/h",
+    "paste_density_sp": "kg/m3",
+    "run_request": "bool",
+    "setpoint_seq": "count",
+    "heartbeat": "count",
+}
+
+UNITS: Mapping[str, str] = {**MEASUREMENT_UNITS, **SETPOINT_UNITS}
+
+#: Written by the link itself, never by a caller of ``write_setpoints``.
+LINK_OWNED_SETPOINTS = frozenset({"setpoint_seq", "heartbeat"})
+
+
+def effective_quality(
+    quality: Quality,
+    *,
+    connected: bool,
+    confirmed_monotonic: float,
+    now_monotonic: float,
+    max_age_s: float,
+) -> Quality:
+    """Quality as reported: ``bad`` when the link is down or the value is older than allowed.
+
+    ``confirmed_monotonic`` is the last time the link knew the value was current:
+    a notification or read of it, or a later publish response (data or keep-alive)
+    of the subscription that monitors it, which proves no change was pending.
+    """
+    if not connected:
+        return Quality.BAD
+    age = now_monotonic - confirmed_monotonic
+    if math.isnan(age) or age > max_age_s:
+        return Quality.BAD
+    return quality
