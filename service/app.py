@@ -9,7 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from service.api import errors
-from service.api.routes import health, recipes
+from service.api.routes import (
+    alarms,
+    calibrations,
+    health,
+    plant,
+    pours,
+    recipe_store,
+    recipes,
+    strength,
+)
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -37,5 +46,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(recipes.router)
+    api.include_router(recipe_store.router)
+    api.include_router(strength.router)
+    api.include_router(calibrations.router)
+    api.include_router(plant.router)
+    api.include_router(pours.router)
+    api.include_router(alarms.router)
     app.include_router(api)
     return app

@@ -5,16 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
+from service.errors import TagMapError
 from service.metrics import ServiceMetrics
+from service.operations.supervisor import Supervisor, SupervisorConfig
+from service.plant.opcua import OpcUaPlantLink
+from service.plant.port import PlantLink
+from service.plant.tags import load_tag_map
 from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
 from service.store.repository import Store
+
+if TYPE_CHECKING:
+    from service.simulator.server import SimulatorServer
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +46,20 @@ def _development_keys(folder: Path) -> list[ApiKey]:
 
 
 class Runtime:
+    """Owns the store, the built-in simulator (when no PLC endpoint is set), the PLC
+    link and the supervisor; starts them in that order and stops them in reverse."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         keys = settings.api_keys or _development_keys(Path.cwd())
         self.keys = KeyRing(keys)
         self.metrics = ServiceMetrics()
+        self._stack: AsyncExitStack | None = None
         self._engine: AsyncEngine | None = None
         self._store: Store | None = None
+        self._link: PlantLink | None = None
+        self._supervisor: Supervisor | None = None
+        self.simulator: SimulatorServer | None = None
 
     @property
     def store(self) -> Store:
@@ -50,13 +67,86 @@ class Runtime:
             raise RuntimeError("the runtime is not started")
         return self._store
 
+    @property
+    def link(self) -> PlantLink:
+        if self._link is None:
+            raise RuntimeError("the runtime is not started")
+        return self._link
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            raise RuntimeError("the runtime is not started")
+        return self._supervisor
+
+    @property
+    def time_scale(self) -> float:
+        """Plant seconds per wall second: the simulator's speed when it is built in."""
+        return self.settings.sim.speed if self.settings.embedded_simulator else 1.0
+
     async def start(self) -> None:
-        self._engine = create_engine(self.settings.database_url)
-        await migrate(self._engine)
-        self._store = Store(self._engine)
+        stack = AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        settings = self.settings
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        await migrate(engine)
+        self._engine, self._store = engine, Store(engine)
+
+        plc = settings.plc
+        if settings.embedded_simulator:
+            # Imported here: the simulator is only loaded when it is used.
+            from service.simulator import TAG_MAP_PATH
+            from service.simulator.server import SimulatorServer
+
+            simulator = SimulatorServer.from_settings(settings.sim)
+            await simulator.start()
+            stack.push_async_callback(simulator.stop)
+            endpoint = simulator.endpoint
+            self.simulator = simulator
+            tag_map_path = TAG_MAP_PATH
+            # Measurements arrive as often in plant time as they would at speed 1.
+            interval = max(plc.publishing_interval_ms / settings.sim.speed, 50.0)
+            plc = plc.model_copy(update={"publishing_interval_ms": interval})
+            log.info("built-in plant simulator at %s (speed %gx)", endpoint, settings.sim.speed)
+        else:
+            assert plc.endpoint is not None
+            endpoint = plc.endpoint
+            if plc.tag_map is None:
+                raise TagMapError(
+                    "BACKFILL_PLC__TAG_MAP is required with BACKFILL_PLC__ENDPOINT",
+                    tag="(tag map)",
+                )
+            tag_map_path = plc.tag_map
+        link = OpcUaPlantLink(plc, load_tag_map(tag_map_path), endpoint=endpoint)
+        await link.start()
+        stack.push_async_callback(link.stop)
+        self._link = link
+
+        supervisor = Supervisor(
+            store=self._store,
+            link=link,
+            metrics=self.metrics,
+            config=SupervisorConfig(
+                checkpoint_interval_wall_s=settings.checkpoint_interval_s,
+            ),
+            time_scale=self.time_scale,
+        )
+        await supervisor.start()
+        stack.push_async_callback(supervisor.stop)
+        self._supervisor = supervisor
 
     async def stop(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-            self._store = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._engine = self._store = None
+        self._link = self._supervisor = None
+        self.simulator = None

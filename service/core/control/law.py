@@ -495,7 +495,11 @@ def step(
         targets["paste_density_sp"] = rho_target
         if ff is not None:
             targets["tailings_flow_sp"] = ff.tailings_flow_m3_h
-        unlimited = frozenset({*(binder_tag(n) for n in BINDER_COMPONENTS), "water_flow_sp"})
+        # The density target is the PLC's alarm reference, not an actuator: it takes the
+        # recipe's value at once rather than ramping through meaningless values.
+        unlimited = frozenset(
+            {*(binder_tag(n) for n in BINDER_COMPONENTS), "water_flow_sp", "paste_density_sp"}
+        )
     else:
         targets = {"paste_density_sp": rho_target}
         if ff is not None:

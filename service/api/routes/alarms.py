@@ -1,0 +1,55 @@
+"""Alarms (ISA-18.2 states) and the audit log of setpoint writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import OperatorDep, PrincipalDep, RuntimeDep, StoreDep
+from service.api.plant_status import alarm_view
+from service.api.schemas.plant import AlarmPublic
+
+router = APIRouter(tags=["alarms"])
+
+
+@router.get("/alarms", response_model=list[AlarmPublic])
+async def list_alarms(runtime: RuntimeDep, _: PrincipalDep) -> list[dict[str, Any]]:
+    """Active alarms and cleared ones not yet acknowledged."""
+    return [alarm_view(a) for a in runtime.supervisor.alarms()]
+
+
+@router.post("/alarms/{code}/acknowledge", response_model=AlarmPublic)
+async def acknowledge(code: str, runtime: RuntimeDep, who: OperatorDep) -> dict[str, Any]:
+    alarm = runtime.supervisor.acknowledge_alarm(code, f"{who.role.value}:{who.key_id}")
+    return alarm_view(alarm)
+
+
+@router.get("/audit")
+async def audit(
+    store: StoreDep,
+    _: PrincipalDep,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    pour_id: str | None = None,
+) -> dict[str, Any]:
+    """Every setpoint set written, oldest first; page with ``after_id``."""
+    entries = await store.list_audit(after_id=after_id, limit=limit, pour_id=pour_id)
+    items = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "kind": e.kind,
+            "reason": e.reason,
+            "role": e.role,
+            "pour_id": e.pour_id,
+            "seq": e.seq,
+            "acknowledged": e.acknowledged,
+            "old": e.old,
+            "new": e.new,
+            "detail": e.detail,
+            "hash": e.hash,
+        }
+        for e in entries
+    ]
+    return {"items": items, "next_after_id": entries[-1].id if entries else after_id}

@@ -1,0 +1,84 @@
+"""Pours: create, start, pause, resume, stop, read (CONTRACT "Pours")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import PrincipalDep, RuntimeDep, ScadaDep, StoreDep
+from service.api.schemas.pours import PourCreate, PourList, PourPublic, SamplesAdd
+from service.core.pour_states import PourState
+from service.operations import pours as ops
+
+router = APIRouter(tags=["pours"])
+
+
+@router.post("/pours", status_code=201, response_model=PourPublic)
+async def create_pour(
+    body: PourCreate, store: StoreDep, runtime: RuntimeDep, who: ScadaDep
+) -> PourPublic:
+    record = await ops.create_pour(
+        store,
+        stope_id=body.stope_id,
+        mix=body.recipe.model_dump() if body.recipe is not None else None,
+        recipe_id=body.recipe_id,
+        target_volume_m3=body.target_volume_m3,
+        paste_flow_m3_h=body.paste_flow_m3_h,
+        sample_ids=list(body.sample_ids),
+        role=who.role.value,
+    )
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))
+
+
+@router.get("/pours", response_model=PourList)
+async def list_pours(
+    store: StoreDep,
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    state: PourState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PourList:
+    records = await store.list_pours(state.value if state else None, limit=limit, offset=offset)
+    return PourList(items=[PourPublic(**ops.pour_view(r, runtime.supervisor)) for r in records])
+
+
+@router.get("/pours/{pour_id}", response_model=PourPublic)
+async def get_pour(
+    pour_id: str, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
+) -> PourPublic:
+    return PourPublic(**ops.pour_view(await store.get_pour(pour_id), runtime.supervisor))
+
+
+@router.post("/pours/{pour_id}/start", response_model=PourPublic)
+async def start_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+    record = await runtime.supervisor.start_pour(pour_id, who.role.value)
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))
+
+
+@router.post("/pours/{pour_id}/pause", response_model=PourPublic)
+async def pause_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+    record = await runtime.supervisor.pause_pour(pour_id, who.role.value)
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))
+
+
+@router.post("/pours/{pour_id}/resume", response_model=PourPublic)
+async def resume_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+    record = await runtime.supervisor.resume_pour(pour_id, who.role.value)
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))
+
+
+@router.post("/pours/{pour_id}/stop", response_model=PourPublic)
+async def stop_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+    record = await runtime.supervisor.stop_pour(pour_id, who.role.value)
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))
+
+
+@router.post("/pours/{pour_id}/samples", response_model=PourPublic)
+async def add_samples(
+    pour_id: str, body: SamplesAdd, store: StoreDep, runtime: RuntimeDep, _: ScadaDep
+) -> PourPublic:
+    """Laboratory cylinder sample ids, added when the cylinders are cast."""
+    record = await ops.add_samples(store, pour_id, list(body.sample_ids))
+    return PourPublic(**ops.pour_view(record, runtime.supervisor))

@@ -1,0 +1,44 @@
+"""Schemas of the plant status (CONTRACT "GET /plant/status")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class MeasurementPublic(BaseModel):
+    value: float | int | bool | None
+    unit: str
+    quality: str
+    timestamp: str | None
+
+
+class SetpointPublic(BaseModel):
+    value: float | int | bool
+    unit: str
+    written_at: str
+
+
+class AlarmPublic(BaseModel):
+    code: str
+    severity: str
+    state: str
+    detail: str
+    since: str | None
+    cleared_at: str | None
+    acknowledged: bool
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+
+
+class PlantStatusPublic(BaseModel):
+    connected: bool
+    plc_mode: str | None
+    remote_enabled: bool | None
+    measurements: dict[str, MeasurementPublic]
+    setpoints: dict[str, SetpointPublic]
+    active_pour: dict[str, Any] | None
+    alarms: list[AlarmPublic]
+    last_error: str | None
+    simulator: bool

@@ -1,0 +1,70 @@
+"""Schemas of the pour endpoints (CONTRACT "Pours")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from service.api.schemas.common import Strict
+from service.api.schemas.recipes import StoredMixIn
+
+SampleId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+
+
+class PourCreate(Strict):
+    stope_id: Annotated[str, Field(min_length=1, max_length=100, examples=["S-101"])]
+    recipe: StoredMixIn | None = Field(
+        default=None, description="An inline recipe; stored as a recipe version on the way."
+    )
+    recipe_id: str | None = Field(default=None, description="A stored recipe version.")
+    target_volume_m3: Annotated[float, Field(gt=0.0, le=1_000_000.0)]
+    paste_flow_m3_h: Annotated[float, Field(gt=0.0, le=500.0)]
+    sample_ids: Annotated[list[SampleId], Field(max_length=200, default_factory=list)]
+
+    @model_validator(mode="after")
+    def _one_recipe(self) -> PourCreate:
+        if (self.recipe is None) == (self.recipe_id is None):
+            raise ValueError("give exactly one of recipe or recipe_id")
+        return self
+
+
+class SamplesAdd(Strict):
+    sample_ids: Annotated[list[SampleId], Field(min_length=1, max_length=200)]
+
+
+class PourPublic(BaseModel):
+    id: str
+    stope_id: str
+    recipe_id: str
+    state: str
+    target_volume_m3: float
+    paste_flow_m3_h: float
+    poured_m3: float
+    progress_pct: float
+    dry_tailings_t: float
+    binder_t: float
+    binder_t_by_component: dict[str, float]
+    water_m3: float
+    average_solids_pct: float | None
+    min_solids_pct: float | None
+    max_solids_pct: float | None
+    average_binder_pct: float | None
+    min_binder_pct: float | None
+    max_binder_pct: float | None
+    off_spec_m3: float
+    unmeasured_m3: float = Field(
+        description="Volume placed while a measurement was bad (integrated from setpoints)."
+    )
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    updated_at: datetime
+    interruptions: list[dict[str, Any]]
+    sample_ids: list[str]
+
+
+class PourList(BaseModel):
+    items: list[PourPublic]

@@ -1,0 +1,192 @@
+"""Calibrations: laboratory cylinders fitted into a stored, versioned strength model.
+
+Stored calibrations are immutable (a new upload of a name is a new version), so a
+model parsed from the store never goes stale: :class:`CalibrationCache` keeps the
+parsed models by calibration id and the optimiser's request path reads the store once
+per calibration, not once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from service.core.strength_model import (
+    CylinderResult,
+    StrengthModel,
+    fit_strength_model,
+    load_example_model,
+    parse_calibration_csv,
+)
+from service.errors import InvalidInput, NotFound
+from service.store.records import CalibrationRecord
+from service.store.repository import Store
+
+EXAMPLE_NAME = "EXAMPLE (synthetic, not for design)"
+SYSTEM_ROLE = "system"
+_PCT_DIGITS = 9  # drop the float noise of fraction * 100 in stored rows
+
+
+def _pct(fraction: float) -> float:
+    return round(fraction * 100.0, _PCT_DIGITS)
+
+
+def cylinder_dict(row: CylinderResult) -> dict[str, Any]:
+    """A cylinder as stored and shown by the API: percentages, days, kPa."""
+    return {
+        "sample_id": row.sample_id,
+        "blend": {name: _pct(fraction) for name, fraction in row.blend.items()},
+        "binder_pct": _pct(row.binder_ratio),
+        "solids_pct": _pct(row.solids_fraction),
+        "curing_days": row.curing_days,
+        "ucs_kpa": row.ucs_kpa,
+    }
+
+
+def _fit(
+    rows: Sequence[CylinderResult] | None,
+    csv_text: str | None,
+    reference_component: str,
+    range_tolerance: float,
+) -> tuple[StrengthModel, tuple[CylinderResult, ...]]:
+    if csv_text is not None:
+        try:
+            rows = parse_calibration_csv(csv_text)
+        except InvalidInput as err:
+            field = err.field if err.field == "csv" else f"csv.{err.field}"
+            raise InvalidInput(field, err.detail) from err
+    if rows is None:
+        raise InvalidInput("rows", "give the laboratory rows or a CSV of them")
+    model = fit_strength_model(
+        rows, reference_component=reference_component, range_tolerance=range_tolerance
+    )
+    return model, tuple(rows)
+
+
+async def fit_calibration(
+    store: Store,
+    *,
+    name: str,
+    created_by: str,
+    rows: Sequence[CylinderResult] | None = None,
+    csv_text: str | None = None,
+    reference_component: str = "cement",
+    range_tolerance: float = 0.1,
+) -> tuple[CalibrationRecord, StrengthModel]:
+    """Fit cylinders (given as rows or as CSV text) and store the model as a new version.
+
+    Raises CalibrationRejected when the data cannot give a usable model (too few rows,
+    degenerate design, ...), InvalidInput naming the field for malformed data.
+    """
+    if name.strip() == EXAMPLE_NAME:
+        raise InvalidInput("name", f"the name {EXAMPLE_NAME!r} is reserved for the shipped example")
+    # A fit of a few thousand rows takes milliseconds of numpy: off the event loop.
+    model, fitted_rows = await asyncio.to_thread(
+        _fit, rows, csv_text, reference_component, range_tolerance
+    )
+    record = await store.add_calibration(
+        name=name,
+        model=model.to_dict(),
+        rows=[cylinder_dict(row) for row in fitted_rows],
+        created_by=created_by,
+    )
+    return record, model
+
+
+def _example() -> tuple[StrengthModel, tuple[CylinderResult, ...]]:
+    text = resources.files("service.core.data").joinpath("example_calibration.csv").read_text()
+    return load_example_model(), parse_calibration_csv(text)
+
+
+async def seed_example_calibration(store: Store) -> CalibrationRecord:
+    """Store the shipped EXAMPLE calibration (synthetic, not for design) unless a
+    calibration of that name exists already; return the stored one either way."""
+    existing = [c for c in await store.list_calibrations() if c.name == EXAMPLE_NAME]
+    if existing:
+        return max(existing, key=lambda c: c.version)
+    model, rows = await asyncio.to_thread(_example)
+    return await store.add_calibration(
+        name=EXAMPLE_NAME,
+        model=model.to_dict(),
+        rows=[cylinder_dict(row) for row in rows],
+        created_by=SYSTEM_ROLE,
+        example=True,
+    )
+
+
+def model_of(record: CalibrationRecord) -> StrengthModel:
+    """The strength model of a stored calibration (CalibrationRejected if malformed)."""
+    return StrengthModel.from_dict(record.model)
+
+
+async def load_model(store: Store, calibration_id: str) -> StrengthModel:
+    """The strength model of a stored calibration; NotFound (calibration_not_found)."""
+    return model_of(await store.get_calibration(calibration_id))
+
+
+@dataclass(frozen=True)
+class LoadedCalibration:
+    """A parsed model with what an answer says about where it came from."""
+
+    id: str
+    name: str
+    version: int
+    example: bool
+    model: StrengthModel
+
+
+def _loaded(record: CalibrationRecord) -> LoadedCalibration:
+    return LoadedCalibration(
+        id=record.id,
+        name=record.name,
+        version=record.version,
+        example=record.example,
+        model=model_of(record),
+    )
+
+
+class CalibrationCache:
+    """Parsed models by calibration id, least recently used dropped beyond
+    ``max_entries``. Safe because stored calibrations never change."""
+
+    def __init__(self, max_entries: int = 32) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, LoadedCalibration] = OrderedDict()
+        self._example_id: str | None = None
+
+    def _remember(self, loaded: LoadedCalibration) -> LoadedCalibration:
+        self._entries[loaded.id] = loaded
+        self._entries.move_to_end(loaded.id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return loaded
+
+    def put(self, record: CalibrationRecord, model: StrengthModel) -> None:
+        self._remember(
+            LoadedCalibration(record.id, record.name, record.version, record.example, model)
+        )
+
+    async def get(self, store: Store, calibration_id: str) -> LoadedCalibration:
+        loaded = self._entries.get(calibration_id)
+        if loaded is not None:
+            self._entries.move_to_end(calibration_id)
+            return loaded
+        return self._remember(_loaded(await store.get_calibration(calibration_id)))
+
+    async def example(self, store: Store) -> LoadedCalibration:
+        """The latest calibration flagged as the shipped example."""
+        if self._example_id is not None:
+            return await self.get(store, self._example_id)
+        examples = [c for c in await store.list_calibrations() if c.example]
+        if not examples:
+            raise NotFound(
+                "no example calibration is stored: give calibration_id",
+                code="calibration_not_found",
+            )
+        record = examples[-1]
+        self._example_id = record.id
+        return self._remember(_loaded(record))

@@ -1,0 +1,85 @@
+"""Pour records: creation (with an inline recipe stored as a version) and the public
+view, merging the live totals of the active pour over its last checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.core import control as law
+from service.operations.supervisor import Supervisor, control_recipe
+from service.store.records import PourRecord
+from service.store.repository import Store
+
+
+async def create_pour(
+    store: Store,
+    *,
+    stope_id: str,
+    mix: dict[str, Any] | None,
+    recipe_id: str | None,
+    target_volume_m3: float,
+    paste_flow_m3_h: float,
+    sample_ids: list[str],
+    role: str,
+) -> PourRecord:
+    if mix is not None:
+        control_recipe(mix)  # the plant must have a feeder for every component
+        recipe = await store.add_recipe(
+            name=f"inline {stope_id}",
+            mix=mix,
+            design=None,
+            calibration_id=None,
+            approved_by=None,
+            created_by=role,
+        )
+    else:
+        assert recipe_id is not None
+        recipe = await store.get_recipe(recipe_id)
+        control_recipe(recipe.mix)
+    pour = await store.add_pour(
+        stope_id=stope_id,
+        recipe_id=recipe.id,
+        target_volume_m3=target_volume_m3,
+        paste_flow_m3_h=paste_flow_m3_h,
+        created_by=role,
+        totals=law.PourTotals().summary(),
+    )
+    if sample_ids:
+        pour = await store.update_pour(pour.id, sample_ids=sample_ids)
+    return pour
+
+
+def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, Any]:
+    live = supervisor.live_totals(record.id) if supervisor is not None else None
+    totals = live.summary() if live is not None else dict(record.totals)
+    totals.pop("integrator", None)
+    if supervisor is not None and supervisor.active_pour is not None:
+        active = supervisor.active_pour
+        if active.record.id == record.id:
+            record = active.record
+    empty = law.PourTotals().summary()
+    merged = {**empty, **totals}
+    poured = float(merged["poured_m3"])
+    return {
+        "id": record.id,
+        "stope_id": record.stope_id,
+        "recipe_id": record.recipe_id,
+        "state": record.state,
+        "target_volume_m3": record.target_volume_m3,
+        "paste_flow_m3_h": record.paste_flow_m3_h,
+        **merged,
+        "progress_pct": min(100.0, 100.0 * poured / record.target_volume_m3),
+        "created_at": record.created_at,
+        "created_by": record.created_by,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "updated_at": record.updated_at,
+        "interruptions": record.interruptions,
+        "sample_ids": record.sample_ids,
+    }
+
+
+async def add_samples(store: Store, pour_id: str, sample_ids: list[str]) -> PourRecord:
+    pour = await store.get_pour(pour_id)
+    merged = list(dict.fromkeys([*pour.sample_ids, *sample_ids]))
+    return await store.update_pour(pour_id, sample_ids=merged)

@@ -1,0 +1,677 @@
+"""The supervisor: one task that runs the control law against the PLC link.
+
+Each cycle it takes the link's snapshot (no I/O), runs the pure control law, writes
+one confirmed setpoint set when something changed, integrates the pour totals,
+evaluates the alarms, and checkpoints the active pour to the store. Pour actions
+from the API (start, pause, resume, stop) come through here too, under one lock, so
+that the loop and two callers at once never interleave on the PLC or the record.
+
+Safety rules kept here (the law keeps its own): nothing is written unless the PLC
+is connected and in remote; a PLC that drops out of remote, faults, stops, or a
+link lost for longer than ``link_loss_pause_s`` pauses the running pour with an
+interruption; after a restart of the service a pour found running is paused, never
+silently continued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from service.core import control as law
+from service.core.pour_states import PourAction, PourState, next_state
+from service.errors import (
+    BackfillError,
+    Conflict,
+    InvalidInput,
+    PlantLinkDown,
+    PlantLinkError,
+    PlantNotReady,
+    StoreUnavailable,
+)
+from service.metrics import ServiceMetrics
+from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
+from service.store.records import PourRecord
+from service.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+PLANT_MODES = {0: "stopped", 1: "flushing", 2: "running", 3: "fault"}
+MODE_RUNNING = 2
+MODE_FAULT = 3
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """Timing and limits of the supervisor (plant seconds unless named wall)."""
+
+    cycle_s: float = 1.0
+    min_cycle_wall_s: float = 0.05
+    checkpoint_interval_wall_s: float = 5.0
+    link_loss_pause_wall_s: float = 5.0
+    write_refresh_s: float = 30.0
+    control: law.ControlConfig = field(default_factory=law.ControlConfig)
+    alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
+
+
+def control_recipe(mix: Mapping[str, Any]) -> law.Recipe:
+    """The control law's recipe from a stored mix (API percentages -> fractions).
+
+    Binder components must be feeders the plant has (cement, slag, flyash)."""
+    blend: dict[str, float] = {}
+    sg: dict[str, float] = {}
+    for i, comp in enumerate(mix["binder"]):
+        name = str(comp["name"])
+        if name not in law.BINDER_COMPONENTS:
+            raise InvalidInput(
+                f"recipe.binder[{i}].name",
+                f"the plant has no feeder for {name!r}; feeders: "
+                + ", ".join(law.BINDER_COMPONENTS),
+            )
+        blend[name] = float(comp["fraction_pct"]) / 100.0
+        sg[name] = float(comp["specific_gravity"])
+    return law.make_recipe(
+        binder_ratio=float(mix["binder_pct"]) / 100.0,
+        solids_fraction=float(mix["solids_pct"]) / 100.0,
+        tailings_sg=float(mix["tailings"]["specific_gravity"]),
+        blend=blend,
+        binder_sg=sg,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _totals_record(totals: law.PourTotals) -> dict[str, Any]:
+    return {**totals.summary(), "integrator": totals.to_dict()}
+
+
+@dataclass
+class ActivePour:
+    record: PourRecord
+    recipe: law.Recipe
+    control: law.ControlState
+    totals: law.PourTotals
+    interruptions: list[dict[str, Any]]
+    plant_was_running: bool = False
+    last_checkpoint_wall: float = 0.0
+    checkpoint_seq: int = 0
+
+    @property
+    def state(self) -> PourState:
+        return PourState(self.record.state)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        link: PlantLink,
+        metrics: ServiceMetrics,
+        config: SupervisorConfig | None = None,
+        time_scale: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._store = store
+        self._link = link
+        self._metrics = metrics
+        self.config = config or SupervisorConfig()
+        self._scale = time_scale
+        self._monotonic = monotonic
+        self._clock = wall_clock
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._active: ActivePour | None = None
+        self._alarms = law.AlarmBook.empty(self.config.alarms)
+        self._last_written: dict[str, SetpointValue] = {}
+        self._last_write_mono = -math.inf
+        self._link_down_since: float | None = None
+        self._last_output: law.ControlOutput | None = None
+        self._last_error: str | None = None
+        self._stop_pending: tuple[str, str] | None = None
+        self._last_cycle_mono: float | None = None
+        self.cycles = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._recover()
+        self._task = asyncio.create_task(self._run(), name="supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._active is not None:
+            try:
+                await self._checkpoint(self._active)
+            except StoreUnavailable as err:
+                log.error("final checkpoint of pour %s failed: %s", self._active.record.id, err)
+
+    async def _recover(self) -> None:
+        """After a restart a pour left running is paused: the plant may have been told
+        to stop by its own watchdog, and only an operator decides to go on."""
+        for record in await self._store.list_pours(state=PourState.RUNNING.value):
+            interruptions = [
+                *record.interruptions,
+                {"reason": "service_restart", "started_at": self._clock().isoformat()},
+            ]
+            paused = await self._store.update_pour(
+                record.id,
+                expect_state=PourState.RUNNING.value,
+                state=PourState.PAUSED.value,
+                interruptions=interruptions,
+            )
+            log.warning("pour %s was running at restart: paused", record.id)
+            await self._activate(paused)
+        if self._active is None:
+            paused_pours = await self._store.list_pours(state=PourState.PAUSED.value)
+            if paused_pours:
+                await self._activate(paused_pours[0])
+
+    async def _activate(self, record: PourRecord) -> ActivePour:
+        recipe_rec = await self._store.get_recipe(record.recipe_id)
+        integrator = record.totals.get("integrator")
+        totals = law.PourTotals.from_dict(integrator) if integrator else law.PourTotals()
+        self._active = ActivePour(
+            record=record,
+            recipe=control_recipe(recipe_rec.mix),
+            control=law.ControlState.initial(),
+            totals=totals,
+            interruptions=list(record.interruptions),
+            checkpoint_seq=record.checkpoint_seq,
+            last_checkpoint_wall=self._monotonic(),
+        )
+        return self._active
+
+    # --- views (no I/O) -------------------------------------------------------------------
+
+    @property
+    def active_pour(self) -> ActivePour | None:
+        return self._active
+
+    def alarms(self) -> list[law.Alarm]:
+        return self._alarms.annunciated()
+
+    def active_pour_view(self) -> dict[str, Any] | None:
+        pour = self._active
+        if pour is None:
+            return None
+        return {
+            "id": pour.record.id,
+            "stope_id": pour.record.stope_id,
+            "state": pour.record.state,
+            "target_volume_m3": pour.record.target_volume_m3,
+            "paste_flow_m3_h": pour.record.paste_flow_m3_h,
+            "stop_pending": self._stop_pending is not None,
+            **pour.totals.summary(),
+        }
+
+    def live_totals(self, pour_id: str) -> law.PourTotals | None:
+        """The in-memory totals of the active pour, newer than its last checkpoint."""
+        if self._active is not None and self._active.record.id == pour_id:
+            return self._active.totals
+        return None
+
+    def last_output(self) -> law.ControlOutput | None:
+        return self._last_output
+
+    # --- pour actions ---------------------------------------------------------------------
+
+    async def start_pour(self, pour_id: str, role: str) -> PourRecord:
+        async with self._lock:
+            record = await self._store.get_pour(pour_id)
+            target = next_state(PourState(record.state), PourAction.START)
+            if self._active is not None and self._active.record.id != pour_id:
+                raise Conflict(
+                    f"pour {self._active.record.id} is {self._active.record.state}; "
+                    "one pour at a time per plant",
+                    code="pour_already_active",
+                    active_pour_id=self._active.record.id,
+                )
+            self._require_plant_ready(self._link.snapshot())
+            recipe = await self._store.get_recipe(record.recipe_id)
+            control_recipe(recipe.mix)  # refuse a recipe the plant cannot feed, early
+            started = await self._store.update_pour(
+                pour_id,
+                expect_state=record.state,
+                state=target.value,
+                started_at=self._clock(),
+            )
+            pour = await self._activate(started)
+            try:
+                await self._run_edge(pour, role=role)
+                await self._write_cycle(pour, reason="recipe", role=role, force=True)
+            except BackfillError:
+                # The PLC did not take the start: the pour has not begun.
+                self._active = None
+                await self._store.update_pour(
+                    pour_id, expect_state=target.value, state=record.state, started_at=None
+                )
+                raise
+            log.info("pour %s started for stope %s", pour_id, record.stope_id)
+            return pour.record
+
+    async def pause_pour(self, pour_id: str, role: str, reason: str = "operator") -> PourRecord:
+        async with self._lock:
+            return await self._pause(pour_id, role=role, reason=reason)
+
+    async def resume_pour(self, pour_id: str, role: str) -> PourRecord:
+        async with self._lock:
+            pour = self._require_active(pour_id)
+            target = next_state(pour.state, PourAction.RESUME)
+            self._require_plant_ready(self._link.snapshot())
+            now = self._clock()
+            if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
+                pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
+            pour.record = await self._store.update_pour(
+                pour_id,
+                expect_state=pour.record.state,
+                state=target.value,
+                interruptions=pour.interruptions,
+            )
+            pour.plant_was_running = False
+            await self._run_edge(pour, role=role)
+            await self._write_cycle(pour, reason="recipe", role=role, force=True)
+            log.info("pour %s resumed", pour_id)
+            return pour.record
+
+    async def stop_pour(self, pour_id: str, role: str) -> PourRecord:
+        async with self._lock:
+            record = await self._store.get_pour(pour_id)
+            target = next_state(PourState(record.state), PourAction.STOP)
+            if target is PourState.ABORTED:
+                return await self._store.update_pour(
+                    pour_id, expect_state=record.state, state=target.value, ended_at=self._clock()
+                )
+            return await self._finish(self._require_active(pour_id), target, role=role)
+
+    def acknowledge_alarm(self, code: str, by: str) -> law.Alarm:
+        self._alarms = law.acknowledge(self._alarms, code, by, self._clock())
+        return self._alarms[code]
+
+    # --- internals of the actions ---------------------------------------------------------
+
+    def _require_active(self, pour_id: str) -> ActivePour:
+        pour = self._active
+        if pour is None or pour.record.id != pour_id:
+            raise Conflict(f"pour {pour_id} is not the active pour", code="pour_not_active")
+        return pour
+
+    def _require_plant_ready(self, snap: PlantSnapshot) -> None:
+        if not snap.connected:
+            raise PlantLinkDown("the PLC link is down; cannot start the plant")
+        remote = snap.measurements.get("remote_enabled")
+        if remote is None or remote.quality is not Quality.GOOD or remote.value is not True:
+            raise PlantNotReady("the PLC is not in remote: it does not accept setpoints")
+        mode = snap.measurements.get("plant_mode")
+        if mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_FAULT:
+            raise PlantNotReady("the PLC reports a fault; reset it at the plant first")
+
+    async def _pause(self, pour_id: str, *, role: str, reason: str) -> PourRecord:
+        pour = self._require_active(pour_id)
+        target = next_state(pour.state, PourAction.PAUSE)
+        pour.interruptions.append({"reason": reason, "started_at": self._clock().isoformat()})
+        pour.record = await self._store.update_pour(
+            pour_id,
+            expect_state=pour.record.state,
+            state=target.value,
+            interruptions=pour.interruptions,
+            totals=_totals_record(pour.totals),
+        )
+        log.warning("pour %s paused: %s", pour_id, reason)
+        await self._request_stop(
+            pour, role=role, reason="operator" if role != "service" else reason
+        )
+        return pour.record
+
+    async def _finish(self, pour: ActivePour, target: PourState, *, role: str) -> PourRecord:
+        now = self._clock()
+        if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
+            pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
+        pour.record = await self._store.update_pour(
+            pour.record.id,
+            expect_state=pour.record.state,
+            state=target.value,
+            ended_at=now,
+            interruptions=pour.interruptions,
+            totals=_totals_record(pour.totals),
+            checkpoint_seq=pour.checkpoint_seq + 1,
+        )
+        self._active = None
+        log.info("pour %s %s at %.2f m3", pour.record.id, target.value, pour.totals.poured_m3)
+        await self._request_stop(
+            pour, role=role, reason="operator" if role != "service" else "complete"
+        )
+        return pour.record
+
+    async def _request_stop(self, pour: ActivePour, *, role: str, reason: str) -> None:
+        """Ask the PLC to stop (it flushes by itself). If the link is down or the write
+        fails, the request stays pending and is sent as soon as the link is back (the
+        PLC's own watchdog has stopped the plant meanwhile); the record is already safe."""
+        self._stop_pending = (pour.record.id, reason)
+        await self._send_pending_stop(role=role)
+
+    async def _send_pending_stop(self, *, role: str = "service") -> None:
+        if self._stop_pending is None:
+            return
+        pour_id, reason = self._stop_pending
+        if not self._link.snapshot().connected:
+            log.warning("pour %s: PLC link down, stop request pending", pour_id)
+            return
+        values: dict[str, SetpointValue] = {"run_request": False}
+        for name in law.BINDER_COMPONENTS:
+            if f"{name}_rate_sp" in self._last_written:
+                values[f"{name}_rate_sp"] = 0.0
+        try:
+            await self._write(values, pour_id=pour_id, reason=reason, role=role)
+        except PlantLinkError as err:
+            log.warning("pour %s: stop request not confirmed (%s); will retry", pour_id, err.code)
+            return
+        self._stop_pending = None
+
+    async def _run_edge(self, pour: ActivePour, *, role: str) -> None:
+        """A PLC starts on a rising edge of run_request: when it still holds true (from
+        before a trip or a lost link) and the plant is not running, drop it first."""
+        snap = self._link.snapshot()
+        held = snap.setpoints.get("run_request")
+        mode = snap.measurements.get("plant_mode")
+        running = mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_RUNNING
+        if (held is not None and held.value is True and not running) or self._stop_pending:
+            self._stop_pending = (pour.record.id, "restart")
+            await self._send_pending_stop(role=role)
+            if self._stop_pending is not None:
+                raise PlantLinkDown("could not reset run_request before the start")
+
+    async def _write(
+        self,
+        values: dict[str, SetpointValue],
+        *,
+        pour_id: str | None,
+        reason: str,
+        role: str,
+    ) -> None:
+        old = {k: self._last_written[k] for k in values if k in self._last_written}
+        started = time.perf_counter()
+        try:
+            result = await self._link.write_setpoints(values)
+        except PlantLinkError as err:
+            self._metrics.setpoint_write_failures.inc(code=err.code)
+            self._last_error = f"{err.code}: {err.detail}"
+            await self._audit(
+                values, old, pour_id, reason, role, seq=None, ack=False, detail=str(err)
+            )
+            raise
+        self._metrics.setpoint_write_seconds.observe(time.perf_counter() - started)
+        self._last_written.update(values)
+        self._last_write_mono = self._monotonic()
+        await self._audit(
+            values, old, pour_id, reason, role, seq=result.seq, ack=result.acknowledged
+        )
+
+    async def _audit(
+        self,
+        new: Mapping[str, SetpointValue],
+        old: Mapping[str, SetpointValue],
+        pour_id: str | None,
+        reason: str,
+        role: str,
+        *,
+        seq: int | None,
+        ack: bool,
+        detail: str | None = None,
+    ) -> None:
+        try:
+            await self._store.append_audit(
+                kind="setpoints",
+                reason=reason,
+                role=role,
+                new=dict(new),
+                old=dict(old) or None,
+                pour_id=pour_id,
+                seq=seq,
+                acknowledged=ack,
+                detail=detail,
+            )
+        except StoreUnavailable as err:
+            # The write itself happened; losing its audit line is logged loudly.
+            log.error("audit entry for setpoint seq %s not stored: %s", seq, err)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        period_wall = max(self.config.cycle_s / self._scale, self.config.min_cycle_wall_s)
+        next_at = self._monotonic()
+        while True:
+            next_at += period_wall
+            started = time.perf_counter()
+            try:
+                async with self._lock:
+                    await self.cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a loop boundary: record it, keep supervising
+                self._last_error = f"{type(err).__name__}: {err}"
+                log.exception("control cycle failed")
+            self._metrics.control_cycle_seconds.observe(time.perf_counter() - started)
+            delay = next_at - self._monotonic()
+            if delay < 0:
+                self._metrics.control_cycle_overruns.inc()
+                next_at = self._monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def cycle(self) -> None:
+        """One supervision cycle; public so that tests can step it without the task."""
+        now_mono = self._monotonic()
+        dt_wall = 0.0 if self._last_cycle_mono is None else now_mono - self._last_cycle_mono
+        self._last_cycle_mono = now_mono
+        dt_s = dt_wall * self._scale
+        self.cycles += 1
+        snap = self._link.snapshot()
+        self._metrics.plc_connected.set(1.0 if snap.connected else 0.0)
+        if snap.connected:
+            self._link_down_since = None
+        elif self._link_down_since is None:
+            self._link_down_since = now_mono
+
+        if self._stop_pending is not None and snap.connected:
+            await self._send_pending_stop()
+        pour = self._active
+        output: law.ControlOutput | None = None
+        inputs: law.ControlInputs | None = None
+        if pour is not None and pour.state is PourState.RUNNING:
+            reason = self._dropout_reason(snap, pour, now_mono)
+            if reason is not None:
+                await self._pause(pour.record.id, role="service", reason=reason)
+            else:
+                inputs = self._inputs(snap, pour)
+                pour.control, output = law.step(pour.control, inputs, self.config.control, dt_s)
+                self._last_output = output
+                if output.mode is law.ControlMode.ACTIVE:
+                    pour.plant_was_running = True
+                if output.mode is not law.ControlMode.HOLD:
+                    try:
+                        await self._write_cycle(
+                            pour, reason="correction", role="service", output=output
+                        )
+                    except PlantLinkError as err:
+                        # Counted and audited in _write; the next cycle tries again and
+                        # a lasting loss pauses the pour.
+                        log.warning("setpoint write failed: %s", err.code)
+                sample = law.sample_from_step(
+                    inputs,
+                    output,
+                    paste_flow_m3_h=self._measurement(snap, "paste_flow_pv"),
+                    water_flow_m3_h=self._measurement(snap, "water_flow_pv"),
+                )
+                pour.totals = law.accumulate(pour.totals, sample, dt_s, self.config.alarms)
+                if pour.totals.poured_m3 >= pour.record.target_volume_m3:
+                    await self._finish(pour, PourState.COMPLETED, role="service")
+        self._evaluate_alarms(snap, pour, inputs, output)
+        active = self._active
+        if active is not None:
+            self._metrics.pour_volume_m3.set(active.totals.poured_m3)
+            if now_mono - active.last_checkpoint_wall >= self.config.checkpoint_interval_wall_s:
+                await self._checkpoint(active)
+
+    def _dropout_reason(self, snap: PlantSnapshot, pour: ActivePour, now_mono: float) -> str | None:
+        if not snap.connected:
+            down_for = now_mono - (self._link_down_since or now_mono)
+            if down_for >= self.config.link_loss_pause_wall_s:
+                return "plant_link_lost"
+            return None
+        remote = snap.measurements.get("remote_enabled")
+        if remote is not None and remote.quality is Quality.GOOD and remote.value is False:
+            return "plc_not_remote"
+        mode = snap.measurements.get("plant_mode")
+        if mode is not None and mode.quality is Quality.GOOD:
+            if mode.value == MODE_FAULT:
+                return "plc_fault"
+            if pour.plant_was_running and mode.value != MODE_RUNNING:
+                return "plc_stopped"
+        return None
+
+    @staticmethod
+    def _measurement(snap: PlantSnapshot, tag: str) -> law.Measurement:
+        m = snap.measurements.get(tag)
+        if m is None or m.quality is not Quality.GOOD or isinstance(m.value, bool):
+            return law.BAD
+        if not isinstance(m.value, int | float):
+            return law.BAD
+        return law.Measurement(float(m.value))
+
+    @staticmethod
+    def _flag(snap: PlantSnapshot, tag: str) -> bool:
+        m = snap.measurements.get(tag)
+        return m is not None and m.quality is Quality.GOOD and m.value is True
+
+    def _inputs(self, snap: PlantSnapshot, pour: ActivePour) -> law.ControlInputs:
+        components = pour.recipe.component_names
+        mode = snap.measurements.get("plant_mode")
+        plant_running = (
+            mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_RUNNING
+        )
+        current: law.Setpoints | None = None
+        if snap.setpoints:
+            written = {
+                tag: float(sp.value)
+                for tag, sp in snap.setpoints.items()
+                if tag in law.SETPOINT_TAGS and not isinstance(sp.value, bool)
+            }
+            if written:
+                current = law.Setpoints.from_tags(written)
+        return law.ControlInputs(
+            recipe=pour.recipe,
+            paste_flow_request_m3_h=pour.record.paste_flow_m3_h,
+            tailings_flow_m3_h=self._measurement(snap, "tailings_flow_pv"),
+            tailings_density_kg_m3=self._measurement(snap, "tailings_density_pv"),
+            paste_density_kg_m3=self._measurement(snap, "paste_density_pv"),
+            binder_rates_t_h={c: self._measurement(snap, f"{c}_rate_pv") for c in components},
+            refilling=frozenset(c for c in components if self._flag(snap, f"{c}_refill")),
+            faulted=frozenset(c for c in components if self._flag(snap, f"{c}_fault")),
+            pour_running=True,
+            remote_enabled=self._flag(snap, "remote_enabled"),
+            plant_running=plant_running,
+            current_setpoints=current,
+        )
+
+    async def _write_cycle(
+        self,
+        pour: ActivePour,
+        *,
+        reason: str,
+        role: str,
+        output: law.ControlOutput | None = None,
+        force: bool = False,
+    ) -> None:
+        """Write the law's setpoints (and run_request) when they changed enough, or
+        every ``write_refresh_s``; on start/resume compute a first output now."""
+        if output is None:
+            snap = self._link.snapshot()
+            inputs = self._inputs(snap, pour)
+            pour.control, output = law.step(pour.control, inputs, self.config.control, 0.0)
+            self._last_output = output
+        values: dict[str, SetpointValue] = dict(output.setpoints.as_tags())
+        values["run_request"] = True
+        if not force and not self._changed(values):
+            return
+        await self._write(values, pour_id=pour.record.id, reason=reason, role=role)
+
+    def _changed(self, values: Mapping[str, SetpointValue]) -> bool:
+        if self._monotonic() - self._last_write_mono >= self.config.write_refresh_s / self._scale:
+            return True
+        for tag, value in values.items():
+            old = self._last_written.get(tag)
+            if old is None or type(old) is not type(value):
+                return True
+            if isinstance(value, bool):
+                if value != old:
+                    return True
+                continue
+            span = self.config.control.limit(tag).maximum if tag in law.SETPOINT_TAGS else 1.0
+            if abs(float(value) - float(old)) > 1e-3 * max(span, 1.0):
+                return True
+        return False
+
+    def _evaluate_alarms(
+        self,
+        snap: PlantSnapshot,
+        pour: ActivePour | None,
+        inputs: law.ControlInputs | None,
+        output: law.ControlOutput | None,
+    ) -> None:
+        pressure = self._measurement(snap, "pump_pressure_pv")
+        producing = output is not None and output.mode is law.ControlMode.ACTIVE
+        recipe = pour.recipe if pour is not None else None
+        conditions = law.detect(
+            solids_fraction_target=recipe.solids_fraction if recipe else math.nan,
+            binder_ratio_target=recipe.binder_ratio if recipe else math.nan,
+            measured_solids_fraction=output.measured_solids_fraction if output else None,
+            measured_binder_ratio=output.measured_binder_ratio if output else None,
+            pump_pressure_kpa=pressure.value if pressure.usable else None,
+            faulted_feeders=inputs.faulted if inputs else frozenset(),
+            link_up=snap.connected,
+            stale_inputs=output.stale_inputs if output else (),
+            recipe_unreachable=output.recipe_unreachable if output else False,
+            remote_enabled=self._flag(snap, "remote_enabled"),
+            producing=producing,
+            config=self.config.alarms,
+        )
+        new_book = law.evaluate(self._alarms, conditions, self._clock(), self.config.alarms)
+        for change in law.changes(self._alarms, new_book):
+            log.warning("alarm %s", change)
+        self._alarms = new_book
+        counts: dict[str, float] = {}
+        for alarm in new_book.annunciated():
+            if alarm.active:
+                counts[alarm.severity.value] = counts.get(alarm.severity.value, 0.0) + 1
+        for severity in law.Severity:
+            self._metrics.alarms_active.set(
+                counts.get(severity.value, 0.0), severity=severity.value
+            )
+
+    async def _checkpoint(self, pour: ActivePour) -> None:
+        pour.checkpoint_seq += 1
+        pour.record = await self._store.update_pour(
+            pour.record.id,
+            totals=_totals_record(pour.totals),
+            interruptions=pour.interruptions,
+            checkpoint_seq=pour.checkpoint_seq,
+        )
+        pour.last_checkpoint_wall = self._monotonic()
+
+    def status(self) -> dict[str, Any]:
+        return {"cycles": self.cycles, "last_error": self._last_error}
