@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.api.auth import KeyRing
 from service.errors import TagMapError
 from service.metrics import ServiceMetrics
+from service.operations.calibrations import CalibrationCache, seed_example_calibration
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import PlantLink
@@ -54,6 +55,7 @@ class Runtime:
         keys = settings.api_keys or _development_keys(Path.cwd())
         self.keys = KeyRing(keys)
         self.metrics = ServiceMetrics()
+        self.calibrations = CalibrationCache()
         self._stack: AsyncExitStack | None = None
         self._engine: AsyncEngine | None = None
         self._store: Store | None = None
@@ -99,6 +101,7 @@ class Runtime:
         stack.push_async_callback(engine.dispose)
         await migrate(engine)
         self._engine, self._store = engine, Store(engine)
+        await seed_example_calibration(self._store)
 
         plc = settings.plc
         if settings.embedded_simulator:

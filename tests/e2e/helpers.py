@@ -53,17 +53,17 @@ async def running_service(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[Any]], *, timeout: float, what: str, interval: float = 0.2
+    probe: Callable[[], Awaitable[Any]], *, within_s: float, what: str, interval: float = 0.2
 ) -> Any:
     """Poll ``probe`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     last: Any = None
     while time.monotonic() < deadline:
         last = await probe()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+    raise AssertionError(f"timed out after {within_s:.0f} s waiting for {what}; last: {last!r}")
 
 
 async def get_pour(client: httpx.AsyncClient, pour_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from tests.e2e.helpers import (
 async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None:
     s = settings(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}")
     async with running_service(s) as (client, _runtime):
-        await eventually(lambda: _connected(client), timeout=15, what="the PLC link")
+        await eventually(lambda: _connected(client), within_s=15, what="the PLC link")
         pour_id = await create_pour(client, target_m3=6.0)
         r = await action(client, pour_id, "start")
         assert r.status_code == 200, r.text
@@ -33,12 +33,12 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
         assert r.json()["code"] == "pour_already_active"
 
         running = await eventually(
-            lambda: _plc_mode_is(client, "running"), timeout=20, what="the PLC to run"
+            lambda: _plc_mode_is(client, "running"), within_s=20, what="the PLC to run"
         )
         assert running["setpoints"]["run_request"]["value"] is True
 
         done = await eventually(
-            lambda: _state_in(client, pour_id, {"completed"}), timeout=60, what="completion"
+            lambda: _state_in(client, pour_id, {"completed"}), within_s=60, what="completion"
         )
         assert done["poured_m3"] >= 6.0
         assert done["ended_at"] is not None
@@ -46,7 +46,7 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
         assert abs(done["average_binder_pct"] - 5.0) <= 0.25, done
         assert done["binder_t_by_component"]["slag"] > 3 * done["binder_t_by_component"]["cement"]
         # The PLC was asked to stop once the target was reached.
-        await eventually(lambda: _plc_mode_is(client, "stopped"), timeout=20, what="PLC stop")
+        await eventually(lambda: _plc_mode_is(client, "stopped"), within_s=20, what="PLC stop")
 
         audit = (
             await client.get(f"/api/v1/audit?pour_id={pour_id}&limit=1000", headers=auth("hmi"))
@@ -62,19 +62,19 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
 async def test_a_pour_survives_a_plc_restart(tmp_path: Path) -> None:
     s = settings(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}")
     async with running_service(s) as (client, runtime):
-        await eventually(lambda: _connected(client), timeout=15, what="the PLC link")
+        await eventually(lambda: _connected(client), within_s=15, what="the PLC link")
         pour_id = await create_pour(client, target_m3=6.0)
         assert (await action(client, pour_id, "start")).status_code == 200
         await eventually(
-            lambda: _poured_at_least(client, pour_id, 2.0), timeout=40, what="2 m3 poured"
+            lambda: _poured_at_least(client, pour_id, 2.0), within_s=40, what="2 m3 poured"
         )
         sim = runtime.simulator
         assert sim is not None
         await sim.stop()
-        down = await eventually(lambda: _disconnected(client), timeout=20, what="link down")
+        down = await eventually(lambda: _disconnected(client), within_s=20, what="link down")
         assert all(m["quality"] == "bad" for m in down["measurements"].values())
         paused = await eventually(
-            lambda: _state_in(client, pour_id, {"paused"}), timeout=20, what="pause on link loss"
+            lambda: _state_in(client, pour_id, {"paused"}), within_s=20, what="pause on link loss"
         )
         assert paused["interruptions"][-1]["reason"] == "plant_link_lost"
         before = paused["poured_m3"]
@@ -84,11 +84,11 @@ async def test_a_pour_survives_a_plc_restart(tmp_path: Path) -> None:
         assert r.json()["code"] == "plant_link_down"
 
         await sim.start()
-        await eventually(lambda: _connected(client), timeout=30, what="reconnection")
+        await eventually(lambda: _connected(client), within_s=30, what="reconnection")
         r = await action(client, pour_id, "resume")
         assert r.status_code == 200, r.text
         done = await eventually(
-            lambda: _state_in(client, pour_id, {"completed"}), timeout=90, what="completion"
+            lambda: _state_in(client, pour_id, {"completed"}), within_s=90, what="completion"
         )
         assert done["poured_m3"] >= 6.0 > before
         assert done["interruptions"][-1].get("ended_at")

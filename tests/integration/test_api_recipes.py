@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from service.app import create_app
-from service.settings import Settings
-from tests.conftest import api_keys_setting, auth
+from tests.conftest import auth
+
+# One application for the module (the client fixture of tests/integration/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BODY: dict[str, Any] = {
     "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
@@ -23,16 +23,6 @@ BODY: dict[str, Any] = {
     "solids_pct": 70.0,
     "volume_m3": 1.0,
 }
-
-
-@pytest.fixture
-async def client(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(database_url=sqlite_url, api_keys=api_keys_setting())
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
 
 
 async def test_proportion_matches_first_principles(client: httpx.AsyncClient) -> None:

@@ -1,23 +1,34 @@
-"""Recipe computation and storage endpoints."""
+"""Recipe computation endpoints: proportioning and the cheapest-recipe optimiser."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import PrincipalDep
+from service.api.deps import PrincipalDep, StoreDep
+from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
+from service.api.routes.strength import required_strength
 from service.api.schemas.recipes import (
+    BinderComponentIn,
+    CalibrationUsedPublic,
+    CostedRecipePublic,
+    MixIn,
+    OptimizePublic,
+    OptimizeRequest,
     ProportionPublic,
     ProportionRequest,
+    SearchPublic,
     SpecificGravityPublic,
+    StoredMixIn,
     masses_public,
 )
+from service.core import optimizer as opt
 from service.core import proportioning as prop
 
 router = APIRouter(tags=["recipes"])
 
 
 def mix_inputs(
-    req: ProportionRequest,
+    req: MixIn,
 ) -> tuple[prop.Tailings, tuple[prop.BinderComponent, ...], prop.Aggregate | None]:
     tailings = prop.Tailings(req.tailings.specific_gravity, req.tailings.moisture_pct / 100.0)
     binder = tuple(
@@ -85,4 +96,95 @@ async def proportion(req: ProportionRequest, _: PrincipalDep) -> ProportionPubli
         void_ratio=mix.void_ratio,
         porosity=mix.porosity,
         feed_too_wet=mix.feed_too_wet,
+    )
+
+
+# --- the optimiser ----------------------------------------------------------------------
+
+
+def _costed_public(recipe: opt.CostedRecipe, req: OptimizeRequest) -> CostedRecipePublic:
+    gravity = {b.name: b.specific_gravity for b in req.binders}
+    mix = StoredMixIn(
+        tailings=req.tailings,
+        binder=[
+            BinderComponentIn(name=name, specific_gravity=gravity[name], fraction_pct=100.0 * f)
+            for name, f in recipe.blend.items()
+            if f > 0.0
+        ],
+        binder_pct=100.0 * recipe.binder_ratio,
+        solids_pct=100.0 * recipe.solids_fraction,
+    )
+    return CostedRecipePublic(
+        blend_pct={name: 100.0 * f for name, f in recipe.blend.items()},
+        binder_pct=100.0 * recipe.binder_ratio,
+        solids_pct=100.0 * recipe.solids_fraction,
+        predicted_ucs_kpa=recipe.predicted_ucs_kpa,
+        extrapolated=recipe.extrapolated,
+        water_binder_ratio=recipe.proportioning.water_binder_ratio,
+        wet_density_kg_m3=recipe.proportioning.wet_density_kg_m3,
+        binder_kg_m3=recipe.binder_kg_m3,
+        binder_components_kg_m3=dict(recipe.binder_components_kg_m3),
+        binder_cost_per_m3=recipe.binder_cost_per_m3,
+        binder_cost_for_stope=recipe.binder_cost_for_stope,
+        mix=mix,
+    )
+
+
+@router.post("/recipes/optimize", response_model=OptimizePublic)
+async def optimize(
+    req: OptimizeRequest, _: PrincipalDep, store: StoreDep, cache: CalibrationCacheDep
+) -> OptimizePublic:
+    """The cheapest binder blend and dose whose predicted UCS at ``curing_days`` meets the
+    stope's requirement, with cost, binding limits and the saving against cement alone."""
+    strength = None if req.stope is None else required_strength(req.stope)
+    required_ucs_kpa = strength.required_ucs_kpa if strength is not None else req.required_ucs_kpa
+    assert required_ucs_kpa is not None  # the schema admits exactly one of the two
+    calibration = await referenced_calibration(store, cache, req.calibration_id)
+    result = opt.optimize_recipe(
+        required_ucs_kpa=required_ucs_kpa,
+        curing_days=req.curing_days,
+        binders=[
+            opt.BinderOption(
+                b.name,
+                b.specific_gravity,
+                b.price_per_t,
+                b.min_fraction_pct / 100.0,
+                b.max_fraction_pct / 100.0,
+            )
+            for b in req.binders
+        ],
+        tailings=prop.Tailings(req.tailings.specific_gravity, req.tailings.moisture_pct / 100.0),
+        limits=opt.RecipeLimits(
+            solids_fraction_min=req.solids_pct_min / 100.0,
+            solids_fraction_max=req.solids_pct_max / 100.0,
+            binder_ratio_min=req.binder_pct_min / 100.0,
+            binder_ratio_max=req.binder_pct_max / 100.0,
+        ),
+        model=calibration.model,
+        stope_volume_m3=req.stope_volume_m3,
+        allow_extrapolation=req.allow_extrapolation,
+    )
+    return OptimizePublic(
+        required_ucs_kpa=required_ucs_kpa,
+        governed_by="given" if strength is None else strength.governed_by,
+        required=strength,
+        curing_days=result.curing_days,
+        recipe=_costed_public(result.recipe, req),
+        binding_constraints=list(result.binding_constraints),
+        cement_only=None if result.cement_only is None else _costed_public(result.cement_only, req),
+        cement_only_note=result.cement_only_note,
+        saving_per_m3=result.saving_per_m3,
+        saving_pct=result.saving_pct,
+        saving_for_stope=result.saving_for_stope,
+        calibration=CalibrationUsedPublic(
+            id=calibration.id,
+            name=calibration.name,
+            version=calibration.version,
+            example=calibration.example,
+        ),
+        search=SearchPublic(
+            blend_step_pct=100.0 * result.blend_step,
+            solids_step_pct=100.0 * result.solids_step,
+            candidates_evaluated=result.candidates_evaluated,
+        ),
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from service.api.schemas.common import (
     ComponentName,
@@ -13,6 +15,7 @@ from service.api.schemas.common import (
     SpecificGravity,
     Strict,
 )
+from service.api.schemas.strength import RequiredStrengthPublic, StopeIn
 
 _FRACTION_SUM_TOLERANCE = 1e-6
 
@@ -166,3 +169,190 @@ def masses_public(
         water_kg=masses.water_kg,
         water_to_add_kg=masses.water_to_add_kg,
     )
+
+
+# --- the optimiser (POST /recipes/optimize) -------------------------------------------
+
+PricePerT = Annotated[
+    float,
+    Field(ge=0.0, le=1.0e7, description="Price per tonne; costs come out in the same currency."),
+]
+FractionBoundPct = Annotated[float, Field(ge=0.0, le=100.0)]
+
+
+class BinderOfferIn(Strict):
+    """A binder the plant can dose, its price and its allowed share of the blend."""
+
+    name: ComponentName
+    specific_gravity: SpecificGravity
+    price_per_t: PricePerT
+    min_fraction_pct: FractionBoundPct = 0.0
+    max_fraction_pct: FractionBoundPct = 100.0
+
+    @field_validator("max_fraction_pct")
+    @classmethod
+    def _bounds(cls, value: float, info: ValidationInfo) -> float:
+        return not_below_min(value, info)
+
+
+def not_below_min(value: float, info: ValidationInfo) -> float:
+    """A ``*max*`` field is at least its ``*min*`` twin (when that one was valid)."""
+    low_field = (info.field_name or "").replace("max", "min")
+    low = info.data.get(low_field)
+    if low is not None and value < low:
+        raise ValueError(f"must be at least {low_field} ({low:g})")
+    return value
+
+
+class OptimizeRequest(Strict):
+    """The cheapest recipe reaching the stope's required UCS at ``curing_days``.
+
+    Give the stope (its method and parameters, as for /strength/required) or an
+    explicit ``required_ucs_kpa``. ``calibration_id`` defaults to the shipped EXAMPLE
+    calibration (synthetic, not for design).
+    """
+
+    stope: StopeIn | None = None
+    required_ucs_kpa: Annotated[float | None, Field(gt=0.0, le=1.0e6)] = None
+    curing_days: Annotated[float, Field(gt=0.0, le=3650.0, description="Design curing age.")] = 28.0
+    binders: Annotated[list[BinderOfferIn], Field(min_length=1, max_length=6)]
+    tailings: TailingsIn
+    solids_pct_min: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, low.")]
+    solids_pct_max: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, high.")]
+    binder_pct_min: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw minimum.")]
+    binder_pct_max: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw maximum.")]
+    calibration_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    stope_volume_m3: Annotated[float | None, Field(gt=0.0, le=1.0e7)] = None
+    allow_extrapolation: bool = Field(
+        default=False,
+        description="Search beyond the calibrated data range (results flagged extrapolated).",
+    )
+
+    @field_validator("solids_pct_max", "binder_pct_max")
+    @classmethod
+    def _bounds(cls, value: float, info: ValidationInfo) -> float:
+        return not_below_min(value, info)
+
+    @field_validator("binders")
+    @classmethod
+    def _unique(cls, binders: list[BinderOfferIn]) -> list[BinderOfferIn]:
+        names = [b.name for b in binders]
+        if len(set(names)) != len(names):
+            raise ValueError("binder names must be unique")
+        return binders
+
+    @model_validator(mode="after")
+    def _one_requirement(self) -> OptimizeRequest:
+        if (self.stope is None) == (self.required_ucs_kpa is None):
+            raise ValueError("give exactly one of stope or required_ucs_kpa")
+        return self
+
+
+class CostedRecipePublic(Public):
+    blend_pct: dict[str, float] = Field(description="% of the binder blend per offered binder.")
+    binder_pct: float
+    solids_pct: float
+    predicted_ucs_kpa: float
+    extrapolated: bool
+    water_binder_ratio: float
+    wet_density_kg_m3: float
+    binder_kg_m3: float
+    binder_components_kg_m3: dict[str, float]
+    binder_cost_per_m3: float
+    binder_cost_for_stope: float | None
+    mix: StoredMixIn = Field(description="The recipe as POST /recipes takes it.")
+
+
+class CalibrationUsedPublic(Public):
+    id: str
+    name: str
+    version: int
+    example: bool = Field(description="The shipped synthetic example: not for design.")
+
+
+class SearchPublic(Public):
+    blend_step_pct: float
+    solids_step_pct: float
+    candidates_evaluated: int
+
+
+class OptimizePublic(Public):
+    required_ucs_kpa: float
+    governed_by: str = Field(
+        description='"given" for an explicit required_ucs_kpa, else "computed" or a floor.'
+    )
+    required: RequiredStrengthPublic | None
+    curing_days: float
+    recipe: CostedRecipePublic
+    binding_constraints: list[str]
+    cement_only: CostedRecipePublic | None
+    cement_only_note: str | None
+    saving_per_m3: float | None
+    saving_pct: float | None
+    saving_for_stope: float | None
+    calibration: CalibrationUsedPublic
+    search: SearchPublic
+
+
+# --- stored recipes (POST/GET /recipes) -----------------------------------------------
+
+DESIGN_MAX_CHARS = 32_768
+
+
+class RecipeCreate(Strict):
+    """An immutable recipe version; the same ``name`` again is the next version."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    mix: StoredMixIn
+    approved_by: Annotated[
+        str, Field(min_length=1, max_length=100, description="The approving engineer's name.")
+    ]
+    calibration_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=64, description="The model it was designed with."),
+    ] = None
+    design: dict[str, Any] | None = Field(
+        default=None,
+        description="Free design record (e.g. the optimiser's answer), at most "
+        f"{DESIGN_MAX_CHARS} characters of JSON, finite numbers only.",
+    )
+
+    @field_validator("design")
+    @classmethod
+    def _design_size(cls, design: dict[str, Any] | None) -> dict[str, Any] | None:
+        if design is None:
+            return None
+        try:
+            text = json.dumps(design, allow_nan=False)
+        except ValueError as err:
+            raise ValueError("design must hold finite numbers only") from err
+        if len(text) > DESIGN_MAX_CHARS:
+            raise ValueError(
+                f"design is {len(text)} characters of JSON; at most {DESIGN_MAX_CHARS}"
+            )
+        return design
+
+
+class PredictedStrengthPublic(Public):
+    calibration_version: int
+    example: bool
+    curing_days: float
+    ucs_kpa: float
+    extrapolated: bool
+    outside: list[str]
+
+
+class RecipePublic(Public):
+    id: str
+    name: str
+    version: int
+    created_at: datetime
+    created_by: str = Field(description="Role of the key that stored it.")
+    approved_by: str | None
+    calibration_id: str | None
+    mix: StoredMixIn
+    design: dict[str, Any] | None
+    per_m3: MassesPublic
+    water_binder_ratio: float
+    predicted_ucs_28d: PredictedStrengthPublic | None
+    prediction_note: str | None = None

@@ -1,0 +1,204 @@
+"""Calibration endpoints: upload laboratory cylinders, read fitted models, predict."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from service.api.deps import EngineerDep, PrincipalDep, RuntimeDep, StoreDep
+from service.api.schemas.calibrations import (
+    CalibrationCreate,
+    CalibrationPublic,
+    CalibrationSummaryPublic,
+    CylinderPublic,
+    DataRangePublic,
+    PredictionPublic,
+    PredictRequest,
+    RangePublic,
+    ResidualPublic,
+    blend_fractions,
+)
+from service.core.strength_model import CylinderResult, DataRange, StrengthModel
+from service.errors import InvalidInput, NotFound
+from service.operations.calibrations import (
+    CalibrationCache,
+    LoadedCalibration,
+    fit_calibration,
+    model_of,
+)
+from service.store.records import CalibrationRecord
+from service.store.repository import Store
+
+router = APIRouter(tags=["calibrations"])
+
+
+def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache:
+    return runtime.calibrations
+
+
+CalibrationCacheDep = Annotated[CalibrationCache, Depends(get_calibration_cache)]
+CalibrationId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+# --- mapping to the public schemas ----------------------------------------------------
+
+
+def _range(data_range: DataRange, scale: float = 100.0) -> RangePublic:
+    return RangePublic(min=data_range.minimum * scale, max=data_range.maximum * scale)
+
+
+def data_range_public(model: StrengthModel) -> DataRangePublic:
+    return DataRangePublic(
+        binder_pct=_range(model.binder_ratio_range),
+        solids_pct=_range(model.solids_fraction_range),
+        curing_days=_range(model.curing_days_range, 1.0),
+        blend_pct={
+            name: _range(r) for name, r in zip(model.components, model.fraction_ranges, strict=True)
+        },
+        tolerance_pct=model.range_tolerance * 100.0,
+    )
+
+
+def _summary_fields(record: CalibrationRecord, model: StrengthModel) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "created_at": record.created_at,
+        "created_by": record.created_by,
+        "example": record.example,
+        "label": model.label,
+        "n_rows": model.fit.n_rows,
+        "r2_log": model.fit.r2_log,
+        "r2_kpa": model.fit.r2_kpa,
+        "rmse_log": model.fit.rmse_log,
+        "rmse_kpa": model.fit.rmse_kpa,
+        "components": list(model.components),
+        "range": data_range_public(model),
+    }
+
+
+def calibration_summary(record: CalibrationRecord) -> CalibrationSummaryPublic:
+    return CalibrationSummaryPublic(**_summary_fields(record, model_of(record)))
+
+
+def calibration_public(record: CalibrationRecord, model: StrengthModel) -> CalibrationPublic:
+    fit = model.fit
+    residuals = [
+        ResidualPublic(
+            index=index,
+            sample_id=row.get("sample_id"),
+            measured_kpa=row["ucs_kpa"],
+            predicted_kpa=predicted,
+            residual_kpa=residual,
+            residual_log=residual_log,
+        )
+        for index, (row, predicted, residual, residual_log) in enumerate(
+            zip(record.rows, fit.predicted_kpa, fit.residuals_kpa, fit.residuals_log, strict=True)
+        )
+    ]
+    return CalibrationPublic(
+        **_summary_fields(record, model),
+        form=str(record.model.get("form", "")),
+        reference_component=model.reference_component,
+        n_parameters=fit.n_parameters,
+        terms=list(model.terms),
+        dropped_terms=list(model.dropped_terms),
+        coefficients=dict(record.model.get("coefficients", {})),
+        residuals=residuals,
+        rows=[CylinderPublic.model_validate(row) for row in record.rows],
+    )
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+@router.post("/calibrations", status_code=201, response_model=CalibrationPublic)
+async def create_calibration(
+    req: CalibrationCreate, principal: EngineerDep, store: StoreDep, cache: CalibrationCacheDep
+) -> CalibrationPublic:
+    """Fit laboratory cylinders and store the model as a new version of ``name``."""
+    rows = (
+        None
+        if req.rows is None
+        else [
+            CylinderResult(
+                blend=blend_fractions(row.blend),
+                binder_ratio=row.binder_pct / 100.0,
+                solids_fraction=row.solids_pct / 100.0,
+                curing_days=row.curing_days,
+                ucs_kpa=row.ucs_kpa,
+                sample_id=row.sample_id,
+            )
+            for row in req.rows
+        ]
+    )
+    record, model = await fit_calibration(
+        store,
+        name=req.name,
+        created_by=principal.role.value,
+        rows=rows,
+        csv_text=req.csv,
+        reference_component=req.reference_component,
+        range_tolerance=req.range_tolerance_pct / 100.0,
+    )
+    cache.put(record, model)
+    return calibration_public(record, model)
+
+
+@router.get("/calibrations", response_model=list[CalibrationSummaryPublic])
+async def list_calibrations(_: PrincipalDep, store: StoreDep) -> list[CalibrationSummaryPublic]:
+    return [calibration_summary(record) for record in await store.list_calibrations()]
+
+
+@router.get("/calibrations/{calibration_id}", response_model=CalibrationPublic)
+async def get_calibration(
+    calibration_id: CalibrationId, _: PrincipalDep, store: StoreDep
+) -> CalibrationPublic:
+    record = await store.get_calibration(calibration_id)
+    return calibration_public(record, model_of(record))
+
+
+@router.post("/calibrations/{calibration_id}/predict", response_model=PredictionPublic)
+async def predict(
+    calibration_id: CalibrationId,
+    req: PredictRequest,
+    _: PrincipalDep,
+    store: StoreDep,
+    cache: CalibrationCacheDep,
+) -> PredictionPublic:
+    """Predicted UCS of a mix; refused outside the calibrated range unless
+    ``allow_extrapolation``, then flagged."""
+    loaded = await cache.get(store, calibration_id)
+    prediction = loaded.model.predict(
+        blend_fractions(req.blend),
+        req.binder_pct / 100.0,
+        req.solids_pct / 100.0,
+        req.curing_days,
+        allow_extrapolation=req.allow_extrapolation,
+    )
+    return PredictionPublic(
+        calibration_id=loaded.id,
+        calibration_version=loaded.version,
+        example=loaded.example,
+        ucs_kpa=prediction.ucs_kpa,
+        curing_days=req.curing_days,
+        extrapolated=prediction.extrapolated,
+        outside=list(prediction.outside),
+    )
+
+
+async def referenced_calibration(
+    store: Store, cache: CalibrationCache, calibration_id: str | None
+) -> LoadedCalibration:
+    """The calibration a request body names (the example when None). A body reference to
+    a calibration that does not exist is a 422 naming ``calibration_id``."""
+    if calibration_id is None:
+        return await cache.example(store)
+    try:
+        return await cache.get(store, calibration_id)
+    except NotFound as err:
+        raise InvalidInput(
+            "calibration_id", f"no calibration with id {calibration_id}", code=err.code
+        ) from err

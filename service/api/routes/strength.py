@@ -1,0 +1,112 @@
+"""Required-strength endpoints: thin wrappers over ``service.core.required``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.deps import PrincipalDep
+from service.api.schemas.strength import (
+    ArchingPublic,
+    ArchingRequest,
+    RequiredStrengthPublic,
+    StopeIn,
+)
+from service.core import required
+
+router = APIRouter(tags=["strength"])
+
+CITATIONS = {
+    "mitchell": "Mitchell, R.J., Olsen, R.S. & Smith, J.D. (1982). Model studies on cemented "
+    "tailings used in mine backfill. Canadian Geotechnical Journal 19(1):14-28.",
+    "li_aubertin": "Li, L. & Aubertin, M. (2012). A modified solution to assess the required "
+    "strength of exposed backfill in mine stopes. Canadian Geotechnical Journal "
+    "49(8):994-1002.",
+}
+ARCHING_CITATION = (
+    "Janssen (1895) / Marston (1930) arching as used for backfilled stopes by Aubertin et al. "
+    "(2003), Soil and Rock America 1:1157-1164 (2D), and Li, Aubertin & Belem (2005), "
+    "Canadian Geotechnical Journal 42(6):1705-1717 (3D)."
+)
+LI_AUBERTIN_NOTE = (
+    "The Li & Aubertin (2012) expressions used here were derived from the Mitchell wedge "
+    "with the additions the paper's abstract and later reviews describe; they have not been "
+    "checked against the paper itself. Verify before design use. For safety_factor > 1 the "
+    "result differs from Mitchell's on purpose: here the factor divides the resisting "
+    "forces, whereas Mitchell's design formula multiplies the FS = 1 strength."
+)
+
+
+def stope_requirement(stope: StopeIn) -> required.StrengthRequirement:
+    """The computed (unfloored) required UCS of ``stope`` by its method."""
+    if stope.method == "mitchell":
+        return required.mitchell(
+            fill_height_m=stope.fill_height_m,
+            exposed_length_m=stope.exposed_length_m,
+            unit_weight_kn_m3=stope.unit_weight_kn_m3,
+            safety_factor=stope.safety_factor,
+        )
+    # The schema makes both present for li_aubertin.
+    assert stope.stope_width_m is not None and stope.friction_angle_deg is not None
+    return required.li_aubertin(
+        fill_height_m=stope.fill_height_m,
+        exposed_length_m=stope.exposed_length_m,
+        stope_width_m=stope.stope_width_m,
+        unit_weight_kn_m3=stope.unit_weight_kn_m3,
+        safety_factor=stope.safety_factor,
+        friction_angle_deg=stope.friction_angle_deg,
+        cohesion_ratio=1.0 if stope.cohesion_ratio is None else stope.cohesion_ratio,
+        surcharge_kpa=0.0 if stope.surcharge_kpa is None else stope.surcharge_kpa,
+    )
+
+
+def required_strength(stope: StopeIn) -> RequiredStrengthPublic:
+    """The design UCS of ``stope``: its method's result, raised to any floor."""
+    computed = stope_requirement(stope)
+    governed = required.apply_floors(computed.ucs_kpa, stope.floors_kpa)
+    return RequiredStrengthPublic(
+        required_ucs_kpa=governed.required_ucs_kpa,
+        computed_ucs_kpa=governed.computed_ucs_kpa,
+        governed_by=governed.governed_by,
+        floors_kpa=dict(governed.floors_kpa),
+        method=stope.method,
+        citation=CITATIONS[stope.method],
+        cohesion_kpa=computed.cohesion_kpa,
+        effective_height_m=computed.effective_height_m,
+        sliding_plane_angle_deg=computed.sliding_plane_angle_deg,
+        note=LI_AUBERTIN_NOTE if stope.method == "li_aubertin" else None,
+    )
+
+
+@router.post("/strength/required", response_model=RequiredStrengthPublic)
+async def strength_required(req: StopeIn, _: PrincipalDep) -> RequiredStrengthPublic:
+    """Required UCS of an exposed fill face (Mitchell 1982 or Li & Aubertin 2012)."""
+    return required_strength(req)
+
+
+@router.post("/strength/arching", response_model=ArchingPublic)
+async def strength_arching(req: ArchingRequest, _: PrincipalDep) -> ArchingPublic:
+    """Vertical stress in a filled stope reduced by arching (for barricades, sill mats)."""
+    stress = required.arching_vertical_stress_kpa(
+        depth_m=req.depth_m,
+        unit_weight_kn_m3=req.unit_weight_kn_m3,
+        stope_width_m=req.stope_width_m,
+        friction_angle_deg=req.friction_angle_deg,
+        stope_length_m=req.stope_length_m,
+        interface_friction_angle_deg=req.interface_friction_angle_deg,
+        earth_pressure_coefficient=req.earth_pressure_coefficient,
+        interface_cohesion_kpa=req.interface_cohesion_kpa,
+        surcharge_kpa=req.surcharge_kpa,
+    )
+    geostatic = req.surcharge_kpa + req.unit_weight_kn_m3 * req.depth_m
+    k = (
+        required.rankine_active_coefficient(req.friction_angle_deg)
+        if req.earth_pressure_coefficient is None
+        else req.earth_pressure_coefficient
+    )
+    return ArchingPublic(
+        vertical_stress_kpa=stress,
+        geostatic_stress_kpa=geostatic,
+        arching_ratio=stress / geostatic if geostatic > 0.0 else None,
+        earth_pressure_coefficient=k,
+        citation=ARCHING_CITATION,
+    )
