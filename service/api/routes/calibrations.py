@@ -33,7 +33,7 @@ from service.store.repository import Store
 router = APIRouter(tags=["calibrations"])
 
 
-def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache:
+async def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache:
     return runtime.calibrations
 
 

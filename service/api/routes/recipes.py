@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
+
+from fastapi import APIRouter, Response
+from pydantic_core import to_json
 
 from service.api.deps import PrincipalDep, StoreDep
 from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
@@ -17,9 +20,7 @@ from service.api.schemas.recipes import (
     ProportionPublic,
     ProportionRequest,
     SearchPublic,
-    SpecificGravityPublic,
     StoredMixIn,
-    masses_public,
 )
 from service.core import optimizer as opt
 from service.core import proportioning as prop
@@ -46,9 +47,13 @@ def mix_inputs(
     return tailings, binder, aggregate
 
 
-def solve_solids_fraction(req: ProportionRequest) -> float:
+def solve_solids_fraction(
+    req: ProportionRequest,
+    tailings: prop.Tailings,
+    binder: tuple[prop.BinderComponent, ...],
+    aggregate: prop.Aggregate | None,
+) -> float:
     """Cw from whichever target the request gives (Cw, W/C or wet density)."""
-    tailings, binder, aggregate = mix_inputs(req)
     bw = req.binder_pct / 100.0
     if req.solids_pct is not None:
         return req.solids_pct / 100.0
@@ -60,43 +65,61 @@ def solve_solids_fraction(req: ProportionRequest) -> float:
     )
 
 
+def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
+    m = mix.masses(volume_m3)
+    body: dict[str, object] = {
+        "wet_density_kg_m3": mix.wet_density_kg_m3,
+        "dry_density_kg_m3": mix.dry_density_kg_m3,
+        "wet_paste_kg": m.wet_paste_kg,
+        "dry_solids_kg": m.dry_solids_kg,
+        "dry_tailings_kg": m.dry_tailings_kg,
+        "wet_tailings_kg": m.wet_tailings_kg,
+        "dry_aggregate_kg": None,
+        "wet_aggregate_kg": None,
+        "binder_kg": m.binder_kg,
+        "binder_components_kg": m.binder_components_kg,
+        "water_kg": m.water_kg,
+        "water_to_add_kg": m.water_to_add_kg,
+    }
+    if mix.aggregate is not None:
+        body["dry_aggregate_kg"] = m.dry_aggregate_kg
+        body["wet_aggregate_kg"] = m.wet_aggregate_kg
+    return body
+
+
 @router.post("/recipes/proportion", response_model=ProportionPublic)
-async def proportion(req: ProportionRequest, _: PrincipalDep) -> ProportionPublic:
+async def proportion(req: ProportionRequest, _: PrincipalDep) -> Response:
     """Masses per m3 and for ``volume_m3`` of a saturated paste (DOMAIN.md relations)."""
     tailings, binder, aggregate = mix_inputs(req)
     mix = prop.proportion(
         tailings,
         binder,
         req.binder_pct / 100.0,
-        solve_solids_fraction(req),
+        solve_solids_fraction(req, tailings, binder, aggregate),
         volume_m3=req.volume_m3,
         aggregate=aggregate,
     )
-    has_agg = aggregate is not None
-    return ProportionPublic(
-        per_m3=masses_public(
-            mix.per_m3,
-            wet_density=mix.wet_density_kg_m3,
-            dry_density=mix.dry_density_kg_m3,
-            aggregate=has_agg,
-        ),
-        total=masses_public(
-            mix.total,
-            wet_density=mix.wet_density_kg_m3,
-            dry_density=mix.dry_density_kg_m3,
-            aggregate=has_agg,
-        ),
-        volume_m3=mix.volume_m3,
-        binder_pct=100.0 * mix.binder_ratio,
-        solids_pct=100.0 * mix.solids_fraction,
-        water_binder_ratio=mix.water_binder_ratio,
-        specific_gravity=SpecificGravityPublic(
-            binder=mix.binder_specific_gravity, solids=mix.solids_specific_gravity
-        ),
-        void_ratio=mix.void_ratio,
-        porosity=mix.porosity,
-        feed_too_wet=mix.feed_too_wet,
-    )
+    # Built straight from the core's floats (the schema above documents it): a second
+    # validation of numbers we computed ourselves would only cost time on a hot path.
+    body = {
+        "per_m3": _masses(mix, 1.0),
+        "total": _masses(mix, mix.volume_m3),
+        "volume_m3": mix.volume_m3,
+        "binder_pct": 100.0 * mix.binder_ratio,
+        "solids_pct": 100.0 * mix.solids_fraction,
+        "water_binder_ratio": mix.water_binder_ratio,
+        "specific_gravity": {
+            "binder": mix.binder_specific_gravity,
+            "solids": mix.solids_specific_gravity,
+        },
+        "void_ratio": mix.void_ratio,
+        "porosity": mix.porosity,
+        "feed_too_wet": mix.feed_too_wet,
+    }
+    primaries = (mix.wet_density_kg_m3, mix.binder_kg_m3, mix.water_to_add_kg_m3, mix.void_ratio)
+    if not all(math.isfinite(v) for v in primaries):
+        raise ArithmeticError("proportioning produced a non-finite value")
+    return Response(to_json(body), media_type="application/json")
 
 
 # --- the optimiser ----------------------------------------------------------------------
