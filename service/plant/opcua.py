@@ -881,19 +881,31 @@ class OpcUaPlantLink:
                 tags=[t for t, _ in rejected],
                 seq=seq,
             )
-        await self._await_ack(conn, seq)
-        await self._read_back(conn, coerced)
+        await self._confirm(conn, seq, coerced)
         return SetpointWriteResult(
             seq=seq, acknowledged=True, written_at=written_at, values=MappingProxyType(coerced)
         )
 
-    async def _await_ack(self, conn: _Connection, seq: int) -> None:
+    async def _confirm(
+        self, conn: _Connection, seq: int, written: Mapping[str, SetpointValue]
+    ) -> None:
+        """Wait for ``setpoint_ack == seq``, then check the values read back.
+
+        The ack arrives by subscription or by a direct read of the ack together with the
+        written nodes, whichever is first. The reads start soon after the write and back
+        off (10 ms doubling to the publishing interval): a PLC acknowledges within a
+        scan, and a read that already sees the ack confirms the values in the same
+        request, so a set costs one write and usually one read.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.ack_timeout_s
-        poll_s = max(2 * self._interval_s, 0.05)
-        ack_node = conn.client.get_node(conn.nodes["setpoint_ack"])
+        poll_cap_s = max(self._interval_s, 0.05)
+        poll_s = 0.01
+        tags = list(written)
+        nodes = [conn.client.get_node(conn.nodes[t]) for t in ("setpoint_ack", *tags)]
         while True:
             if self._slots["setpoint_ack"].value == seq:
+                await self._read_back(conn, written)
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -907,13 +919,17 @@ class OpcUaPlantLink:
             try:
                 async with asyncio.timeout(min(remaining, poll_s)):
                     await event.wait()
+                continue
             except TimeoutError:
-                # subscription may be slow or silent: ask directly
-                (dv,) = await self._request(
-                    conn, "ack read", conn.client.read_attributes([ack_node])
-                )
-                if self._store("setpoint_ack", dv, self._clock(), -1):
-                    self._bump()
+                poll_s = min(2 * poll_s, poll_cap_s)
+            ack_dv, *value_dvs = await self._request(
+                conn, "ack read", conn.client.read_attributes(nodes)
+            )
+            if self._store("setpoint_ack", ack_dv, self._clock(), -1):
+                self._bump()
+            if self._slots["setpoint_ack"].value == seq:
+                self._check_read_back(conn, written, tags, value_dvs)
+                return
 
     async def _read_back(self, conn: _Connection, written: Mapping[str, SetpointValue]) -> None:
         tags = list(written)
@@ -922,6 +938,15 @@ class OpcUaPlantLink:
             "setpoint read-back",
             conn.client.read_attributes([conn.client.get_node(conn.nodes[t]) for t in tags]),
         )
+        self._check_read_back(conn, written, tags, results)
+
+    @staticmethod
+    def _check_read_back(
+        conn: _Connection,
+        written: Mapping[str, SetpointValue],
+        tags: list[str],
+        results: Sequence[Any],
+    ) -> None:
         differing: list[str] = []
         for tag, dv in zip(tags, results, strict=True):
             got = _plain_value(dv.Value)
