@@ -16,12 +16,14 @@ from service.api.auth import KeyRing
 from service.errors import TagMapError
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import CalibrationCache, seed_example_calibration
+from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import PlantLink
 from service.plant.tags import load_tag_map
 from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
+from service.store.history import HistoryStore
 from service.store.repository import Store
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Runtime:
         self._store: Store | None = None
         self._link: PlantLink | None = None
         self._supervisor: Supervisor | None = None
+        self._history: HistoryStore | None = None
         self.simulator: SimulatorServer | None = None
 
     @property
@@ -80,6 +83,12 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not started")
         return self._supervisor
+
+    @property
+    def history(self) -> HistoryStore:
+        if self._history is None:
+            raise RuntimeError("the runtime is not started")
+        return self._history
 
     @property
     def time_scale(self) -> float:
@@ -146,10 +155,20 @@ class Runtime:
         stack.push_async_callback(supervisor.stop)
         self._supervisor = supervisor
 
+        self._history = HistoryStore(engine)
+        recorder = HistoryRecorder(
+            store=self._history,
+            sample=lambda: sample_of(link, supervisor),
+            settings=settings.history,
+        )
+        await recorder.start()
+        stack.push_async_callback(recorder.stop)
+
     async def stop(self) -> None:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
         self._engine = self._store = None
         self._link = self._supervisor = None
+        self._history = None
         self.simulator = None

@@ -115,6 +115,18 @@ class SimSettings(BaseModel):
         return v
 
 
+class HistorySettings(BaseModel):
+    """The measurement history behind the trends (stored in the same store)."""
+
+    sample_interval_s: float = Field(default=1.0, ge=0.1, le=60, description="Wall seconds.")
+    flush_interval_s: float = Field(default=5.0, gt=0, le=300)
+    raw_retention_days: float = Field(default=7.0, gt=0, le=366)
+    minute_retention_days: float = Field(default=400.0, gt=0, le=3660)
+    buffer_limit_rows: int = Field(
+        default=86_400, ge=60, description="Rows kept in memory while the store is down."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BACKFILL_",
@@ -132,6 +144,7 @@ class Settings(BaseSettings):
     )
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import PrincipalDep, RuntimeDep
 from service.api.plant_status import encode, status_body
-from service.api.schemas.plant import PlantStatusPublic
+from service.api.schemas.plant import PlantStatusPublic, TrendPublic
+from service.errors import InvalidInput
+from service.store.history import HISTORY_TAGS
 
 router = APIRouter(tags=["plant"])
 
@@ -57,4 +61,48 @@ async def plant_stream(request: Request, runtime: RuntimeDep, _: PrincipalDep) -
         events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+_AUTO_STEPS_S = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+_AUTO_POINTS = 900
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidInput(field, f"{field} needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+    return value.astimezone(UTC)
+
+
+@router.get("/plant/history", response_model=TrendPublic)
+async def plant_history(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    tags: Annotated[str, Query(description="Comma-separated: " + ", ".join(HISTORY_TAGS))],
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    step: Annotated[int | None, Query(ge=1, le=86400, description="Seconds per point.")] = None,
+) -> TrendPublic:
+    """Average, minimum and maximum of each tag per step (default: the last 15 minutes,
+    a step giving at most about 900 points). Whole-minute steps read the minute table."""
+    end = _utc(to, "to") if to is not None else datetime.now(UTC)
+    start = _utc(from_, "from") if from_ is not None else end - timedelta(minutes=15)
+    span_s = (end - start).total_seconds()
+    if span_s <= 0:
+        raise InvalidInput("to", "'to' must be after 'from'")
+    if step is None:
+        step = next((s for s in _AUTO_STEPS_S if span_s / s <= _AUTO_POINTS), 86400)
+    trend = await runtime.history.query(
+        [t.strip() for t in tags.split(",") if t.strip()],
+        int(start.timestamp() * 1000),
+        int(end.timestamp() * 1000),
+        step,
+    )
+    return TrendPublic(
+        from_=start,
+        to=end,
+        step_s=trend.step_s,
+        source=trend.source,
+        t=[datetime.fromtimestamp(ms / 1000, UTC) for ms in trend.t_ms],
+        series=trend.series,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class MeasurementPublic(BaseModel):
@@ -42,3 +43,16 @@ class PlantStatusPublic(BaseModel):
     alarms: list[AlarmPublic]
     last_error: str | None
     simulator: bool
+
+
+class TrendPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    step_s: int
+    source: str = Field(description="minute: from the minute table; raw: from raw samples.")
+    t: list[datetime] = Field(description="Start of each step that holds data.")
+    series: dict[str, dict[str, list[float | None]]] = Field(
+        description="Per tag: avg, min, max lists aligned with t."
+    )

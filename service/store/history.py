@@ -1,0 +1,198 @@
+"""Measurement history behind the trends: one wide row per sample (raw, about one a
+second) and one per minute (average, minimum and maximum of each tag).
+
+A trend query at steps of whole minutes reads the minute table, so a 24-hour trend
+over a week of one-second history aggregates 1,440 rows, not 86,400. Raw rows are
+kept ``raw_retention_days``, minute rows ``minute_retention_days``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, Table, delete, insert, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.errors import InvalidInput, StoreUnavailable
+
+#: The columns of the history, in order: measurements, setpoints, derived quality.
+HISTORY_TAGS: tuple[str, ...] = (
+    "tailings_flow_pv",
+    "tailings_density_pv",
+    "cement_rate_pv",
+    "slag_rate_pv",
+    "flyash_rate_pv",
+    "water_flow_pv",
+    "paste_flow_pv",
+    "paste_density_pv",
+    "pump_pressure_pv",
+    "mixer_level_pv",
+    "plant_mode",
+    "tailings_flow_sp",
+    "cement_rate_sp",
+    "slag_rate_sp",
+    "flyash_rate_sp",
+    "water_flow_sp",
+    "paste_density_sp",
+    "solids_pct",
+    "binder_pct",
+    "solids_pct_target",
+    "binder_pct_target",
+)
+
+MAX_BUCKETS = 5000
+
+# Tables of their own metadata: the history is written by the recorder only.
+history_metadata = MetaData()
+history_raw = Table(
+    "history_raw",
+    history_metadata,
+    Column("ts_ms", BigInteger, primary_key=True, autoincrement=False),
+    *(Column(tag, Float, nullable=True) for tag in HISTORY_TAGS),
+)
+history_minute = Table(
+    "history_minute",
+    history_metadata,
+    Column("ts_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("samples", Integer, nullable=False),
+    *(
+        Column(f"{tag}_{agg}", Float, nullable=True)
+        for tag in HISTORY_TAGS
+        for agg in ("avg", "min", "max")
+    ),
+)
+
+Sample = Mapping[str, float | None]
+
+
+@dataclass
+class MinuteAccumulator:
+    """Average, minimum and maximum of each tag over one minute, built sample by sample."""
+
+    minute_ms: int
+    samples: int = 0
+
+    def __post_init__(self) -> None:
+        self._sum: dict[str, float] = {}
+        self._n: dict[str, int] = {}
+        self._min: dict[str, float] = {}
+        self._max: dict[str, float] = {}
+
+    def add(self, sample: Sample) -> None:
+        self.samples += 1
+        for tag, value in sample.items():
+            if value is None or not math.isfinite(value):
+                continue
+            self._sum[tag] = self._sum.get(tag, 0.0) + value
+            self._n[tag] = self._n.get(tag, 0) + 1
+            self._min[tag] = min(self._min.get(tag, value), value)
+            self._max[tag] = max(self._max.get(tag, value), value)
+
+    def row(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ts_ms": self.minute_ms, "samples": self.samples}
+        for tag in HISTORY_TAGS:
+            n = self._n.get(tag, 0)
+            out[f"{tag}_avg"] = self._sum[tag] / n if n else None
+            out[f"{tag}_min"] = self._min.get(tag)
+            out[f"{tag}_max"] = self._max.get(tag)
+        return out
+
+
+@dataclass(frozen=True)
+class Trend:
+    step_s: int
+    source: str
+    t_ms: list[int]
+    series: dict[str, dict[str, list[float | None]]]
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    unknown = [t for t in tags if t not in HISTORY_TAGS]
+    if unknown:
+        raise InvalidInput(
+            "tags", f"unknown tag(s) {', '.join(unknown)}; known: {', '.join(HISTORY_TAGS)}"
+        )
+    if not tags:
+        raise InvalidInput("tags", "name at least one tag")
+    return list(dict.fromkeys(tags))
+
+
+class HistoryStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, raw: Sequence[dict[str, Any]], minutes: Sequence[dict[str, Any]]) -> None:
+        """Append raw and minute rows in one transaction."""
+        try:
+            async with self._engine.begin() as conn:
+                if raw:
+                    await conn.execute(insert(history_raw), list(raw))
+                if minutes:
+                    # A minute can be written twice only after a restart inside it; the
+                    # newer, partial aggregate replaces the older one.
+                    keys = [m["ts_ms"] for m in minutes]
+                    await conn.execute(
+                        delete(history_minute).where(history_minute.c.ts_ms.in_(keys))
+                    )
+                    await conn.execute(insert(history_minute), list(minutes))
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not write history: {type(err).__name__}") from err
+
+    async def prune(self, *, raw_before_ms: int, minute_before_ms: int) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(history_raw).where(history_raw.c.ts_ms < raw_before_ms))
+                await conn.execute(
+                    delete(history_minute).where(history_minute.c.ts_ms < minute_before_ms)
+                )
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not prune history: {type(err).__name__}") from err
+
+    async def query(self, tags: Sequence[str], from_ms: int, to_ms: int, step_s: int) -> Trend:
+        """Average, minimum and maximum of ``tags`` in buckets of ``step_s`` seconds."""
+        tags = check_tags(tags)
+        if to_ms <= from_ms:
+            raise InvalidInput("to", "'to' must be after 'from'")
+        if step_s < 1:
+            raise InvalidInput("step", "step must be at least 1 second")
+        if (to_ms - from_ms) / (step_s * 1000) > MAX_BUCKETS:
+            raise InvalidInput("step", f"at most {MAX_BUCKETS} points per query; use a larger step")
+        bucket_ms = step_s * 1000
+        minute = step_s % 60 == 0
+        # Column names come from HISTORY_TAGS (checked above), never from the caller.
+        if minute:
+            cols = ", ".join(
+                f"AVG({t}_avg) AS {t}_avg, MIN({t}_min) AS {t}_min, MAX({t}_max) AS {t}_max"
+                for t in tags
+            )
+            table = "history_minute"
+        else:
+            cols = ", ".join(
+                f"AVG({t}) AS {t}_avg, MIN({t}) AS {t}_min, MAX({t}) AS {t}_max" for t in tags
+            )
+            table = "history_raw"
+        sql = text(
+            f"SELECT (ts_ms / :bucket) AS b, {cols} FROM {table} "
+            "WHERE ts_ms >= :lo AND ts_ms < :hi GROUP BY b ORDER BY b"
+        )
+        try:
+            async with self._engine.connect() as conn:
+                result = await conn.execute(sql, {"bucket": bucket_ms, "lo": from_ms, "hi": to_ms})
+                rows = result.mappings().all()
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not read history: {type(err).__name__}") from err
+        series: dict[str, dict[str, list[float | None]]] = {
+            t: {"avg": [], "min": [], "max": []} for t in tags
+        }
+        t_ms: list[int] = []
+        for row in rows:
+            t_ms.append(int(row["b"]) * bucket_ms)
+            for t in tags:
+                for agg in ("avg", "min", "max"):
+                    v = row[f"{t}_{agg}"]
+                    series[t][agg].append(None if v is None else float(v))
+        return Trend(step_s, "minute" if minute else "raw", t_ms, series)
