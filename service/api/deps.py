@@ -64,5 +64,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 EngineerDep = Annotated[Principal, Depends(require(Role.ENGINEER))]
 ScadaDep = Annotated[Principal, Depends(require(Role.SCADA))]
-OperatorDep = Annotated[Principal, Depends(require(Role.HMI, Role.SCADA))]
+# Acknowledging an alarm is an operator action on the plant: scada (and admin) only; an
+# hmi key is read-only (issue 5 supersedes issue 4's "hmi/scada").
+OperatorDep = Annotated[Principal, Depends(require(Role.SCADA))]
 AdminDep = Annotated[Principal, Depends(require())]

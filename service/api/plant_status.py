@@ -33,15 +33,19 @@ def alarm_view(alarm: Any) -> dict[str, Any]:
 
 def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str, Any]:
     snap = snap or runtime.link.snapshot()
+    stuck = runtime.supervisor.stuck
     measurements: dict[str, Any] = {}
     for tag, m in snap.measurements.items():
         ts = m.source_timestamp
         measurements[tag] = {
             "value": m.value,
             "unit": m.unit,
-            "quality": m.quality.value,
+            # A stuck gauge reads good at the PLC but is not trusted by the service.
+            "quality": Quality.BAD.value if tag in stuck else m.quality.value,
             "timestamp": ts.astimezone(UTC).isoformat().replace("+00:00", "Z") if ts else None,
         }
+        if tag in stuck:
+            measurements[tag]["stuck"] = True
     setpoints = {
         tag: {
             "value": sp.value,

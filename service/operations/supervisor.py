@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PLANT_MODES = {0: "stopped", 1: "flushing", 2: "running", 3: "fault"}
 MODE_RUNNING = 2
 MODE_FAULT = 3
+#: Measurements whose noise proves they are alive (stuck-sensor detection).
+NOISY_TAGS = ("tailings_density_pv", "paste_density_pv")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class SupervisorConfig:
     checkpoint_interval_wall_s: float = 5.0
     link_loss_pause_wall_s: float = 5.0
     write_refresh_s: float = 30.0
+    # A nuclear or Coriolis densitometer always carries noise: a reading that does not
+    # change at all for this long while paste flows is a stuck sensor, treated as bad.
+    stuck_after_s: float = 20.0
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
 
@@ -140,6 +145,8 @@ class Supervisor:
         self._last_error: str | None = None
         self._stop_pending: tuple[str, str] | None = None
         self._last_cycle_mono: float | None = None
+        self._unchanged: dict[str, tuple[object, float]] = {}
+        self.stuck: frozenset[str] = frozenset()
         self.cycles = 0
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -487,6 +494,7 @@ class Supervisor:
         elif self._link_down_since is None:
             self._link_down_since = now_mono
 
+        self._track_stuck(snap, now_mono)
         if self._stop_pending is not None and snap.connected:
             await self._send_pending_stop()
         pour = self._active
@@ -527,6 +535,34 @@ class Supervisor:
             if now_mono - active.last_checkpoint_wall >= self.config.checkpoint_interval_wall_s:
                 await self._checkpoint(active)
 
+    def _track_stuck(self, snap: PlantSnapshot, now_mono: float) -> None:
+        """Flag a noisy measurement whose value has not moved for ``stuck_after_s``
+        (plant seconds) while the plant runs; it counts as bad until it moves again."""
+        mode = snap.measurements.get("plant_mode")
+        running = mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_RUNNING
+        stuck: set[str] = set()
+        for tag in NOISY_TAGS:
+            m = snap.measurements.get(tag)
+            if m is None or m.quality is not Quality.GOOD or not running:
+                self._unchanged.pop(tag, None)
+                continue
+            last = self._unchanged.get(tag)
+            if last is None or last[0] != m.value:
+                self._unchanged[tag] = (m.value, now_mono)
+                continue
+            if (now_mono - last[1]) * self._scale >= self.config.stuck_after_s:
+                stuck.add(tag)
+        if stuck != self.stuck:
+            for tag in stuck - self.stuck:
+                log.warning(
+                    "%s has not changed for %.0f s: treated as a stuck sensor",
+                    tag,
+                    self.config.stuck_after_s,
+                )
+            for tag in self.stuck - stuck:
+                log.warning("%s moves again", tag)
+        self.stuck = frozenset(stuck)
+
     def _dropout_reason(self, snap: PlantSnapshot, pour: ActivePour, now_mono: float) -> str | None:
         if not snap.connected:
             down_for = now_mono - (self._link_down_since or now_mono)
@@ -544,10 +580,11 @@ class Supervisor:
                 return "plc_stopped"
         return None
 
-    @staticmethod
-    def _measurement(snap: PlantSnapshot, tag: str) -> law.Measurement:
+    def _measurement(self, snap: PlantSnapshot, tag: str) -> law.Measurement:
         m = snap.measurements.get(tag)
         if m is None or m.quality is not Quality.GOOD or isinstance(m.value, bool):
+            return law.BAD
+        if tag in self.stuck:
             return law.BAD
         if not isinstance(m.value, int | float):
             return law.BAD

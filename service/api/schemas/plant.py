@@ -13,6 +13,7 @@ class MeasurementPublic(BaseModel):
     unit: str
     quality: str
     timestamp: str | None
+    stuck: bool = False
 
 
 class SetpointPublic(BaseModel):

@@ -1,0 +1,297 @@
+"""The supervisor against the hand-written fake link and a real SQLite store, with an
+injected clock: pour actions, drop-outs, pending stops, stuck sensors, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.core.control import PourTotals
+from service.errors import Conflict, PlantLinkDown, PlantNotReady, SetpointUnconfirmed
+from service.metrics import ServiceMetrics
+from service.operations.pours import create_pour
+from service.operations.supervisor import Supervisor, SupervisorConfig
+from service.plant.fake import FakePlantLink
+from service.plant.port import Quality
+from service.store.db import create_engine, migrate
+from service.store.repository import Store
+
+MIX: dict[str, Any] = {
+    "tailings": {"specific_gravity": 2.8, "moisture_pct": 35.7},
+    "binder": [
+        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20.0},
+        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80.0},
+    ],
+    "binder_pct": 5.0,
+    "solids_pct": 72.0,
+}
+
+PLANT = {
+    "tailings_flow_pv": 60.0,
+    "tailings_density_pv": 1900.0,
+    "cement_rate_pv": 0.9,
+    "slag_rate_pv": 3.6,
+    "flyash_rate_pv": 0.0,
+    "water_flow_pv": 10.0,
+    "paste_flow_pv": 100.0,
+    "paste_density_pv": 1860.0,
+    "pump_pressure_pv": 3000.0,
+    "mixer_level_pv": 50.0,
+    "plant_mode": 0,
+    "remote_enabled": True,
+    "setpoint_ack": 0,
+}
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.now)
+
+
+@dataclass
+class Rig:
+    store: Store
+    link: FakePlantLink
+    sup: Supervisor
+    clock: Clock
+
+    async def step(self, seconds: float, *, every: float = 1.0) -> None:
+        t = 0.0
+        while t < seconds:
+            self.clock.now += every
+            t += every
+            # The plant's gauges carry noise: keep the densities moving.
+            for tag in ("tailings_density_pv", "paste_density_pv"):
+                m = self.link.snapshot().measurements[tag]
+                if (
+                    m.quality is Quality.GOOD
+                    and isinstance(m.value, float)
+                    and tag not in self.frozen
+                ):
+                    self.link.set_measurement(
+                        tag, m.value + (0.01 if int(self.clock.now) % 2 else -0.01)
+                    )
+            await self.sup.cycle()
+
+    frozen: frozenset[str] = frozenset()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    await migrate(engine)
+    try:
+        yield Store(engine)
+    finally:
+        await engine.dispose()
+
+
+def make_rig(store: Store, **config: Any) -> Rig:
+    clock = Clock()
+    link = FakePlantLink(measurements=PLANT, clock=clock, wall_clock=clock.wall)
+    sup = Supervisor(
+        store=store,
+        link=link,
+        metrics=ServiceMetrics(),
+        config=SupervisorConfig(**config),
+        monotonic=clock,
+        wall_clock=clock.wall,
+    )
+    return Rig(store, link, sup, clock)
+
+
+async def new_pour(store: Store, target_m3: float = 5.0) -> str:
+    pour = await create_pour(
+        store,
+        stope_id="S-1",
+        mix=MIX,
+        recipe_id=None,
+        target_volume_m3=target_m3,
+        paste_flow_m3_h=100.0,
+        sample_ids=[],
+        role="scada",
+    )
+    return pour.id
+
+
+async def test_start_refuses_a_plant_that_cannot_take_it(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store)
+    rig.link.set_connected(False)
+    with pytest.raises(PlantLinkDown):
+        await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_connected(True)
+    rig.link.set_measurement("remote_enabled", False)
+    with pytest.raises(PlantNotReady):
+        await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("remote_enabled", True)
+    rig.link.set_measurement("plant_mode", 3)
+    with pytest.raises(PlantNotReady):
+        await rig.sup.start_pour(pour_id, "scada")
+    assert rig.link.writes == []
+    assert (await store.get_pour(pour_id)).state == "planned"
+
+
+async def test_an_unconfirmed_start_leaves_the_pour_planned(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store)
+    rig.link.fail_next_write = "unacknowledged"
+    with pytest.raises(SetpointUnconfirmed):
+        await rig.sup.start_pour(pour_id, "scada")
+    record = await store.get_pour(pour_id)
+    assert record.state == "planned"
+    assert record.started_at is None
+    assert rig.sup.active_pour is None
+    audit = await store.list_audit()
+    assert [e.acknowledged for e in audit] == [False]
+
+
+async def test_two_callers_start_at_once_one_wins(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store)
+    results = await asyncio.gather(
+        rig.sup.start_pour(pour_id, "scada"),
+        rig.sup.start_pour(pour_id, "scada"),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, Conflict)) == 1
+    assert (await store.get_pour(pour_id)).state == "running"
+    other = await new_pour(store)
+    with pytest.raises(Conflict) as err:
+        await rig.sup.start_pour(other, "scada")
+    assert err.value.code == "pour_already_active"
+
+
+async def test_a_pour_runs_and_completes_with_its_totals(store: Store) -> None:
+    rig = make_rig(store, checkpoint_interval_wall_s=5.0)
+    pour_id = await new_pour(store, target_m3=2.0)
+    await rig.sup.start_pour(pour_id, "scada")
+    assert rig.link.writes[0]["run_request"] is True
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(30)
+    assert (await store.get_pour(pour_id)).checkpoint_seq >= 5
+    await rig.step(60)  # 100 m3/h for 90 s = 2.5 m3 > 2 m3
+    record = await store.get_pour(pour_id)
+    assert record.state == "completed"
+    totals = PourTotals.from_dict(record.totals["integrator"])
+    assert totals.poured_m3 >= 2.0
+    assert rig.link.writes[-1]["run_request"] is False
+    assert rig.link.writes[-1]["cement_rate_sp"] == 0.0
+    assert rig.sup.active_pour is None
+    for write in rig.link.writes:
+        for tag, value in write.items():
+            if isinstance(value, float):
+                lim = rig.sup.config.control.limit(tag)
+                assert lim.minimum <= value <= lim.maximum, (tag, value)
+
+
+async def test_a_lost_link_pauses_and_the_stop_is_sent_when_it_returns(store: Store) -> None:
+    rig = make_rig(store, link_loss_pause_wall_s=5.0)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(10)
+    rig.link.set_connected(False)
+    await rig.step(3)
+    assert (await store.get_pour(pour_id)).state == "running"  # a blip is not a loss
+    await rig.step(3)
+    record = await store.get_pour(pour_id)
+    assert record.state == "paused"
+    assert record.interruptions[-1]["reason"] == "plant_link_lost"
+    writes_before = len(rig.link.writes)
+    rig.link.set_connected(True)
+    rig.link.set_measurement("plant_mode", 1)
+    await rig.step(1)
+    assert len(rig.link.writes) == writes_before + 1
+    assert rig.link.writes[-1]["run_request"] is False
+    # Resuming drops run_request first only if it is still held true; it is not.
+    await rig.sup.resume_pour(pour_id, "scada")
+    assert rig.link.writes[-1]["run_request"] is True
+
+
+async def test_resume_makes_a_rising_edge_when_run_request_is_still_true(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(5)
+    # The PLC's watchdog stopped the plant: the pour pauses and run_request drops.
+    rig.link.set_measurement("plant_mode", 0)
+    await rig.step(1)
+    assert (await store.get_pour(pour_id)).interruptions[-1]["reason"] == "plc_stopped"
+    assert rig.link.writes[-1]["run_request"] is False
+    # A reconnecting link re-sends its last confirmed set, which still says run.
+    await rig.link.write_setpoints({"run_request": True})
+    await rig.sup.resume_pour(pour_id, "scada")
+    assert [w["run_request"] for w in rig.link.writes[-2:]] == [False, True]
+
+
+async def test_remote_off_pauses_and_nothing_is_written_while_holding(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(5)
+    rig.link.set_measurement("remote_enabled", False)
+    await rig.step(1)
+    record = await store.get_pour(pour_id)
+    assert record.state == "paused"
+    assert record.interruptions[-1]["reason"] == "plc_not_remote"
+    count = len(rig.link.writes)
+    await rig.step(20)
+    assert len(rig.link.writes) <= count + 1  # at most the pending stop
+    codes = {a.code.value for a in rig.sup.alarms() if a.active}
+    assert "plc_not_remote" in codes
+
+
+async def test_a_stuck_density_gauge_is_bad_data(store: Store) -> None:
+    rig = make_rig(store, stuck_after_s=20.0)
+    pour_id = await new_pour(store, target_m3=500)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(10)
+    assert rig.sup.stuck == frozenset()
+    rig.frozen = frozenset({"paste_density_pv"})
+    await rig.step(25)
+    assert rig.sup.stuck == {"paste_density_pv"}
+    output = rig.sup.last_output()
+    assert output is not None
+    assert "paste_density_pv" in output.stale_inputs
+    assert output.measured_solids_fraction is None
+    await rig.step(10)
+    assert "stale_data" in {a.code.value for a in rig.sup.alarms() if a.active}
+    rig.frozen = frozenset()
+    await rig.step(2)
+    assert rig.sup.stuck == frozenset()
+
+
+async def test_a_restart_finds_the_running_pour_and_pauses_it(store: Store) -> None:
+    rig = make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(20)
+    poured = rig.sup.active_pour.totals.poured_m3 if rig.sup.active_pour else 0.0
+    await rig.sup.stop()  # final checkpoint
+    again = make_rig(store)
+    await again.sup.start()
+    try:
+        record = await store.get_pour(pour_id)
+        assert record.state == "paused"
+        assert record.interruptions[-1]["reason"] == "service_restart"
+        active = again.sup.active_pour
+        assert active is not None and active.totals.poured_m3 == pytest.approx(poured)
+    finally:
+        await again.sup.stop()
