@@ -125,3 +125,29 @@ async def test_audit_chain_detects_tampering(store: Store) -> None:
     intact, broken = await store.verify_audit_chain()
     assert not intact
     assert broken == entries[2].id
+
+
+async def test_the_verify_command_reports_a_broken_chain(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    url = f"sqlite+aiosqlite:///{folder / 'audit.db'}"
+    engine = create_engine(url)
+    await migrate(engine)
+    store = Store(engine)
+    for i in range(3):
+        await store.append_audit(kind="setpoints", reason="recipe", role="scada", new={"i": i})
+    env = {**os.environ, "BACKFILL_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "service.audit", "verify"]
+    ok = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "intact" in ok.stdout
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit WHERE id = 2"))
+    await engine.dispose()
+    bad = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "broken at entry 3" in bad.stdout
