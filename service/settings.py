@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -146,7 +146,10 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, with pour_id."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

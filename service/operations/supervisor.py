@@ -36,6 +36,7 @@ from service.errors import (
     PlantNotReady,
     StoreUnavailable,
 )
+from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
 from service.store.records import PourRecord
@@ -238,6 +239,7 @@ class Supervisor:
     # --- pour actions ---------------------------------------------------------------------
 
     async def start_pour(self, pour_id: str, role: str) -> PourRecord:
+        current_pour_id.set(pour_id)
         async with self._lock:
             record = await self._store.get_pour(pour_id)
             target = next_state(PourState(record.state), PourAction.START)
@@ -272,10 +274,12 @@ class Supervisor:
             return pour.record
 
     async def pause_pour(self, pour_id: str, role: str, reason: str = "operator") -> PourRecord:
+        current_pour_id.set(pour_id)
         async with self._lock:
             return await self._pause(pour_id, role=role, reason=reason)
 
     async def resume_pour(self, pour_id: str, role: str) -> PourRecord:
+        current_pour_id.set(pour_id)
         async with self._lock:
             pour = self._require_active(pour_id)
             target = next_state(pour.state, PourAction.RESUME)
@@ -296,6 +300,7 @@ class Supervisor:
             return pour.record
 
     async def stop_pour(self, pour_id: str, role: str) -> PourRecord:
+        current_pour_id.set(pour_id)
         async with self._lock:
             record = await self._store.get_pour(pour_id)
             target = next_state(PourState(record.state), PourAction.STOP)
@@ -498,6 +503,7 @@ class Supervisor:
         if self._stop_pending is not None and snap.connected:
             await self._send_pending_stop()
         pour = self._active
+        current_pour_id.set(pour.record.id if pour is not None else None)
         output: law.ControlOutput | None = None
         inputs: law.ControlInputs | None = None
         if pour is not None and pour.state is PourState.RUNNING:

@@ -1,0 +1,59 @@
+"""Logging set-up: plain text for a terminal, JSON lines for a log collector.
+
+Every record made while the supervisor works on a pour carries that pour's id
+(``pour_id``), through a context variable, so a pour's whole story can be pulled
+out of the logs with one filter.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from datetime import UTC, datetime
+
+current_pour_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_pour_id", default=None
+)
+
+
+class _PourIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "pour_id"):
+            record.pour_id = current_pour_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        pour_id = getattr(record, "pour_id", None)
+        if pour_id:
+            body["pour_id"] = pour_id
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        pour_id = getattr(record, "pour_id", None)
+        return f"{line} [pour {pour_id}]" if pour_id else line
+
+
+def configure(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_PourIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
