@@ -27,14 +27,23 @@ relative). Figures per scenario:
   (every m3 pumped after the flush).
 * IAE of Cw and Bw (percentage points x s) over the measured window, which starts after
   a fixed warm-up (300 s of plant time from the run request) in both runs, and the
-  ratio feedback / feed-forward.
-* back in band: plant seconds from the feed density step to the last moment Cw or Bw
-  was out of band (0 when it never left).
+  ratio feedback / feed-forward. The ratio is judged only where the feed-forward alone
+  is materially off (mean error above a tenth of the band); otherwise it is exact up to
+  noise and dynamics, feedback can only add noise, and the verdict is n/a.
+* back in band: plant seconds from the feed density step (5 min into the window) to the
+  last moment Cw or Bw was out of band (0 when it never left).
+
+Scenarios: (1)/(2) feed density +-5 % step; (3) the simulator's mean-reverting random
+walk of the feed density (1 kg/m3/sqrt(s), 600 s reversion, off elsewhere); (4) gauge
+noise x3 (feed 6, paste 9 kg/m3 rms) with no disturbance; (5a-c) the recipe's tailings
+Gs 3 % above the simulator's with (1), (2), (3). Extras, to show what the feedback is
+for: (x1) feed density gauge reading 1.5 % high with a +5 % step; (x2) binder screws
+delivering 93 % of their setpoint (the scales read true) with the walk.
 
 Targets (issue 4): in spec >= 98 % of the volume, IAE <= 0.3x feed-forward alone,
 back in band <= 60 s after a 5 % feed density step.
 
-Run: ``.venv/bin/python bench/bench_control_quality.py [--minutes 30] [--seed 7]
+Run: ``.venv/bin/python bench/bench_control_quality.py [--minutes 60] [--seed 7]
 [--scenario all] [--set water_ki_per_s=0.05 ...]``
 """
 
@@ -64,6 +73,11 @@ PASTE_FLOW_M3_H = 100.0
 TARGET_IN_SPEC_PCT = 98.0
 TARGET_IAE_RATIO = 0.3
 TARGET_RECOVERY_S = 60.0
+# The IAE ratio is judged only where the feed-forward alone is materially off: its mean
+# |error| over the window exceeds a tenth of the band. Below that the feed-forward is
+# exact up to noise and dynamics; feedback cannot beat it by 3x (it can only add noise).
+FF_MATERIAL_CW_PT = 0.1
+FF_MATERIAL_BW_REL = 0.005
 
 # The recipe: 68 % solids, Bw 5 %, 20/80 cement/slag. 68 % stays reachable by adding
 # water with the feed 5 % lighter (1,805 kg/m3: at most 70.4 % with no water added) and
@@ -78,9 +92,7 @@ FEED_FORWARD_ONLY = {"water_kp": 0.0, "water_ki_per_s": 0.0, "binder_ki_per_s": 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One disturbance set. ``model_error``: something the feed-forward gets wrong
-    and a feedback could see; without it the feed-forward is exact up to noise and
-    dynamics, and the IAE ratio target cannot be met (it is printed, judged n/a)."""
+    """One disturbance set (the gauge noise of the simulator is on in every one)."""
 
     key: str
     title: str
@@ -90,7 +102,6 @@ class Scenario:
     gs_error: float = 0.0  # recipe tailings Gs = true Gs x (1 + gs_error)
     feed_gauge_error: float = 0.0  # feed density reading x (1 + this)
     screw_delivery: float = 1.0  # binder screws deliver this x their setpoint
-    model_error: bool = False
     extra: bool = False  # beyond the issue's list, to show what the feedback corrects
 
 
@@ -101,20 +112,18 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("noise", "(4) gauge noise x3, no disturbance", noise_scale=3.0),
     Scenario(
         "gs+step+5", "(5a) Gs +3 % and +5 % step", step_fraction=+0.05, gs_error=0.03,
-        model_error=True,
     ),
     Scenario(
         "gs+step-5", "(5b) Gs +3 % and -5 % step", step_fraction=-0.05, gs_error=0.03,
-        model_error=True,
     ),
-    Scenario("gs+walk", "(5c) Gs +3 % and random walk", walk=True, gs_error=0.03, model_error=True),
+    Scenario("gs+walk", "(5c) Gs +3 % and random walk", walk=True, gs_error=0.03),
     Scenario(
         "gauge+step+5", "(x1) feed gauge +1.5 %, +5 % step", step_fraction=+0.05,
-        feed_gauge_error=0.015, model_error=True, extra=True,
+        feed_gauge_error=0.015, extra=True,
     ),
     Scenario(
         "screw+walk", "(x2) screws deliver 93 %, walk", walk=True, screw_delivery=0.93,
-        model_error=True, extra=True,
+        extra=True,
     ),
 )  # fmt: skip
 
@@ -125,8 +134,9 @@ class RunResult:
     in_spec_m3: float
     qa_m3: float  # from the first moment in spec
     qa_in_spec_m3: float
-    qa_cw_in_band_m3: float
-    qa_bw_in_band_m3: float
+    window_m3: float  # the measured window (after the warm-up)
+    window_cw_in_band_m3: float
+    window_bw_in_band_m3: float
     qa_start_s: float | None
     iae_cw_pt_s: float  # percentage points x s, over the measured window
     iae_bw_pt_s: float
@@ -189,8 +199,7 @@ def run(
         feed_density_walk_kg_m3_sqrt_s=(
             sim.PlantParams().feed_density_walk_kg_m3_sqrt_s if scenario.walk else 0.0
         ),
-        feed_density_noise_kg_m3=sim.PlantParams().feed_density_noise_kg_m3
-        * scenario.noise_scale,
+        feed_density_noise_kg_m3=sim.PlantParams().feed_density_noise_kg_m3 * scenario.noise_scale,
         paste_density_noise_kg_m3=sim.PlantParams().paste_density_noise_kg_m3
         * scenario.noise_scale,
     )
@@ -223,7 +232,7 @@ def run(
     seq = 0
     unreachable_steps = 0
 
-    pumped = in_spec = qa = qa_in = qa_cw = qa_bw = 0.0
+    pumped = in_spec = qa = qa_in = win_cw = win_bw = 0.0
     qa_start: float | None = None
     iae_cw = iae_bw = 0.0
     max_cw = max_bw = 0.0
@@ -266,9 +275,8 @@ def run(
             if out.recipe_unreachable and out.mode is control.ControlMode.ACTIVE:
                 unreachable_steps += 1
             values = out.setpoints.as_tags()
-            if (
-                out.mode is not control.ControlMode.HOLD
-                and (t - last_write_s >= WRITE_REFRESH_S or changed_enough(values, written, config))
+            if out.mode is not control.ControlMode.HOLD and (
+                t - last_write_s >= WRITE_REFRESH_S or changed_enough(values, written, config)
             ):
                 seq += 1
                 written, last_write_s = values, t
@@ -307,8 +315,6 @@ def run(
         if qa_start is not None:
             qa += volume
             qa_in += volume if cw_ok and bw_ok else 0.0
-            qa_cw += volume if cw_ok else 0.0
-            qa_bw += volume if bw_ok else 0.0
         if t_next > WARMUP_S:
             dcw = abs(cw - RECIPE_CW) if math.isfinite(cw) else RECIPE_CW
             dbw = abs(bw - RECIPE_BW) if math.isfinite(bw) else RECIPE_BW
@@ -317,6 +323,8 @@ def run(
             max_cw = max(max_cw, 100.0 * dcw)
             max_bw = max(max_bw, 100.0 * dbw / RECIPE_BW)
             window_m3 += volume
+            win_cw += volume if cw_ok else 0.0
+            win_bw += volume if bw_ok else 0.0
             cw_m3 += cw * volume
             bw_m3 += bw * volume
         if t_next > step_at_s:
@@ -341,8 +349,9 @@ def run(
         in_spec_m3=in_spec,
         qa_m3=qa,
         qa_in_spec_m3=qa_in,
-        qa_cw_in_band_m3=qa_cw,
-        qa_bw_in_band_m3=qa_bw,
+        window_m3=window_m3,
+        window_cw_in_band_m3=win_cw,
+        window_bw_in_band_m3=win_bw,
         qa_start_s=qa_start,
         iae_cw_pt_s=iae_cw,
         iae_bw_pt_s=iae_bw,
@@ -369,6 +378,11 @@ def run(
 
 def pct(part: float, whole: float) -> float:
     return 100.0 * part / whole if whole > 0 else math.nan
+
+
+def qa_pct(r: RunResult) -> float:
+    """In-spec % from the first in-spec paste; 0 when the paste never was in spec."""
+    return pct(r.qa_in_spec_m3, r.qa_m3) if r.qa_start_s is not None else 0.0
 
 
 def verdict(ok: bool | None) -> str:
@@ -398,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
-        "--minutes", type=float, default=30.0, help="plant minutes poured after the warm-up"
+        "--minutes", type=float, default=60.0, help="plant minutes poured after the warm-up"
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the walk and the noise")
     parser.add_argument(
@@ -447,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"{'scenario':<36} {'in spec % FB/FF':>15} {'w/ start-up':>12} "
         f"{'IAE Cw FB/FF pt.s':>18} {'ratio':>5} {'IAE Bw FB/FF pt.s':>18} {'ratio':>5} "
-        f"{'back s FB/FF':>12}  spec  IAE   back"
+        f"{'back s FB/FF':>12}  spec  IAE Cw/Bw back"
     )
     print(header)
     print("-" * len(header))
@@ -456,30 +470,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sc in scenarios:
         fb = run(sc, feedback, seed=args.seed, minutes=args.minutes)
         ff = run(sc, ff_only, seed=args.seed, minutes=args.minutes)
-        spec_fb, spec_ff = pct(fb.qa_in_spec_m3, fb.qa_m3), pct(ff.qa_in_spec_m3, ff.qa_m3)
+        spec_fb, spec_ff = qa_pct(fb), qa_pct(ff)
         all_fb, all_ff = pct(fb.in_spec_m3, fb.pumped_m3), pct(ff.in_spec_m3, ff.pumped_m3)
         r_cw = fb.iae_cw_pt_s / ff.iae_cw_pt_s if ff.iae_cw_pt_s > 0 else math.nan
         r_bw = fb.iae_bw_pt_s / ff.iae_bw_pt_s if ff.iae_bw_pt_s > 0 else math.nan
         ok_spec = spec_fb >= TARGET_IN_SPEC_PCT
-        ok_iae = (
-            (r_cw <= TARGET_IAE_RATIO and r_bw <= TARGET_IAE_RATIO) if sc.model_error else None
-        )
+        window_s = args.minutes * 60.0
+        judge_cw = ff.iae_cw_pt_s / window_s > FF_MATERIAL_CW_PT
+        judge_bw = ff.iae_bw_pt_s / window_s > FF_MATERIAL_BW_REL * 100.0 * RECIPE_BW
+        ok_iae_cw = r_cw <= TARGET_IAE_RATIO if judge_cw else None
+        ok_iae_bw = r_bw <= TARGET_IAE_RATIO if judge_bw else None
         ok_back = None if fb.recovery_s is None else fb.recovery_s <= TARGET_RECOVERY_S
-        all_ok &= ok_spec and ok_iae is not False and ok_back is not False
+        all_ok &= ok_spec and ok_back is not False and False not in (ok_iae_cw, ok_iae_bw)
         print(
             f"{sc.title:<36} {spec_fb:7.2f}/{spec_ff:<7.2f} {all_fb:5.1f}/{all_ff:<5.1f}  "
             f"{fb.iae_cw_pt_s:8.1f}/{ff.iae_cw_pt_s:<9.1f} {r_cw:5.2f} "
             f"{fb.iae_bw_pt_s:8.2f}/{ff.iae_bw_pt_s:<9.2f} {r_bw:5.2f} "
             f"{fmt_s(fb.recovery_s):>5}/{fmt_s(ff.recovery_s):<6}  "
-            f"{verdict(ok_spec):<5} {verdict(ok_iae):<5} {verdict(ok_back)}"
+            f"{verdict(ok_spec):<5} {verdict(ok_iae_cw) + '/' + verdict(ok_iae_bw):<9} "
+            f"{verdict(ok_back)}"
         )
         for label, r in (("FB", fb), ("FF", ff)):
             details.append(
                 f"{sc.key:<13} {label}: true mean Cw {r.mean_cw_pct:6.2f} % (max dev "
                 f"{r.max_dev_cw_pt:4.2f} pt), Bw {r.mean_bw_pct:5.3f} % (max dev "
                 f"{r.max_dev_bw_rel_pct:4.1f} % rel); QA from {fmt_s(r.qa_start_s)} s, "
-                f"Cw/Bw in band {pct(r.qa_cw_in_band_m3, r.qa_m3):5.1f}/"
-                f"{pct(r.qa_bw_in_band_m3, r.qa_m3):5.1f} %; back Cw/Bw "
+                f"window in band Cw/Bw {pct(r.window_cw_in_band_m3, r.window_m3):5.1f}/"
+                f"{pct(r.window_bw_in_band_m3, r.window_m3):5.1f} %; back Cw/Bw "
                 f"{fmt_s(r.recovery_cw_s)}/{fmt_s(r.recovery_bw_s)} s; service record: "
                 f"off-spec {r.service_off_spec_pct:4.1f} %, avg Cw "
                 f"{r.service_avg_cw_pct or math.nan:5.2f} % Bw "
@@ -496,8 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         "IAE: integral of |true - target| (percentage points x s) over the measured window; "
-        "ratio = feedback / feed-forward. IAE n/a: no model error in the scenario, the "
-        "feed-forward alone is exact up to noise and dynamics and feedback has nothing to beat."
+        "ratio = feedback / feed-forward. Judged (target <= 0.3) only where feed-forward "
+        f"alone is off by more than {FF_MATERIAL_CW_PT:g} pt Cw / {FF_MATERIAL_BW_REL:.1%} "
+        "relative Bw on average; otherwise n/a: the feed-forward is exact up to noise and "
+        "dynamics and feedback has nothing to beat."
     )
     print("back s: plant seconds from the feed density step to the last out-of-band moment.")
     print()
