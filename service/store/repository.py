@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping, func, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Conflict, NotFound, StoreUnavailable
@@ -201,15 +202,18 @@ class Store:
 
     async def _insert_versioned(self, table: Any, values: dict[str, Any]) -> None:
         # Two engineers saving the same name at once: the unique constraint decides,
-        # the loser retries with the next number.
-        for _attempt in range(5):
+        # the loser retries with the next number. SQLite refuses to upgrade a read
+        # snapshot that another writer has overtaken ("database is locked"): retried too.
+        for attempt in range(20):
             try:
                 async with self._engine.begin() as conn:
                     values["version"] = await self._next_version(table, values["name"], conn)
                     await conn.execute(table.insert().values(**values))
                 return
-            except IntegrityError:
-                continue
+            except (IntegrityError, OperationalError) as err:
+                if isinstance(err, OperationalError) and "locked" not in str(err.orig):
+                    raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+                await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
             except (SQLAlchemyError, OSError) as err:
                 raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
         raise Conflict(f"could not allocate a version for {values['name']!r}; try again")
