@@ -100,6 +100,12 @@ class SetpointUnconfirmed(PlantLinkError):
     code = "setpoint_unconfirmed"
 
 
+class NotTheWriter(PlantLinkError):
+    """This instance is a standby: another instance holds the writer lease."""
+
+    code = "not_the_writer"
+
+
 class PlantNotReady(PlantLinkError):
     """The PLC is connected but not in a mode that accepts setpoints from the service."""
 

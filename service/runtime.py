@@ -16,6 +16,7 @@ from service.api.auth import KeyRing
 from service.errors import TagMapError
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import CalibrationCache, seed_example_calibration
+from service.operations.leadership import Leadership, PostgresLease, default_instance_id
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
@@ -65,6 +66,7 @@ class Runtime:
         self._supervisor: Supervisor | None = None
         self._history: HistoryStore | None = None
         self.simulator: SimulatorServer | None = None
+        self.leadership: Leadership | None = None
 
     @property
     def store(self) -> Store:
@@ -138,6 +140,9 @@ class Runtime:
                 )
             tag_map_path = plc.tag_map
         link = OpcUaPlantLink(plc, load_tag_map(tag_map_path), endpoint=endpoint)
+        failover = settings.failover
+        if failover.enabled:
+            await link.set_writer(None)  # a standby until elected: no writes, no heartbeat
         await link.start()
         stack.push_async_callback(link.stop)
         self._link = link
@@ -151,18 +156,46 @@ class Runtime:
             ),
             time_scale=self.time_scale,
         )
-        await supervisor.start()
-        stack.push_async_callback(supervisor.stop)
         self._supervisor = supervisor
+        if failover.enabled:
+            leadership = Leadership(
+                PostgresLease(
+                    engine, failover.instance_id or default_instance_id(), failover.lease_ttl_s
+                ),
+                on_elected=self._on_elected,
+                on_demoted=self._on_demoted,
+                ttl_s=failover.lease_ttl_s,
+                renew_interval_s=failover.renew_interval_s,
+            )
+            await leadership.start()
+            stack.push_async_callback(leadership.stop)
+            self.leadership = leadership
+        else:
+            await supervisor.start()
+            stack.push_async_callback(supervisor.stop)
 
         self._history = HistoryStore(engine)
         recorder = HistoryRecorder(
             store=self._history,
             sample=lambda: sample_of(link, supervisor),
             settings=settings.history,
+            active=lambda: self.is_writer,
         )
         await recorder.start()
         stack.push_async_callback(recorder.stop)
+
+    async def _on_elected(self, epoch: int) -> None:
+        await self.link.set_writer(epoch)
+        await self.supervisor.start(takeover=True)
+
+    async def _on_demoted(self) -> None:
+        # Another instance may already write: stop at once, leave the record to it.
+        await self.supervisor.stop(checkpoint=False)
+        await self.link.set_writer(None)
+
+    @property
+    def is_writer(self) -> bool:
+        return self._supervisor is not None and self._supervisor.running
 
     async def stop(self) -> None:
         stack, self._stack = self._stack, None

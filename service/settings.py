@@ -127,6 +127,26 @@ class HistorySettings(BaseModel):
     )
 
 
+class FailoverSettings(BaseModel):
+    """Two instances on one PostgreSQL and one PLC: one writer, elected by a lease."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Elect the writer through a PostgreSQL lease; needs PostgreSQL.",
+    )
+    lease_ttl_s: float = Field(default=6.0, ge=1, le=60)
+    renew_interval_s: float = Field(default=2.0, gt=0, le=20)
+    instance_id: str | None = Field(
+        default=None, max_length=200, description="Default: host name and process id."
+    )
+
+    @model_validator(mode="after")
+    def _renew_inside_ttl(self) -> FailoverSettings:
+        if self.renew_interval_s * 2 > self.lease_ttl_s:
+            raise ValueError("renew_interval_s must be at most half of lease_ttl_s")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BACKFILL_",
@@ -145,6 +165,7 @@ class Settings(BaseSettings):
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    failover: FailoverSettings = Field(default_factory=FailoverSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(
@@ -182,6 +203,12 @@ class Settings(BaseSettings):
                 raise ValueError("the same key is given twice")
             seen.add(value)
         return keys
+
+    @model_validator(mode="after")
+    def _failover_needs_postgresql(self) -> Settings:
+        if self.failover.enabled and not self.database_url.startswith("postgresql"):
+            raise ValueError("failover.enabled needs a PostgreSQL database_url")
+        return self
 
     @property
     def embedded_simulator(self) -> bool:

@@ -73,6 +73,8 @@ def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str
         "alarms": [alarm_view(a) for a in supervisor.alarms()],
         "last_error": snap.last_error,
         "simulator": runtime.simulator is not None,
+        "writer": runtime.is_writer,
+        "writer_epoch": runtime.leadership.epoch if runtime.leadership else None,
     }
 
 

@@ -64,11 +64,13 @@ class HistoryRecorder:
         sample: Callable[[], Sample],
         settings: HistorySettings,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._sample = sample
         self._settings = settings
         self._wall_ms = wall_ms
+        self._active = active  # a standby instance leaves the history to the writer
         self._raw: deque[dict[str, Any]] = deque()
         self._minutes: deque[dict[str, Any]] = deque()
         self._minute: MinuteAccumulator | None = None
@@ -134,7 +136,8 @@ class HistoryRecorder:
         while True:
             next_at += interval
             try:
-                self.record()
+                if self._active():
+                    self.record()
                 now = time.monotonic()
                 if now - self._last_flush >= self._settings.flush_interval_s:
                     self._last_flush = now

@@ -31,6 +31,7 @@ from service.errors import (
     BackfillError,
     Conflict,
     InvalidInput,
+    NotTheWriter,
     PlantLinkDown,
     PlantLinkError,
     PlantNotReady,
@@ -145,6 +146,7 @@ class Supervisor:
         self._last_output: law.ControlOutput | None = None
         self._last_error: str | None = None
         self._stop_pending: tuple[str, str] | None = None
+        self._auto_resume: str | None = None
         self._last_cycle_mono: float | None = None
         self._unchanged: dict[str, tuple[object, float]] = {}
         self.stuck: frozenset[str] = frozenset()
@@ -152,29 +154,44 @@ class Supervisor:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        await self._recover()
+    @property
+    def running(self) -> bool:
+        """True while this instance supervises (it is the writer)."""
+        return self._task is not None
+
+    async def start(self, *, takeover: bool = False) -> None:
+        """Start supervising. A pour found running is paused; with ``takeover`` (an
+        elected writer replacing one that died) it is continued as soon as the plant
+        accepts setpoints, otherwise it waits for an operator."""
+        await self._recover(takeover=takeover)
         self._task = asyncio.create_task(self._run(), name="supervisor")
 
-    async def stop(self) -> None:
+    async def stop(self, *, checkpoint: bool = True) -> None:
+        """Stop supervising. ``checkpoint=False`` when another instance has taken over:
+        the pour record is then the new writer's to update."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._active is not None:
+        if self._active is not None and checkpoint:
             try:
                 await self._checkpoint(self._active)
             except StoreUnavailable as err:
                 log.error("final checkpoint of pour %s failed: %s", self._active.record.id, err)
+        self._active = None
+        self._auto_resume = None
+        self._last_cycle_mono = None
 
-    async def _recover(self) -> None:
-        """After a restart a pour left running is paused: the plant may have been told
-        to stop by its own watchdog, and only an operator decides to go on."""
+    async def _recover(self, *, takeover: bool) -> None:
+        """A pour left running is paused: the plant may have been told to stop by its
+        own watchdog. After a restart only an operator decides to go on; after a
+        writer take-over the pour continues by itself (paused, then continued)."""
+        reason = "writer_failover" if takeover else "service_restart"
         for record in await self._store.list_pours(state=PourState.RUNNING.value):
             interruptions = [
                 *record.interruptions,
-                {"reason": "service_restart", "started_at": self._clock().isoformat()},
+                {"reason": reason, "started_at": self._clock().isoformat()},
             ]
             paused = await self._store.update_pour(
                 record.id,
@@ -182,8 +199,10 @@ class Supervisor:
                 state=PourState.PAUSED.value,
                 interruptions=interruptions,
             )
-            log.warning("pour %s was running at restart: paused", record.id)
+            log.warning("pour %s was running at restart: paused (%s)", record.id, reason)
             await self._activate(paused)
+            if takeover:
+                self._auto_resume = record.id
         if self._active is None:
             paused_pours = await self._store.list_pours(state=PourState.PAUSED.value)
             if paused_pours:
@@ -241,6 +260,7 @@ class Supervisor:
     async def start_pour(self, pour_id: str, role: str) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
+            self._require_running()
             record = await self._store.get_pour(pour_id)
             target = next_state(PourState(record.state), PourAction.START)
             if self._active is not None and self._active.record.id != pour_id:
@@ -276,32 +296,39 @@ class Supervisor:
     async def pause_pour(self, pour_id: str, role: str, reason: str = "operator") -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
+            self._require_running()
             return await self._pause(pour_id, role=role, reason=reason)
 
     async def resume_pour(self, pour_id: str, role: str) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
-            pour = self._require_active(pour_id)
-            target = next_state(pour.state, PourAction.RESUME)
-            self._require_plant_ready(self._link.snapshot())
-            now = self._clock()
-            if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
-                pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
-            pour.record = await self._store.update_pour(
-                pour_id,
-                expect_state=pour.record.state,
-                state=target.value,
-                interruptions=pour.interruptions,
-            )
-            pour.plant_was_running = False
-            await self._run_edge(pour, role=role)
-            await self._write_cycle(pour, reason="recipe", role=role, force=True)
-            log.info("pour %s resumed", pour_id)
-            return pour.record
+            return await self._resume(pour_id, role)
+
+    async def _resume(self, pour_id: str, role: str) -> PourRecord:
+        self._require_running()
+        pour = self._require_active(pour_id)
+        target = next_state(pour.state, PourAction.RESUME)
+        self._require_plant_ready(self._link.snapshot())
+        now = self._clock()
+        if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
+            pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
+        pour.record = await self._store.update_pour(
+            pour_id,
+            expect_state=pour.record.state,
+            state=target.value,
+            interruptions=pour.interruptions,
+        )
+        pour.plant_was_running = False
+        self._auto_resume = None
+        await self._run_edge(pour, role=role)
+        await self._write_cycle(pour, reason="recipe", role=role, force=True)
+        log.info("pour %s resumed", pour_id)
+        return pour.record
 
     async def stop_pour(self, pour_id: str, role: str) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
+            self._require_running()
             record = await self._store.get_pour(pour_id)
             target = next_state(PourState(record.state), PourAction.STOP)
             if target is PourState.ABORTED:
@@ -315,6 +342,10 @@ class Supervisor:
         return self._alarms[code]
 
     # --- internals of the actions ---------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if self._task is None:
+            raise NotTheWriter("this instance is a standby; pour actions go to the writer instance")
 
     def _require_active(self, pour_id: str) -> ActivePour:
         pour = self._active
@@ -504,6 +535,8 @@ class Supervisor:
             await self._send_pending_stop()
         pour = self._active
         current_pour_id.set(pour.record.id if pour is not None else None)
+        if pour is not None and self._auto_resume == pour.record.id:
+            await self._try_auto_resume(pour, snap)
         output: law.ControlOutput | None = None
         inputs: law.ControlInputs | None = None
         if pour is not None and pour.state is PourState.RUNNING:
@@ -540,6 +573,18 @@ class Supervisor:
             self._metrics.pour_volume_m3.set(active.totals.poured_m3)
             if now_mono - active.last_checkpoint_wall >= self.config.checkpoint_interval_wall_s:
                 await self._checkpoint(active)
+
+    async def _try_auto_resume(self, pour: ActivePour, snap: PlantSnapshot) -> None:
+        try:
+            self._require_plant_ready(snap)
+        except PlantLinkError:
+            return  # not yet: the new writer waits for the plant to accept setpoints
+        try:
+            await self._resume(pour.record.id, "service")
+        except PlantLinkError as err:
+            log.warning(
+                "pour %s: continuing after the take-over failed: %s", pour.record.id, err.code
+            )
 
     def _track_stuck(self, snap: PlantSnapshot, now_mono: float) -> None:
         """Flag a noisy measurement whose value has not moved for ``stuck_after_s``

@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from service.errors import InvalidInput, PlantLinkDown, SetpointRejected, SetpointUnconfirmed
+from service.errors import (
+    InvalidInput,
+    NotTheWriter,
+    PlantLinkDown,
+    SetpointRejected,
+    SetpointUnconfirmed,
+)
 from service.plant.port import (
     LINK_OWNED_SETPOINTS,
     MEASUREMENT_UNITS,
@@ -56,6 +62,7 @@ class FakePlantLink:
         self._seq = 0
         self.last_error: str | None = None
         self.started = False
+        self.writer_epoch: int | None = 0
         #: every accepted setpoint set, in order
         self.writes: list[dict[str, SetpointValue]] = []
         #: ``"unacknowledged"`` -> SetpointUnconfirmed, ``"rejected"`` -> SetpointRejected
@@ -137,7 +144,12 @@ class FakePlantLink:
             version=self._version,
         )
 
+    async def set_writer(self, epoch: int | None) -> None:
+        self.writer_epoch = epoch
+
     async def write_setpoints(self, values: Mapping[str, SetpointValue]) -> SetpointWriteResult:
+        if self.writer_epoch is None:
+            raise NotTheWriter("this instance is a standby; another instance writes")
         if not values:
             raise InvalidInput("values", "a setpoint set needs at least one value")
         for tag, value in values.items():

@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.errors import (
     InvalidInput,
+    NotTheWriter,
     PlantLinkDown,
     PlantLinkError,
     SetpointRejected,
@@ -142,6 +143,10 @@ def _utc(ts: datetime | None) -> datetime | None:
 def _as_float32(value: float) -> float:
     result: float = struct.unpack("<f", struct.pack("<f", value))[0]
     return result
+
+
+_EPOCH_SPAN = 2**20
+_MAX_EPOCH = (2**31 - 1) >> 20
 
 
 class _ConnectionLost(PlantLinkDown):
@@ -266,6 +271,9 @@ class OpcUaPlantLink:
         self._slots: dict[str, _Slot] = {t: _Slot(received=created) for t in tag_map.measurements}
         self._setpoints: dict[str, WrittenSetpoint] = {}
         self._last_set: dict[str, SetpointValue] = {}
+        # Writer role: None = standby (reads only, no heartbeat); 0 = sole writer;
+        # > 0 = elected writer with that fencing epoch, carried in setpoint_seq.
+        self._writer_epoch: int | None = 0
         self._published_qualities: dict[str, Quality] = {}
         self._version = 0
         self._changed = asyncio.Event()
@@ -377,6 +385,8 @@ class OpcUaPlantLink:
         if not values:
             raise InvalidInput("values", "a setpoint set needs at least one value")
         async with self._write_lock:
+            if self._writer_epoch is None:
+                raise NotTheWriter("this instance is a standby; another instance writes")
             conn = self._conn
             if conn is None or not self._connected:
                 raise PlantLinkDown("the PLC link is down; nothing was written")
@@ -455,9 +465,28 @@ class OpcUaPlantLink:
             self._connected = False
             self._bump()
 
+    @property
+    def writer_epoch(self) -> int | None:
+        return self._writer_epoch
+
+    async def set_writer(self, epoch: int | None) -> None:
+        """Become the writer (``epoch`` 0: sole writer; > 0: elected, fenced) or a
+        standby (``None``: no setpoint or heartbeat writes). Waits for a write in
+        flight, so no write of the old role happens after this returns."""
+        async with self._write_lock:
+            if epoch is not None and epoch > _MAX_EPOCH:
+                raise ValueError(f"fencing epoch {epoch} above {_MAX_EPOCH}")
+            self._writer_epoch = epoch
+            if epoch is None:
+                self._last_set.clear()  # a new writer decides what the PLC gets
+            self._log.info(
+                "PLC link: %s",
+                "standby, not writing" if epoch is None else f"writer (epoch {epoch})",
+            )
+
     async def _serve(self, conn: _Connection) -> None:
         resend: asyncio.Task[None] | None = None
-        if self._last_set:
+        if self._last_set and self._writer_epoch is not None:
             resend = asyncio.create_task(self._resend(conn), name="plc-link-resend")
             self._side_tasks.add(resend)
             resend.add_done_callback(self._side_tasks.discard)
@@ -495,7 +524,7 @@ class OpcUaPlantLink:
             if conn.client.state is not UaClientState.CONNECTED:
                 raise _ConnectionLost(f"client state {conn.client.state.value}")
             now = self._clock()
-            if now >= next_heartbeat:
+            if now >= next_heartbeat and self._writer_epoch is not None:
                 await self._write_heartbeat(conn)
                 next_heartbeat += self._settings.heartbeat_interval_s
                 if next_heartbeat <= now:
@@ -844,8 +873,16 @@ class OpcUaPlantLink:
         return value
 
     def _next_seq(self, conn: _Connection) -> int:
+        """The next setpoint_seq. An elected writer carries its fencing epoch in the
+        high bits (seq = epoch * 2**20 + n), so a PLC can refuse a set whose
+        ``seq >> 20`` is below the highest it has seen: a deposed writer's late write."""
         vt = conn.types["setpoint_seq"]
         _, high = _INT_RANGES.get(vt, (0, 2**31 - 1))
+        epoch = self._writer_epoch or 0
+        if epoch and high >= 2**31 - 1:
+            n = (conn.seq + 1) & (_EPOCH_SPAN - 1) if conn.seq >> 20 == epoch else 0
+            conn.seq = (epoch << 20) | max(n, 1)
+            return conn.seq
         conn.seq = conn.seq + 1 if 0 <= conn.seq < high else 1
         return conn.seq
 

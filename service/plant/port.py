@@ -109,6 +109,10 @@ class PlantLink(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    async def set_writer(self, epoch: int | None) -> None:
+        """Writer (``epoch`` 0 sole, > 0 elected and fenced) or standby (``None``)."""
+        ...
+
 
 # --- the CONTRACT table: logical tags, direction, unit ----------------------------------
 

@@ -44,6 +44,8 @@ class PlantStatusPublic(BaseModel):
     alarms: list[AlarmPublic]
     last_error: str | None
     simulator: bool
+    writer: bool = Field(description="This instance writes setpoints (false: a standby).")
+    writer_epoch: int | None = Field(description="Fencing epoch when elected by lease.")
 
 
 class TrendPublic(BaseModel):
