@@ -182,17 +182,16 @@ class HistoryStore:
         try:
             async with self._engine.connect() as conn:
                 result = await conn.execute(sql, {"bucket": bucket_ms, "lo": from_ms, "hi": to_ms})
-                rows = result.mappings().all()
+                rows = result.all()
         except (SQLAlchemyError, OSError) as err:
             raise StoreUnavailable(f"could not read history: {type(err).__name__}") from err
-        series: dict[str, dict[str, list[float | None]]] = {
-            t: {"avg": [], "min": [], "max": []} for t in tags
-        }
-        t_ms: list[int] = []
-        for row in rows:
-            t_ms.append(int(row["b"]) * bucket_ms)
-            for t in tags:
-                for agg in ("avg", "min", "max"):
-                    v = row[f"{t}_{agg}"]
-                    series[t][agg].append(None if v is None else float(v))
+        # Columns by position, in selection order: bucket, then avg/min/max per tag.
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + 3 * len(tags))
+        t_ms = [int(b) * bucket_ms for b in columns[0]]
+        series: dict[str, dict[str, list[float | None]]] = {}
+        for i, tag in enumerate(tags):
+            series[tag] = {
+                agg: [None if v is None else float(v) for v in columns[1 + 3 * i + j]]
+                for j, agg in enumerate(("avg", "min", "max"))
+            }
         return Trend(step_s, "minute" if minute else "raw", t_ms, series)
