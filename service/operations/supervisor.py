@@ -20,8 +20,9 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,6 +148,13 @@ class Supervisor:
         self._last_error: str | None = None
         self._stop_pending: tuple[str, str] | None = None
         self._auto_resume: str | None = None
+        self._unsaved: dict[str, ActivePour] = {}
+        self._audit_outbox: deque[dict[str, Any]] = deque()
+        self._store_down = False
+        self._store_wanted = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._running = False
         self._last_cycle_mono: float | None = None
         self._unchanged: dict[str, tuple[object, float]] = {}
         self.stuck: frozenset[str] = frozenset()
@@ -157,28 +165,47 @@ class Supervisor:
     @property
     def running(self) -> bool:
         """True while this instance supervises (it is the writer)."""
-        return self._task is not None
+        return self._running
 
-    async def start(self, *, takeover: bool = False) -> None:
+    async def start(self, *, takeover: bool = False, run_loop: bool = True) -> None:
         """Start supervising. A pour found running is paused; with ``takeover`` (an
         elected writer replacing one that died) it is continued as soon as the plant
-        accepts setpoints, otherwise it waits for an operator."""
+        accepts setpoints, otherwise it waits for an operator. ``run_loop=False``
+        leaves the cycles to the caller (tests step :meth:`cycle` with their clock)."""
         await self._recover(takeover=takeover)
-        self._task = asyncio.create_task(self._run(), name="supervisor")
+        self._running = True
+        self._writer_task = asyncio.create_task(self._store_writer(), name="pour-store-writer")
+        if run_loop:
+            self._task = asyncio.create_task(self._run(), name="supervisor")
+
+    async def flush_records(self) -> None:
+        """Write queued pour records and audit entries now (tests; orderly stops)."""
+        await self._flush_unsaved()
 
     async def stop(self, *, checkpoint: bool = True) -> None:
         """Stop supervising. ``checkpoint=False`` when another instance has taken over:
         the pour record is then the new writer's to update."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._writer_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._writer_task = None
+        self._running = False
         if self._active is not None and checkpoint:
+            await self._checkpoint(self._active)
+        if checkpoint and (self._unsaved or self._audit_outbox):
             try:
-                await self._checkpoint(self._active)
-            except StoreUnavailable as err:
-                log.error("final checkpoint of pour %s failed: %s", self._active.record.id, err)
+                async with asyncio.timeout(5.0):
+                    await self._flush_unsaved()
+            except TimeoutError:
+                pass
+            if self._unsaved or self._audit_outbox:
+                log.error(
+                    "stopping with %d pour records and %d audit entries not stored",
+                    len(self._unsaved),
+                    len(self._audit_outbox),
+                )
         self._active = None
         self._auto_resume = None
         self._last_cycle_mono = None
@@ -344,7 +371,7 @@ class Supervisor:
     # --- internals of the actions ---------------------------------------------------------
 
     def _require_running(self) -> None:
-        if self._task is None:
+        if not self._running:
             raise NotTheWriter("this instance is a standby; pour actions go to the writer instance")
 
     def _require_active(self, pour_id: str) -> ActivePour:
@@ -364,40 +391,30 @@ class Supervisor:
             raise PlantNotReady("the PLC reports a fault; reset it at the plant first")
 
     async def _pause(self, pour_id: str, *, role: str, reason: str) -> PourRecord:
+        """Pause: the PLC is asked to stop first, then the record is written (or kept
+        for the store's return: a store outage never holds up a stop)."""
         pour = self._require_active(pour_id)
         target = next_state(pour.state, PourAction.PAUSE)
         pour.interruptions.append({"reason": reason, "started_at": self._clock().isoformat()})
-        pour.record = await self._store.update_pour(
-            pour_id,
-            expect_state=pour.record.state,
-            state=target.value,
-            interruptions=pour.interruptions,
-            totals=_totals_record(pour.totals),
-        )
+        pour.record = replace(pour.record, state=target.value)
         log.warning("pour %s paused: %s", pour_id, reason)
         await self._request_stop(
             pour, role=role, reason="operator" if role != "service" else reason
         )
+        await self._persist(pour)
         return pour.record
 
     async def _finish(self, pour: ActivePour, target: PourState, *, role: str) -> PourRecord:
         now = self._clock()
         if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
             pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
-        pour.record = await self._store.update_pour(
-            pour.record.id,
-            expect_state=pour.record.state,
-            state=target.value,
-            ended_at=now,
-            interruptions=pour.interruptions,
-            totals=_totals_record(pour.totals),
-            checkpoint_seq=pour.checkpoint_seq + 1,
-        )
+        pour.record = replace(pour.record, state=target.value, ended_at=now)
         self._active = None
         log.info("pour %s %s at %.2f m3", pour.record.id, target.value, pour.totals.poured_m3)
         await self._request_stop(
             pour, role=role, reason="operator" if role != "service" else "complete"
         )
+        await self._persist(pour)
         return pour.record
 
     async def _request_stop(self, pour: ActivePour, *, role: str, reason: str) -> None:
@@ -476,21 +493,22 @@ class Supervisor:
         ack: bool,
         detail: str | None = None,
     ) -> None:
-        try:
-            await self._store.append_audit(
-                kind="setpoints",
-                reason=reason,
-                role=role,
-                new=dict(new),
-                old=dict(old) or None,
-                pour_id=pour_id,
-                seq=seq,
-                acknowledged=ack,
-                detail=detail,
-            )
-        except StoreUnavailable as err:
-            # The write itself happened; losing its audit line is logged loudly.
-            log.error("audit entry for setpoint seq %s not stored: %s", seq, err)
+        # In order, through the outbox: a store outage delays the entry, never drops it.
+        self._store_wanted.set()
+        self._audit_outbox.append(
+            {
+                "kind": "setpoints",
+                "reason": reason,
+                "role": role,
+                "new": dict(new),
+                "old": dict(old) or None,
+                "pour_id": pour_id,
+                "seq": seq,
+                "acknowledged": ack,
+                "detail": detail,
+                "at": self._clock(),
+            }
+        )
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -752,14 +770,73 @@ class Supervisor:
             )
 
     async def _checkpoint(self, pour: ActivePour) -> None:
-        pour.checkpoint_seq += 1
-        pour.record = await self._store.update_pour(
-            pour.record.id,
-            totals=_totals_record(pour.totals),
-            interruptions=pour.interruptions,
-            checkpoint_seq=pour.checkpoint_seq,
-        )
         pour.last_checkpoint_wall = self._monotonic()
+        await self._persist(pour)
+
+    async def _persist(self, pour: ActivePour) -> None:
+        """Queue the pour's record (state, times, totals, interruptions) for the store
+        writer task. The control cycle never waits on the database: while the store is
+        down the newest values wait in memory and go out as soon as it answers."""
+        pour.checkpoint_seq += 1
+        self._unsaved[pour.record.id] = pour
+        self._store_wanted.set()
+
+    async def _store_writer(self) -> None:
+        """Writes queued pour records and audit entries, in order; retries every
+        second while the store is down."""
+        while True:
+            if self._store_down:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._store_wanted.wait()
+            else:
+                await self._store_wanted.wait()
+            self._store_wanted.clear()
+            try:
+                await self._flush_unsaved()
+            except Exception:  # a loop boundary: record it, keep writing
+                log.exception("store writer failed")
+                self._store_down = True
+
+    async def _flush_unsaved(self) -> None:
+        async with self._flush_lock:
+            for pour_id, pour in list(self._unsaved.items()):
+                seq = pour.checkpoint_seq
+                try:
+                    stored = await self._store.update_pour(
+                        pour_id,
+                        state=pour.record.state,
+                        started_at=pour.record.started_at,
+                        ended_at=pour.record.ended_at,
+                        totals=_totals_record(pour.totals),
+                        interruptions=pour.interruptions,
+                        checkpoint_seq=seq,
+                    )
+                except StoreUnavailable as err:
+                    if not self._store_down:
+                        log.warning("store unavailable, pour records kept in memory: %s", err)
+                        self._store_down = True
+                    return
+                if pour.checkpoint_seq == seq:  # nothing newer was queued meanwhile
+                    pour.record = stored
+                    if self._unsaved.get(pour_id) is pour:
+                        del self._unsaved[pour_id]
+            await self._flush_audit()
+            if self._store_down and not self._unsaved and not self._audit_outbox:
+                log.warning("store reachable again: buffered records and audit entries written")
+                self._store_down = False
+
+    async def _flush_audit(self) -> None:
+        while self._audit_outbox:
+            entry = self._audit_outbox[0]
+            try:
+                await self._store.append_audit(**entry)
+            except StoreUnavailable as err:
+                if not self._store_down:
+                    log.warning("store unavailable, audit entries kept in memory: %s", err.detail)
+                    self._store_down = True
+                return
+            self._audit_outbox.popleft()
 
     def status(self) -> dict[str, Any]:
         return {"cycles": self.cycles, "last_error": self._last_error}

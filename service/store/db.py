@@ -32,7 +32,15 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Bounded waits: a database that hangs must turn into an error, not a stalled task.
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=10,
+        connect_args={"timeout": 5, "command_timeout": 15},
+    )
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -4,7 +4,7 @@ injected clock: pour actions, drop-outs, pending stops, stuck sensors, restarts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +84,7 @@ class Rig:
                         tag, m.value + (0.01 if int(self.clock.now) % 2 else -0.01)
                     )
             await self.sup.cycle()
+        await self.sup.flush_records()
 
     frozen: frozenset[str] = frozenset()
 
@@ -98,7 +99,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         await engine.dispose()
 
 
-def make_rig(store: Store, **config: Any) -> Rig:
+async def _make_rig(store: Store, **config: Any) -> Rig:
     clock = Clock()
     link = FakePlantLink(measurements=PLANT, clock=clock, wall_clock=clock.wall)
     sup = Supervisor(
@@ -109,7 +110,27 @@ def make_rig(store: Store, **config: Any) -> Rig:
         monotonic=clock,
         wall_clock=clock.wall,
     )
+    await sup.start(run_loop=False)
     return Rig(store, link, sup, clock)
+
+
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+async def make_rig(store: Store) -> AsyncIterator[MakeRig]:
+    made: list[Rig] = []
+
+    async def make(_store: Store, **config: Any) -> Rig:
+        rig = await _make_rig(_store, **config)
+        made.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in made:
+            await rig.sup.stop()
 
 
 async def new_pour(store: Store, target_m3: float = 5.0) -> str:
@@ -126,8 +147,8 @@ async def new_pour(store: Store, target_m3: float = 5.0) -> str:
     return pour.id
 
 
-async def test_start_refuses_a_plant_that_cannot_take_it(store: Store) -> None:
-    rig = make_rig(store)
+async def test_start_refuses_a_plant_that_cannot_take_it(store: Store, make_rig: MakeRig) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store)
     rig.link.set_connected(False)
     with pytest.raises(PlantLinkDown):
@@ -144,8 +165,10 @@ async def test_start_refuses_a_plant_that_cannot_take_it(store: Store) -> None:
     assert (await store.get_pour(pour_id)).state == "planned"
 
 
-async def test_an_unconfirmed_start_leaves_the_pour_planned(store: Store) -> None:
-    rig = make_rig(store)
+async def test_an_unconfirmed_start_leaves_the_pour_planned(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store)
     rig.link.fail_next_write = "unacknowledged"
     with pytest.raises(SetpointUnconfirmed):
@@ -154,12 +177,13 @@ async def test_an_unconfirmed_start_leaves_the_pour_planned(store: Store) -> Non
     assert record.state == "planned"
     assert record.started_at is None
     assert rig.sup.active_pour is None
+    await rig.sup.flush_records()
     audit = await store.list_audit()
     assert [e.acknowledged for e in audit] == [False]
 
 
-async def test_two_callers_start_at_once_one_wins(store: Store) -> None:
-    rig = make_rig(store)
+async def test_two_callers_start_at_once_one_wins(store: Store, make_rig: MakeRig) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store)
     results = await asyncio.gather(
         rig.sup.start_pour(pour_id, "scada"),
@@ -174,8 +198,8 @@ async def test_two_callers_start_at_once_one_wins(store: Store) -> None:
     assert err.value.code == "pour_already_active"
 
 
-async def test_a_pour_runs_and_completes_with_its_totals(store: Store) -> None:
-    rig = make_rig(store, checkpoint_interval_wall_s=5.0)
+async def test_a_pour_runs_and_completes_with_its_totals(store: Store, make_rig: MakeRig) -> None:
+    rig = await make_rig(store, checkpoint_interval_wall_s=5.0)
     pour_id = await new_pour(store, target_m3=2.0)
     await rig.sup.start_pour(pour_id, "scada")
     assert rig.link.writes[0]["run_request"] is True
@@ -197,8 +221,10 @@ async def test_a_pour_runs_and_completes_with_its_totals(store: Store) -> None:
                 assert lim.minimum <= value <= lim.maximum, (tag, value)
 
 
-async def test_a_lost_link_pauses_and_the_stop_is_sent_when_it_returns(store: Store) -> None:
-    rig = make_rig(store, link_loss_pause_wall_s=5.0)
+async def test_a_lost_link_pauses_and_the_stop_is_sent_when_it_returns(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store, link_loss_pause_wall_s=5.0)
     pour_id = await new_pour(store, target_m3=50)
     await rig.sup.start_pour(pour_id, "scada")
     rig.link.set_measurement("plant_mode", 2)
@@ -221,8 +247,10 @@ async def test_a_lost_link_pauses_and_the_stop_is_sent_when_it_returns(store: St
     assert rig.link.writes[-1]["run_request"] is True
 
 
-async def test_resume_makes_a_rising_edge_when_run_request_is_still_true(store: Store) -> None:
-    rig = make_rig(store)
+async def test_resume_makes_a_rising_edge_when_run_request_is_still_true(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store, target_m3=50)
     await rig.sup.start_pour(pour_id, "scada")
     rig.link.set_measurement("plant_mode", 2)
@@ -238,8 +266,10 @@ async def test_resume_makes_a_rising_edge_when_run_request_is_still_true(store: 
     assert [w["run_request"] for w in rig.link.writes[-2:]] == [False, True]
 
 
-async def test_remote_off_pauses_and_nothing_is_written_while_holding(store: Store) -> None:
-    rig = make_rig(store)
+async def test_remote_off_pauses_and_nothing_is_written_while_holding(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store, target_m3=50)
     await rig.sup.start_pour(pour_id, "scada")
     rig.link.set_measurement("plant_mode", 2)
@@ -256,8 +286,8 @@ async def test_remote_off_pauses_and_nothing_is_written_while_holding(store: Sto
     assert "plc_not_remote" in codes
 
 
-async def test_a_stuck_density_gauge_is_bad_data(store: Store) -> None:
-    rig = make_rig(store, stuck_after_s=20.0)
+async def test_a_stuck_density_gauge_is_bad_data(store: Store, make_rig: MakeRig) -> None:
+    rig = await make_rig(store, stuck_after_s=20.0)
     pour_id = await new_pour(store, target_m3=500)
     await rig.sup.start_pour(pour_id, "scada")
     rig.link.set_measurement("plant_mode", 2)
@@ -277,16 +307,17 @@ async def test_a_stuck_density_gauge_is_bad_data(store: Store) -> None:
     assert rig.sup.stuck == frozenset()
 
 
-async def test_a_restart_finds_the_running_pour_and_pauses_it(store: Store) -> None:
-    rig = make_rig(store)
+async def test_a_restart_finds_the_running_pour_and_pauses_it(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
     pour_id = await new_pour(store, target_m3=50)
     await rig.sup.start_pour(pour_id, "scada")
     rig.link.set_measurement("plant_mode", 2)
     await rig.step(20)
     poured = rig.sup.active_pour.totals.poured_m3 if rig.sup.active_pour else 0.0
     await rig.sup.stop()  # final checkpoint
-    again = make_rig(store)
-    await again.sup.start()
+    again = await make_rig(store)
     try:
         record = await store.get_pour(pour_id)
         assert record.state == "paused"
@@ -295,3 +326,37 @@ async def test_a_restart_finds_the_running_pour_and_pauses_it(store: Store) -> N
         assert active is not None and active.totals.poured_m3 == pytest.approx(poured)
     finally:
         await again.sup.stop()
+
+
+async def test_a_store_outage_loses_nothing(tmp_path: Path, make_rig: MakeRig) -> None:
+    import shutil
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    engine = create_engine(f"sqlite+aiosqlite:///{folder / 'o.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    try:
+        rig = await make_rig(store, checkpoint_interval_wall_s=2.0)
+        pour_id = await new_pour(store, target_m3=3.0)
+        await rig.sup.start_pour(pour_id, "scada")
+        rig.link.set_measurement("plant_mode", 2)
+        await rig.step(20)
+        await engine.dispose()
+        shutil.move(folder, tmp_path / "away")  # the database is gone
+        writes_before = len(rig.link.writes)
+        await rig.step(120)  # control goes on: 100 m3/h for 140 s in all > 3 m3
+        assert len(rig.link.writes) > writes_before
+        assert rig.sup.active_pour is None  # completed, in memory
+        assert rig.link.writes[-1]["run_request"] is False
+        shutil.move(tmp_path / "away", folder)  # the database is back
+        await rig.sup.flush_records()
+        record = await store.get_pour(pour_id)
+        assert record.state == "completed"
+        assert PourTotals.from_dict(record.totals["integrator"]).poured_m3 >= 3.0
+        audit = await store.list_audit(limit=1000)
+        assert len(audit) == len(rig.link.writes)
+        assert [e.new for e in audit] == rig.link.writes
+        assert await store.verify_audit_chain() == (True, None)
+    finally:
+        await engine.dispose()
