@@ -299,7 +299,7 @@ class Supervisor:
                 )
             self._require_plant_ready(self._link.snapshot())
             recipe = await self._store.get_recipe(record.recipe_id)
-            control_recipe(recipe.mix)  # refuse a recipe the plant cannot feed, early
+            self._require_feeders(control_recipe(recipe.mix))
             started = await self._store.update_pour(
                 pour_id,
                 expect_state=record.state,
@@ -369,6 +369,17 @@ class Supervisor:
         return self._alarms[code]
 
     # --- internals of the actions ---------------------------------------------------------
+
+    def _require_feeders(self, recipe: law.Recipe) -> None:
+        """Refuse a recipe whose binder needs a feeder this plant's tag map lacks."""
+        mapped = self._link.setpoint_tags
+        for i, name in enumerate(recipe.component_names):
+            if f"{name}_rate_sp" not in mapped:
+                raise InvalidInput(
+                    f"recipe.binder[{i}].name",
+                    f"this plant has no {name} feeder in its tag map ({name}_rate_sp)",
+                    code="feeder_not_available",
+                )
 
     def _require_running(self) -> None:
         if not self._running:
@@ -710,7 +721,12 @@ class Supervisor:
             inputs = self._inputs(snap, pour)
             pour.control, output = law.step(pour.control, inputs, self.config.control, 0.0)
             self._last_output = output
-        values: dict[str, SetpointValue] = dict(output.setpoints.as_tags())
+        # Only the setpoints this plant has: a plant without a fly ash feeder has no
+        # flyash_rate_sp (a recipe that needs a missing feeder is refused at start).
+        mapped = self._link.setpoint_tags
+        values: dict[str, SetpointValue] = {
+            tag: value for tag, value in output.setpoints.as_tags().items() if tag in mapped
+        }
         values["run_request"] = True
         if not force and not self._changed(values):
             return

@@ -144,6 +144,10 @@ class FakePlantLink:
             version=self._version,
         )
 
+    @property
+    def setpoint_tags(self) -> frozenset[str]:
+        return self._setpoint_tags
+
     async def set_writer(self, epoch: int | None) -> None:
         self.writer_epoch = epoch
 

@@ -466,6 +466,10 @@ class OpcUaPlantLink:
             self._bump()
 
     @property
+    def setpoint_tags(self) -> frozenset[str]:
+        return frozenset(self._tags.setpoints) - LINK_OWNED_SETPOINTS
+
+    @property
     def writer_epoch(self) -> int | None:
         return self._writer_epoch
 

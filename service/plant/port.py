@@ -109,6 +109,11 @@ class PlantLink(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def setpoint_tags(self) -> frozenset[str]:
+        """The setpoints this plant's tag map has (fly ash, say, is optional)."""
+        ...
+
     async def set_writer(self, epoch: int | None) -> None:
         """Writer (``epoch`` 0 sole, > 0 elected and fenced) or standby (``None``)."""
         ...
