@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from service.api import errors
 from service.api.routes import (
@@ -17,12 +20,21 @@ from service.api.routes import (
     pours,
     recipe_store,
     recipes,
+    reports,
     strength,
+    whoami,
 )
 from service.runtime import Runtime
 from service.settings import Settings
 
 API_PREFIX = "/api/v1"
+WEB_DIR = Path(__file__).resolve().parent / "web"
+# The page loads nothing but its own files and talks to nothing but this service.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Cache-Control": "no-cache",
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,5 +64,13 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(plant.router)
     api.include_router(pours.router)
     api.include_router(alarms.router)
+    api.include_router(reports.router)
+    api.include_router(whoami.router)
     app.include_router(api)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
     return app

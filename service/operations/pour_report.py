@@ -1,0 +1,188 @@
+"""The pour report an engineer hands to QA: the pour record, its recipe version, the
+spec bands and the Cw/Bw trend over the pour, as one CSV.
+
+The bands are those the supervisor judged the pour by (``AlarmConfig``): Cw off-spec
+beyond +-``solids_band_fraction`` (absolute), Bw beyond +-``binder_band_relative`` of
+its target.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.core.control import AlarmConfig
+from service.operations.pours import pour_view
+from service.operations.supervisor import Supervisor
+from service.store.history import HistoryStore, Trend
+from service.store.records import RecipeRecord
+from service.store.repository import Store
+
+TREND_TAGS = ("solids_pct", "solids_pct_target", "binder_pct", "binder_pct_target")
+MAX_TREND_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class PourReport:
+    pour: dict[str, Any]
+    recipe: RecipeRecord
+    bands: AlarmConfig
+    trend: Trend
+
+
+def trend_step_s(span_s: float) -> int:
+    """Seconds per trend row: at most about ``MAX_TREND_ROWS`` rows; from a minute up,
+    whole minutes, so a long (or old) pour reads the minute table."""
+    step = max(1, math.ceil(span_s / MAX_TREND_ROWS))
+    if step > 30:
+        step = 60 * math.ceil(step / 60)
+    return step
+
+
+async def build_pour_report(
+    store: Store,
+    supervisor: Supervisor,
+    history: HistoryStore,
+    pour_id: str,
+    now: datetime,
+) -> PourReport:
+    record = await store.get_pour(pour_id)
+    view = pour_view(record, supervisor)
+    recipe = await store.get_recipe(record.recipe_id)
+    start = view["started_at"]
+    end = view["ended_at"] or now
+    if start is None or end <= start:
+        trend = Trend(1, "raw", [], {t: {"avg": [], "min": [], "max": []} for t in TREND_TAGS})
+    else:
+        span_s = (end - start).total_seconds()
+        trend = await history.query(
+            list(TREND_TAGS),
+            int(start.timestamp() * 1000),
+            int(end.timestamp() * 1000) + 1,
+            trend_step_s(span_s),
+        )
+    return PourReport(view, recipe, supervisor.config.alarms, trend)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _round(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _in_band(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or low is None or high is None:
+        return ""
+    return "yes" if low <= value <= high else "no"
+
+
+_POUR_FIELDS = (
+    "id",
+    "stope_id",
+    "state",
+    "target_volume_m3",
+    "paste_flow_m3_h",
+    "poured_m3",
+    "progress_pct",
+    "dry_tailings_t",
+    "binder_t",
+    "water_m3",
+    "average_solids_pct",
+    "min_solids_pct",
+    "max_solids_pct",
+    "average_binder_pct",
+    "min_binder_pct",
+    "max_binder_pct",
+    "off_spec_m3",
+    "unmeasured_m3",
+    "created_at",
+    "created_by",
+    "started_at",
+    "ended_at",
+)
+
+
+def report_csv(report: PourReport) -> str:
+    """Two blocks: ``field,value`` rows of the record, a blank line, then one row per
+    trend step with the spec band and whether the step's average was inside it."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    pour, recipe, bands = report.pour, report.recipe, report.bands
+    w.writerow(["field", "value"])
+    for name in _POUR_FIELDS:
+        w.writerow([f"pour.{name}", _cell(pour.get(name))])
+    for component, tonnes in sorted(pour["binder_t_by_component"].items()):
+        w.writerow([f"pour.binder_t.{component}", _cell(float(tonnes))])
+    w.writerow(["recipe.id", recipe.id])
+    w.writerow(["recipe.name", recipe.name])
+    w.writerow(["recipe.version", recipe.version])
+    w.writerow(["recipe.approved_by", _cell(recipe.approved_by)])
+    w.writerow(["recipe.calibration_id", _cell(recipe.calibration_id)])
+    w.writerow(["recipe.binder_pct", _cell(float(recipe.mix["binder_pct"]))])
+    w.writerow(["recipe.solids_pct", _cell(float(recipe.mix["solids_pct"]))])
+    for comp in recipe.mix["binder"]:
+        w.writerow([f"recipe.blend_pct.{comp['name']}", _cell(float(comp["fraction_pct"]))])
+    w.writerow(["spec.solids_band_pct_points", _cell(100.0 * bands.solids_band_fraction)])
+    w.writerow(["spec.binder_band_relative_pct", _cell(100.0 * bands.binder_band_relative)])
+    for i, stop in enumerate(pour["interruptions"], start=1):
+        w.writerow([f"interruption.{i}.reason", _cell(stop.get("reason"))])
+        w.writerow([f"interruption.{i}.started_at", _cell(stop.get("started_at"))])
+        w.writerow([f"interruption.{i}.ended_at", _cell(stop.get("ended_at"))])
+    for i, sample in enumerate(pour["sample_ids"], start=1):
+        w.writerow([f"sample.{i}", sample])
+    w.writerow([])
+
+    w.writerow(
+        [
+            "time_utc",
+            "solids_pct",
+            "solids_pct_target",
+            "solids_pct_low",
+            "solids_pct_high",
+            "solids_in_spec",
+            "binder_pct",
+            "binder_pct_target",
+            "binder_pct_low",
+            "binder_pct_high",
+            "binder_in_spec",
+        ]
+    )
+    series = report.trend.series
+    solids_band = 100.0 * bands.solids_band_fraction
+    for i, t_ms in enumerate(report.trend.t_ms):
+        cw = series["solids_pct"]["avg"][i]
+        cw_target = series["solids_pct_target"]["avg"][i]
+        bw = series["binder_pct"]["avg"][i]
+        bw_target = series["binder_pct_target"]["avg"][i]
+        cw_low = None if cw_target is None else cw_target - solids_band
+        cw_high = None if cw_target is None else cw_target + solids_band
+        bw_low = None if bw_target is None else bw_target * (1 - bands.binder_band_relative)
+        bw_high = None if bw_target is None else bw_target * (1 + bands.binder_band_relative)
+        w.writerow(
+            [
+                _cell(datetime.fromtimestamp(t_ms / 1000, UTC)),
+                _round(cw),
+                _round(cw_target),
+                _round(cw_low),
+                _round(cw_high),
+                _in_band(cw, cw_low, cw_high),
+                _round(bw),
+                _round(bw_target),
+                _round(bw_low),
+                _round(bw_high),
+                _in_band(bw, bw_low, bw_high),
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,1219 @@
+// The operator page: plain JavaScript, no framework, no build step, nothing from the
+// internet. It talks only to this service's /api/v1 with the key the user typed in,
+// kept in sessionStorage (gone when the browser tab closes).
+"use strict";
+
+const API = "/api/v1";
+const KEY_STORE = "backfill.apiKey";
+const STATUS_POLL_MS = 1500;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// Spec bands of the pour (the supervisor's alarm bands): Cw +-1 percentage point,
+// Bw +-5 % of its target.
+const SOLIDS_BAND_POINTS = 1.0;
+const BINDER_BAND_RELATIVE = 0.05;
+
+const WINDOWS = [
+  { label: "15 min", seconds: 900, refreshMs: 5000 },
+  { label: "1 h", seconds: 3600, refreshMs: 15000 },
+  { label: "8 h", seconds: 8 * 3600, refreshMs: 60000 },
+  { label: "24 h", seconds: 24 * 3600, refreshMs: 60000 },
+];
+
+const ROLE_NAMES = {
+  hmi: "hmi (read-only)",
+  scada: "scada (operator)",
+  engineer: "engineer",
+  admin: "admin",
+};
+
+// What each role may do on this page (the API enforces the same; the page only hides
+// what would be refused).
+const may = {
+  acknowledge: (role) => role === "scada" || role === "admin",
+  runPours: (role) => role === "scada" || role === "admin",
+};
+
+// Live trends of the plant view. `tag` is the history column; `live` says where the
+// live value comes from in /plant/status (a measurement or a setpoint).
+const PLANT_TRENDS = [
+  {
+    id: "density", title: "Paste density", unit: "kg/m3", digits: 0,
+    series: [
+      { tag: "paste_density_pv", label: "density", live: "m", color: 0 },
+      { tag: "paste_density_sp", label: "target", live: "sp", color: 1, dash: true },
+    ],
+  },
+  {
+    id: "cw", title: "Cw: solids", unit: "% of paste mass", digits: 2,
+    band: { tag: "solids_pct_target", abs: SOLIDS_BAND_POINTS, label: "spec ±1 point" },
+    series: [
+      { tag: "solids_pct", label: "Cw measured", color: 0 },
+      { tag: "solids_pct_target", label: "Cw target", color: 1, dash: true },
+    ],
+  },
+  {
+    id: "bw", title: "Bw: binder", unit: "% of dry tailings", digits: 2,
+    band: { tag: "binder_pct_target", rel: BINDER_BAND_RELATIVE, label: "spec ±5 %" },
+    series: [
+      { tag: "binder_pct", label: "Bw measured", color: 0 },
+      { tag: "binder_pct_target", label: "Bw target", color: 1, dash: true },
+    ],
+  },
+  {
+    id: "binder", title: "Binder feed rates", unit: "t/h", digits: 2,
+    series: [
+      { tag: "cement_rate_pv", label: "cement", live: "m", color: 0 },
+      { tag: "cement_rate_sp", label: "cement SP", live: "sp", color: 0, dash: true },
+      { tag: "slag_rate_pv", label: "slag", live: "m", color: 2 },
+      { tag: "slag_rate_sp", label: "slag SP", live: "sp", color: 2, dash: true },
+      { tag: "flyash_rate_pv", label: "fly ash", live: "m", color: 3, optional: true },
+      { tag: "flyash_rate_sp", label: "fly ash SP", live: "sp", color: 3, dash: true, optional: true },
+    ],
+  },
+  {
+    id: "flows", title: "Feed and water flows", unit: "m3/h", digits: 1,
+    series: [
+      { tag: "tailings_flow_pv", label: "tailings feed", live: "m", color: 4 },
+      { tag: "tailings_flow_sp", label: "feed SP", live: "sp", color: 4, dash: true },
+      { tag: "water_flow_pv", label: "water", live: "m", color: 0 },
+      { tag: "water_flow_sp", label: "water SP", live: "sp", color: 0, dash: true },
+      { tag: "paste_flow_pv", label: "paste", live: "m", color: 5 },
+    ],
+  },
+  {
+    id: "pressure", title: "Pump pressure", unit: "kPa", digits: 0,
+    series: [{ tag: "pump_pressure_pv", label: "discharge", live: "m", color: 1 }],
+  },
+  {
+    id: "level", title: "Mixer level", unit: "%", digits: 1,
+    series: [{ tag: "mixer_level_pv", label: "level", live: "m", color: 2 }],
+  },
+];
+
+const POUR_STATES = ["planned", "running", "paused", "completed", "stopped", "aborted"];
+
+// --- session ---------------------------------------------------------------------------
+
+const session = {
+  key: sessionStorage.getItem(KEY_STORE),
+  role: null,
+};
+
+const app = {
+  status: null, // the last /plant/status body
+  etag: null,
+  statusTimer: null,
+  pollGeneration: 0,
+  statusListeners: new Set(),
+  viewTimers: [], // cleared on every route change
+  viewToken: 0, // bumped on every route change: late answers of an old view are dropped
+  trendWindow: WINDOWS[0],
+  trends: null, // the plant view's trend data
+};
+
+// --- the API ---------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(`${code}: ${detail}`);
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+async function api(path, { method = "GET", body, headers = {}, raw = false } = {}) {
+  const init = { method, headers: { ...headers }, cache: "no-store" };
+  if (session.key) init.headers.Authorization = `Bearer ${session.key}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(API + path, init);
+  } catch (err) {
+    throw new ApiError(0, "service_unreachable", `the service did not answer (${err.message})`);
+  }
+  if (raw) {
+    if (!response.ok && response.status !== 304) await raiseFor(response);
+    return response;
+  }
+  if (!response.ok) await raiseFor(response);
+  return response.json();
+}
+
+async function raiseFor(response) {
+  let code = `http_${response.status}`;
+  let detail = response.statusText || "request failed";
+  try {
+    const data = await response.json();
+    if (data && typeof data === "object") {
+      code = data.code || code;
+      detail = data.detail || detail;
+    }
+  } catch (_err) {
+    // Not JSON (a proxy's error page): keep the HTTP status.
+  }
+  if (response.status === 401) {
+    logout(`${code}: ${detail}`);
+  }
+  throw new ApiError(response.status, code, detail);
+}
+
+// --- DOM helpers -----------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "text") el.textContent = String(value);
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+function showError(err) {
+  const banner = $("#error");
+  const text = $("#error-text");
+  text.replaceChildren();
+  if (err instanceof ApiError) {
+    text.append(h("code", { text: err.code }), ` (${err.status || "no answer"}): ${err.detail}`);
+  } else {
+    text.append(String(err && err.message ? err.message : err));
+  }
+  banner.hidden = false;
+}
+
+function clearError() {
+  $("#error").hidden = true;
+}
+
+// --- formatting ------------------------------------------------------------------------
+
+function fmt(value, digits = 2) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  let v = Number(value);
+  if (Math.abs(v) < 0.5 * 10 ** -digits) v = 0; // never "-0"
+  return v.toLocaleString("en-GB", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+function fmtTime(ms, seconds = false) {
+  const d = new Date(ms);
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return seconds ? `${hm}:${pad(d.getSeconds())}` : hm;
+}
+
+function fmtDateTime(value) {
+  if (!value) return "—";
+  const d = new Date(value);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function fmtDuration(hours) {
+  if (hours === null || !Number.isFinite(hours)) return "—";
+  const minutes = Math.round(hours * 60);
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${pad(minutes % 60)} min`;
+}
+
+// --- plots (SVG) -----------------------------------------------------------------------
+
+function niceStep(span, targetTicks) {
+  const raw = span / targetTicks;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    if (m * magnitude >= raw) return m * magnitude;
+  }
+  return 10 * magnitude;
+}
+
+const TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200];
+
+// Draw a plot into `container`. spec: {x: {min, max, time}, xLabel, yLabel, series:
+// [{points: [[x, y|null]], color, dash, extrapolated}], bands: [{points: [[x, lo, hi]]}],
+// hlines: [{y, label}], markers: [{x, y}], gapS, height}.
+function drawPlot(container, spec) {
+  const width = Math.max(320, Math.round(container.clientWidth || 600));
+  const height = spec.height || 220;
+  const m = { left: 58, right: 12, top: 10, bottom: spec.xLabel ? 40 : 24 };
+  const plotW = width - m.left - m.right;
+  const plotH = height - m.top - m.bottom;
+  const { min: x0, max: x1 } = spec.x;
+
+  let yMin = Infinity;
+  let yMax = -Infinity;
+  const seen = (y) => {
+    if (y === null || !Number.isFinite(y)) return;
+    yMin = Math.min(yMin, y);
+    yMax = Math.max(yMax, y);
+  };
+  let count = 0;
+  for (const series of spec.series) {
+    for (const [x, y] of series.points) {
+      if (x >= x0 && x <= x1 && y !== null) {
+        seen(y);
+        count += 1;
+      }
+    }
+  }
+  for (const band of spec.bands || []) {
+    for (const [x, lo, hi] of band.points) {
+      if (x >= x0 && x <= x1) {
+        seen(lo);
+        seen(hi);
+      }
+    }
+  }
+  for (const line of spec.hlines || []) seen(line.y);
+  for (const mk of spec.markers || []) seen(mk.y);
+
+  const svg = s("svg", {
+    class: "plot",
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "data-points": count,
+  });
+  if (!Number.isFinite(yMin)) {
+    svg.append(s("text", { class: "empty", x: width / 2, y: height / 2, "text-anchor": "middle", text: spec.emptyText || "no data in this window" }));
+    container.replaceChildren(svg);
+    return svg;
+  }
+  if (yMax - yMin < 1e-9) {
+    const pad = Math.max(Math.abs(yMax) * 0.01, 0.5);
+    yMin -= pad;
+    yMax += pad;
+  } else {
+    const pad = (yMax - yMin) * 0.08;
+    yMin -= pad;
+    yMax += pad;
+  }
+  if (spec.yFromZero && yMin > 0) yMin = 0;
+  const sx = (x) => m.left + ((x - x0) / (x1 - x0)) * plotW;
+  const sy = (y) => m.top + (1 - (y - yMin) / (yMax - yMin)) * plotH;
+
+  // Grid and axes.
+  const yStep = niceStep(yMax - yMin, 4);
+  const digits = Math.max(0, -Math.floor(Math.log10(yStep) + 1e-9));
+  for (let y = Math.ceil(yMin / yStep) * yStep; y <= yMax; y += yStep) {
+    svg.append(s("line", { class: "grid", x1: m.left, x2: width - m.right, y1: sy(y), y2: sy(y) }));
+    svg.append(s("text", { class: "axis-label", x: m.left - 6, y: sy(y) + 4, "text-anchor": "end", text: fmt(y, Math.min(digits, 3)) }));
+  }
+  if (spec.x.time) {
+    const spanS = (x1 - x0) / 1000;
+    const stepS = TIME_STEPS_S.find((t) => spanS / t <= 7) || 86400;
+    const offsetMs = new Date(x0).getTimezoneOffset() * 60000;
+    const first = Math.ceil((x0 - offsetMs) / (stepS * 1000)) * stepS * 1000 + offsetMs;
+    for (let x = first; x <= x1; x += stepS * 1000) {
+      svg.append(s("line", { class: "grid", x1: sx(x), x2: sx(x), y1: m.top, y2: m.top + plotH }));
+      svg.append(s("text", { class: "axis-label", x: sx(x), y: m.top + plotH + 16, "text-anchor": "middle", text: fmtTime(x, stepS < 60) }));
+    }
+  } else {
+    const xStep = niceStep(x1 - x0, 6);
+    const xDigits = Math.max(0, -Math.floor(Math.log10(xStep) + 1e-9));
+    for (let x = Math.ceil(x0 / xStep) * xStep; x <= x1 + 1e-9; x += xStep) {
+      svg.append(s("line", { class: "grid", x1: sx(x), x2: sx(x), y1: m.top, y2: m.top + plotH }));
+      svg.append(s("text", { class: "axis-label", x: sx(x), y: m.top + plotH + 16, "text-anchor": "middle", text: fmt(x, xDigits) }));
+    }
+  }
+  if (spec.xLabel) {
+    svg.append(s("text", { class: "axis-label", x: m.left + plotW / 2, y: height - 6, "text-anchor": "middle", text: spec.xLabel }));
+  }
+  if (spec.yLabel) {
+    svg.append(s("text", { class: "axis-label", x: 12, y: m.top + plotH / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${m.top + plotH / 2})`, text: spec.yLabel }));
+  }
+
+  const clipId = `clip-${Math.random().toString(36).slice(2)}`;
+  svg.append(s("defs", {}, s("clipPath", { id: clipId }, s("rect", { x: m.left, y: m.top, width: plotW, height: plotH }))));
+  const layer = s("g", { "clip-path": `url(#${clipId})` });
+  svg.append(layer);
+
+  const gap = spec.gapMs || Infinity;
+  for (const band of spec.bands || []) {
+    for (const run of runs(band.points.map(([x, lo, hi]) => [x, lo, hi]), gap)) {
+      const upper = run.map(([x, , hi]) => `${sx(x).toFixed(1)},${sy(hi).toFixed(1)}`);
+      const lower = run.map(([x, lo]) => `${sx(x).toFixed(1)},${sy(lo).toFixed(1)}`).reverse();
+      layer.append(s("polygon", { class: "band", points: [...upper, ...lower].join(" ") }));
+    }
+  }
+  for (const line of spec.hlines || []) {
+    layer.append(s("line", { class: "hline", x1: m.left, x2: width - m.right, y1: sy(line.y), y2: sy(line.y) }));
+    if (line.label) {
+      layer.append(s("text", { class: "hline-label", x: width - m.right - 4, y: sy(line.y) - 5, "text-anchor": "end", text: line.label }));
+    }
+  }
+  for (const series of spec.series) {
+    const cls = `line c${series.color || 0}${series.dash ? " dash" : ""}${series.extrapolated ? " extrapolated" : ""}`;
+    for (const run of runs(series.points, gap)) {
+      const pts = run.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+      layer.append(s("polyline", { class: cls, points: run.length === 1 ? `${pts} ${pts}` : pts }));
+    }
+  }
+  for (const mk of spec.markers || []) {
+    layer.append(s("circle", { class: "marker", cx: sx(mk.x), cy: sy(mk.y), r: 5 }));
+  }
+  container.replaceChildren(svg);
+  return svg;
+}
+
+// Split points into runs without null values or gaps wider than `gap`.
+function runs(points, gap) {
+  const out = [];
+  let current = [];
+  let lastX = null;
+  for (const p of points) {
+    const missing = p.slice(1).some((v) => v === null || !Number.isFinite(v));
+    if (missing || (lastX !== null && p[0] - lastX > gap)) {
+      if (current.length) out.push(current);
+      current = [];
+    }
+    if (!missing) {
+      current.push(p);
+      lastX = p[0];
+    }
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+// --- history ---------------------------------------------------------------------------
+
+async function history(tags, fromMs, toMs, step) {
+  const q = new URLSearchParams({
+    tags: tags.join(","),
+    from: new Date(fromMs).toISOString(),
+    to: new Date(toMs).toISOString(),
+  });
+  if (step) q.set("step", String(step));
+  const trend = await api(`/plant/history?${q}`);
+  const t = trend.t.map((v) => Date.parse(v));
+  const series = {};
+  for (const tag of tags) {
+    const avg = trend.series[tag] ? trend.series[tag].avg : [];
+    series[tag] = t.map((x, i) => [x, avg[i] ?? null]);
+  }
+  return { stepS: trend.step_s, series };
+}
+
+function bandPoints(points, band) {
+  return points.map(([x, target]) => {
+    if (target === null) return [x, null, null];
+    const half = band.abs !== undefined ? band.abs : Math.abs(target) * band.rel;
+    return [x, target - half, target + half];
+  });
+}
+
+// --- the live status ------------------------------------------------------------------
+
+function startStatusPolling() {
+  stopStatusPolling();
+  const generation = app.pollGeneration;
+  const tick = async () => {
+    if (generation !== app.pollGeneration) return;
+    try {
+      const response = await api("/plant/status", {
+        raw: true,
+        headers: app.etag ? { "If-None-Match": app.etag } : {},
+      });
+      if (generation !== app.pollGeneration) return;
+      if (response.status === 200) {
+        app.etag = response.headers.get("ETag");
+        app.status = await response.json();
+        app.statusAt = Date.now();
+        renderHeaderState();
+        for (const listener of app.statusListeners) listener(app.status);
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      const link = $("#link-state");
+      link.textContent = "service unreachable";
+      link.className = "alarm";
+      link.title = err.message;
+    }
+    if (session.key && generation === app.pollGeneration) {
+      app.statusTimer = setTimeout(tick, STATUS_POLL_MS);
+    }
+  };
+  tick();
+}
+
+function stopStatusPolling() {
+  app.pollGeneration += 1; // an answer still in flight is dropped
+  if (app.statusTimer) clearTimeout(app.statusTimer);
+  app.statusTimer = null;
+  app.etag = null;
+}
+
+function refreshStatusNow() {
+  app.etag = null;
+  startStatusPolling();
+}
+
+function renderHeaderState() {
+  const st = app.status;
+  if (!st) return;
+  const link = $("#link-state");
+  link.textContent = st.connected ? "connected" : "down";
+  link.className = st.connected ? "ok" : "alarm";
+  link.title = st.last_error || "";
+  const mode = $("#plc-mode");
+  mode.textContent = st.plc_mode || "unknown";
+  mode.className = st.plc_mode === "fault" ? "alarm" : st.plc_mode === "running" ? "ok" : "";
+  const remote = $("#remote-state");
+  remote.textContent = st.remote_enabled === null ? "unknown" : st.remote_enabled ? "remote" : "local";
+  remote.className = st.remote_enabled ? "ok" : "warn";
+  const active = st.alarms.filter((a) => a.state.startsWith("active"));
+  const unacked = st.alarms.filter((a) => !a.acknowledged);
+  const count = $("#alarm-count");
+  count.textContent = String(active.length);
+  count.className = unacked.length ? "alarm" : active.length ? "warn" : "ok";
+}
+
+function liveValue(st, series) {
+  if (!st) return null;
+  if (series.live === "m") {
+    const m = st.measurements[series.tag];
+    if (!m) return null;
+    // Plotted at the time it arrived: the history is stamped with the service's clock.
+    return { value: m.value, quality: m.quality, at: Date.now() };
+  }
+  if (series.live === "sp") {
+    const sp = st.setpoints[series.tag];
+    if (!sp) return null;
+    return { value: sp.value, quality: "good", at: Date.now() };
+  }
+  return null;
+}
+
+// --- the plant view --------------------------------------------------------------------
+
+function viewPlant(main, token) {
+  const role = session.role;
+  const pourPanel = h("section", { class: "panel", id: "active-pour" }, h("h2", { text: "Running pour" }), h("div", { id: "pour-body", class: "muted", text: "…" }));
+  const alarmPanel = h("section", { class: "panel", id: "alarms" }, h("h2", { text: "Alarms" }), h("div", { id: "alarm-body", class: "muted", text: "…" }));
+  const windowButtons = WINDOWS.map((w) =>
+    h("button", {
+      type: "button",
+      "aria-pressed": w === app.trendWindow ? "true" : "false",
+      "data-window": w.seconds,
+      text: w.label,
+      onclick: (ev) => {
+        app.trendWindow = w;
+        for (const b of windowButtons) b.setAttribute("aria-pressed", b === ev.currentTarget ? "true" : "false");
+        loadTrendHistory(token);
+      },
+    }));
+  const trendGrid = h("div", { class: "trends" });
+  for (const spec of PLANT_TRENDS) trendGrid.append(trendPanel(spec));
+  main.replaceChildren(
+    h("div", { class: "row" }, pourPanel, alarmPanel),
+    h("div", { class: "toolbar" }, h("h2", { text: "Trends" }), h("span", { class: "window-select" }, windowButtons)),
+    trendGrid,
+  );
+
+  app.trends = { history: {}, live: {}, historyTo: 0 };
+  const onStatus = (st) => {
+    if (token !== app.viewToken) return;
+    renderPour(st, role);
+    renderAlarms(st, role);
+    updateLegends(st);
+    appendLive(st);
+    drawTrends();
+  };
+  app.statusListeners.add(onStatus);
+  app.viewTimers.push(() => app.statusListeners.delete(onStatus));
+  if (app.status) onStatus(app.status);
+  loadTrendHistory(token);
+  const resize = () => drawTrends();
+  window.addEventListener("resize", resize);
+  app.viewTimers.push(() => window.removeEventListener("resize", resize));
+}
+
+function trendPanel(spec) {
+  const legend = h("div", { class: "legend" });
+  for (const series of spec.series) {
+    legend.append(h("span", { class: "item", "data-series": series.tag },
+      h("span", { class: `swatch c${series.color}${series.dash ? " dash" : ""}` }),
+      h("span", { text: series.label }),
+      h("span", { class: "live-value", "data-tag": series.tag, text: "—" }),
+      h("span", { class: "muted", text: spec.unit }),
+      h("span", { class: "qflag" })));
+  }
+  if (spec.band) {
+    legend.append(h("span", { class: "item" }, h("span", { class: "swatch band" }), h("span", { class: "muted", text: spec.band.label })));
+  }
+  return h("figure", { class: "panel trend", "data-trend": spec.id },
+    h("h3", { text: `${spec.title} (${spec.unit})` }),
+    legend,
+    h("div", { class: "plot-box" }));
+}
+
+async function loadTrendHistory(token) {
+  const win = app.trendWindow;
+  const tags = [...new Set(PLANT_TRENDS.flatMap((t) => t.series.map((x) => x.tag)))];
+  const to = Date.now();
+  try {
+    const data = await history(tags, to - win.seconds * 1000, to);
+    if (token !== app.viewToken || win !== app.trendWindow) return;
+    app.trends.history = data.series;
+    app.trends.stepS = data.stepS;
+    const last = Math.max(0, ...Object.values(data.series).flatMap((pts) => pts.filter((p) => p[1] !== null).map((p) => p[0])));
+    app.trends.historyTo = last;
+    // Live points the history now covers are dropped; newer ones stay.
+    for (const tag of Object.keys(app.trends.live)) {
+      app.trends.live[tag] = app.trends.live[tag].filter((p) => p[0] > last);
+    }
+    if (app.status) updateLegends(app.status);
+    drawTrends();
+  } catch (err) {
+    if (token === app.viewToken) showError(err);
+  }
+  if (token !== app.viewToken) return;
+  const timer = setTimeout(() => loadTrendHistory(token), win.refreshMs);
+  app.viewTimers.push(() => clearTimeout(timer));
+}
+
+// The legend of each trend: the live value, greyed and flagged when not good.
+function updateLegends(st) {
+  const trends = app.trends;
+  if (!trends) return;
+  for (const spec of PLANT_TRENDS) {
+    const panel = $(`[data-trend="${spec.id}"]`);
+    if (!panel) continue;
+    for (const series of spec.series) {
+      const item = $(`[data-series="${series.tag}"]`, panel);
+      const live = liveValue(st, series);
+      const hasHistory = (trends.history[series.tag] || []).some((p) => p[1] !== null);
+      item.hidden = Boolean(series.optional && !live && !hasHistory);
+      if (item.hidden) continue;
+      if (!live) {
+        // Derived values (Cw, Bw) come from the history only: its latest value.
+        const pts = (trends.history[series.tag] || []).filter((p) => p[1] !== null);
+        const lastPt = pts[pts.length - 1];
+        // Only while it is recent: without a running pour there is no Cw/Bw.
+        const recent = lastPt && Date.now() - lastPt[0] < 30000 + 3000 * (trends.stepS || 1);
+        $(".live-value", item).textContent = recent ? fmt(lastPt[1], spec.digits) : "—";
+        continue;
+      }
+      const quality = st.connected ? live.quality : "bad";
+      item.className = `item quality-${quality}`;
+      item.setAttribute("data-quality", quality);
+      $(".live-value", item).textContent = typeof live.value === "number" ? fmt(live.value, spec.digits) : "—";
+      $(".qflag", item).textContent = quality === "good" ? "" : quality.toUpperCase();
+    }
+  }
+}
+
+// Live values of good quality extend the trends until the history covers them.
+function appendLive(st) {
+  const trends = app.trends;
+  for (const spec of PLANT_TRENDS) {
+    for (const series of spec.series) {
+      const live = liveValue(st, series);
+      if (!live) continue;
+      const quality = st.connected ? live.quality : "bad";
+      if (quality === "good" && typeof live.value === "number") {
+        const buf = trends.live[series.tag] || (trends.live[series.tag] = []);
+        const at = live.at;
+        if (!buf.length || at > buf[buf.length - 1][0]) buf.push([at, live.value]);
+        if (buf.length > 2000) buf.splice(0, buf.length - 2000);
+      }
+    }
+  }
+}
+
+function drawTrends() {
+  const trends = app.trends;
+  if (!trends) return;
+  const now = Date.now();
+  const win = app.trendWindow;
+  const x = { min: now - win.seconds * 1000, max: now, time: true };
+  const gapMs = Math.max(5, 3 * (trends.stepS || 1)) * 1000;
+  for (const spec of PLANT_TRENDS) {
+    const panel = $(`[data-trend="${spec.id}"]`);
+    if (!panel) continue;
+    const series = [];
+    for (const sr of spec.series) {
+      const pts = [...(trends.history[sr.tag] || []), ...(trends.live[sr.tag] || [])];
+      if (sr.optional && !pts.some((p) => p[1] !== null)) continue;
+      series.push({ points: pts, color: sr.color, dash: sr.dash });
+    }
+    const bands = spec.band ? [{ points: bandPoints(trends.history[spec.band.tag] || [], spec.band) }] : [];
+    const svg = drawPlot($(".plot-box", panel), { x, series, bands, gapMs, height: 200 });
+    panel.setAttribute("data-points", svg.getAttribute("data-points"));
+  }
+}
+
+function renderPour(st, role) {
+  const body = $("#pour-body");
+  if (!body) return;
+  const pour = st.active_pour;
+  if (!pour) {
+    body.replaceChildren(h("p", { class: "muted", text: "No pour is running." }),
+      h("a", { href: "#/pours", text: "All pours" }));
+    return;
+  }
+  const flow = st.measurements.paste_flow_pv;
+  const flowValue = flow && flow.quality === "good" && typeof flow.value === "number" ? flow.value : null;
+  const left = Math.max(0, pour.target_volume_m3 - pour.poured_m3);
+  const hoursLeft = flowValue !== null && flowValue > 0.5 ? left / flowValue : null;
+  const pct = Math.min(100, (100 * pour.poured_m3) / pour.target_volume_m3);
+  const actions = h("div", { class: "toolbar no-print" });
+  if (may.runPours(role)) {
+    if (pour.state === "running") actions.append(pourButton(pour.id, "pause", "Pause"));
+    if (pour.state === "paused") actions.append(pourButton(pour.id, "resume", "Resume"));
+    actions.append(pourButton(pour.id, "stop", "Stop", "danger"));
+  }
+  body.className = "";
+  body.replaceChildren(
+    h("p", {},
+      "Stope ", h("b", { text: pour.stope_id }), " · ",
+      h("span", { class: `badge ${pour.state}`, id: "pour-state", text: pour.state }),
+      pour.stop_pending ? " · stopping" : "", " · ",
+      h("a", { href: `#/pours/${encodeURIComponent(pour.id)}`, text: "report" })),
+    h("progress", { id: "pour-progress", max: pour.target_volume_m3, value: pour.poured_m3, "aria-label": "m3 placed of target" }),
+    h("p", {},
+      h("span", { class: "big", id: "pour-placed", text: fmt(pour.poured_m3, 1) }),
+      ` of ${fmt(pour.target_volume_m3, 1)} m3 placed (${fmt(pct, 0)} %) · `,
+      h("span", { id: "pour-left", text: `time left ${fmtDuration(hoursLeft)}` }),
+      flowValue !== null ? ` at ${fmt(flowValue, 1)} m3/h` : " (no paste flow)"),
+    h("p", { class: "muted" },
+      `Cw ${fmt(pour.average_solids_pct, 2)} % · Bw ${fmt(pour.average_binder_pct, 2)} % · ` +
+      `binder ${fmt(pour.binder_t, 2)} t · off-spec ${fmt(pour.off_spec_m3, 2)} m3`),
+    actions);
+}
+
+function pourButton(pourId, verb, label, cls) {
+  return h("button", {
+    type: "button",
+    class: cls,
+    "data-action": verb,
+    text: label,
+    onclick: async (ev) => {
+      ev.currentTarget.disabled = true;
+      try {
+        await api(`/pours/${encodeURIComponent(pourId)}/${verb}`, { method: "POST" });
+        clearError();
+      } catch (err) {
+        showError(err);
+      }
+      refreshStatusNow();
+      route();
+    },
+  });
+}
+
+function renderAlarms(st, role) {
+  const body = $("#alarm-body");
+  if (!body) return;
+  if (!st.alarms.length) {
+    body.className = "muted";
+    body.replaceChildren(h("p", { text: "No active alarms." }));
+    return;
+  }
+  body.className = "";
+  const rows = st.alarms.map((a) =>
+    h("tr", { class: `sev-${a.severity}${a.acknowledged ? " acked" : ""}`, "data-alarm": a.code },
+      h("td", { text: a.severity }),
+      h("td", {}, h("b", { text: a.code }), a.detail ? h("div", { class: "muted", text: a.detail }) : null),
+      h("td", { text: fmtDateTime(a.since) }),
+      h("td", { class: "alarm-state", text: a.state.replaceAll("_", " ") }),
+      h("td", {}, !a.acknowledged && may.acknowledge(role)
+        ? h("button", { type: "button", class: "ack", text: "Acknowledge", onclick: (ev) => acknowledge(ev, a.code) })
+        : a.acknowledged ? h("span", { class: "muted", text: `by ${a.acknowledged_by || "?"}` }) : null)));
+  body.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, ["Priority", "Alarm", "Since", "State", ""].map((t) => h("th", { text: t })))),
+    h("tbody", {}, rows)));
+}
+
+async function acknowledge(ev, code) {
+  ev.currentTarget.disabled = true;
+  try {
+    await api(`/alarms/${encodeURIComponent(code)}/acknowledge`, { method: "POST" });
+    clearError();
+  } catch (err) {
+    showError(err);
+  }
+  refreshStatusNow();
+}
+
+// --- pours -----------------------------------------------------------------------------
+
+function viewPours(main, token, params) {
+  const filter = h("select", { id: "state-filter", onchange: () => { location.hash = filter.value ? `#/pours?state=${filter.value}` : "#/pours"; } },
+    h("option", { value: "", text: "all states" }),
+    POUR_STATES.map((st) => h("option", { value: st, text: st })));
+  filter.value = params.get("state") || "";
+  const table = h("div", { id: "pour-list", class: "muted", text: "loading…" });
+  main.replaceChildren(
+    h("h1", { text: "Pours" }),
+    h("div", { class: "toolbar" }, h("label", { for: "state-filter", text: "State" }), filter),
+    h("section", { class: "panel" }, table));
+  const load = async () => {
+    try {
+      const q = filter.value ? `?state=${encodeURIComponent(filter.value)}` : "";
+      const list = await api(`/pours${q}`);
+      if (token !== app.viewToken) return;
+      renderPourList(table, list.items);
+    } catch (err) {
+      if (token === app.viewToken) showError(err);
+    }
+  };
+  load();
+  const timer = setInterval(load, 5000);
+  app.viewTimers.push(() => clearInterval(timer));
+}
+
+function renderPourList(box, items) {
+  box.className = "";
+  if (!items.length) {
+    box.replaceChildren(h("p", { class: "muted", text: "No pours." }));
+    return;
+  }
+  const rows = items.map((p) =>
+    h("tr", { "data-pour": p.id },
+      h("td", {}, h("a", { href: `#/pours/${encodeURIComponent(p.id)}`, text: p.stope_id })),
+      h("td", {}, h("span", { class: `badge ${p.state}`, text: p.state })),
+      h("td", { class: "num", text: `${fmt(p.poured_m3, 1)} / ${fmt(p.target_volume_m3, 1)}` }),
+      h("td", { class: "num", text: fmt(p.average_solids_pct, 2) }),
+      h("td", { class: "num", text: fmt(p.average_binder_pct, 2) }),
+      h("td", { class: "num", text: fmt(p.off_spec_m3, 2) }),
+      h("td", { text: fmtDateTime(p.started_at) }),
+      h("td", { text: fmtDateTime(p.ended_at) }),
+      h("td", { class: "muted", text: p.id })));
+  box.replaceChildren(h("table", { id: "pours" },
+    h("thead", {}, h("tr", {}, [
+      ["Stope"], ["State"], ["m3 placed / target", "num"], ["Cw avg %", "num"], ["Bw avg %", "num"],
+      ["Off-spec m3", "num"], ["Started"], ["Ended"], ["Pour id"],
+    ].map(([t, c]) => h("th", { class: c, text: t })))),
+    h("tbody", {}, rows)));
+}
+
+async function viewPourReport(main, token, pourId) {
+  main.replaceChildren(h("p", { class: "muted", text: "loading…" }));
+  let pour;
+  let recipe;
+  try {
+    pour = await api(`/pours/${encodeURIComponent(pourId)}`);
+    recipe = await api(`/recipes/${encodeURIComponent(pour.recipe_id)}`);
+  } catch (err) {
+    if (token !== app.viewToken) return;
+    showError(err);
+    main.replaceChildren(h("p", {}, h("a", { href: "#/pours", text: "Back to pours" })));
+    return;
+  }
+  if (token !== app.viewToken) return;
+  const role = session.role;
+  const actions = h("div", { class: "toolbar" },
+    h("a", { href: "#/pours", text: "← Pours" }),
+    h("button", { type: "button", id: "download-csv", onclick: () => downloadCsv(pour.id) }, "Download CSV"),
+    h("button", { type: "button", id: "print", class: "quiet", onclick: () => window.print() }, "Print"));
+  if (may.runPours(role)) {
+    if (pour.state === "planned") actions.append(pourButton(pour.id, "start", "Start"));
+    if (pour.state === "running") actions.append(pourButton(pour.id, "pause", "Pause"));
+    if (pour.state === "paused") actions.append(pourButton(pour.id, "resume", "Resume"));
+    if (pour.state === "running" || pour.state === "paused") actions.append(pourButton(pour.id, "stop", "Stop", "danger"));
+  }
+
+  const mix = recipe.mix;
+  const totals = h("table", { class: "kv" }, h("tbody", {},
+    kv("State", h("span", { class: `badge ${pour.state}`, text: pour.state })),
+    kv("Placed", `${fmt(pour.poured_m3, 2)} of ${fmt(pour.target_volume_m3, 2)} m3 (${fmt(pour.progress_pct, 0)} %)`),
+    kv("Paste flow planned", `${fmt(pour.paste_flow_m3_h, 1)} m3/h`),
+    kv("Dry tailings", `${fmt(pour.dry_tailings_t, 2)} t`),
+    kv("Binder", `${fmt(pour.binder_t, 3)} t`),
+    kv("Water", `${fmt(pour.water_m3, 2)} m3`),
+    kv("Cw average (min–max)", `${fmt(pour.average_solids_pct, 2)} % (${fmt(pour.min_solids_pct, 2)}–${fmt(pour.max_solids_pct, 2)})`),
+    kv("Bw average (min–max)", `${fmt(pour.average_binder_pct, 2)} % (${fmt(pour.min_binder_pct, 2)}–${fmt(pour.max_binder_pct, 2)})`),
+    kv("Off-spec volume", h("b", { id: "off-spec", text: `${fmt(pour.off_spec_m3, 2)} m3` })),
+    kv("Volume without a good measurement", `${fmt(pour.unmeasured_m3, 2)} m3`),
+    kv("Started", fmtDateTime(pour.started_at)),
+    kv("Ended", fmtDateTime(pour.ended_at)),
+    kv("Created by", pour.created_by)));
+  const binderRows = Object.entries(pour.binder_t_by_component)
+    .filter(([name, t]) => t > 0 || mix.binder.some((c) => c.name === name))
+    .map(([name, t]) => {
+    const design = mix.binder.find((c) => c.name === name);
+    const share = pour.binder_t > 0 ? (100 * t) / pour.binder_t : null;
+    return h("tr", {}, h("td", { text: name }), h("td", { class: "num", text: fmt(t, 3) }),
+      h("td", { class: "num", text: fmt(share, 1) }), h("td", { class: "num", text: design ? fmt(design.fraction_pct, 1) : "—" }));
+  });
+  const binderTable = h("table", {},
+    h("thead", {}, h("tr", {}, h("th", { text: "Component" }), h("th", { class: "num", text: "t placed" }),
+      h("th", { class: "num", text: "% of binder" }), h("th", { class: "num", text: "recipe %" }))),
+    h("tbody", {}, binderRows));
+  const recipeTable = h("table", { class: "kv", id: "report-recipe" }, h("tbody", {},
+    kv("Recipe", h("a", { href: `#/recipes/${encodeURIComponent(recipe.id)}`, text: `${recipe.name} v${recipe.version}` })),
+    kv("Recipe id", recipe.id),
+    kv("Approved by", recipe.approved_by || "— (not approved)"),
+    kv("Bw target", `${fmt(mix.binder_pct, 2)} % of dry tailings`),
+    kv("Cw target", `${fmt(mix.solids_pct, 2)} % of paste mass`),
+    kv("Blend", mix.binder.map((c) => `${c.name} ${fmt(c.fraction_pct, 0)} %`).join(", ")),
+    kv("Tailings SG / moisture", `${fmt(mix.tailings.specific_gravity, 2)} / ${fmt(mix.tailings.moisture_pct, 1)} %`),
+    kv("Predicted UCS 28 d", recipe.predicted_ucs_28d ? `${fmt(recipe.predicted_ucs_28d.ucs_kpa, 0)} kPa` : "—")));
+  const interruptions = pour.interruptions.length
+    ? h("table", {}, h("thead", {}, h("tr", {}, ["Reason", "From", "To"].map((t) => h("th", { text: t })))),
+      h("tbody", {}, pour.interruptions.map((i) => h("tr", {}, h("td", { text: i.reason }),
+        h("td", { text: fmtDateTime(i.started_at) }), h("td", { text: fmtDateTime(i.ended_at) })))))
+    : h("p", { class: "muted", text: "None." });
+  const samples = pour.sample_ids.length
+    ? h("ul", { id: "samples" }, pour.sample_ids.map((id) => h("li", { text: id })))
+    : h("p", { class: "muted", text: "No cylinders recorded." });
+  const cwChart = h("figure", { class: "panel trend", "data-trend": "report-cw" },
+    h("h3", { text: "Cw over the pour (% of paste mass)" }), reportLegend("spec ±1 point"), h("div", { class: "plot-box" }));
+  const bwChart = h("figure", { class: "panel trend", "data-trend": "report-bw" },
+    h("h3", { text: "Bw over the pour (% of dry tailings)" }), reportLegend("spec ±5 % of target"), h("div", { class: "plot-box" }));
+
+  main.replaceChildren(
+    h("div", { id: "report" },
+      actions,
+      h("h1", {}, `Pour report: stope ${pour.stope_id}`),
+      h("p", { class: "muted" }, `Pour ${pour.id} · report generated ${fmtDateTime(new Date().toISOString())}`),
+      h("div", { class: "row" },
+        h("section", { class: "panel" }, h("h2", { text: "Totals" }), totals),
+        h("section", { class: "panel" }, h("h2", { text: "Recipe version" }), recipeTable,
+          h("h3", { text: "Binder per component" }), binderTable)),
+      h("div", { class: "row" }, cwChart, bwChart),
+      h("div", { class: "row" },
+        h("section", { class: "panel" }, h("h2", { text: "Interruptions" }), interruptions),
+        h("section", { class: "panel" }, h("h2", { text: "Cylinder samples" }), samples))));
+
+  if (pour.started_at) {
+    const from = Date.parse(pour.started_at);
+    const to = pour.ended_at ? Date.parse(pour.ended_at) : Date.now();
+    try {
+      const data = await history(["solids_pct", "solids_pct_target", "binder_pct", "binder_pct_target"], from, Math.max(to, from + 1000));
+      if (token !== app.viewToken) return;
+      const x = { min: from, max: Math.max(to, from + 1000), time: true };
+      const gapMs = Math.max(5, 3 * data.stepS) * 1000;
+      const draw = () => {
+        drawPlot($(".plot-box", cwChart), {
+          x, gapMs, height: 230,
+          series: [{ points: data.series.solids_pct, color: 0 }, { points: data.series.solids_pct_target, color: 1, dash: true }],
+          bands: [{ points: bandPoints(data.series.solids_pct_target, { abs: SOLIDS_BAND_POINTS }) }],
+        });
+        drawPlot($(".plot-box", bwChart), {
+          x, gapMs, height: 230,
+          series: [{ points: data.series.binder_pct, color: 0 }, { points: data.series.binder_pct_target, color: 1, dash: true }],
+          bands: [{ points: bandPoints(data.series.binder_pct_target, { rel: BINDER_BAND_RELATIVE }) }],
+        });
+      };
+      draw();
+      const resize = () => draw();
+      window.addEventListener("resize", resize);
+      window.addEventListener("beforeprint", resize);
+      app.viewTimers.push(() => {
+        window.removeEventListener("resize", resize);
+        window.removeEventListener("beforeprint", resize);
+      });
+    } catch (err) {
+      if (token === app.viewToken) showError(err);
+    }
+  } else {
+    for (const chart of [cwChart, bwChart]) $(".plot-box", chart).replaceChildren(h("p", { class: "muted", text: "Not started." }));
+  }
+  if (pour.state === "running" || pour.state === "paused") {
+    const timer = setTimeout(() => { if (token === app.viewToken) route(); }, 5000);
+    app.viewTimers.push(() => clearTimeout(timer));
+  }
+}
+
+function reportLegend(bandLabel) {
+  return h("div", { class: "legend" },
+    h("span", { class: "item" }, h("span", { class: "swatch c0" }), "measured"),
+    h("span", { class: "item" }, h("span", { class: "swatch c1 dash" }), "target"),
+    h("span", { class: "item" }, h("span", { class: "swatch band" }), bandLabel));
+}
+
+function kv(label, value) {
+  return h("tr", {}, h("th", { text: label }), h("td", {}, value));
+}
+
+async function downloadCsv(pourId) {
+  try {
+    const response = await api(`/pours/${encodeURIComponent(pourId)}/report.csv`, { raw: true });
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    const a = h("a", { href: url, download: `pour-${pourId}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// --- recipes ---------------------------------------------------------------------------
+
+async function viewRecipes(main, token) {
+  main.replaceChildren(h("h1", { text: "Recipes" }), h("p", { class: "muted", text: "loading…" }));
+  let recipes;
+  try {
+    recipes = await api("/recipes");
+  } catch (err) {
+    if (token === app.viewToken) showError(err);
+    return;
+  }
+  if (token !== app.viewToken) return;
+  if (!recipes.length) {
+    main.replaceChildren(h("h1", { text: "Recipes" }), h("p", { class: "muted", text: "No stored recipes." }));
+    return;
+  }
+  const rows = recipes.map((r) => h("tr", { "data-recipe": r.id },
+    h("td", {}, h("a", { href: `#/recipes/${encodeURIComponent(r.id)}`, text: r.name })),
+    h("td", { class: "num", text: r.version }),
+    h("td", { class: "num", text: fmt(r.mix.binder_pct, 2) }),
+    h("td", { class: "num", text: fmt(r.mix.solids_pct, 2) }),
+    h("td", { text: r.mix.binder.map((c) => `${c.name} ${fmt(c.fraction_pct, 0)} %`).join(", ") }),
+    h("td", { class: "num", text: r.predicted_ucs_28d ? fmt(r.predicted_ucs_28d.ucs_kpa, 0) : "—" }),
+    h("td", { text: r.approved_by || "—" }),
+    h("td", { text: fmtDateTime(r.created_at) })));
+  main.replaceChildren(h("h1", { text: "Recipes" }), h("section", { class: "panel" }, h("table", { id: "recipes" },
+    h("thead", {}, h("tr", {}, [["Name"], ["Version", "num"], ["Bw %", "num"], ["Cw %", "num"], ["Blend"],
+      ["UCS 28 d kPa", "num"], ["Approved by"], ["Stored"]].map(([t, c]) => h("th", { class: c, text: t })))),
+    h("tbody", {}, rows))));
+}
+
+function designFigures(recipe) {
+  const d = recipe.design || {};
+  const costed = d.recipe && typeof d.recipe === "object" ? d.recipe : d;
+  const cementOnly = d.cement_only && typeof d.cement_only === "object" ? d.cement_only : {};
+  const num = (...values) => values.find((v) => typeof v === "number" && Number.isFinite(v)) ?? null;
+  return {
+    required: num(d.required_ucs_kpa),
+    predicted: num(recipe.predicted_ucs_28d && recipe.predicted_ucs_28d.ucs_kpa, costed.predicted_ucs_kpa),
+    cost: num(costed.binder_cost_per_m3, d.cost_per_m3, d.binder_cost_per_m3),
+    cementOnlyCost: num(cementOnly.binder_cost_per_m3, d.cement_only_cost_per_m3),
+    saving: num(d.saving_per_m3),
+    savingPct: num(d.saving_pct),
+    curingDays: num(d.curing_days) ?? 28,
+  };
+}
+
+async function viewRecipe(main, token, recipeId) {
+  main.replaceChildren(h("p", { class: "muted", text: "loading…" }));
+  let recipe;
+  try {
+    recipe = await api(`/recipes/${encodeURIComponent(recipeId)}`);
+  } catch (err) {
+    if (token === app.viewToken) showError(err);
+    return;
+  }
+  if (token !== app.viewToken) return;
+  const f = designFigures(recipe);
+  const mix = recipe.mix;
+  const pred = recipe.predicted_ucs_28d;
+  const design = h("table", { class: "kv", id: "design" }, h("tbody", {},
+    kv("Required UCS", f.required !== null ? `${fmt(f.required, 0)} kPa` : "— (not in the stored design)"),
+    kv("Predicted UCS at 28 d", f.predicted !== null
+      ? `${fmt(f.predicted, 0)} kPa${pred && pred.extrapolated ? " (extrapolated)" : ""}${pred && pred.example ? " (EXAMPLE calibration, not for design)" : ""}`
+      : "—"),
+    kv("Binder cost per m3", f.cost !== null ? fmt(f.cost, 2) : "—"),
+    kv("Cement-only cost per m3", f.cementOnlyCost !== null ? fmt(f.cementOnlyCost, 2) : "—"),
+    kv("Saving against cement-only", f.saving !== null
+      ? `${fmt(f.saving, 2)} per m3${f.savingPct !== null ? ` (${fmt(f.savingPct, 1)} %)` : ""}`
+      : "—"),
+    kv("Calibration", recipe.calibration_id || "— (none)"),
+    kv("Approved by", recipe.approved_by || "— (not approved)"),
+    recipe.prediction_note ? kv("Note", recipe.prediction_note) : null));
+  const mixTable = h("table", { class: "kv" }, h("tbody", {},
+    kv("Bw", `${fmt(mix.binder_pct, 2)} % of dry tailings`),
+    kv("Cw", `${fmt(mix.solids_pct, 2)} % of paste mass`),
+    kv("Blend", mix.binder.map((c) => `${c.name} ${fmt(c.fraction_pct, 0)} %`).join(", ")),
+    kv("Wet density", `${fmt(recipe.per_m3.wet_density_kg_m3, 0)} kg/m3`),
+    kv("Binder per m3", `${fmt(recipe.per_m3.binder_kg, 1)} kg`),
+    kv("Water / binder", fmt(recipe.water_binder_ratio, 2))));
+  const curve = h("figure", { class: "panel trend", "data-trend": "ucs-curve" },
+    h("h3", { text: `UCS at ${fmt(f.curingDays, 0)} d against Bw, at this blend and Cw` }),
+    h("div", { class: "legend" },
+      h("span", { class: "item" }, h("span", { class: "swatch c0" }), "calibration model"),
+      h("span", { class: "item" }, h("span", { class: "swatch c0 dash" }), "extrapolated"),
+      f.required !== null ? h("span", { class: "item" }, h("span", { class: "swatch c1 dash" }), "required UCS") : null),
+    h("div", { class: "plot-box", text: recipe.calibration_id ? "computing…" : "No calibration: no curve." }));
+  main.replaceChildren(
+    h("div", { class: "toolbar" }, h("a", { href: "#/recipes", text: "← Recipes" })),
+    h("h1", {}, `Recipe ${recipe.name} v${recipe.version}`),
+    h("div", { class: "row" },
+      h("section", { class: "panel" }, h("h2", { text: "Design" }), design),
+      h("section", { class: "panel" }, h("h2", { text: "Mix" }), mixTable)),
+    curve,
+    recipe.design ? h("details", { class: "panel" }, h("summary", { text: "Stored design record" }),
+      h("pre", { class: "design", text: JSON.stringify(recipe.design, null, 2) })) : null);
+  if (recipe.calibration_id) await drawUcsCurve(curve, recipe, f, token);
+}
+
+async function drawUcsCurve(figure, recipe, f, token) {
+  const box = $(".plot-box", figure);
+  const mix = recipe.mix;
+  const blend = Object.fromEntries(mix.binder.map((c) => [c.name, c.fraction_pct]));
+  try {
+    const calibration = await api(`/calibrations/${encodeURIComponent(recipe.calibration_id)}`);
+    const range = calibration.range.binder_pct;
+    const lo = Math.max(0.5, Math.min(range.min, mix.binder_pct * 0.8));
+    const hi = Math.min(50, Math.max(range.max, mix.binder_pct * 1.2));
+    const n = 25;
+    const bws = Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1));
+    const answers = await Promise.all(bws.map((bw) => api(`/calibrations/${encodeURIComponent(recipe.calibration_id)}/predict`, {
+      method: "POST",
+      body: { blend, binder_pct: bw, solids_pct: mix.solids_pct, curing_days: f.curingDays, allow_extrapolation: true },
+    })));
+    if (token !== app.viewToken) return;
+    // Solid where the model is inside its data, dashed where it extrapolates.
+    const inside = answers.map((a, i) => [bws[i], a.extrapolated ? null : a.ucs_kpa]);
+    const outside = answers.map((a, i) => [bws[i], a.ucs_kpa]);
+    const markerY = f.predicted;
+    drawPlot(box, {
+      x: { min: lo, max: hi, time: false },
+      xLabel: "Bw, % of dry tailings",
+      yLabel: "UCS kPa",
+      yFromZero: true,
+      height: 300,
+      series: [{ points: outside, color: 0, dash: true }, { points: inside, color: 0 }],
+      hlines: f.required !== null ? [{ y: f.required, label: `required ${fmt(f.required, 0)} kPa` }] : [],
+      markers: markerY !== null ? [{ x: mix.binder_pct, y: markerY }] : [],
+    });
+    figure.setAttribute("data-points", String(answers.length));
+  } catch (err) {
+    if (token !== app.viewToken) return;
+    box.replaceChildren(h("p", { class: "muted", text: `No curve: ${err.message}` }));
+  }
+}
+
+// --- login, routing --------------------------------------------------------------------
+
+function viewLogin(main, message) {
+  const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
+  const error = h("p", { id: "login-error", class: "error-text", text: message || "", hidden: !message });
+  const form = h("form", { id: "login-form", class: "panel login" },
+    h("h1", { text: "Sign in" }),
+    h("label", { for: "key", text: "API key" }),
+    input,
+    h("button", { type: "submit", text: "Sign in" }),
+    h("p", { class: "muted", text: "The key is kept only in this browser tab's session and sent to this service alone." }),
+    error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    session.key = input.value.trim();
+    try {
+      const me = await api("/whoami");
+      sessionStorage.setItem(KEY_STORE, session.key);
+      session.role = me.role;
+      startSession();
+    } catch (err) {
+      session.key = null;
+      sessionStorage.removeItem(KEY_STORE);
+      error.textContent = err instanceof ApiError ? `${err.code}: ${err.detail}` : String(err);
+      error.hidden = false;
+    }
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function logout(message) {
+  session.key = null;
+  session.role = null;
+  sessionStorage.removeItem(KEY_STORE);
+  stopStatusPolling();
+  app.status = null;
+  leaveView();
+  for (const id of ["nav", "plant-state", "session"]) $(`#${id}`).hidden = true;
+  clearError();
+  viewLogin($("#main"), message);
+}
+
+function startSession() {
+  $("#role").textContent = ROLE_NAMES[session.role] || session.role;
+  $("#role").setAttribute("data-role", session.role);
+  for (const id of ["nav", "plant-state", "session"]) $(`#${id}`).hidden = false;
+  startStatusPolling();
+  if (!location.hash || location.hash === "#" || location.hash === "#/login") location.hash = "#/plant";
+  else route();
+}
+
+function leaveView() {
+  app.viewToken += 1;
+  for (const stop of app.viewTimers) stop();
+  app.viewTimers = [];
+  app.trends = null;
+}
+
+function route() {
+  if (!session.key || !session.role) return;
+  leaveView();
+  const token = app.viewToken;
+  const main = $("#main");
+  const [path, query] = (location.hash.replace(/^#/, "") || "/plant").split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const section = parts[0] || "plant";
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("active", a.getAttribute("data-nav") === section);
+  }
+  if (section === "pours" && parts[1]) viewPourReport(main, token, parts[1]);
+  else if (section === "pours") viewPours(main, token, params);
+  else if (section === "recipes" && parts[1]) viewRecipe(main, token, parts[1]);
+  else if (section === "recipes") viewRecipes(main, token);
+  else viewPlant(main, token);
+}
+
+function tickClock() {
+  const d = new Date();
+  $("#clock").textContent = `${fmtDateTime(d.toISOString())} (UTC${d.getTimezoneOffset() <= 0 ? "+" : "-"}${pad(Math.floor(Math.abs(d.getTimezoneOffset()) / 60))}:${pad(Math.abs(d.getTimezoneOffset()) % 60)})`;
+}
+
+async function boot() {
+  $("#logout").addEventListener("click", () => logout());
+  $("#error-close").addEventListener("click", clearError);
+  window.addEventListener("hashchange", route);
+  tickClock();
+  setInterval(tickClock, 1000);
+  if (!session.key) {
+    viewLogin($("#main"));
+    return;
+  }
+  try {
+    const me = await api("/whoami");
+    session.role = me.role;
+    startSession();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) {
+      viewLogin($("#main"), `${err.code}: ${err.detail}`);
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", boot);

@@ -1,0 +1,498 @@
+"""The operator page in Debian's Chromium, headless, driven with Playwright for Python
+against the real service (a uvicorn server on a loopback port) on its built-in
+simulator in accelerated plant time.
+
+Playwright's wheel ships its driver; the browser is Debian's ``/usr/bin/chromium``
+(installed here with apt-get when missing and we are root), never a downloaded one.
+The service runs in a thread of this process so that the test can reach the
+simulator to take the PLC out of remote mode (which raises ``plc_not_remote``).
+Screenshots of the plant page and a pour report go to ``test-output/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+
+from service.app import create_app
+from service.runtime import Runtime
+from tests.conftest import KEYS, auth, need
+from tests.e2e.helpers import RECIPE, settings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = [pytest.mark.chromium, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "test-output"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1600, "height": 1000}
+WAIT_MS = 20_000
+
+
+def _ensure_chromium() -> None:
+    """Debian's Chromium, installed with apt-get when it is missing and we may."""
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    need(
+        os.geteuid() == 0 and apt is not None,
+        f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)",
+    )
+    assert apt is not None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in ([apt, "update"], [apt, "install", "-y", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    need(CHROMIUM.exists(), f"apt-get installed chromium but {CHROMIUM} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServiceThread:
+    """The real app under a real uvicorn server, in its own thread and event loop."""
+
+    def __init__(self, database_url: str) -> None:
+        s = settings(database_url, history={"flush_interval_s": 1.0})
+        self.app = create_app(s)
+        self.port = _free_port()
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="none"
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="backfill-service", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as err:  # reported by start() and stop()
+            self.failure = err
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    def start(self, within_s: float = 30.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + within_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError(f"the service did not start: {self.failure!r}")
+            time.sleep(0.05)
+
+    def call(self, coro: Coroutine[Any, Any, Any], within_s: float = 10.0) -> Any:
+        """Run ``coro`` on the service's event loop and wait for its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(within_s)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the service did not stop"
+        if self.failure is not None:
+            raise AssertionError(f"the service failed: {self.failure!r}")
+
+
+def until(probe: Any, *, within_s: float, what: str, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + within_s
+    last: Any = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {within_s:g} s; last: {last!r}")
+        time.sleep(interval)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    _ensure_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the Python package playwright is not installed (pip install -e .[dev])")
+        raise
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
+    db = tmp_path_factory.mktemp("web") / "web.db"
+    svc = ServiceThread(f"sqlite+aiosqlite:///{db}")
+    svc.start()
+    try:
+        with httpx.Client(base_url=svc.base_url, timeout=10) as client:
+            until(
+                lambda: client.get("/api/v1/plant/status", headers=auth("hmi")).json()["connected"],
+                within_s=20,
+                what="PLC link",
+            )
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="module")
+def api(service: ServiceThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.base_url, timeout=10) as client:
+        yield client
+
+
+def _page(browser: Browser, service: ServiceThread) -> Page:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto(service.base_url + "/")
+    return page
+
+
+def _login(page: Page, role: str) -> None:
+    page.fill("#key", KEYS[role])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector(f"#role[data-role={role}]")
+
+
+def _points(page: Page, trend: str) -> int:
+    value = page.get_attribute(f"[data-trend={trend}] svg.plot", "data-points")
+    return int(value or 0)
+
+
+def _shot(page: Page, name: str) -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    path = OUTPUT / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_the_service_still_serves_its_api_docs_and_health(api: httpx.Client) -> None:
+    page = api.get("/")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/web/app.js"' in page.text
+    assert api.get("/web/app.js").status_code == 200
+    assert api.get("/web/app.css").headers["content-type"].startswith("text/css")
+    assert api.get("/healthz").status_code == 200
+    assert api.get("/readyz").status_code == 200
+    assert api.get("/metrics").status_code == 200
+    assert api.get("/docs").status_code == 200
+    missing = api.get("/api/v1/no-such-thing", headers=auth("hmi"))
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert api.get("/api/v1/whoami").status_code == 401
+    for role in KEYS:
+        assert api.get("/api/v1/whoami", headers=auth(role)).json() == {"role": role}
+
+
+def test_the_page_logs_in_and_its_trends_follow_the_plant(
+    browser: Browser, service: ServiceThread
+) -> None:
+    page = _page(browser, service)
+    try:
+        # A wrong key is refused with the API's code; the key never reaches storage.
+        page.fill("#key", "not-a-key")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#login-error:not([hidden])")
+        assert "unauthorized" in page.inner_text("#login-error")
+        assert page.evaluate("sessionStorage.length") == 0
+
+        _login(page, "hmi")
+        assert page.evaluate("sessionStorage.getItem('backfill.apiKey')") == KEYS["hmi"]
+        assert page.evaluate("localStorage.length") == 0
+        page.wait_for_function(
+            "() => document.querySelector('#link-state').textContent === 'connected'"
+        )
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-trend=density] svg.plot')"
+            "?.getAttribute('data-points')) > 0"
+        )
+        before = _points(page, "density")
+        before_value = page.inner_text("[data-tag=paste_density_pv]")
+        # The simulated plant moves: new history rows and live values come in.
+        page.wait_for_function(
+            "([n]) => Number(document.querySelector('[data-trend=density] svg.plot')"
+            ".getAttribute('data-points')) >= n + 3",
+            arg=[before],
+        )
+        assert _points(page, "level") > 0 and _points(page, "flows") > 0
+        assert page.inner_text("[data-tag=paste_density_pv]") not in ("", "—"), before_value
+
+        # A longer window reads the history again.
+        page.click("[data-window='3600']")
+        page.wait_for_selector("[data-window='3600'][aria-pressed=true]")
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-trend=density] svg.plot')"
+            "?.getAttribute('data-points')) > 0"
+        )
+        # hmi is read-only: no pour or alarm buttons anywhere.
+        assert page.locator("button.ack, button[data-action]").count() == 0
+
+        # The session survives a reload (sessionStorage), and logging out forgets it.
+        page.reload()
+        page.wait_for_selector("#role[data-role=hmi]")
+        page.click("#logout")
+        page.wait_for_selector("#login-form")
+        assert page.evaluate("sessionStorage.length") == 0
+    finally:
+        page.context.close()
+
+
+def test_a_pour_started_through_the_api_shows_progress_and_its_report(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    samples = ["CYL-0001", "CYL-0002", "CYL-0003"]
+    body = {
+        "stope_id": "S-204",
+        "recipe": RECIPE,
+        "target_volume_m3": 8.0,
+        "paste_flow_m3_h": 100.0,
+        "sample_ids": samples,
+    }
+    created = api.post("/api/v1/pours", json=body, headers=auth("scada"))
+    assert created.status_code == 201, created.text
+    pour_id = created.json()["id"]
+
+    page = _page(browser, service)
+    try:
+        _login(page, "scada")
+        page.wait_for_selector("#active-pour")
+        assert page.locator("#pour-progress").count() == 0
+
+        started = api.post(f"/api/v1/pours/{pour_id}/start", headers=auth("scada"))
+        assert started.status_code == 200, started.text
+        page.wait_for_selector("#pour-progress")
+        page.wait_for_function(
+            "() => Number(document.querySelector('#pour-progress')?.value) > 0.3"
+        )
+        first = float(page.get_attribute("#pour-progress", "value") or 0)
+        page.wait_for_function(
+            "([v]) => Number(document.querySelector('#pour-progress')?.value) > v + 0.5",
+            arg=[first],
+        )
+        assert page.get_attribute("#pour-progress", "max") == "8"
+        assert "of 8.0 m3 placed" in page.inner_text("#pour-body")
+        assert "time left" in page.inner_text("#pour-left")
+        # scada runs pours: the running pour offers pause and stop.
+        assert page.locator("#pour-body button[data-action=pause]").count() == 1
+        # Cw is measured once the paste flows; let a few seconds of it reach the trend.
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-trend=cw] svg.plot')"
+            "?.getAttribute('data-points')) > 2"
+        )
+        _shot(page, "plant.png")
+
+        until(
+            lambda: (
+                api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi")).json()["state"]
+                == "completed"
+            ),
+            within_s=45,
+            what="pour completion",
+        )
+
+        page.goto(service.base_url + "/#/pours?state=completed")
+        page.wait_for_selector(f"tr[data-pour='{pour_id}']")
+        page.click(f"tr[data-pour='{pour_id}'] a")
+        page.wait_for_selector("#report")
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-trend=report-cw] svg.plot')"
+            "?.getAttribute('data-points')) > 2"
+        )
+        report_text = page.inner_text("#report")
+        assert "S-204" in report_text and "completed" in report_text
+        assert page.inner_text("#samples").split() == samples
+        assert "inline S-204 v1" in page.inner_text("#report-recipe")
+        assert _points(page, "report-bw") > 2
+        _shot(page, "pour-report.png")
+        page.emulate_media(media="print")
+        _shot(page, "pour-report-print.png")
+        assert not page.is_visible("#download-csv")
+        page.emulate_media(media="screen")
+
+        with page.expect_download() as download_info:
+            page.click("#download-csv")
+        download = download_info.value
+        assert download.suggested_filename == f"pour-{pour_id}.csv"
+        text = Path(download.path()).read_bytes().decode()  # keep the CSV's CRLF
+        _check_report_csv(text, pour_id, samples)
+        assert text == api.get(f"/api/v1/pours/{pour_id}/report.csv", headers=auth("hmi")).text
+    finally:
+        page.context.close()
+
+
+def _check_report_csv(text: str, pour_id: str, samples: list[str]) -> None:
+    head, _, trend = text.partition("\r\n\r\n")
+    fields = dict(row for row in csv.reader(io.StringIO(head)) if row != ["field", "value"])
+    assert fields["pour.id"] == pour_id
+    assert fields["pour.state"] == "completed"
+    assert float(fields["pour.poured_m3"]) >= 8.0
+    assert float(fields["pour.binder_t.slag"]) > float(fields["pour.binder_t.cement"])
+    assert fields["recipe.version"] == "1"
+    assert fields["spec.solids_band_pct_points"] == "1"
+    assert fields["spec.binder_band_relative_pct"] == "5"
+    assert [fields[f"sample.{i}"] for i in (1, 2, 3)] == samples
+    rows = list(csv.DictReader(io.StringIO(trend)))
+    assert len(rows) > 3
+    measured = [r for r in rows if r["solids_pct"]]
+    assert measured, rows[:3]
+    assert all(r["solids_in_spec"] in ("yes", "no") for r in measured)
+    row = measured[-1]
+    assert float(row["solids_pct_high"]) - float(row["solids_pct_low"]) == pytest.approx(2.0)
+
+
+def test_an_alarm_is_acknowledged_by_scada_and_not_by_hmi(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    simulator = service.runtime.simulator
+    assert simulator is not None
+    # Out of remote mode raises plc_not_remote; a bad level reading is flagged on the page.
+    service.call(simulator.set_fault(remote_enabled=False, bad_tags="mixer_level_pv"))
+    hmi = scada = None
+    try:
+        until(
+            lambda: any(
+                a["code"] == "plc_not_remote" and not a["acknowledged"]
+                for a in api.get("/api/v1/alarms", headers=auth("hmi")).json()
+            ),
+            within_s=20,
+            what="plc_not_remote alarm",
+        )
+        row = "tr[data-alarm=plc_not_remote]"
+
+        hmi = _page(browser, service)
+        _login(hmi, "hmi")
+        hmi.wait_for_selector(row)
+        hmi.wait_for_function(
+            "() => document.querySelector('#remote-state').textContent === 'local'"
+        )
+        assert hmi.locator(f"{row} button.ack").count() == 0
+        level = "[data-series=mixer_level_pv]"
+        hmi.wait_for_selector(f"{level}[data-quality=bad]")
+        assert hmi.inner_text(f"{level} .qflag") == "BAD"
+        assert hmi.locator("[data-series=paste_density_pv][data-quality=good]").count() == 1
+        refused = api.post("/api/v1/alarms/plc_not_remote/acknowledge", headers=auth("hmi"))
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "forbidden"
+
+        scada = _page(browser, service)
+        _login(scada, "scada")
+        scada.wait_for_selector(f"{row} button.ack")
+        scada.click(f"{row} button.ack")
+        scada.wait_for_function(
+            "() => document.querySelector('tr[data-alarm=plc_not_remote] .alarm-state')"
+            "?.textContent === 'active acknowledged'"
+        )
+        assert scada.locator(f"{row} button.ack").count() == 0
+        assert "by scada:" in scada.inner_text(row)
+        alarm = next(
+            a
+            for a in api.get("/api/v1/alarms", headers=auth("hmi")).json()
+            if a["code"] == "plc_not_remote"
+        )
+        assert alarm["acknowledged"] and alarm["acknowledged_by"].startswith("scada:")
+        _shot(scada, "plant-alarm.png")
+    finally:
+        for page in (hmi, scada):
+            if page is not None:
+                page.context.close()
+        service.call(simulator.set_fault(remote_enabled=True, bad_tags=""))
+
+
+def test_a_recipe_shows_its_design_and_strength_curve(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    request = {
+        "required_ucs_kpa": 600.0,
+        "binders": [
+            {"name": "cement", "specific_gravity": 3.15, "price_per_t": 180.0},
+            {"name": "slag", "specific_gravity": 2.9, "price_per_t": 110.0},
+        ],
+        "tailings": {"specific_gravity": 2.8, "moisture_pct": 35.7},
+        "solids_pct_min": 70.0,
+        "solids_pct_max": 76.0,
+        "binder_pct_min": 2.0,
+        "binder_pct_max": 9.0,
+    }
+    answer = api.post("/api/v1/recipes/optimize", json=request, headers=auth("engineer"))
+    assert answer.status_code == 200, answer.text
+    design = answer.json()
+    stored = api.post(
+        "/api/v1/recipes",
+        json={
+            "name": "S-300 design",
+            "mix": design["recipe"]["mix"],
+            "approved_by": "J. Engineer",
+            "calibration_id": design["calibration"]["id"],
+            "design": design,
+        },
+        headers=auth("engineer"),
+    )
+    assert stored.status_code == 201, stored.text
+    recipe_id = stored.json()["id"]
+
+    page = _page(browser, service)
+    try:
+        _login(page, "engineer")
+        page.click("[data-nav=recipes]")
+        page.click(f"tr[data-recipe='{recipe_id}'] a")
+        page.wait_for_selector("[data-trend=ucs-curve][data-points='25'] svg.plot")
+        table = page.inner_text("#design")
+        assert "600 kPa" in table
+        assert f"{design['saving_per_m3']:,.2f}" in table
+        assert page.locator("[data-trend=ucs-curve] svg .hline").count() == 1
+        assert page.locator("[data-trend=ucs-curve] svg .marker").count() == 1
+        _shot(page, "recipe.png")
+    finally:
+        page.context.close()
