@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from service.api import errors
+from service.api.limits import RequestLimits
 from service.api.routes import (
     alarms,
     calibrations,
@@ -55,6 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.runtime = runtime
     errors.install(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.api.max_body_bytes,
+        write_rate_per_s=settings.api.write_rate_per_s,
+        write_burst=settings.api.write_burst,
+    )
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(recipes.router)

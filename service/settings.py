@@ -147,6 +147,16 @@ class FailoverSettings(BaseModel):
         return self
 
 
+class ApiSettings(BaseModel):
+    """Limits of the HTTP API."""
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    write_rate_per_s: float = Field(
+        default=20.0, gt=0, le=10_000, description="Sustained writes per second per caller."
+    )
+    write_burst: int = Field(default=40, ge=1, le=100_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BACKFILL_",
@@ -164,6 +174,7 @@ class Settings(BaseSettings):
     )
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)

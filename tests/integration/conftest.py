@@ -23,7 +23,13 @@ from tests.conftest import api_keys_setting
 
 
 def app_settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, api_keys=api_keys_setting())
+    # The API tests send many writes with one key in a burst; the write rate limit
+    # itself is tested in test_limits.py.
+    return Settings(
+        database_url=database_url,
+        api_keys=api_keys_setting(),
+        api={"write_rate_per_s": 1000.0, "write_burst": 1000},
+    )
 
 
 @asynccontextmanager

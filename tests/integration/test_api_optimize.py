@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any
 
 import httpx
@@ -212,17 +210,6 @@ async def test_an_unknown_calibration_is_422_naming_the_field(client: httpx.Asyn
     r = await client.post(URL, json={**BODY, "calibration_id": "nope"}, headers=auth("hmi"))
     assert r.status_code == 422
     assert (r.json()["code"], r.json()["field"]) == ("calibration_not_found", "calibration_id")
-
-
-async def test_the_route_is_fast(client: httpx.AsyncClient) -> None:
-    await optimize(client, BODY)  # the model is loaded once, then cached
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        await optimize(client, BODY)
-        times.append(time.perf_counter() - start)
-    # The aim is well under 50 ms; generous here so a loaded machine passes.
-    assert statistics.median(times) < 0.1
 
 
 @pytest.mark.parametrize("role", ["hmi", "scada", "engineer", "admin", None])

@@ -1,0 +1,122 @@
+"""The cheapest-recipe optimiser: milliseconds per call in-process (the core) and
+per request through the application (validation, model cache, core, response),
+side by side, against the issue's aim of well under 50 ms per request.
+
+Run: ``.venv/bin/python bench/bench_optimize.py [--runs 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.app import create_app
+from service.core import optimizer as opt
+from service.core import proportioning as prop
+from service.core.strength_model import load_example_model
+from service.settings import Settings
+
+TARGET_MS = 50.0
+KEY = "bench-hmi-key-0123456789"
+BODY: dict[str, Any] = {
+    "stope": {
+        "method": "mitchell",
+        "fill_height_m": 30,
+        "exposed_length_m": 15,
+        "unit_weight_kn_m3": 20,
+        "safety_factor": 1.5,
+    },
+    "curing_days": 28,
+    "binders": [
+        {"name": "cement", "specific_gravity": 3.15, "price_per_t": 180},
+        {"name": "slag", "specific_gravity": 2.90, "price_per_t": 90, "max_fraction_pct": 80},
+    ],
+    "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
+    "solids_pct_min": 70,
+    "solids_pct_max": 78,
+    "binder_pct_min": 3,
+    "binder_pct_max": 8,
+    "stope_volume_m3": 20000,
+}
+
+
+def core_ms(runs: int) -> list[float]:
+    model = load_example_model()
+    binders = [
+        opt.BinderOption("cement", 3.15, 180.0),
+        opt.BinderOption("slag", 2.90, 90.0, max_fraction=0.8),
+    ]
+    limits = opt.RecipeLimits(0.70, 0.78, 0.03, 0.08)
+    tailings = prop.Tailings(3.05, 0.3158)
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        opt.optimize_recipe(
+            required_ucs_kpa=300.0,
+            curing_days=28,
+            binders=binders,
+            tailings=tailings,
+            limits=limits,
+            model=model,
+            stope_volume_m3=20000,
+        )
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def route_ms(runs: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}",
+            api_keys=f"hmi:{KEY}",
+            api={"write_rate_per_s": 10_000.0, "write_burst": 10_000},
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+                headers = {"Authorization": f"Bearer {KEY}"}
+                r = await client.post("/api/v1/recipes/optimize", json=BODY, headers=headers)
+                r.raise_for_status()  # warm: the model is loaded once, then cached
+                out = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    r = await client.post("/api/v1/recipes/optimize", json=BODY, headers=headers)
+                    out.append((time.perf_counter() - t0) * 1000)
+                    r.raise_for_status()
+                return out
+
+
+def summary(name: str, ms: list[float]) -> float:
+    med = statistics.median(ms)
+    p95 = sorted(ms)[int(0.95 * (len(ms) - 1))]
+    print(f"  {name:<38} median {med:7.2f} ms   p95 {p95:7.2f} ms")
+    return med
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args(argv)
+    if not 5 <= args.runs <= 1000:
+        parser.error("--runs must be 5-1000")
+    print(f"{args.runs} runs each (2 binders, example calibration)")
+    core = summary("optimize_recipe() in-process", core_ms(args.runs))
+    route = summary("POST /recipes/optimize (in-process app)", asyncio.run(route_ms(args.runs)))
+    print(
+        f"request / core = {route / core:.1f}x; request median {route:.2f} ms against "
+        f"{TARGET_MS:g} ms: {'meets target' if route < TARGET_MS else 'MISSES target'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
