@@ -33,6 +33,7 @@ from service.plant.port import (
     SetpointWriteResult,
     WrittenSetpoint,
     effective_quality,
+    wait_for_change,
 )
 
 
@@ -184,19 +185,7 @@ class FakePlantLink:
         )
 
     async def wait_changed(self, version: int, timeout: float) -> PlantSnapshot:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self._changed
-            snap = self.snapshot()
-            remaining = deadline - loop.time()
-            if snap.version != version or remaining <= 0:
-                return snap
-            try:
-                async with asyncio.timeout(min(remaining, 0.05)):
-                    await event.wait()
-            except TimeoutError:
-                pass
+        return await wait_for_change(self.snapshot, lambda: self._changed, version, timeout, 0.05)
 
     def _bump(self) -> None:
         self._version += 1

@@ -80,6 +80,7 @@ from service.plant.port import (
     SetpointWriteResult,
     WrittenSetpoint,
     effective_quality,
+    wait_for_change,
 )
 from service.plant.tags import TagKind, TagMap, tag_kind
 from service.settings import PlcSettings, SecurityMode
@@ -362,19 +363,9 @@ class OpcUaPlantLink:
         )
 
     async def wait_changed(self, version: int, timeout: float) -> PlantSnapshot:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self._changed
-            snap = self.snapshot()
-            remaining = deadline - loop.time()
-            if snap.version != version or remaining <= 0:
-                return snap
-            try:
-                async with asyncio.timeout(min(remaining, self._tick_s)):
-                    await event.wait()
-            except TimeoutError:
-                pass
+        return await wait_for_change(
+            self.snapshot, lambda: self._changed, version, timeout, self._tick_s
+        )
 
     async def write_setpoints(self, values: Mapping[str, SetpointValue]) -> SetpointWriteResult:
         for tag, value in values.items():

@@ -10,8 +10,9 @@ holds, with quality recomputed for age at call time (CONTRACT "GET /plant/status
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -182,3 +183,29 @@ def effective_quality(
     if math.isnan(age) or age > max_age_s:
         return Quality.BAD
     return quality
+
+
+async def wait_for_change(
+    snapshot: Callable[[], PlantSnapshot],
+    changed: Callable[[], asyncio.Event],
+    version: int,
+    within_s: float,
+    tick_s: float,
+) -> PlantSnapshot:
+    """``PlantLink.wait_changed`` for any link that replaces its ``changed`` event on
+    every version bump: returns as soon as the snapshot version differs from
+    ``version``, or after ``within_s``. Waking every ``tick_s`` lets aging (a value
+    turning stale, which bumps the version in ``snapshot()``) be seen too."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        event = changed()
+        snap = snapshot()
+        remaining = deadline - loop.time()
+        if snap.version != version or remaining <= 0:
+            return snap
+        try:
+            async with asyncio.timeout(min(remaining, tick_s)):
+                await event.wait()
+        except TimeoutError:
+            pass
