@@ -38,7 +38,7 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
         assert running["setpoints"]["run_request"]["value"] is True
 
         done = await eventually(
-            lambda: _state_in(client, pour_id, {"completed"}), within_s=60, what="completion"
+            lambda: _state_in(client, pour_id, {"completed"}), within_s=120, what="completion"
         )
         assert done["poured_m3"] >= 6.0
         assert done["ended_at"] is not None
@@ -66,7 +66,7 @@ async def test_a_pour_survives_a_plc_restart(tmp_path: Path) -> None:
         pour_id = await create_pour(client, target_m3=6.0)
         assert (await action(client, pour_id, "start")).status_code == 200
         await eventually(
-            lambda: _poured_at_least(client, pour_id, 2.0), within_s=40, what="2 m3 poured"
+            lambda: _poured_at_least(client, pour_id, 2.0), within_s=90, what="2 m3 poured"
         )
         sim = runtime.simulator
         assert sim is not None

@@ -38,7 +38,7 @@ async def test_a_database_outage_mid_pour_loses_nothing(tmp_path: Path) -> None:
                 async def placed() -> bool:
                     return (await get_pour(client, pour_id))["poured_m3"] >= 3.0
 
-                await eventually(placed, within_s=60, what="3 m3 placed")
+                await eventually(placed, within_s=120, what="3 m3 placed")
                 cut_at = datetime.now(UTC)
                 await proxy.cut()
 

@@ -338,7 +338,7 @@ def test_a_pour_started_through_the_api_shows_progress_and_its_report(
                 api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi")).json()["state"]
                 == "completed"
             ),
-            within_s=45,
+            within_s=120,
             what="pour completion",
         )
 
