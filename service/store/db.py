@@ -43,6 +43,14 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
+def store_error(err: BaseException) -> str:
+    """A short, safe description of a database error for logs and API answers: the
+    driver's own first line (e.g. "database or disk is full"), never SQL or values."""
+    orig = getattr(err, "orig", None) or err
+    text_ = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {text_[:160]}" if text_ else type(orig).__name__
+
+
 def _alembic_config(connection: Connection) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))

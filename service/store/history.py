@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import InvalidInput, StoreUnavailable
+from service.store.db import store_error
 
 #: The columns of the history, in order: measurements, setpoints, derived quality.
 HISTORY_TAGS: tuple[str, ...] = (
@@ -140,7 +141,7 @@ class HistoryStore:
                     )
                     await conn.execute(insert(history_minute), list(minutes))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write history: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not write history: {store_error(err)}") from err
 
     async def prune(self, *, raw_before_ms: int, minute_before_ms: int) -> None:
         try:
@@ -150,7 +151,7 @@ class HistoryStore:
                     delete(history_minute).where(history_minute.c.ts_ms < minute_before_ms)
                 )
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not prune history: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not prune history: {store_error(err)}") from err
 
     async def query(self, tags: Sequence[str], from_ms: int, to_ms: int, step_s: int) -> Trend:
         """Average, minimum and maximum of ``tags`` in buckets of ``step_s`` seconds."""
@@ -184,7 +185,7 @@ class HistoryStore:
                 result = await conn.execute(sql, {"bucket": bucket_ms, "lo": from_ms, "hi": to_ms})
                 rows = result.all()
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read history: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not read history: {store_error(err)}") from err
         # Columns by position, in selection order: bucket, then avg/min/max per tag.
         columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + 3 * len(tags))
         t_ms = [int(b) * bucket_ms for b in columns[0]]

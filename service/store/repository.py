@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables as t
+from service.store.db import store_error
 from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
 
 GENESIS_HASH = "0" * 64
@@ -131,7 +132,7 @@ class Store:
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"the store is not reachable: {type(err).__name__}") from err
+            raise StoreUnavailable(f"the store is not reachable: {store_error(err)}") from err
 
     # --- versioned resources -------------------------------------------------------------
 
@@ -212,10 +213,10 @@ class Store:
                 return
             except (IntegrityError, OperationalError) as err:
                 if isinstance(err, OperationalError) and "locked" not in str(err.orig):
-                    raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
                 await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
         raise Conflict(f"could not allocate a version for {values['name']!r}; try again")
 
     # --- pours ---------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Store:
             async with self._engine.begin() as conn:
                 result = await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not write: {store_error(err)}") from err
         if result.rowcount == 0:
             current = await self.get_pour(pour_id)  # raises NotFound if absent
             raise Conflict(
@@ -331,7 +332,7 @@ class Store:
                     result = await conn.execute(t.audit.insert().values(**values))
                     new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write audit: {type(err).__name__}") from err
+                raise StoreUnavailable(f"could not write audit: {store_error(err)}") from err
         rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
         return _audit(rows[0])
 
@@ -383,14 +384,14 @@ class Store:
                 result = await conn.execute(query)
                 return list(result.mappings().all())
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not read: {store_error(err)}") from err
 
     async def _execute(self, stmt: Any) -> None:
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write: {type(err).__name__}") from err
+            raise StoreUnavailable(f"could not write: {store_error(err)}") from err
 
 
 __all__ = ["GENESIS_HASH", "Store"]
