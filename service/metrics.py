@@ -139,14 +139,15 @@ class ServiceMetrics:
         self.setpoint_write_failures = Counter(
             "backfill_setpoint_write_failures_total", "Setpoint set writes that failed, by code."
         )
-        self.plc_reconnects = Counter("backfill_plc_reconnects_total", "PLC link reconnections.")
+        self.plc_reconnects = Gauge(
+            "backfill_plc_reconnects_total", "PLC link reconnections since the start."
+        )
         self.plc_connected = Gauge("backfill_plc_connected", "1 when the PLC link is up.")
         self.measurement_age_seconds = Gauge(
             "backfill_measurement_age_seconds", "Age of each measurement's last update."
         )
         self.alarms_active = Gauge("backfill_alarms_active", "Active alarms by severity.")
         self.pour_volume_m3 = Gauge("backfill_pour_volume_m3", "Paste placed in the active pour.")
-        self.http_requests = Counter("backfill_http_requests_total", "HTTP requests by status.")
 
     def render(self) -> str:
         metrics: list[_Metric] = [
@@ -159,6 +160,5 @@ class ServiceMetrics:
             self.measurement_age_seconds,
             self.alarms_active,
             self.pour_volume_m3,
-            self.http_requests,
         ]
         return "".join(m.render() for m in metrics)

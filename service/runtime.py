@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,14 @@ def _development_keys(folder: Path) -> list[ApiKey]:
             fh.write(f"{k.role.value}:{k.key.get_secret_value()}\n")
     log.warning("BACKFILL_API_KEYS is not set: generated one key per role for this run in %s", path)
     return keys
+
+
+def _ages(link: OpcUaPlantLink) -> list[tuple[dict[str, str], float]]:
+    now = time.monotonic()
+    return [
+        ({"tag": tag}, max(0.0, now - m.received_monotonic))
+        for tag, m in link.snapshot().measurements.items()
+    ]
 
 
 class Runtime:
@@ -146,6 +155,8 @@ class Runtime:
         await link.start()
         stack.push_async_callback(link.stop)
         self._link = link
+        self.metrics.measurement_age_seconds.set_callback(lambda: _ages(link))
+        self.metrics.plc_reconnects.set_callback(lambda: [({}, float(link.reconnects))])
 
         supervisor = Supervisor(
             store=self._store,

@@ -853,6 +853,3 @@ class Supervisor:
                     self._store_down = True
                 return
             self._audit_outbox.popleft()
-
-    def status(self) -> dict[str, Any]:
-        return {"cycles": self.cycles, "last_error": self._last_error}

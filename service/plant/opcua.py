@@ -290,6 +290,9 @@ class OpcUaPlantLink:
         self._startup_error: TagMapError | None = None
         self._down_logged = False
         self._failed_attempts = 0
+        self._ever_connected = False
+        #: connections made after the first one (a metric)
+        self.reconnects = 0
 
     # --- the port ------------------------------------------------------------------
 
@@ -423,6 +426,9 @@ class OpcUaPlantLink:
             delay = min(delay * 2, self._settings.reconnect_max_s)
 
     def _on_connected(self, conn: _Connection) -> None:
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
         self._conn = conn
         self._connected = True
         self._last_error = None

@@ -34,7 +34,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+        done = subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+        if done.returncode != 0:  # still busy: detach it so nothing is left mounted
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 async def test_a_full_disk_is_a_clear_error_and_corrupts_nothing(small_disk: Path) -> None:
@@ -69,5 +71,8 @@ async def test_a_full_disk_is_a_clear_error_and_corrupts_nothing(small_disk: Pat
         assert await store.verify_audit_chain() == (True, None)
     finally:
         await engine.dispose()
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(db)
+    try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
