@@ -29,7 +29,7 @@ async def acknowledge(code: str, runtime: RuntimeDep, who: OperatorDep) -> dict[
 async def audit(
     store: StoreDep,
     _: PrincipalDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     pour_id: str | None = None,
 ) -> dict[str, Any]:

@@ -38,7 +38,7 @@ async def list_pours(
     _: PrincipalDep,
     state: PourState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> PourList:
     records = await store.list_pours(state.value if state else None, limit=limit, offset=offset)
     return PourList(items=[PourPublic(**ops.pour_view(r, runtime.supervisor)) for r in records])

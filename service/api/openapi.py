@@ -1,0 +1,62 @@
+"""The OpenAPI schema says what the service really answers on errors: one shape,
+``{"code", "detail", ...}`` (``service/api/errors.py``), for 422 and for the other
+statuses a caller must handle (400, 401, 403, 404, 409, 413, 429, 503)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["code", "detail"],
+    "properties": {
+        "code": {"type": "string", "description": "Stable snake_case code."},
+        "detail": {"type": "string", "description": "Human-readable explanation."},
+        "field": {"type": "string", "description": "The offending field (422)."},
+    },
+    "additionalProperties": True,
+}
+
+_ERRORS = {
+    "400": "The body could not be read (not JSON, or not UTF-8).",
+    "401": "No or an unknown API key.",
+    "403": "The key's role may not do this.",
+    "404": "No such resource.",
+    "409": "Conflicts with the current state (pour state, plant not ready).",
+    "413": "Request body too large.",
+    "422": "A malformed or out-of-range request; `field` names it.",
+    "429": "Too many writes; see Retry-After.",
+    "503": "The store or the PLC link is unavailable; see Retry-After.",
+}
+_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = ERROR_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        for path, item in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                for status, text in _ERRORS.items():
+                    responses[status] = {
+                        "description": text,
+                        "content": {"application/json": {"schema": _REF}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
