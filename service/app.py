@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api import errors
+from service.api import errors, openapi
 from service.api.limits import RequestLimits
 from service.api.routes import (
     alarms,
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.runtime = runtime
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.api.max_body_bytes,
