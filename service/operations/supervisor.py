@@ -206,6 +206,12 @@ class Supervisor:
                     len(self._unsaved),
                     len(self._audit_outbox),
                 )
+        if not checkpoint:
+            # Deposed: the pour records are the new writer's now; queued records of ours
+            # would overwrite newer ones. Audit entries of writes we made stay queued.
+            self._unsaved.clear()
+            self._stop_pending = None
+            self._last_written.clear()
         self._active = None
         self._auto_resume = None
         self._last_cycle_mono = None
