@@ -26,6 +26,8 @@ from pathlib import Path
 
 from asyncua import Server, ua
 
+from service.plant.opcua import OpcUaPlantLink
+from service.plant.port import Quality
 from service.plant.tags import TagMap, parse_tag_map
 from service.settings import PlcSettings
 
@@ -270,3 +272,13 @@ async def eventually(
             raise AssertionError(f"{what} not reached within {within} s")
         await asyncio.sleep(0.02)
     return loop.time() - start
+
+
+def all_bad(link: OpcUaPlantLink) -> bool:
+    snap = link.snapshot()
+    return all(m.quality is Quality.BAD for m in snap.measurements.values())
+
+
+def all_good(link: OpcUaPlantLink) -> bool:
+    snap = link.snapshot()
+    return snap.connected and all(m.quality is Quality.GOOD for m in snap.measurements.values())

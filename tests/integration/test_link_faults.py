@@ -19,23 +19,19 @@ import pytest_asyncio
 
 from service.errors import PlantLinkDown
 from service.plant.opcua import OpcUaPlantLink
-from service.plant.port import Quality
-from tests.integration.plc_server import PlcServer, eventually, fast_settings, free_port
+from tests.integration.plc_server import (
+    PlcServer,
+    all_bad,
+    all_good,
+    eventually,
+    fast_settings,
+    free_port,
+)
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def all_bad(link: OpcUaPlantLink) -> bool:
-    snap = link.snapshot()
-    return all(m.quality is Quality.BAD for m in snap.measurements.values())
-
-
-def all_good(link: OpcUaPlantLink) -> bool:
-    snap = link.snapshot()
-    return snap.connected and all(m.quality is Quality.GOOD for m in snap.measurements.values())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -25,7 +25,7 @@ from service.errors import SetpointUnconfirmed
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import Quality
 from service.plant.tags import TagMap, parse_tag_map
-from tests.integration.plc_server import eventually, fast_settings, free_port
+from tests.integration.plc_server import all_good, eventually, fast_settings, free_port
 
 pytestmark = [pytest.mark.node_opcua, pytest.mark.asyncio(loop_scope="module")]
 
@@ -144,11 +144,6 @@ async def link(node_plc: NodePlc) -> AsyncIterator[OpcUaPlantLink]:
     await link.start()
     yield link
     await link.stop()
-
-
-def all_good(link: OpcUaPlantLink) -> bool:
-    snap = link.snapshot()
-    return snap.connected and all(m.quality is Quality.GOOD for m in snap.measurements.values())
 
 
 async def read_plc(node_plc: NodePlc, tags: list[str]) -> list[ua.DataValue]:

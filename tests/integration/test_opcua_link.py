@@ -21,7 +21,14 @@ from service.errors import (
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import PlantLink, Quality
 from service.plant.tags import parse_tag_map
-from tests.integration.plc_server import TAGS, PlcServer, eventually, fast_settings, free_port
+from tests.integration.plc_server import (
+    TAGS,
+    PlcServer,
+    all_good,
+    eventually,
+    fast_settings,
+    free_port,
+)
 
 # One server for the module (building an asyncua address space takes seconds).
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -55,11 +62,6 @@ async def link(plc: PlcServer) -> AsyncIterator[OpcUaPlantLink]:
     await link.start()
     yield link
     await link.stop()
-
-
-def all_good(link: OpcUaPlantLink) -> bool:
-    snap = link.snapshot()
-    return snap.connected and all(m.quality is Quality.GOOD for m in snap.measurements.values())
 
 
 def setpoint_writes(plc: PlcServer) -> list[tuple[str, ua.DataValue]]:
