@@ -588,7 +588,9 @@ def test_service_command_parses(
     """The image's command reaches uvicorn with host 0.0.0.0 and port 8000."""
     seen: dict[str, Any] = {}
     clean_env.setenv("BACKFILL_API_KEYS", VALID_KEYS)
-    clean_env.setattr(service_main, "create_app", lambda settings: "app")
+    clean_env.setattr(
+        service_main, "create_app", lambda settings, **kw: seen.update(create=kw) or "app"
+    )
     clean_env.setattr(service_main.uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -599,6 +601,7 @@ def test_service_command_parses(
         root.setLevel(level)
     assert seen["app"] == "app"
     assert (seen["host"], seen["port"]) == ("0.0.0.0", 8000)
+    assert seen["create"] == {"freeze_heap": True}  # the serving process freezes its heap
 
 
 def test_dockerignore_keeps_secrets_and_state_out() -> None:
