@@ -22,31 +22,32 @@ async def create_pour(
     sample_ids: list[str],
     role: str,
 ) -> PourRecord:
+    """The pour and, for an inline mix, its recipe version: one transaction."""
+    new_recipe: dict[str, Any] | None = None
     if mix is not None:
         control_recipe(mix)  # the plant must have a feeder for every component
-        recipe = await store.add_recipe(
-            name=f"inline {stope_id}",
-            mix=mix,
-            design=None,
-            calibration_id=None,
-            approved_by=None,
-            created_by=role,
-        )
+        new_recipe = {
+            "name": f"inline {stope_id}",
+            "mix": mix,
+            "design": None,
+            "calibration_id": None,
+            "approved_by": None,
+            "created_by": role,
+        }
+        recipe_id = None
     else:
         assert recipe_id is not None
-        recipe = await store.get_recipe(recipe_id)
-        control_recipe(recipe.mix)
-    pour = await store.add_pour(
+        control_recipe((await store.get_recipe(recipe_id)).mix)
+    return await store.add_pour(
         stope_id=stope_id,
-        recipe_id=recipe.id,
+        recipe_id=recipe_id,
         target_volume_m3=target_volume_m3,
         paste_flow_m3_h=paste_flow_m3_h,
         created_by=role,
         totals=law.PourTotals().summary(),
+        sample_ids=sample_ids,
+        new_recipe=new_recipe,
     )
-    if sample_ids:
-        pour = await store.update_pour(pour.id, sample_ids=sample_ids)
-    return pour
 
 
 def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, Any]:
@@ -77,9 +78,3 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
         "interruptions": record.interruptions,
         "sample_ids": record.sample_ids,
     }
-
-
-async def add_samples(store: Store, pour_id: str, sample_ids: list[str]) -> PourRecord:
-    pour = await store.get_pour(pour_id)
-    merged = list(dict.fromkeys([*pour.sample_ids, *sample_ids]))
-    return await store.update_pour(pour_id, sample_ids=merged)

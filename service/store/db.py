@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 def create_engine(url: str) -> AsyncEngine:
     """Build the async engine for ``url``; SQLite gets WAL and full fsync so that a
-    committed checkpoint survives a crash or power loss."""
+    committed checkpoint survives a crash or power loss, and real transactions (see
+    SQLAlchemy's pysqlite notes, "Serializable isolation / Savepoints / Transactional
+    DDL")."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -30,6 +32,14 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # Python's sqlite3 begins a transaction only before an INSERT/UPDATE/DELETE,
+            # so a read followed by a write in one SQLAlchemy transaction would read
+            # outside it and could lose a concurrent update. Take the BEGIN over.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     # Bounded waits: a database that hangs must turn into an error, not a stalled task.

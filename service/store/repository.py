@@ -12,13 +12,13 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import RowMapping, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables as t
@@ -26,6 +26,7 @@ from service.store.db import store_error
 from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
 
 GENESIS_HASH = "0" * 64
+T = TypeVar("T")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -48,6 +49,39 @@ def _now() -> datetime:
 def _audit_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _unique_violation(err: IntegrityError) -> bool:
+    """SQLite: "UNIQUE constraint failed: ..."; PostgreSQL: "duplicate key value
+    violates unique constraint ..." (asyncpg's UniqueViolationError)."""
+    text = str(err.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
+def _as_row(values: Mapping[str, Any]) -> RowMapping:
+    """The values just written, read as the row they became (no second round trip)."""
+    return cast(RowMapping, values)
+
+
+def _recipe_values(
+    *,
+    name: str,
+    mix: dict[str, Any],
+    design: dict[str, Any] | None,
+    calibration_id: str | None,
+    approved_by: str | None,
+    created_by: str,
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "created_at": _now(),
+        "created_by": created_by,
+        "approved_by": approved_by,
+        "calibration_id": calibration_id,
+        "mix": mix,
+        "design": design,
+    }
 
 
 def _calibration(row: RowMapping) -> CalibrationRecord:
@@ -158,8 +192,12 @@ class Store:
             "model": model,
             "rows": list(rows),
         }
-        await self._insert_versioned(t.calibrations, values)
-        return await self.get_calibration(values["id"])
+
+        async def work(conn: AsyncConnection) -> None:
+            await self._insert_versioned(conn, t.calibrations, values)
+
+        await self._write(work, what=f"calibration {name!r}")
+        return _calibration(_as_row(values))
 
     async def get_calibration(self, calibration_id: str) -> CalibrationRecord:
         row = await self._one(t.calibrations, calibration_id, "calibration")
@@ -179,18 +217,20 @@ class Store:
         approved_by: str | None,
         created_by: str,
     ) -> RecipeRecord:
-        values: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "created_at": _now(),
-            "created_by": created_by,
-            "approved_by": approved_by,
-            "calibration_id": calibration_id,
-            "mix": mix,
-            "design": design,
-        }
-        await self._insert_versioned(t.recipes, values)
-        return await self.get_recipe(values["id"])
+        values = _recipe_values(
+            name=name,
+            mix=mix,
+            design=design,
+            calibration_id=calibration_id,
+            approved_by=approved_by,
+            created_by=created_by,
+        )
+
+        async def work(conn: AsyncConnection) -> None:
+            await self._insert_versioned(conn, t.recipes, values)
+
+        await self._write(work, what=f"recipe {name!r}")
+        return _recipe(_as_row(values))
 
     async def get_recipe(self, recipe_id: str) -> RecipeRecord:
         return _recipe(await self._one(t.recipes, recipe_id, "recipe"))
@@ -201,23 +241,17 @@ class Store:
             q = q.where(t.recipes.c.name == name)
         return [_recipe(r) for r in await self._all(q)]
 
-    async def _insert_versioned(self, table: Any, values: dict[str, Any]) -> None:
-        # Two engineers saving the same name at once: the unique constraint decides,
-        # the loser retries with the next number. SQLite refuses to upgrade a read
-        # snapshot that another writer has overtaken ("database is locked"): retried too.
-        for attempt in range(20):
-            try:
-                async with self._engine.begin() as conn:
-                    values["version"] = await self._next_version(table, values["name"], conn)
-                    await conn.execute(table.insert().values(**values))
-                return
-            except (IntegrityError, OperationalError) as err:
-                if isinstance(err, OperationalError) and "locked" not in str(err.orig):
-                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
-                await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
-            except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
-        raise Conflict(f"could not allocate a version for {values['name']!r}; try again")
+    async def _insert_versioned(
+        self, conn: AsyncConnection, table: Any, values: dict[str, Any]
+    ) -> None:
+        """Insert the next version of ``values["name"]``. Two engineers saving the same
+        name at once: the unique constraint decides and ``_write`` retries the loser,
+        who then takes the next number."""
+        current = await conn.scalar(
+            select(func.max(table.c.version)).where(table.c.name == values["name"])
+        )
+        values["version"] = int(current or 0) + 1
+        await conn.execute(table.insert().values(**values))
 
     # --- pours ---------------------------------------------------------------------------
 
@@ -225,17 +259,25 @@ class Store:
         self,
         *,
         stope_id: str,
-        recipe_id: str,
+        recipe_id: str | None,
         target_volume_m3: float,
         paste_flow_m3_h: float,
         created_by: str,
         totals: dict[str, Any],
+        sample_ids: Sequence[str] = (),
+        new_recipe: Mapping[str, Any] | None = None,
     ) -> PourRecord:
+        """A planned pour. With ``new_recipe`` (the arguments of ``add_recipe``) that
+        recipe's first or next version is written in the same transaction and the pour
+        uses it: both are stored, or neither."""
+        if (recipe_id is None) == (new_recipe is None):
+            raise ValueError("give recipe_id or new_recipe, not both")
+        recipe = None if new_recipe is None else _recipe_values(**new_recipe)
         now = _now()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "stope_id": stope_id,
-            "recipe_id": recipe_id,
+            "recipe_id": recipe["id"] if recipe is not None else recipe_id,
             "state": "planned",
             "target_volume_m3": target_volume_m3,
             "paste_flow_m3_h": paste_flow_m3_h,
@@ -246,11 +288,17 @@ class Store:
             "updated_at": now,
             "totals": totals,
             "interruptions": [],
-            "sample_ids": [],
+            "sample_ids": list(dict.fromkeys(sample_ids)),
             "checkpoint_seq": 0,
         }
-        await self._execute(t.pours.insert().values(**values))
-        return await self.get_pour(values["id"])
+
+        async def work(conn: AsyncConnection) -> None:
+            if recipe is not None:
+                await self._insert_versioned(conn, t.recipes, recipe)
+            await conn.execute(t.pours.insert().values(**values))
+
+        await self._write(work, what=f"pour for {stope_id!r}")
+        return _pour(_as_row(values))
 
     async def get_pour(self, pour_id: str) -> PourRecord:
         return _pour(await self._one(t.pours, pour_id, "pour"))
@@ -285,6 +333,26 @@ class Store:
                 state=current.state,
             )
         return await self.get_pour(pour_id)
+
+    async def add_pour_samples(self, pour_id: str, sample_ids: Sequence[str]) -> PourRecord:
+        """Add laboratory sample ids to a pour, keeping those it has (in order, without
+        repeats). Read and write are one transaction (the row locked on PostgreSQL;
+        SQLite refuses a write on a snapshot another writer has overtaken, and that is
+        retried), so two callers adding samples at once both keep theirs."""
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            q = select(t.pours).where(t.pours.c.id == pour_id).with_for_update()
+            row = (await conn.execute(q)).mappings().first()
+            if row is None:
+                raise NotFound(f"no pour with id {pour_id}", code="pour_not_found")
+            fields = {
+                "sample_ids": list(dict.fromkeys([*row["sample_ids"], *sample_ids])),
+                "updated_at": _now(),
+            }
+            await conn.execute(t.pours.update().where(t.pours.c.id == pour_id).values(**fields))
+            return {**row, **fields}
+
+        return _pour(_as_row(await self._write(work, what=f"samples of pour {pour_id}")))
 
     # --- audit ---------------------------------------------------------------------------
 
@@ -385,6 +453,25 @@ class Store:
                 return list(result.mappings().all())
         except (SQLAlchemyError, OSError) as err:
             raise StoreUnavailable(f"could not read: {store_error(err)}") from err
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str) -> T:
+        """Run ``work`` in one transaction. A unique key taken by a concurrent writer
+        (a version number) or SQLite's "database is locked" (a read snapshot another
+        writer overtook) rolls back and runs it again, after a short random wait."""
+        for attempt in range(20):
+            try:
+                async with self._engine.begin() as conn:
+                    return await work(conn)
+            except IntegrityError as err:
+                if not _unique_violation(err):  # a missing reference, for one
+                    raise Conflict(f"could not write {what}: {store_error(err)}") from err
+            except OperationalError as err:
+                if "locked" not in str(err.orig):
+                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+            except (SQLAlchemyError, OSError) as err:
+                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+            await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
+        raise Conflict(f"could not write {what}: concurrent writers; try again")
 
     async def _execute(self, stmt: Any) -> None:
         try:

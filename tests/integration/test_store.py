@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import inspect, text
 
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables
 from service.store.db import create_engine, migrate
 from service.store.repository import Store
@@ -100,6 +100,91 @@ async def test_pour_state_compare_and_set(store: Store) -> None:
     assert err.value.code == "pour_state_conflict"
     assert [p.id for p in await store.list_pours(state="running")] == [pour.id]
     assert await store.list_pours(state="planned") == []
+
+
+async def test_two_callers_adding_samples_at_once_both_keep_theirs(store: Store) -> None:
+    recipe = await store.add_recipe(
+        name="r", mix={}, design=None, calibration_id=None, approved_by=None, created_by="e"
+    )
+    pour = await store.add_pour(
+        stope_id="S-1",
+        recipe_id=recipe.id,
+        target_volume_m3=50,
+        paste_flow_m3_h=100,
+        created_by="scada",
+        totals={},
+        sample_ids=["CYL-0", "CYL-0"],
+    )
+    assert pour.sample_ids == ["CYL-0"]
+    await asyncio.gather(*(store.add_pour_samples(pour.id, [f"CYL-{k}"]) for k in range(1, 9)))
+    await store.add_pour_samples(pour.id, ["CYL-3"])  # again: kept once
+    stored = (await store.get_pour(pour.id)).sample_ids
+    assert stored[0] == "CYL-0"
+    assert sorted(stored) == [f"CYL-{k}" for k in range(9)]
+    with pytest.raises(NotFound):
+        await store.add_pour_samples("no-such-pour", ["CYL-1"])
+
+
+async def test_a_pour_and_its_inline_recipe_are_written_together_or_not_at_all(
+    store: Store,
+) -> None:
+    def draft(binder_pct: float) -> dict[str, object]:
+        return {
+            "name": "inline S-9",
+            "mix": {"binder_pct": binder_pct},
+            "design": None,
+            "calibration_id": None,
+            "approved_by": None,
+            "created_by": "scada",
+        }
+
+    made = await asyncio.gather(
+        *(
+            store.add_pour(
+                stope_id="S-9",
+                recipe_id=None,
+                target_volume_m3=50,
+                paste_flow_m3_h=100,
+                created_by="scada",
+                totals={},
+                new_recipe=draft(4.0 + k),
+            )
+            for k in range(4)
+        )
+    )
+    recipes = {r.id: r for r in await store.list_recipes("inline S-9")}
+    assert sorted(r.version for r in recipes.values()) == [1, 2, 3, 4]
+    for k, pour in enumerate(made):
+        assert recipes[pour.recipe_id].mix == {"binder_pct": 4.0 + k}
+        assert (await store.get_pour(pour.id)).recipe_id == pour.recipe_id
+
+    # The pour row cannot be written (its totals are not JSON): its recipe is not kept.
+    with pytest.raises(StoreUnavailable):
+        await store.add_pour(
+            stope_id="S-9",
+            recipe_id=None,
+            target_volume_m3=50,
+            paste_flow_m3_h=100,
+            created_by="scada",
+            totals={"bad": object()},
+            new_recipe=draft(9.0),
+        )
+    assert len(await store.list_recipes("inline S-9")) == 4
+    assert len(await store.list_pours()) == 4
+
+    # A reference to nothing is a conflict at once, not retried as a version race.
+    bad = {**draft(5.0), "calibration_id": "no-such-calibration"}
+    with pytest.raises(Conflict):
+        await store.add_pour(
+            stope_id="S-9",
+            recipe_id=None,
+            target_volume_m3=50,
+            paste_flow_m3_h=100,
+            created_by="scada",
+            totals={},
+            new_recipe=bad,
+        )
+    assert len(await store.list_recipes("inline S-9")) == 4
 
 
 async def test_audit_chain_detects_tampering(store: Store) -> None:

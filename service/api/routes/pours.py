@@ -80,5 +80,5 @@ async def add_samples(
     pour_id: str, body: SamplesAdd, store: StoreDep, runtime: RuntimeDep, _: ScadaDep
 ) -> PourPublic:
     """Laboratory cylinder sample ids, added when the cylinders are cast."""
-    record = await ops.add_samples(store, pour_id, list(body.sample_ids))
+    record = await store.add_pour_samples(pour_id, body.sample_ids)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
