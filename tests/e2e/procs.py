@@ -126,6 +126,31 @@ def service_process(
         proc.terminate()
 
 
+@contextmanager
+def simulator_process(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m service.simulator`` as the plant's PLC; always ended on exit (and
+    woken first, should a test have frozen it with SIGSTOP)."""
+    with log.open("wb") as out:
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "service.simulator", "--port", str(port), "--seed", "3"],
+            env=service_env({}),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield sim
+    finally:
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGCONT)
+        sim.terminate()
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait(timeout=10)
+
+
 async def wait_ready(proc: ServiceProcess, *, within_s: float) -> None:
     """Until GET /readyz answers 200; fails early (with the log) when the process dies."""
     deadline = time.monotonic() + within_s
