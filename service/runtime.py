@@ -178,9 +178,9 @@ class Runtime:
                 ttl_s=failover.lease_ttl_s,
                 renew_interval_s=failover.renew_interval_s,
             )
+            self.leadership = leadership  # before start: on_elected uses it
             await leadership.start()
             stack.push_async_callback(leadership.stop)
-            self.leadership = leadership
         else:
             await supervisor.start()
             stack.push_async_callback(supervisor.stop)
@@ -196,7 +196,8 @@ class Runtime:
         stack.push_async_callback(recorder.stop)
 
     async def _on_elected(self, epoch: int) -> None:
-        await self.link.set_writer(epoch)
+        assert self.leadership is not None
+        await self.link.set_writer(epoch, may_write=self.leadership.may_write)
         await self.supervisor.start(takeover=True)
 
     async def _on_demoted(self) -> None:

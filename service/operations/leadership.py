@@ -98,6 +98,16 @@ class Leadership:
     def is_writer(self) -> bool:
         return self.epoch is not None
 
+    def may_write(self) -> bool:
+        """Whether this instance still holds the lease by its own clock, with a margin
+        (a quarter of the lease, at most 1 s) for a write already on its way. The PLC
+        link asks this right before every write: a writer that was frozen past its
+        lease (SIGSTOP, a paused VM, a long GC) and wakes up sends nothing, whichever
+        of its tasks runs first. Counted from before the renewal request, so it never
+        outlasts the expiry the database set."""
+        margin = min(1.0, self._ttl / 4)
+        return self.epoch is not None and self._monotonic() < self._valid_until - margin
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="leadership")
 

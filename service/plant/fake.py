@@ -64,6 +64,7 @@ class FakePlantLink:
         self.last_error: str | None = None
         self.started = False
         self.writer_epoch: int | None = 0
+        self._may_write: Callable[[], bool] | None = None
         #: every accepted setpoint set, in order
         self.writes: list[dict[str, SetpointValue]] = []
         #: ``"unacknowledged"`` -> SetpointUnconfirmed, ``"rejected"`` -> SetpointRejected
@@ -149,12 +150,17 @@ class FakePlantLink:
     def setpoint_tags(self) -> frozenset[str]:
         return self._setpoint_tags
 
-    async def set_writer(self, epoch: int | None) -> None:
+    async def set_writer(
+        self, epoch: int | None, may_write: Callable[[], bool] | None = None
+    ) -> None:
         self.writer_epoch = epoch
+        self._may_write = may_write if epoch is not None else None
 
     async def write_setpoints(self, values: Mapping[str, SetpointValue]) -> SetpointWriteResult:
         if self.writer_epoch is None:
             raise NotTheWriter("this instance is a standby; another instance writes")
+        if self._may_write is not None and not self._may_write():
+            raise NotTheWriter("the writer lease has lapsed; nothing was written")
         if not values:
             raise InvalidInput("values", "a setpoint set needs at least one value")
         for tag, value in values.items():

@@ -275,6 +275,8 @@ class OpcUaPlantLink:
         # Writer role: None = standby (reads only, no heartbeat); 0 = sole writer;
         # > 0 = elected writer with that fencing epoch, carried in setpoint_seq.
         self._writer_epoch: int | None = 0
+        # An elected writer's own check of its lease, asked right before every write.
+        self._may_write: Callable[[], bool] | None = None
         self._published_qualities: dict[str, Quality] = {}
         self._version = 0
         self._changed = asyncio.Event()
@@ -470,20 +472,31 @@ class OpcUaPlantLink:
     def writer_epoch(self) -> int | None:
         return self._writer_epoch
 
-    async def set_writer(self, epoch: int | None) -> None:
+    async def set_writer(
+        self, epoch: int | None, may_write: Callable[[], bool] | None = None
+    ) -> None:
         """Become the writer (``epoch`` 0: sole writer; > 0: elected, fenced) or a
         standby (``None``: no setpoint or heartbeat writes). Waits for a write in
-        flight, so no write of the old role happens after this returns."""
+        flight, so no write of the old role happens after this returns.
+
+        ``may_write``, for an elected writer, is asked right before each write request
+        (setpoints, re-send, heartbeat); while it answers False nothing is sent. The
+        lease's own clock check: a writer frozen past its lease (SIGSTOP, a paused VM)
+        sends nothing when it wakes, before its election task has even run."""
         async with self._write_lock:
             if epoch is not None and epoch > _MAX_EPOCH:
                 raise ValueError(f"fencing epoch {epoch} above {_MAX_EPOCH}")
             self._writer_epoch = epoch
+            self._may_write = may_write if epoch is not None else None
             if epoch is None:
                 self._last_set.clear()  # a new writer decides what the PLC gets
             self._log.info(
                 "PLC link: %s",
                 "standby, not writing" if epoch is None else f"writer (epoch {epoch})",
             )
+
+    def _permitted(self) -> bool:
+        return self._writer_epoch is not None and (self._may_write is None or self._may_write())
 
     async def _serve(self, conn: _Connection) -> None:
         resend: asyncio.Task[None] | None = None
@@ -525,7 +538,7 @@ class OpcUaPlantLink:
             if conn.client.state is not UaClientState.CONNECTED:
                 raise _ConnectionLost(f"client state {conn.client.state.value}")
             now = self._clock()
-            if now >= next_heartbeat and self._writer_epoch is not None:
+            if now >= next_heartbeat and self._permitted():
                 await self._write_heartbeat(conn)
                 next_heartbeat += self._settings.heartbeat_interval_s
                 if next_heartbeat <= now:
@@ -890,6 +903,8 @@ class OpcUaPlantLink:
     async def _write_set(
         self, conn: _Connection, values: Mapping[str, SetpointValue]
     ) -> SetpointWriteResult:
+        if not self._permitted():
+            raise NotTheWriter("the writer lease has lapsed; nothing was written")
         order = [t for t in self._tags.setpoints if t in values]
         coerced = {t: self._coerce(t, values[t], conn.types[t]) for t in order}
         seq = self._next_seq(conn)

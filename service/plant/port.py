@@ -115,8 +115,11 @@ class PlantLink(Protocol):
         """The setpoints this plant's tag map has (fly ash, say, is optional)."""
         ...
 
-    async def set_writer(self, epoch: int | None) -> None:
-        """Writer (``epoch`` 0 sole, > 0 elected and fenced) or standby (``None``)."""
+    async def set_writer(
+        self, epoch: int | None, may_write: Callable[[], bool] | None = None
+    ) -> None:
+        """Writer (``epoch`` 0 sole, > 0 elected and fenced) or standby (``None``);
+        an elected writer sends nothing while ``may_write()`` is False."""
         ...
 
 

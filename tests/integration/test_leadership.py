@@ -4,6 +4,7 @@ higher epoch, the deposed writer steps down, a clean stop hands over at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -66,3 +67,39 @@ async def test_one_writer_and_a_fenced_take_over(engine: AsyncEngine) -> None:
     await a.leadership.step()
     assert a.leadership.epoch == 3
     await a.leadership.stop()
+
+
+async def test_a_writer_stops_writing_when_its_lease_runs_out_by_its_own_clock(
+    engine: AsyncEngine,
+) -> None:
+    """A writer frozen past its lease (SIGSTOP, a paused VM) must not write when it
+    wakes, even before its election step runs: ``may_write`` answers from the clock."""
+    now = [time.monotonic()]
+    ttl = 4.0
+    leadership = Leadership(
+        PostgresLease(engine, "frozen", ttl),
+        on_elected=_nothing_epoch,
+        on_demoted=_nothing,
+        ttl_s=ttl,
+        renew_interval_s=1.0,
+        monotonic=lambda: now[0],
+    )
+    assert not leadership.may_write()  # a standby
+    await leadership.step()
+    assert leadership.epoch is not None and leadership.may_write()
+    now[0] += ttl - 1.0 - 0.01  # just inside the lease less its 1 s margin
+    assert leadership.may_write()
+    now[0] += 0.02  # past it: still elected (no step ran), but it may not write
+    assert leadership.is_writer and not leadership.may_write()
+    await leadership.step()  # the database lease is still valid in real time: renewed
+    assert leadership.may_write()
+    await leadership.stop()
+    assert not leadership.may_write()
+
+
+async def _nothing_epoch(_epoch: int) -> None:
+    return None
+
+
+async def _nothing() -> None:
+    return None

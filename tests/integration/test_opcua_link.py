@@ -13,6 +13,7 @@ from asyncua import Client, ua
 
 from service.errors import (
     InvalidInput,
+    NotTheWriter,
     PlantLinkDown,
     SetpointRejected,
     SetpointUnconfirmed,
@@ -173,6 +174,31 @@ async def test_heartbeat_counts_while_connected(plc: PlcServer, link: OpcUaPlant
     assert all(
         dv.Value.VariantType is ua.VariantType.Int32 for t, dv in plc.writes if t == "heartbeat"
     )
+
+
+async def test_an_elected_writer_whose_lease_lapsed_sends_nothing(
+    plc: PlcServer, link: OpcUaPlantLink
+) -> None:
+    await eventually(lambda: all_good(link))
+    lease_held = True
+    await link.set_writer(3, may_write=lambda: lease_held)
+    result = await link.write_setpoints({"cement_rate_sp": 2.0})
+    assert result.seq >> 20 == 3  # the fencing epoch rides in setpoint_seq
+    await eventually(lambda: any(t == "heartbeat" for t, _ in plc.writes), within=2)
+
+    lease_held = False  # frozen past the lease, by the writer's own clock
+    await asyncio.sleep(0.3)  # a heartbeat in flight may land
+    plc.writes.clear()
+    with pytest.raises(NotTheWriter, match="lapsed"):
+        await link.write_setpoints({"cement_rate_sp": 3.0})
+    await asyncio.sleep(1.0)  # several heartbeat intervals
+    assert plc.writes == []
+    assert plc.get("cement_rate_sp") == pytest.approx(2.0)
+
+    lease_held = True  # renewed
+    await link.write_setpoints({"cement_rate_sp": 3.0})
+    await eventually(lambda: any(t == "heartbeat" for t, _ in plc.writes), within=2)
+    await link.set_writer(0)  # back to the sole writer for the next tests
 
 
 async def test_bad_status_is_reported_bad_never_good(plc: PlcServer, link: OpcUaPlantLink) -> None:
