@@ -6,7 +6,9 @@ Nothing here is evaluated at import time: ``Settings()`` is built by the entry p
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,11 +27,21 @@ class Role(StrEnum):
 # Keys that look like examples copied from documentation are refused.
 _PLACEHOLDER_KEYS = {"changeme", "change-me", "secret", "password", "key", "test", "example"}
 _MIN_KEY_LENGTH = 16
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ApiKey(BaseModel):
+    """One client's key: the key itself, or (``hashed``) only its SHA-256 digest in
+    hex, so that the configuration at rest (an env file, a Kubernetes Secret) does not
+    hold the key. ``python -m service.keys`` makes a key and its digest entry."""
+
     role: Role
     key: SecretStr
+    hashed: bool = False
+
+    def digest(self) -> bytes:
+        value = self.key.get_secret_value()
+        return bytes.fromhex(value) if self.hashed else hashlib.sha256(value.encode()).digest()
 
 
 class SecurityMode(StrEnum):
@@ -170,7 +182,8 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated role:key pairs; roles hmi, scada, engineer, admin.",
+        description="Comma-separated role:key or role:sha256:<hex digest of the key> "
+        "entries; roles hmi, scada, engineer, admin.",
     )
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
@@ -188,31 +201,40 @@ class Settings(BaseSettings):
     def _parse_keys(cls, raw: object) -> object:
         if not isinstance(raw, str):
             return raw
-        keys: list[dict[str, str]] = []
+        keys: list[dict[str, str | bool]] = []
         for item in raw.split(","):
             item = item.strip()
             if not item:
                 continue
             role, sep, key = item.partition(":")
             if not sep or not key.strip():
-                raise ValueError("each entry must be role:key")
-            keys.append({"role": role.strip(), "key": key.strip()})
+                raise ValueError("each entry must be role:key or role:sha256:<hex digest>")
+            scheme, sep, digest = key.strip().partition(":")
+            if sep and scheme == "sha256":
+                keys.append({"role": role.strip(), "key": digest.strip(), "hashed": True})
+            else:
+                keys.append({"role": role.strip(), "key": key.strip()})
         return keys
 
     @field_validator("api_keys")
     @classmethod
     def _refuse_weak_keys(cls, keys: list[ApiKey]) -> list[ApiKey]:
-        seen: set[str] = set()
+        seen: set[bytes] = set()
         for k in keys:
             value = k.key.get_secret_value()
-            if value.lower() in _PLACEHOLDER_KEYS or len(value) < _MIN_KEY_LENGTH:
+            if k.hashed:
+                if not _SHA256_HEX.fullmatch(value):
+                    raise ValueError(
+                        f"the {k.role.value} key's sha256 digest must be 64 hex digits"
+                    )
+            elif value.lower() in _PLACEHOLDER_KEYS or len(value) < _MIN_KEY_LENGTH:
                 raise ValueError(
                     f"the {k.role.value} key is a placeholder or shorter than "
                     f"{_MIN_KEY_LENGTH} characters"
                 )
-            if value in seen:
+            if k.digest() in seen:
                 raise ValueError("the same key is given twice")
-            seen.add(value)
+            seen.add(k.digest())
         return keys
 
     @model_validator(mode="after")

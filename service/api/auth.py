@@ -1,8 +1,10 @@
 """API keys and roles (CONTRACT "Authentication").
 
-Keys are compared in constant time against every configured key (no early exit, so
-the time taken does not reveal which key or how much of it matched) and are never
-logged: the principal carries only the role and a short fingerprint.
+Only SHA-256 digests of the keys are held (configured as keys, or as digests alone:
+``role:sha256:<hex>``). A presented key's digest is compared in constant time against
+every configured digest (no early exit, so the time taken does not reveal which key
+or how much of it matched). Keys are never logged: the principal carries only the
+role and a short fingerprint.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ class Principal:
 
 class KeyRing:
     def __init__(self, keys: Sequence[ApiKey]) -> None:
-        self._entries = [
-            (hashlib.sha256(k.key.get_secret_value().encode()).digest(), k.role) for k in keys
-        ]
+        self._entries = [(k.digest(), k.role) for k in keys]
 
     def __len__(self) -> int:
         return len(self._entries)
