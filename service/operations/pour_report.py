@@ -106,6 +106,8 @@ _POUR_FIELDS = (
     "min_binder_pct",
     "max_binder_pct",
     "off_spec_m3",
+    "startup_off_spec_m3",
+    "flush_water_m3",
     "unmeasured_m3",
     "created_at",
     "created_by",

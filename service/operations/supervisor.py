@@ -47,6 +47,7 @@ from service.store.repository import Store
 log = logging.getLogger(__name__)
 
 PLANT_MODES = {0: "stopped", 1: "flushing", 2: "running", 3: "fault"}
+MODE_FLUSHING = 1
 MODE_RUNNING = 2
 MODE_FAULT = 3
 #: Measurements whose noise proves they are alive (stuck-sensor detection).
@@ -598,6 +599,7 @@ class Supervisor:
                     output,
                     paste_flow_m3_h=self._measurement(snap, "paste_flow_pv"),
                     water_flow_m3_h=self._measurement(snap, "water_flow_pv"),
+                    flushing=self._mode_is(snap, MODE_FLUSHING),
                 )
                 pour.totals = law.accumulate(pour.totals, sample, dt_s, self.config.alarms)
                 if pour.totals.poured_m3 >= pour.record.target_volume_m3:
@@ -675,6 +677,11 @@ class Supervisor:
         if not isinstance(m.value, int | float):
             return law.BAD
         return law.Measurement(float(m.value))
+
+    @staticmethod
+    def _mode_is(snap: PlantSnapshot, mode: int) -> bool:
+        m = snap.measurements.get("plant_mode")
+        return m is not None and m.quality is Quality.GOOD and m.value == mode
 
     @staticmethod
     def _flag(snap: PlantSnapshot, tag: str) -> bool:

@@ -858,6 +858,8 @@ async function viewPourReport(main, token, pourId) {
     kv("Cw average (min–max)", `${fmt(pour.average_solids_pct, 2)} % (${fmt(pour.min_solids_pct, 2)}–${fmt(pour.max_solids_pct, 2)})`),
     kv("Bw average (min–max)", `${fmt(pour.average_binder_pct, 2)} % (${fmt(pour.min_binder_pct, 2)}–${fmt(pour.max_binder_pct, 2)})`),
     kv("Off-spec volume", h("b", { id: "off-spec", text: `${fmt(pour.off_spec_m3, 2)} m3` })),
+    kv("of which at start-up", `${fmt(pour.startup_off_spec_m3, 2)} m3`),
+    kv("Flush water", `${fmt(pour.flush_water_m3, 2)} m3`),
     kv("Volume without a good measurement", `${fmt(pour.unmeasured_m3, 2)} m3`),
     kv("Started", fmtDateTime(pour.started_at)),
     kv("Ended", fmtDateTime(pour.ended_at)),

@@ -44,6 +44,11 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
         assert done["ended_at"] is not None
         # Binder placed follows the recipe: Bw within the off-spec band on average.
         assert abs(done["average_binder_pct"] - 5.0) <= 0.25, done
+        # The PLC flushed the line before running: water, apart from the paste. The
+        # off-spec paste is the mixer's water being displaced at start-up.
+        assert done["flush_water_m3"] > 0.0, done
+        assert 0.0 < done["startup_off_spec_m3"] <= done["off_spec_m3"], done
+        assert done["off_spec_m3"] - done["startup_off_spec_m3"] <= 0.05 * done["poured_m3"]
         assert done["binder_t_by_component"]["slag"] > 3 * done["binder_t_by_component"]["cement"]
         # The PLC was asked to stop once the target was reached.
         await eventually(lambda: _plc_mode_is(client, "stopped"), within_s=20, what="PLC stop")

@@ -139,6 +139,8 @@ TOTAL_KEYS = (
     "binder_t",
     "water_m3",
     "off_spec_m3",
+    "startup_off_spec_m3",
+    "flush_water_m3",
     "average_solids_pct",
     "average_binder_pct",
 )

@@ -182,3 +182,51 @@ def test_totals_are_monotone(
         assert new.off_spec_m3 <= new.poured_m3 + 1e-9 * new.poured_m3
         assert new.unmeasured_m3 <= new.poured_m3 + 1e-9 * new.poured_m3
         totals = new
+
+
+def test_flush_water_is_counted_apart_from_the_paste() -> None:
+    flush = replace(sample(paste=rate(30.0), cw=0.0, bw=None), flushing=True, plant_running=False)
+    t = run(PourTotals(), flush, 120)
+    assert t.flush_water_m3 == pytest.approx(1.0)
+    assert t.poured_m3 == 0.0 and t.off_spec_m3 == 0.0 and t.solids_measured_m3 == 0.0
+    t = run(t, sample(), 36)
+    assert t.poured_m3 == pytest.approx(1.0)
+    assert t.flush_water_m3 == pytest.approx(1.0)
+    summary = t.summary()
+    assert summary["flush_water_m3"] == pytest.approx(1.0)
+    assert summary["poured_m3"] == pytest.approx(1.0)
+
+
+def test_off_spec_paste_before_the_mix_first_settles_is_start_up() -> None:
+    diluted = sample(cw=0.60)  # the mixer's flush water being displaced
+    t = run(PourTotals(), diluted, 36)  # 1 m3
+    assert t.off_spec_m3 == pytest.approx(1.0)
+    assert t.startup_off_spec_m3 == pytest.approx(1.0)
+    assert not t.settled
+    t = run(t, sample(cw=0.72, bw=None), 36)  # Bw unknown: not yet shown in band
+    assert not t.settled
+    t = run(t, sample(), 36)  # both in band: settled
+    assert t.settled
+    t = run(t, sample(bw=0.04), 36)  # a binder upset: off-spec, not start-up
+    assert t.off_spec_m3 == pytest.approx(2.0)
+    assert t.startup_off_spec_m3 == pytest.approx(1.0)
+    # The plant stops (a pause, a trip) and starts again: start-up once more.
+    t = accumulate(t, replace(sample(paste=rate(0.0)), plant_running=False), 1.0)
+    assert not t.settled
+    t = run(t, diluted, 36)
+    assert t.startup_off_spec_m3 == pytest.approx(2.0)
+    assert t.off_spec_m3 == pytest.approx(3.0)
+    assert t.summary()["startup_off_spec_m3"] == pytest.approx(2.0)
+
+
+def test_a_checkpoint_from_before_flush_and_start_up_were_kept_still_loads() -> None:
+    t = run(PourTotals(), sample(), 60)
+    old = {
+        k: v
+        for k, v in t.to_dict().items()
+        if k not in {"startup_off_spec_m3", "settled", "flush_water_m3"}
+    }
+    back = PourTotals.from_dict(old)
+    assert back.poured_m3 == t.poured_m3
+    assert back.flush_water_m3 == 0.0 and back.startup_off_spec_m3 == 0.0
+    assert PourTotals.from_dict(t.to_dict()) == t

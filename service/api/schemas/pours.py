@@ -53,7 +53,16 @@ class PourPublic(BaseModel):
     average_binder_pct: float | None
     min_binder_pct: float | None
     max_binder_pct: float | None
-    off_spec_m3: float
+    off_spec_m3: float = Field(
+        description="Volume placed while the measured Cw or Bw was outside its band."
+    )
+    startup_off_spec_m3: float = Field(
+        description="The part of off_spec_m3 placed after a start of the plant, before "
+        "Cw and Bw were first both inside their bands (flush water being displaced)."
+    )
+    flush_water_m3: float = Field(
+        description="Line flow while the PLC flushed during the pour: water, not paste."
+    )
     unmeasured_m3: float = Field(
         description="Volume placed while a measurement was bad (integrated from setpoints)."
     )

@@ -10,7 +10,12 @@ needs cubic metres, not millilitres). What is integrated:
 - Cw and Bw statistics: volume-weighted average, min and max, only over volume where
   they were measured;
 - off-spec volume: volume placed while the measured Cw or Bw was outside its band
-  (the bands of the alarms, :class:`~service.core.control.alarms.AlarmConfig`).
+  (the bands of the alarms, :class:`~service.core.control.alarms.AlarmConfig`), and
+  the part of it placed during start-up: after each start of the plant until Cw and
+  Bw are first both measured inside their bands (the mixer full of flush water being
+  displaced); off-spec paste after that is a control matter;
+- flush water (DOMAIN.md, the pour record): the line flow while the PLC flushes,
+  counted apart from the paste (it is neither paste volume nor off-spec paste).
 
 Bad data (decided here): a quantity whose measurement is not usable is integrated
 from its fallback (the setpoint the PLC was following, which the caller passes) so
@@ -65,6 +70,8 @@ class TotalsSample:
     binder_ratio: float | None
     solids_fraction_target: float
     binder_ratio_target: float
+    plant_running: bool = True  # the PLC reports it is running (placing paste)
+    flushing: bool = False  # the PLC reports it is flushing: the line carries water
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,9 @@ class PourTotals:
     )
     water_m3: float = 0.0
     off_spec_m3: float = 0.0
+    startup_off_spec_m3: float = 0.0  # part of off_spec_m3
+    settled: bool = False  # Cw and Bw in band since the plant last started
+    flush_water_m3: float = 0.0
     solids_weighted_m3: float = 0.0
     solids_measured_m3: float = 0.0
     solids_min: float | None = None
@@ -127,6 +137,8 @@ class PourTotals:
             "min_binder_pct": pct(self.binder_min),
             "max_binder_pct": pct(self.binder_max),
             "off_spec_m3": self.off_spec_m3,
+            "startup_off_spec_m3": self.startup_off_spec_m3,
+            "flush_water_m3": self.flush_water_m3,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +151,9 @@ class PourTotals:
             "binder_t": dict(self.binder_t),
             "water_m3": self.water_m3,
             "off_spec_m3": self.off_spec_m3,
+            "startup_off_spec_m3": self.startup_off_spec_m3,
+            "settled": self.settled,
+            "flush_water_m3": self.flush_water_m3,
             "solids_weighted_m3": self.solids_weighted_m3,
             "solids_measured_m3": self.solids_measured_m3,
             "solids_min": self.solids_min,
@@ -168,6 +183,10 @@ class PourTotals:
                 binder_t=binder,
                 water_m3=float(data["water_m3"]),
                 off_spec_m3=float(data["off_spec_m3"]),
+                # Absent from checkpoints written before these were kept.
+                startup_off_spec_m3=float(data.get("startup_off_spec_m3", 0.0)),
+                settled=bool(data.get("settled", False)),
+                flush_water_m3=float(data.get("flush_water_m3", 0.0)),
                 solids_weighted_m3=float(data["solids_weighted_m3"]),
                 solids_measured_m3=float(data["solids_measured_m3"]),
                 solids_min=opt("solids_min"),
@@ -207,6 +226,15 @@ def accumulate(
     cfg = config or AlarmConfig()
     hours = dt_s / 3600.0
     paste, paste_measured = sample.paste_flow_m3_h.value()
+    if sample.flushing:
+        # The line carries flush water: neither paste nor a Cw/Bw sample. A flush
+        # ends a run, so the next start is a start-up again.
+        return replace(
+            totals,
+            elapsed_s=totals.elapsed_s + dt_s,
+            flush_water_m3=totals.flush_water_m3 + paste * hours,
+            settled=False,
+        )
     volume = paste * hours
     all_measured = paste_measured
     dry, ok = sample.dry_tailings_t_h.value()
@@ -227,13 +255,17 @@ def accumulate(
         dry_tailings_t=totals.dry_tailings_t + dry * hours,
         binder_t=binder,
         water_m3=totals.water_m3 + water * hours,
+        settled=totals.settled and sample.plant_running,
     )
     if volume <= 0.0:
         return new
     off_spec = False
+    in_band = 0
     cw = _usable_fraction(sample.solids_fraction)
     if cw is not None:
-        off_spec |= solids_off_spec(cw, sample.solids_fraction_target, cfg)
+        out = solids_off_spec(cw, sample.solids_fraction_target, cfg)
+        off_spec |= out
+        in_band += not out
         new = replace(
             new,
             solids_weighted_m3=new.solids_weighted_m3 + cw * volume,
@@ -243,7 +275,9 @@ def accumulate(
         )
     bw = _usable_fraction(sample.binder_ratio)
     if bw is not None:
-        off_spec |= binder_off_spec(bw, sample.binder_ratio_target, cfg)
+        out = binder_off_spec(bw, sample.binder_ratio_target, cfg)
+        off_spec |= out
+        in_band += not out
         new = replace(
             new,
             binder_weighted_m3=new.binder_weighted_m3 + bw * volume,
@@ -252,7 +286,14 @@ def accumulate(
             binder_max=_max(new.binder_max, bw),
         )
     if off_spec:
-        new = replace(new, off_spec_m3=new.off_spec_m3 + volume)
+        startup = 0.0 if new.settled else volume
+        new = replace(
+            new,
+            off_spec_m3=new.off_spec_m3 + volume,
+            startup_off_spec_m3=new.startup_off_spec_m3 + startup,
+        )
+    elif in_band == 2 and sample.plant_running:
+        new = replace(new, settled=True)
     return new
 
 
@@ -262,8 +303,10 @@ def sample_from_step(
     *,
     paste_flow_m3_h: Measurement,
     water_flow_m3_h: Measurement,
+    flushing: bool = False,
 ) -> TotalsSample:
-    """A totals sample from one control step's inputs and output.
+    """A totals sample from one control step's inputs and output; ``flushing``: the
+    PLC reports the flushing mode.
 
     Fallbacks are what the plant was told: the paste flow request and the written
     setpoints while the law is ACTIVE, 0 otherwise (a stopped plant places nothing).
@@ -301,4 +344,6 @@ def sample_from_step(
         binder_ratio=output.measured_binder_ratio,
         solids_fraction_target=recipe.solids_fraction,
         binder_ratio_target=recipe.binder_ratio,
+        plant_running=inputs.plant_running,
+        flushing=flushing,
     )
