@@ -633,13 +633,11 @@ class OpcUaPlantLink:
             trust = _TrustList(locations)
             await trust.load()
             client.certificate_validator = trust
-        await client.set_security(
-            policy,
-            str(s.certificate),
-            str(s.private_key),
-            server_certificate=str(s.server_certificate) if s.server_certificate else None,
-            mode=mode,
-        )
+        # The server's certificate comes from its endpoints and is checked by the trust
+        # list above (a pinned server_certificate is a list of one). Handing the pinned
+        # file to asyncua instead would encrypt with it blindly: a PLC with another
+        # certificate could not decrypt, and the link would only see a timeout.
+        await client.set_security(policy, str(s.certificate), str(s.private_key), mode=mode)
 
     async def _resolve_nodes(self, client: Client) -> dict[str, ua.NodeId]:
         parsed: dict[str, ua.NodeId | ua.ExpandedNodeId] = {}

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import logging
 import socket
 import sys
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
 
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import Quality
@@ -91,12 +93,15 @@ class PlcServer:
         certificate: Path | None = None,
         private_key: Path | None = None,
         tags: Mapping[str, tuple[str, ua.VariantType, object, bool]] = TAGS,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.strict_writes = strict_writes
         self.auto_ack = True
         self.certificate = certificate
         self.private_key = private_key
+        #: with users, only a user name and password are accepted (no anonymous session)
+        self.users = dict(users) if users is not None else None
         self.tags = dict(tags)
         self.writes: list[tuple[str, ua.DataValue]] = []
         #: tags whose writes the PLC refuses with BadOutOfRange
@@ -140,8 +145,10 @@ class PlcServer:
             await self._server.stop()
 
     async def _build(self) -> Server:
-        server = Server()
+        server = Server(user_manager=_Passwords(self.users) if self.users is not None else None)
         await server.init()
+        if self.users is not None:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
         server.set_endpoint(self.endpoint)
         server.set_server_name("backfill test PLC")
         if self.certificate is not None and self.private_key is not None:
@@ -243,6 +250,27 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(args.port))
+
+
+class _Passwords:
+    """asyncua user manager: a session needs one of these user names and passwords."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+
+    def get_user(
+        self,
+        iserver: object,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: object = None,
+    ) -> User | None:
+        known = self._users.get(username or "")
+        if known is None or password is None:
+            return None
+        if not hmac.compare_digest(known.encode(), password.encode()):
+            return None
+        return User(role=UserRole.User, name=username)
 
 
 def fast_settings(endpoint: str, **overrides: object) -> PlcSettings:
