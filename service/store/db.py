@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITES = "backfill_writes"
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +40,8 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
+            immediate = conn.get_execution_options().get(_WRITES, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     # Bounded waits: a database that hangs must turn into an error, not a stalled task.
@@ -51,6 +53,16 @@ def create_engine(url: str) -> AsyncEngine:
         pool_timeout=10,
         connect_args={"timeout": 5, "command_timeout": 15},
     )
+
+
+def for_writes(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for transactions that write. On SQLite they begin
+    with ``BEGIN IMMEDIATE``: the write lock is taken up front (waiting up to the busy
+    timeout for another writer), so a transaction that reads and then writes (the
+    audit chain's previous hash, a version number, a pour's sample ids) can neither
+    fail on a snapshot another writer overtook nor lose that writer's update. Reads
+    keep a plain ``BEGIN`` and never wait for a writer (WAL)."""
+    return engine.execution_options(**{_WRITES: True})
 
 
 def store_error(err: BaseException) -> str:
@@ -78,7 +90,7 @@ _MIGRATION_LOCK = 0x6261636B66696C6C  # "backfill": one key for every instance
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent). Two instances starting
     together on one PostgreSQL take turns: the second finds the work done."""
-    async with engine.begin() as conn:
+    async with for_writes(engine).begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(_upgrade)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import InvalidInput, StoreUnavailable
-from service.store.db import store_error
+from service.store.db import for_writes, store_error
 
 #: The columns of the history, in order: measurements, setpoints, derived quality.
 HISTORY_TAGS: tuple[str, ...] = (
@@ -125,11 +125,12 @@ def check_tags(tags: Sequence[str]) -> list[str]:
 class HistoryStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writes = for_writes(engine)
 
     async def write(self, raw: Sequence[dict[str, Any]], minutes: Sequence[dict[str, Any]]) -> None:
         """Append raw and minute rows in one transaction."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._writes.begin() as conn:
                 if raw:
                     await conn.execute(insert(history_raw), list(raw))
                 if minutes:
@@ -145,7 +146,7 @@ class HistoryStore:
 
     async def prune(self, *, raw_before_ms: int, minute_before_ms: int) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._writes.begin() as conn:
                 await conn.execute(delete(history_raw).where(history_raw.c.ts_ms < raw_before_ms))
                 await conn.execute(
                     delete(history_minute).where(history_minute.c.ts_ms < minute_before_ms)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables as t
-from service.store.db import store_error
+from service.store.db import for_writes, store_error
 from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
 
 GENESIS_HASH = "0" * 64
@@ -155,6 +155,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writes = for_writes(engine)
         self._audit_lock = asyncio.Lock()
 
     @property
@@ -321,7 +322,7 @@ class Store:
         if expect_state is not None:
             stmt = stmt.where(t.pours.c.state == expect_state)
         try:
-            async with self._engine.begin() as conn:
+            async with self._writes.begin() as conn:
                 result = await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as err:
             raise StoreUnavailable(f"could not write: {store_error(err)}") from err
@@ -385,7 +386,7 @@ class Store:
         }
         async with self._audit_lock:
             try:
-                async with self._engine.begin() as conn:
+                async with self._writes.begin() as conn:
                     prev = await conn.scalar(
                         select(t.audit.c.hash).order_by(t.audit.c.id.desc()).limit(1)
                     )
@@ -460,7 +461,7 @@ class Store:
         writer overtook) rolls back and runs it again, after a short random wait."""
         for attempt in range(20):
             try:
-                async with self._engine.begin() as conn:
+                async with self._writes.begin() as conn:
                     return await work(conn)
             except IntegrityError as err:
                 if not _unique_violation(err):  # a missing reference, for one
@@ -475,7 +476,7 @@ class Store:
 
     async def _execute(self, stmt: Any) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._writes.begin() as conn:
                 await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as err:
             raise StoreUnavailable(f"could not write: {store_error(err)}") from err
