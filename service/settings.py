@@ -82,6 +82,11 @@ class PlcSettings(BaseModel):
     allow_untrusted_server: bool = Field(
         default=False, description="Skip server certificate validation; never in production."
     )
+    allow_insecure: bool = Field(
+        default=False,
+        description="Allow security_mode None with an endpoint: for a simulator or a test "
+        "PLC, never in production. (The built-in simulator needs nothing.)",
+    )
     username: str | None = None
     password: SecretStr | None = None
 
@@ -105,6 +110,16 @@ class PlcSettings(BaseModel):
                 )
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        if (
+            self.endpoint is not None
+            and self.security_mode is SecurityMode.NONE
+            and not self.allow_insecure
+        ):
+            raise ValueError(
+                "an unsecured link to a PLC: set security_mode SignAndEncrypt (with "
+                "certificate, private_key and a trust list), or allow_insecure for a "
+                "simulator or a test PLC"
+            )
         return self
 
 

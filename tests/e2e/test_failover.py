@@ -49,6 +49,7 @@ async def test_the_standby_takes_over_a_killed_writer(tmp_path: Path) -> None:
                 "BACKFILL_DATABASE_URL": db_url,
                 "BACKFILL_API_KEYS": api_keys_setting(),
                 "BACKFILL_PLC__ENDPOINT": f"opc.tcp://127.0.0.1:{sim_port}",
+                "BACKFILL_PLC__ALLOW_INSECURE": "true",  # the simulator
                 "BACKFILL_PLC__TAG_MAP": str(TAG_MAP_PATH),
                 "BACKFILL_PLC__PUBLISHING_INTERVAL_MS": "200",
                 "BACKFILL_FAILOVER__ENABLED": "true",

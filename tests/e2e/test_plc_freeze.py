@@ -62,6 +62,7 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
         "BACKFILL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'freeze.db'}",
         "BACKFILL_API_KEYS": api_keys_setting(),
         "BACKFILL_PLC__ENDPOINT": f"opc.tcp://127.0.0.1:{sim_port}",
+        "BACKFILL_PLC__ALLOW_INSECURE": "true",  # the simulator
         "BACKFILL_PLC__TAG_MAP": str(TAG_MAP_PATH),
         "BACKFILL_PLC__PUBLISHING_INTERVAL_MS": "200",
         "BACKFILL_CHECKPOINT_INTERVAL_S": "1",

@@ -56,6 +56,7 @@ async def test_a_pour_against_the_node_opcua_plc(tmp_path: Path) -> None:
             f"sqlite+aiosqlite:///{tmp_path / 'node.db'}",
             plc={
                 "endpoint": plc.endpoint,
+                "allow_insecure": True,
                 "tag_map": NODE_PLC_TAG_MAP,
                 "publishing_interval_ms": 100,
             },
@@ -135,7 +136,12 @@ async def test_a_pour_starts_on_a_plant_without_a_fly_ash_feeder(tmp_path: Path)
     async with node_plc(node, plant=True, log=tmp_path / "node-plc.log") as plc:
         s = settings(
             f"sqlite+aiosqlite:///{tmp_path / 'node.db'}",
-            plc={"endpoint": plc.endpoint, "tag_map": tag_map, "publishing_interval_ms": 100},
+            plc={
+                "endpoint": plc.endpoint,
+                "allow_insecure": True,
+                "tag_map": tag_map,
+                "publishing_interval_ms": 100,
+            },
         )
         async with running_service(s) as (client, _runtime):
             await until(lambda: _mode_is(client, "stopped"), within_s=20, what="the PLC")

@@ -277,6 +277,7 @@ def fast_settings(endpoint: str, **overrides: object) -> PlcSettings:
     """Link settings with short intervals so that every test stays bounded."""
     values: dict[str, object] = {
         "endpoint": endpoint,
+        "allow_insecure": True,  # a test PLC on loopback
         "publishing_interval_ms": 100,
         "stale_after_intervals": 4,
         "heartbeat_interval_s": 0.2,

@@ -318,6 +318,8 @@ def test_compose_service_wiring() -> None:
     args = parse_simulator_args(sim["command"][3:])
     assert args.host == "0.0.0.0"
     assert env["BACKFILL_PLC__ENDPOINT"] == f"opc.tcp://simulator:{args.port}"
+    # The simulator has no OPC UA security: the file says so explicitly.
+    assert env["BACKFILL_PLC__ALLOW_INSECURE"] == "true"
 
     # The tag map mounted into the service is the simulator's own.
     (mount,) = svc["configs"]
@@ -487,6 +489,7 @@ def test_deployment_environment_is_settings(clean_env: pytest.MonkeyPatch) -> No
     settings = Settings()
     assert settings.plc.security_mode.value == "SignAndEncrypt"
     assert not settings.plc.allow_untrusted_server
+    assert not settings.plc.allow_insecure
     # ... and the Secret template's API keys stop the service from starting.
     clean_env.setenv("BACKFILL_API_KEYS", env["BACKFILL_API_KEYS"])
     with pytest.raises(ValidationError, match="placeholder or shorter"):
