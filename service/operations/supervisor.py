@@ -66,6 +66,10 @@ class SupervisorConfig:
     # A nuclear or Coriolis densitometer always carries noise: a reading that does not
     # change at all for this long while paste flows is a stuck sensor, treated as bad.
     stuck_after_s: float = 20.0
+    # After a start or resume the PLC flushes, then runs; a plant still not running
+    # this long after run_request went true (a start refused, an edge the PLC did not
+    # see, a permit missing) pauses the pour instead of leaving it "running" idle.
+    start_timeout_s: float = 300.0
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
 
@@ -111,6 +115,7 @@ class ActivePour:
     totals: law.PourTotals
     interruptions: list[dict[str, Any]]
     plant_was_running: bool = False
+    run_requested_mono: float | None = None  # when run_request last went true
     last_checkpoint_wall: float = 0.0
     checkpoint_seq: int = 0
 
@@ -317,6 +322,7 @@ class Supervisor:
             try:
                 await self._run_edge(pour, role=role)
                 await self._write_cycle(pour, reason="recipe", role=role, force=True)
+                pour.run_requested_mono = self._monotonic()
             except BackfillError:
                 # The PLC did not take the start: the pour has not begun.
                 self._active = None
@@ -356,6 +362,7 @@ class Supervisor:
         self._auto_resume = None
         await self._run_edge(pour, role=role)
         await self._write_cycle(pour, reason="recipe", role=role, force=True)
+        pour.run_requested_mono = self._monotonic()
         log.info("pour %s resumed", pour_id)
         return pour.record
 
@@ -666,6 +673,10 @@ class Supervisor:
                 return "plc_fault"
             if pour.plant_was_running and mode.value != MODE_RUNNING:
                 return "plc_stopped"
+        requested = pour.run_requested_mono
+        waited_s = None if requested is None else (now_mono - requested) * self._scale
+        if not pour.plant_was_running and waited_s is not None:
+            return "plc_did_not_start" if waited_s >= self.config.start_timeout_s else None
         return None
 
     def _measurement(self, snap: PlantSnapshot, tag: str) -> law.Measurement:

@@ -360,3 +360,27 @@ async def test_a_store_outage_loses_nothing(tmp_path: Path, make_rig: MakeRig) -
         assert await store.verify_audit_chain() == (True, None)
     finally:
         await engine.dispose()
+
+
+async def test_a_plant_that_never_starts_pauses_the_pour(store: Store, make_rig: MakeRig) -> None:
+    """A start the PLC does not act on (a refused start, an edge it did not see, a
+    missing permit) must not leave the pour "running" while nothing flows."""
+    rig = await make_rig(store, start_timeout_s=120.0)
+    pour_id = await new_pour(store)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 1)  # flushing, then stuck there
+    await rig.step(110)
+    assert (await store.get_pour(pour_id)).state == "running"
+    await rig.step(15)
+    record = await store.get_pour(pour_id)
+    assert record.state == "paused"
+    assert record.interruptions[-1]["reason"] == "plc_did_not_start"
+    assert rig.link.writes[-1]["run_request"] is False
+
+    # Resumed, and this time the plant runs: no timeout however long it pours.
+    rig.link.set_measurement("plant_mode", 0)
+    await rig.sup.resume_pour(pour_id, "scada")
+    await rig.step(5)
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(200)
+    assert (await store.get_pour(pour_id)).state in {"running", "completed"}
