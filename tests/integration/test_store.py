@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import inspect, text
@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables
 from service.store.db import create_engine, migrate
+from service.store.records import PourRecord
 from service.store.repository import Store
 
 
@@ -80,18 +81,23 @@ async def test_missing_resources_are_not_found(store: Store) -> None:
     assert err.value.code == "recipe_not_found"
 
 
-async def test_pour_state_compare_and_set(store: Store) -> None:
+async def _planned_pour(store: Store, sample_ids: Sequence[str] = ()) -> PourRecord:
     recipe = await store.add_recipe(
         name="r", mix={}, design=None, calibration_id=None, approved_by=None, created_by="e"
     )
-    pour = await store.add_pour(
+    return await store.add_pour(
         stope_id="S-1",
         recipe_id=recipe.id,
         target_volume_m3=50,
         paste_flow_m3_h=100,
         created_by="scada",
         totals={"poured_m3": 0.0},
+        sample_ids=sample_ids,
     )
+
+
+async def test_pour_state_compare_and_set(store: Store) -> None:
+    pour = await _planned_pour(store)
     assert pour.state == "planned"
     moved = await store.update_pour(pour.id, expect_state="planned", state="running")
     assert moved.state == "running"
@@ -103,18 +109,7 @@ async def test_pour_state_compare_and_set(store: Store) -> None:
 
 
 async def test_two_callers_adding_samples_at_once_both_keep_theirs(store: Store) -> None:
-    recipe = await store.add_recipe(
-        name="r", mix={}, design=None, calibration_id=None, approved_by=None, created_by="e"
-    )
-    pour = await store.add_pour(
-        stope_id="S-1",
-        recipe_id=recipe.id,
-        target_volume_m3=50,
-        paste_flow_m3_h=100,
-        created_by="scada",
-        totals={},
-        sample_ids=["CYL-0", "CYL-0"],
-    )
+    pour = await _planned_pour(store, sample_ids=["CYL-0", "CYL-0"])
     assert pour.sample_ids == ["CYL-0"]
     await asyncio.gather(*(store.add_pour_samples(pour.id, [f"CYL-{k}"]) for k in range(1, 9)))
     await store.add_pour_samples(pour.id, ["CYL-3"])  # again: kept once
