@@ -350,14 +350,21 @@ class Supervisor:
         target = next_state(pour.state, PourAction.RESUME)
         self._require_plant_ready(self._link.snapshot())
         now = self._clock()
-        if pour.interruptions and "ended_at" not in pour.interruptions[-1]:
-            pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
-        pour.record = await self._store.update_pour(
-            pour_id,
-            expect_state=pour.record.state,
-            state=target.value,
-            interruptions=pour.interruptions,
-        )
+        interruptions = list(pour.interruptions)
+        if interruptions and "ended_at" not in interruptions[-1]:
+            interruptions[-1] = {**interruptions[-1], "ended_at": now.isoformat()}
+        async with self._flush_lock:
+            # The pause may still be queued for the store writer: write it first, and
+            # hold the writer off meanwhile, so that the stored state is the one this
+            # resume moves from and no queued write lands after it and undoes it.
+            await self._flush_unsaved_locked()
+            pour.record = await self._store.update_pour(
+                pour_id,
+                expect_state=pour.record.state,
+                state=target.value,
+                interruptions=interruptions,
+            )
+            pour.interruptions = interruptions
         pour.plant_was_running = False
         self._auto_resume = None
         await self._run_edge(pour, role=role)
@@ -840,31 +847,35 @@ class Supervisor:
 
     async def _flush_unsaved(self) -> None:
         async with self._flush_lock:
-            for pour_id, pour in list(self._unsaved.items()):
-                seq = pour.checkpoint_seq
-                try:
-                    stored = await self._store.update_pour(
-                        pour_id,
-                        state=pour.record.state,
-                        started_at=pour.record.started_at,
-                        ended_at=pour.record.ended_at,
-                        totals=_totals_record(pour.totals),
-                        interruptions=pour.interruptions,
-                        checkpoint_seq=seq,
-                    )
-                except StoreUnavailable as err:
-                    if not self._store_down:
-                        log.warning("store unavailable, pour records kept in memory: %s", err)
-                        self._store_down = True
-                    return
-                if pour.checkpoint_seq == seq:  # nothing newer was queued meanwhile
-                    pour.record = stored
-                    if self._unsaved.get(pour_id) is pour:
-                        del self._unsaved[pour_id]
-            await self._flush_audit()
-            if self._store_down and not self._unsaved and not self._audit_outbox:
-                log.warning("store reachable again: buffered records and audit entries written")
-                self._store_down = False
+            await self._flush_unsaved_locked()
+
+    async def _flush_unsaved_locked(self) -> None:
+        """Write queued pour records, then audit entries (the caller holds the flush lock)."""
+        for pour_id, pour in list(self._unsaved.items()):
+            seq = pour.checkpoint_seq
+            try:
+                stored = await self._store.update_pour(
+                    pour_id,
+                    state=pour.record.state,
+                    started_at=pour.record.started_at,
+                    ended_at=pour.record.ended_at,
+                    totals=_totals_record(pour.totals),
+                    interruptions=pour.interruptions,
+                    checkpoint_seq=seq,
+                )
+            except StoreUnavailable as err:
+                if not self._store_down:
+                    log.warning("store unavailable, pour records kept in memory: %s", err)
+                    self._store_down = True
+                return
+            if pour.checkpoint_seq == seq:  # nothing newer was queued meanwhile
+                pour.record = stored
+                if self._unsaved.get(pour_id) is pour:
+                    del self._unsaved[pour_id]
+        await self._flush_audit()
+        if self._store_down and not self._unsaved and not self._audit_outbox:
+            log.warning("store reachable again: buffered records and audit entries written")
+            self._store_down = False
 
     async def _flush_audit(self) -> None:
         while self._audit_outbox:

@@ -28,7 +28,8 @@ from tests.e2e.procs import free_port, service_process, simulator_process, until
 
 pytestmark = pytest.mark.slow
 
-FROZEN_S = 12.0  # longer than the link's stale limit and the pause delay together
+FROZEN_S = 10.0  # longer than the link's stale limit and the pause delay together,
+# and than the PLC's own heartbeat watchdog (5 s)
 
 
 async def _connected(client: httpx.AsyncClient) -> dict[str, Any] | None:
@@ -65,6 +66,7 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
         "BACKFILL_PLC__ALLOW_INSECURE": "true",  # the simulator
         "BACKFILL_PLC__TAG_MAP": str(TAG_MAP_PATH),
         "BACKFILL_PLC__PUBLISHING_INTERVAL_MS": "200",
+        "BACKFILL_PLC__RECONNECT_MAX_S": "2",  # back within 2 s of the PLC's return
         "BACKFILL_CHECKPOINT_INTERVAL_S": "1",
         "BACKFILL_LOG_LEVEL": "INFO",
     }
@@ -79,7 +81,7 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
             r = await action(client, pour_id, "start")
             assert r.status_code == 200, r.text
             await until(
-                lambda: _pour_if(client, pour_id, state="running", min_m3=0.2),
+                lambda: _pour_if(client, pour_id, state="running", min_m3=0.05),
                 within_s=90,
                 what="paste placed",
             )
@@ -129,7 +131,7 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
             r = await action(client, pour_id, "resume")
             assert r.status_code == 200, r.text
             resumed = await until(
-                lambda: _pour_if(client, pour_id, state="running", min_m3=held + 0.1),
+                lambda: _pour_if(client, pour_id, state="running", min_m3=held + 0.05),
                 within_s=90,
                 what="paste placed after the freeze",
             )

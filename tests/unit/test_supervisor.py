@@ -384,3 +384,32 @@ async def test_a_plant_that_never_starts_pauses_the_pour(store: Store, make_rig:
     rig.link.set_measurement("plant_mode", 2)
     await rig.step(200)
     assert (await store.get_pour(pour_id)).state in {"running", "completed"}
+
+
+async def test_a_resume_is_never_undone_by_the_pause_record_still_being_written(
+    store: Store, make_rig: MakeRig
+) -> None:
+    """The pause's record goes to the store from a queue; a resume that comes while
+    it is being written must win, in memory and in the store (else the PLC runs while
+    the service believes the pour paused and supervises nothing)."""
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(3)
+    for delay in (0.0, 0.0005, 0.001, 0.002, 0.004):
+        await rig.sup.pause_pour(pour_id, "scada")  # queued for the store writer
+        rig.link.set_measurement("plant_mode", 0)
+
+        async def flush_later(wait: float = delay) -> None:
+            await asyncio.sleep(wait)
+            await rig.sup.flush_records()
+
+        await asyncio.gather(rig.sup.resume_pour(pour_id, "scada"), flush_later())
+        active = rig.sup.active_pour
+        assert active is not None and active.state.value == "running", delay
+        await rig.sup.flush_records()
+        assert (await store.get_pour(pour_id)).state == "running", delay
+        rig.link.set_measurement("plant_mode", 2)
+        await rig.step(2)
+        assert (await store.get_pour(pour_id)).state == "running", delay
