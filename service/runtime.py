@@ -164,6 +164,7 @@ class Runtime:
             metrics=self.metrics,
             config=SupervisorConfig(
                 checkpoint_interval_wall_s=settings.checkpoint_interval_s,
+                start_timeout_s=settings.start_timeout_s,
             ),
             time_scale=self.time_scale,
         )

@@ -206,6 +206,13 @@ class Settings(BaseSettings):
     history: HistorySettings = Field(default_factory=HistorySettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
+    start_timeout_s: float = Field(
+        default=300.0,
+        ge=30,
+        le=3600,
+        description="Plant seconds after a start or resume for the PLC to report running "
+        "(its flush included); then the pour pauses as plc_did_not_start.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, with pour_id."

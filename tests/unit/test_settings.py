@@ -30,3 +30,10 @@ def test_a_secured_link_needs_its_certificate_and_a_trust_list() -> None:
                 "private_key": "/etc/backfill/opcua/key.pem",
             }
         )
+
+
+def test_the_start_timeout_leaves_room_for_a_flush() -> None:
+    assert Settings().start_timeout_s == 300.0
+    with pytest.raises(ValidationError) as err:
+        Settings(start_timeout_s=5)
+    assert err.value.errors()[0]["loc"] == ("start_timeout_s",)
