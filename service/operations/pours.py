@@ -54,10 +54,9 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
     live = supervisor.live_totals(record.id) if supervisor is not None else None
     totals = live.summary() if live is not None else dict(record.totals)
     totals.pop("integrator", None)
-    if supervisor is not None and supervisor.active_pour is not None:
-        active = supervisor.active_pour
-        if active.record.id == record.id:
-            record = active.record
+    newer = supervisor.live_record(record.id) if supervisor is not None else None
+    if newer is not None:
+        record = newer
     empty = law.PourTotals().summary()
     merged = {**empty, **totals}
     poured = float(merged["poured_m3"])

@@ -287,9 +287,21 @@ class Supervisor:
 
     def live_totals(self, pour_id: str) -> law.PourTotals | None:
         """The in-memory totals of the active pour, newer than its last checkpoint."""
+        pour = self._live(pour_id)
+        return pour.totals if pour is not None else None
+
+    def live_record(self, pour_id: str) -> PourRecord | None:
+        """The in-memory record of the active pour, or of one whose last change (a
+        pause, its end) still waits for the store: newer than what the store holds."""
+        pour = self._live(pour_id)
+        if pour is None:
+            return None
+        return replace(pour.record, interruptions=list(pour.interruptions))
+
+    def _live(self, pour_id: str) -> ActivePour | None:
         if self._active is not None and self._active.record.id == pour_id:
-            return self._active.totals
-        return None
+            return self._active
+        return self._unsaved.get(pour_id)
 
     def last_output(self) -> law.ControlOutput | None:
         return self._last_output

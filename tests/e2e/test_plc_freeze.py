@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,7 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
                 within_s=90,
                 what="paste placed",
             )
-            writes_before = len(await _audit(client, pour_id))
-
+            frozen_wall = datetime.now(UTC)
             sim.send_signal(signal.SIGSTOP)
             frozen_at = time.monotonic()
             try:
@@ -107,7 +106,11 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
                 # Stay frozen for the whole window, watching what the service does.
                 await asyncio.sleep(max(0.0, FROZEN_S - (time.monotonic() - frozen_at)))
                 assert (await get_pour(client, pour_id))["poured_m3"] == held
-                during = (await _audit(client, pour_id))[writes_before:]
+                # Audit entries are written from a queue: select them by time. A set the
+                # PLC acknowledged just before the freeze may be stamped a moment later.
+                settled = frozen_wall + timedelta(seconds=0.5)
+                entries = await _audit(client, pour_id)
+                during = [e for e in entries if datetime.fromisoformat(e["at"]) > settled]
                 assert not any(e["acknowledged"] for e in during), during
                 # Once paused, anything attempted is a stop, never a new set of rates (the
                 # cycle under way when the PLC froze may have tried one, on data that was

@@ -15,7 +15,7 @@ import pytest
 from service.core.control import PourTotals
 from service.errors import Conflict, PlantLinkDown, PlantNotReady, SetpointUnconfirmed
 from service.metrics import ServiceMetrics
-from service.operations.pours import create_pour
+from service.operations.pours import create_pour, pour_view
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.fake import FakePlantLink
 from service.plant.port import Quality
@@ -413,3 +413,20 @@ async def test_a_resume_is_never_undone_by_the_pause_record_still_being_written(
         rig.link.set_measurement("plant_mode", 2)
         await rig.step(2)
         assert (await store.get_pour(pour_id)).state == "running", delay
+
+
+async def test_a_pause_not_yet_stored_shows_with_its_interruption(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    await rig.sup.pause_pour(pour_id, "scada")  # queued for the store writer
+    view = pour_view(await store.get_pour(pour_id), rig.sup)
+    assert view["state"] == "paused"
+    assert view["interruptions"][-1]["reason"] == "operator"
+    await rig.sup.stop_pour(pour_id, "scada")  # ended: no longer active, not yet stored
+    view = pour_view(await store.get_pour(pour_id), rig.sup)
+    assert view["state"] == "stopped" and view["ended_at"] is not None
+    await rig.sup.flush_records()
+    assert pour_view(await store.get_pour(pour_id), rig.sup)["state"] == "stopped"
