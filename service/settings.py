@@ -254,9 +254,10 @@ class Settings(BaseSettings):
                     f"the {k.role.value} key is a placeholder or shorter than "
                     f"{_MIN_KEY_LENGTH} characters"
                 )
-            if k.digest() in seen:
+            digest = k.digest()
+            if digest in seen:
                 raise ValueError("the same key is given twice")
-            seen.add(k.digest())
+            seen.add(digest)
         return keys
 
     @model_validator(mode="after")

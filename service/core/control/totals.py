@@ -260,12 +260,9 @@ def accumulate(
     if volume <= 0.0:
         return new
     off_spec = False
-    in_band = 0
     cw = _usable_fraction(sample.solids_fraction)
     if cw is not None:
-        out = solids_off_spec(cw, sample.solids_fraction_target, cfg)
-        off_spec |= out
-        in_band += not out
+        off_spec |= solids_off_spec(cw, sample.solids_fraction_target, cfg)
         new = replace(
             new,
             solids_weighted_m3=new.solids_weighted_m3 + cw * volume,
@@ -275,9 +272,7 @@ def accumulate(
         )
     bw = _usable_fraction(sample.binder_ratio)
     if bw is not None:
-        out = binder_off_spec(bw, sample.binder_ratio_target, cfg)
-        off_spec |= out
-        in_band += not out
+        off_spec |= binder_off_spec(bw, sample.binder_ratio_target, cfg)
         new = replace(
             new,
             binder_weighted_m3=new.binder_weighted_m3 + bw * volume,
@@ -292,7 +287,7 @@ def accumulate(
             off_spec_m3=new.off_spec_m3 + volume,
             startup_off_spec_m3=new.startup_off_spec_m3 + startup,
         )
-    elif in_band == 2 and sample.plant_running:
+    elif cw is not None and bw is not None and sample.plant_running:  # both in band
         new = replace(new, settled=True)
     return new
 
