@@ -171,10 +171,6 @@ class Store:
 
     # --- versioned resources -------------------------------------------------------------
 
-    async def _next_version(self, table: Any, name: str, conn: Any) -> int:
-        current = await conn.scalar(select(func.max(table.c.version)).where(table.c.name == name))
-        return int(current or 0) + 1
-
     async def add_calibration(
         self,
         *,
@@ -473,13 +469,6 @@ class Store:
                 raise StoreUnavailable(f"could not write: {store_error(err)}") from err
             await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
         raise Conflict(f"could not write {what}: concurrent writers; try again")
-
-    async def _execute(self, stmt: Any) -> None:
-        try:
-            async with self._writes.begin() as conn:
-                await conn.execute(stmt)
-        except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write: {store_error(err)}") from err
 
 
 __all__ = ["GENESIS_HASH", "Store"]
