@@ -133,20 +133,18 @@ async def test_a_pour_and_its_inline_recipe_are_written_together_or_not_at_all(
             "created_by": "scada",
         }
 
-    made = await asyncio.gather(
-        *(
-            store.add_pour(
-                stope_id="S-9",
-                recipe_id=None,
-                target_volume_m3=50,
-                paste_flow_m3_h=100,
-                created_by="scada",
-                totals={},
-                new_recipe=draft(4.0 + k),
-            )
-            for k in range(4)
+    async def pour_with(recipe: dict[str, object], totals: dict[str, object]) -> PourRecord:
+        return await store.add_pour(
+            stope_id="S-9",
+            recipe_id=None,
+            target_volume_m3=50,
+            paste_flow_m3_h=100,
+            created_by="scada",
+            totals=totals,
+            new_recipe=recipe,
         )
-    )
+
+    made = await asyncio.gather(*(pour_with(draft(4.0 + k), {}) for k in range(4)))
     recipes = {r.id: r for r in await store.list_recipes("inline S-9")}
     assert sorted(r.version for r in recipes.values()) == [1, 2, 3, 4]
     for k, pour in enumerate(made):
@@ -155,30 +153,14 @@ async def test_a_pour_and_its_inline_recipe_are_written_together_or_not_at_all(
 
     # The pour row cannot be written (its totals are not JSON): its recipe is not kept.
     with pytest.raises(StoreUnavailable):
-        await store.add_pour(
-            stope_id="S-9",
-            recipe_id=None,
-            target_volume_m3=50,
-            paste_flow_m3_h=100,
-            created_by="scada",
-            totals={"bad": object()},
-            new_recipe=draft(9.0),
-        )
+        await pour_with(draft(9.0), {"bad": object()})
     assert len(await store.list_recipes("inline S-9")) == 4
     assert len(await store.list_pours()) == 4
 
     # A reference to nothing is a conflict at once, not retried as a version race.
     bad = {**draft(5.0), "calibration_id": "no-such-calibration"}
     with pytest.raises(Conflict):
-        await store.add_pour(
-            stope_id="S-9",
-            recipe_id=None,
-            target_volume_m3=50,
-            paste_flow_m3_h=100,
-            created_by="scada",
-            totals={},
-            new_recipe=bad,
-        )
+        await pour_with(bad, {})
     assert len(await store.list_recipes("inline S-9")) == 4
 
 
