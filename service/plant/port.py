@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -125,7 +126,40 @@ class PlantLink(Protocol):
 
 # --- the CONTRACT table: logical tags, direction, unit ----------------------------------
 
-MEASUREMENT_UNITS: Mapping[str, str] = {
+#: Further instrumented barricades (CONTRACT "Optional tags"): the first is
+#: ``barricade_pressure_pv``, the next ``barricade_2_pressure_pv``, ``barricade_3_...``.
+BARRICADE_PRESSURE_TAG = re.compile(r"barricade_(?:[2-9]|[1-9][0-9]+)_pressure_pv")
+
+
+class UnitTable(Mapping[str, str]):
+    """Logical tag -> unit: the named tags, plus tags known by a pattern (the numbered
+    barricades). Lookups and ``in`` know both; iteration lists the named tags only."""
+
+    def __init__(
+        self, named: Mapping[str, str], patterns: tuple[tuple[re.Pattern[str], str], ...] = ()
+    ) -> None:
+        self._named = dict(named)
+        self._patterns = patterns
+
+    def __getitem__(self, tag: str) -> str:
+        unit = self._named.get(tag)
+        if unit is not None:
+            return unit
+        for pattern, pattern_unit in self._patterns:
+            if pattern.fullmatch(tag):
+                return pattern_unit
+        raise KeyError(tag)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._named)
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+
+_PATTERN_UNITS = ((BARRICADE_PRESSURE_TAG, "kPa"),)
+
+_MEASUREMENT_UNITS = {
     "tailings_flow_pv": "m3/h",
     "tailings_density_pv": "kg/m3",
     "cement_rate_pv": "t/h",
@@ -146,9 +180,12 @@ MEASUREMENT_UNITS: Mapping[str, str] = {
     "cement_fault": "bool",
     "slag_fault": "bool",
     "flyash_fault": "bool",
+    # CONTRACT "Optional tags"
+    "barricade_pressure_pv": "kPa",
+    "diverted_to_dump_pv": "bool",
 }
 
-SETPOINT_UNITS: Mapping[str, str] = {
+_SETPOINT_UNITS = {
     "tailings_flow_sp": "m3/h",
     "cement_rate_sp": "t/h",
     "slag_rate_sp": "t/h",
@@ -158,9 +195,13 @@ SETPOINT_UNITS: Mapping[str, str] = {
     "run_request": "bool",
     "setpoint_seq": "count",
     "heartbeat": "count",
+    # CONTRACT "Optional tags"
+    "divert_to_dump_sp": "bool",
 }
 
-UNITS: Mapping[str, str] = {**MEASUREMENT_UNITS, **SETPOINT_UNITS}
+MEASUREMENT_UNITS: Mapping[str, str] = UnitTable(_MEASUREMENT_UNITS, _PATTERN_UNITS)
+SETPOINT_UNITS: Mapping[str, str] = UnitTable(_SETPOINT_UNITS)
+UNITS: Mapping[str, str] = UnitTable({**_MEASUREMENT_UNITS, **_SETPOINT_UNITS}, _PATTERN_UNITS)
 
 #: Written by the link itself, never by a caller of ``write_setpoints``.
 LINK_OWNED_SETPOINTS = frozenset({"setpoint_seq", "heartbeat"})

@@ -8,7 +8,9 @@ cement_rate_sp   = 'ns=3;s="DB_Backfill"."CementRateSP"'
 
 Validation here is about the file alone (names, node id syntax, required tags);
 whether each node exists on the server and has a usable type is checked by the
-adapter at connect.
+adapter at connect. Optional tags (CONTRACT "Optional tags") may be left out; further
+instrumented barricades are named by the pattern ``barricade_2_pressure_pv``,
+``barricade_3_pressure_pv``, ... (kPa, PLC -> service).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from service.errors import TagMapError
-from service.plant.port import MEASUREMENT_UNITS, SETPOINT_UNITS
+from service.plant.port import BARRICADE_PRESSURE_TAG, MEASUREMENT_UNITS, SETPOINT_UNITS
 
 
 class TagKind(StrEnum):
@@ -43,6 +45,8 @@ BOOL_TAGS = frozenset(
         "cement_fault",
         "slag_fault",
         "flyash_fault",
+        "divert_to_dump_sp",
+        "diverted_to_dump_pv",
     }
 )
 INT_TAGS = frozenset({"plant_mode", "setpoint_seq", "setpoint_ack", "heartbeat"})
@@ -61,6 +65,10 @@ OPTIONAL_TAGS = frozenset(
         "cement_fault",
         "slag_fault",
         "flyash_fault",
+        # CONTRACT "Optional tags" (and barricade_<n>_pressure_pv, n >= 2, by pattern)
+        "barricade_pressure_pv",
+        "divert_to_dump_sp",
+        "diverted_to_dump_pv",
     }
 )
 REQUIRED_TAGS = ALL_TAGS - OPTIONAL_TAGS
@@ -74,6 +82,20 @@ _NODE_ID = re.compile(
           |b=(?P<b>[A-Za-z0-9+/]+={0,2}))$""",
     re.VERBOSE | re.DOTALL,
 )
+
+
+def is_barricade_pressure_tag(tag: str) -> bool:
+    """``barricade_pressure_pv`` or a further barricade ``barricade_<n>_pressure_pv``."""
+    return tag == "barricade_pressure_pv" or BARRICADE_PRESSURE_TAG.fullmatch(tag) is not None
+
+
+def is_known_tag(tag: str) -> bool:
+    """A logical tag of the CONTRACT (named, or a numbered barricade)."""
+    return tag in ALL_TAGS or BARRICADE_PRESSURE_TAG.fullmatch(tag) is not None
+
+
+def _barricade_number(tag: str) -> int:
+    return 1 if tag == "barricade_pressure_pv" else int(tag.split("_")[1])
 
 
 def tag_kind(tag: str) -> TagKind:
@@ -103,8 +125,20 @@ class TagMap:
 
     @property
     def measurements(self) -> tuple[str, ...]:
-        """PLC -> service tags present in the map, in a stable order."""
-        return tuple(t for t in MEASUREMENT_UNITS if t in self.node_ids)
+        """PLC -> service tags present in the map, in a stable order (the numbered
+        barricades last, by number)."""
+        named = tuple(t for t in MEASUREMENT_UNITS if t in self.node_ids)
+        numbered = sorted(
+            (t for t in self.node_ids if BARRICADE_PRESSURE_TAG.fullmatch(t)),
+            key=_barricade_number,
+        )
+        return (*named, *numbered)
+
+    @property
+    def barricade_pressures(self) -> tuple[str, ...]:
+        """The barricade pressure tags present in the map, by barricade number."""
+        present = (t for t in self.node_ids if is_barricade_pressure_tag(t))
+        return tuple(sorted(present, key=_barricade_number))
 
     @property
     def setpoints(self) -> tuple[str, ...]:
@@ -125,9 +159,10 @@ def parse_tag_map(data: Mapping[str, object], *, source: str = "<memory>") -> Ta
         raise TagMapError(f"{source}: no [tags] table", source=source)
     node_ids: dict[str, str] = {}
     for tag, node_id in tags.items():
-        if tag not in ALL_TAGS:
+        if not is_known_tag(tag):
             raise TagMapError(
-                f"{source}: unknown logical tag {tag!r} (known: {', '.join(sorted(ALL_TAGS))})",
+                f"{source}: unknown logical tag {tag!r} (known: {', '.join(sorted(ALL_TAGS))}, "
+                "barricade_<n>_pressure_pv for n >= 2)",
                 tag=tag,
                 source=source,
             )

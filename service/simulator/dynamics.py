@@ -17,6 +17,16 @@ Two layers, both pure:
 
 :func:`simulate` runs one PLC scan and one process step; the server only does I/O.
 
+Beyond the mixing plant, the state carries the stope being filled (:class:`StopeState`:
+placed and dumped paste and water, fill height, the barricade's load, see
+:func:`barricade_pressure_kpa`) behind a dump diverter valve with a travel time. A
+harder plant for reconciliation work is a matter of parameters and faults, all off by
+default so that the defaults reproduce the original plant exactly: transport dead
+times (:attr:`PlantParams.feed_dead_time_s`, :attr:`PlantParams.paste_dead_time_s`),
+a Bingham-plastic pipe friction (:attr:`PlantParams.friction_model`), and calibration
+errors of the instruments (:class:`InstrumentErrors`, a fault in :class:`SimControls`).
+None of them draws from the random generator, so seeded runs keep their sequence.
+
 Conventions (DOMAIN.md): masses in kg, rates in t/h, flows in m3/h, densities in
 kg/m3, pressures in kPa; ``*_fraction`` is 0-1, ``*_pct`` is 0-100.
 """
@@ -27,9 +37,14 @@ import math
 import random
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
+from typing import Literal
 
 WATER_DENSITY_KG_M3 = 1000.0
+WATER_VISCOSITY_PA_S = 1.0e-3
 GRAVITY_M_S2 = 9.81
+
+FrictionModel = Literal["linear", "bingham"]
+FRICTION_MODELS: tuple[FrictionModel, ...] = ("linear", "bingham")
 
 BINDERS: tuple[str, ...] = ("cement", "slag", "flyash")
 
@@ -45,6 +60,7 @@ MEASUREMENT_TAGS: tuple[str, ...] = (
     "paste_density_pv",
     "pump_pressure_pv",
     "mixer_level_pv",
+    "barricade_pressure_pv",  # optional tag (CONTRACT "Optional tags"): one barricade
 )
 
 
@@ -101,6 +117,27 @@ class PlantParams:
     friction_solids_exponent: float = 15.0  # friction x e^(15 dCw): +5 % Cw doubles it
     blockage_ramp_kpa_s: float = 100.0
     blockage_decay_s: float = 10.0
+    # Alternative pipe friction (friction_model "bingham", see _bingham_friction_kpa):
+    # a Bingham plastic in laminar pipe flow. The defaults give about the linear
+    # model's friction at the design flow and the reference solids (3,000 kPa).
+    friction_model: FrictionModel = "linear"
+    pipe_diameter_m: float = 0.15
+    pipe_length_m: float = 759.0  # friction (horizontal-equivalent) length
+    yield_stress_pa_at_ref: float = 100.0  # at friction_ref_solids_fraction
+    yield_stress_solids_exponent: float = 25.0  # tau_y x e^(25 dCw): +2.8 % Cw doubles it
+    plastic_viscosity_pa_s_at_ref: float = 0.3
+    plastic_viscosity_solids_exponent: float = 10.0
+    # Transport dead times (pure delays): feed flow meter / density gauge -> mixer, and
+    # mixer outlet -> paste density gauge. 0 is none.
+    feed_dead_time_s: float = 0.0
+    paste_dead_time_s: float = 0.0
+    # The stope being filled and its barricade (see barricade_pressure_kpa). Example
+    # values, not a calibration: a mine fits them from its own barricade instruments.
+    stope_plan_area_m2: float = 100.0
+    barricade_consolidation_tau_h: float = 12.0  # relaxation time of a fill without binder
+    barricade_cure_rate_per_h_per_binder_pct: float = 0.05  # binder speeds it up
+    # The dump diverter valve: plant seconds from a new command to the proven position
+    diverter_travel_s: float = 5.0
     # Numerical: step() splits dt_s into sub-steps no longer than this
     max_substep_s: float = 0.5
 
@@ -200,6 +237,64 @@ class FeederState:
 
 
 @dataclass(frozen=True)
+class InstrumentErrors:
+    """Calibration errors of the plant's instruments; all zero is a calibrated plant.
+
+    * A loss-in-weight scale with bias ``b`` % reports ``delivered x (1 + b/100)``. The
+      feeder's own loop holds the *reading* at the setpoint, so a positive bias
+      (the scale over-reads) delivers ``setpoint / (1 + b/100)``: the rate PV equals
+      the setpoint and only a balance or the lab sees the missing binder.
+    * The feed flow meter likewise: the PLC's feed loop holds the reading at the
+      setpoint, the true feed is ``setpoint / (1 + b/100)``. The paste flow meter is
+      not in a loop (the pump follows the mixer level): it reads ``true x (1 + b/100)``.
+    * A density gauge reads ``true + bias + drift``; the drift grows at its rate per
+      plant hour from when the rate is set, and setting the rate back to zero
+      recalibrates the gauge (the accumulated drift returns to zero).
+    """
+
+    cement_scale_bias_pct: float = 0.0
+    slag_scale_bias_pct: float = 0.0
+    flyash_scale_bias_pct: float = 0.0
+    feed_flow_bias_pct: float = 0.0
+    paste_flow_bias_pct: float = 0.0
+    feed_density_bias_kg_m3: float = 0.0
+    feed_density_drift_kg_m3_h: float = 0.0  # per plant hour
+    paste_density_bias_kg_m3: float = 0.0
+    paste_density_drift_kg_m3_h: float = 0.0  # per plant hour
+
+    @property
+    def scale_bias_pct(self) -> tuple[float, float, float]:
+        """Per binder feeder, in the order of BINDERS."""
+        return (self.cement_scale_bias_pct, self.slag_scale_bias_pct, self.flyash_scale_bias_pct)
+
+
+NO_INSTRUMENT_ERRORS = InstrumentErrors()
+
+
+@dataclass(frozen=True)
+class StopeState:
+    """The stope being filled, since it was last reset (:func:`reset_stope`).
+
+    What leaves the pump goes to the stope, or to the dump while the diverter's proven
+    position is "to dump". Volumes are counted as paste while the PLC runs and as
+    flush water while it flushes (as a plant's records count them), kept apart; the
+    masses per component (``placed`` + ``dumped``) close the balance with the pump's
+    outflow. Only placed paste raises the fill (flush water decants through the
+    barricade). ``barricade_load_m3`` is the placed volume whose weight still bears on
+    the barricade as a fluid (:func:`barricade_pressure_kpa`).
+    """
+
+    placed: Components = field(default_factory=Components)
+    dumped: Components = field(default_factory=Components)
+    placed_paste_m3: float = 0.0
+    placed_water_m3: float = 0.0
+    dumped_paste_m3: float = 0.0
+    dumped_water_m3: float = 0.0
+    placed_paste_kg: float = 0.0
+    barricade_load_m3: float = 0.0
+
+
+@dataclass(frozen=True)
 class PlantState:
     feed_flow_m3_h: float
     feed_density_walk_kg_m3: float  # random-walk part of the feed density
@@ -211,9 +306,19 @@ class PlantState:
     density_gauge_kg_m3: float  # lagged paste density (before noise)
     pressure_kpa: float  # lagged pump pressure (before noise)
     blockage_kpa: float  # extra pressure from a building blockage
-    mass_in: Components  # cumulative, since the initial state
-    mass_out: Components
+    mass_in: Components  # cumulative into the mixer, since the initial state
+    mass_out: Components  # cumulative out of the pump
     time_s: float = 0.0  # plant seconds since the initial state
+    stope: StopeState = field(default_factory=StopeState)
+    diverted_to_dump: bool = False  # the diverter's proven position
+    diverter_travel_elapsed_s: float = 0.0  # > 0 while the valve travels to the other side
+    # Feed metered but not yet in the mixer: (plant time it arrives, masses), in order.
+    feed_in_transit: tuple[tuple[float, Components], ...] = ()
+    # Mixer density on its way to the paste density gauge: (plant time, kg/m3), in order.
+    paste_density_line: tuple[tuple[float, float], ...] = ()
+    instrument_errors: InstrumentErrors = NO_INSTRUMENT_ERRORS  # in force
+    feed_density_drift_kg_m3: float = 0.0  # accumulated gauge drift
+    paste_density_drift_kg_m3: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +333,10 @@ class PlantInputs:
     feed_density_step_kg_m3: float = 0.0
     wet_feed: bool = False
     blockage: bool = False
+    divert_to_dump: bool = False  # the diverter command the PLC drives
+    diverter_stuck: bool = False  # fault: the valve stays where it is
+    flushing: bool = False  # the PLC flushes: what leaves the pump counts as flush water
+    instrument_errors: InstrumentErrors = NO_INSTRUMENT_ERRORS
 
 
 @dataclass(frozen=True)
@@ -244,6 +353,7 @@ class Measurements:
     paste_density_pv: float
     pump_pressure_pv: float
     mixer_level_pv: float
+    barricade_pressure_pv: float
 
     def as_dict(self) -> dict[str, float]:
         return {tag: float(getattr(self, tag)) for tag in MEASUREMENT_TAGS}
@@ -336,11 +446,15 @@ def initial_state(params: PlantParams) -> PlantState:
 def _pipeline_pressure_kpa(flow_m3_h: float, mix: Components, params: PlantParams) -> float:
     """Pump discharge pressure: static head rho g h plus friction.
 
-    Friction is proportional to flow (laminar Bingham-like paste flow) and grows
-    exponentially with the solids fraction, so it is monotone in both flow and density.
+    ``friction_model`` "linear" (the default): friction proportional to flow and
+    exponential in the solids fraction. "bingham": a Bingham plastic whose wall stress
+    keeps a yield part as the flow falls (:func:`_bingham_friction_kpa`). Both are
+    monotone in flow and density.
     """
     static_kpa = mix_density_kg_m3(mix, params) * GRAVITY_M_S2 * params.static_head_m / 1000.0
     cw = solids_fraction(mix)
+    if params.friction_model == "bingham":
+        return static_kpa + _bingham_friction_kpa(flow_m3_h, cw, params)
     friction_kpa = (
         params.friction_kpa_at_design
         * max(flow_m3_h, 0.0)
@@ -350,6 +464,68 @@ def _pipeline_pressure_kpa(flow_m3_h: float, mix: Components, params: PlantParam
     return static_kpa + friction_kpa
 
 
+def paste_yield_stress_pa(solids_fraction_: float, params: PlantParams) -> float:
+    """Bingham yield stress, exponential in Cw (DOMAIN "Pumpability"): example values."""
+    d_cw = solids_fraction_ - params.friction_ref_solids_fraction
+    return params.yield_stress_pa_at_ref * math.exp(params.yield_stress_solids_exponent * d_cw)
+
+
+def paste_plastic_viscosity_pa_s(solids_fraction_: float, params: PlantParams) -> float:
+    """Bingham plastic viscosity, exponential in Cw, never below water's."""
+    d_cw = solids_fraction_ - params.friction_ref_solids_fraction
+    mu = params.plastic_viscosity_pa_s_at_ref * math.exp(
+        params.plastic_viscosity_solids_exponent * d_cw
+    )
+    return max(mu, WATER_VISCOSITY_PA_S)
+
+
+def bingham_wall_shear_stress_pa(
+    velocity_m_s: float, diameter_m: float, yield_stress_pa: float, plastic_viscosity_pa_s: float
+) -> float:
+    """Wall shear stress of a Bingham plastic in laminar pipe flow.
+
+    Buckingham (1921), "On plastic flow through capillary tubes", Proc. ASTM 21:1154;
+    the Buckingham-Reiner equation as in Chhabra & Richardson (2008), Non-Newtonian
+    Flow and Applied Rheology, 2nd ed., ch. 3::
+
+        8V/D = (tau_w / mu_p) (1 - 4/3 phi + 1/3 phi^4),  phi = tau_y / tau_w
+
+    solved for ``tau_w`` by Newton's method from ``4/3 tau_y + mu_p 8V/D`` (the
+    usual approximation, an upper bound; the residual is increasing and convex in
+    ``tau_w``, so the iteration falls monotonically to the root). As the flow falls
+    the wall stress tends to the yield stress, not to zero. Laminar flow only
+    (pastes are laminar at pipeline velocities); no slip, no wall layer.
+    """
+    viscous = plastic_viscosity_pa_s * 8.0 * max(velocity_m_s, 0.0) / diameter_m
+    tau_y = max(yield_stress_pa, 0.0)
+    tau = 4.0 / 3.0 * tau_y + viscous
+    if tau <= 0.0:
+        return 0.0
+    for _ in range(60):
+        phi = tau_y / tau  # in [0, 1]: no overflow for any stress
+        residual = tau * (1.0 - 4.0 / 3.0 * phi + phi**4 / 3.0) - viscous
+        slope = 1.0 - phi**4
+        if residual <= 1e-12 * tau or slope <= 0.0:
+            break
+        tau = max(tau - residual / slope, tau_y)
+    return tau
+
+
+def _bingham_friction_kpa(flow_m3_h: float, cw: float, params: PlantParams) -> float:
+    """Friction loss of the line, 4 L tau_w / D, while the pump moves paste (none at
+    standstill: a stopped line holds its paste without the pump pushing)."""
+    if flow_m3_h <= 0.0:
+        return 0.0
+    area_m2 = math.pi * params.pipe_diameter_m**2 / 4.0
+    tau_w = bingham_wall_shear_stress_pa(
+        flow_m3_h / 3600.0 / area_m2,
+        params.pipe_diameter_m,
+        paste_yield_stress_pa(cw, params),
+        paste_plastic_viscosity_pa_s(cw, params),
+    )
+    return 4.0 * params.pipe_length_m * tau_w / params.pipe_diameter_m / 1000.0
+
+
 def _feeder_substep(
     feeder: FeederState,
     sp_t_h: float,
@@ -357,12 +533,17 @@ def _feeder_substep(
     faulted: bool,
     dt_s: float,
     params: PlantParams,
+    scale_bias_pct: float = 0.0,
 ) -> tuple[FeederState, float]:
-    """One feeder sub-step; returns the new state and the binder mass delivered (kg)."""
+    """One feeder sub-step; returns the new state and the binder mass delivered (kg).
+
+    The scale reads ``rate x (1 + bias)`` and the feeder holds that reading at the
+    setpoint (see :class:`InstrumentErrors`)."""
+    gain = 1.0 + _bias_fraction(scale_bias_pct)
     rate = (
         0.0
         if faulted
-        else _lag(feeder.rate_t_h, _clamp(sp_t_h, 0.0, max_t_h), params.feeder_tau_s, dt_s)
+        else _lag(feeder.rate_t_h, _clamp(sp_t_h / gain, 0.0, max_t_h), params.feeder_tau_s, dt_s)
     )
     delivered_kg = min(rate * 1000.0 / 3600.0 * dt_s, feeder.hopper_kg)
     hopper = feeder.hopper_kg - delivered_kg
@@ -375,8 +556,158 @@ def _feeder_substep(
     elif hopper <= params.hopper_refill_at_kg:
         refilling = True
     # A loss-in-weight scale cannot tell a rate while material is poured into it.
-    measured = feeder.measured_t_h if refilling else rate
+    measured = feeder.measured_t_h if refilling else rate * gain
     return FeederState(rate, measured, hopper, refilling, faulted), delivered_kg
+
+
+def _bias_fraction(bias_pct: float) -> float:
+    """A relative instrument bias as a fraction, kept within +-50 % (finite)."""
+    return _clamp(bias_pct, -50.0, 50.0) / 100.0 if math.isfinite(bias_pct) else 0.0
+
+
+_TIME_EPS_S = 1e-6  # plant times are sums of sub-steps: compare them with a tolerance
+
+
+def _feed_transport(
+    pipe: tuple[tuple[float, Components], ...],
+    metered: Components,
+    now_s: float,
+    dead_time_s: float,
+) -> tuple[Components, tuple[tuple[float, Components], ...]]:
+    """A plug-flow dead time between the feed meters and the mixer.
+
+    The feed metered in this sub-step arrives ``dead_time_s`` later; nothing overtakes
+    (a shortened dead time applies behind what is already in the pipe), and nothing is
+    lost. Returns what reaches the mixer now and what stays in the pipe.
+    """
+    if dead_time_s <= 0.0 and not pipe:
+        return metered, ()
+    arrives = now_s + max(dead_time_s, 0.0)
+    if pipe:
+        arrives = max(arrives, pipe[-1][0])
+    queue = (*pipe, (arrives, metered))
+    arrived = Components()
+    n = 0
+    while n < len(queue) and queue[n][0] <= now_s + _TIME_EPS_S:
+        arrived = arrived + queue[n][1]
+        n += 1
+    return arrived, queue[n:]
+
+
+def _delayed(
+    line: tuple[tuple[float, float], ...],
+    value: float,
+    previous: float,
+    start_s: float,
+    now_s: float,
+    dead_time_s: float,
+) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """A pure delay of a sampled value: what was there ``dead_time_s`` ago (held
+    between samples). ``previous`` at ``start_s`` seeds an empty line, so a new dead
+    time shows the old value first, not the new one; a dead time lengthened at run
+    time holds the oldest value the line still has until time catches up. The line
+    keeps about ``dead_time_s / dt_s`` samples."""
+    if dead_time_s <= 0.0:
+        return value, ()
+    seeded = line or ((start_s, previous),)
+    samples = (*seeded, (now_s, value))
+    wanted = now_s - dead_time_s + _TIME_EPS_S
+    n = 0
+    while n + 1 < len(samples) and samples[n + 1][0] <= wanted:
+        n += 1
+    samples = samples[n:]
+    return samples[0][1], samples
+
+
+def _diverter_substep(
+    diverted: bool, elapsed_s: float, command: bool, stuck: bool, dt_s: float, travel_s: float
+) -> tuple[bool, float]:
+    """The dump diverter: the proven position follows the command after ``travel_s``.
+
+    While travelling the proven position (and the flow) stays where it was; a command
+    withdrawn mid-travel sends the valve back at once; a stuck valve stays where it is
+    (a travel under way pauses).
+    """
+    if stuck:
+        return diverted, elapsed_s
+    if command == diverted:
+        return diverted, 0.0
+    elapsed_s += dt_s
+    if elapsed_s >= travel_s - _TIME_EPS_S:
+        return command, 0.0
+    return diverted, elapsed_s
+
+
+def _relaxation_rate_per_s(placed: Components, params: PlantParams) -> float:
+    """The barricade load's relaxation rate: consolidation plus a cure term in Bw."""
+    binder_pct = (
+        100.0 * (placed.cement_kg + placed.slag_kg + placed.flyash_kg) / placed.tailings_kg
+        if placed.tailings_kg > 1e-9
+        else 0.0
+    )
+    tau_h = params.barricade_consolidation_tau_h
+    per_h = (1.0 / tau_h if tau_h > 0.0 else 0.0) + max(
+        params.barricade_cure_rate_per_h_per_binder_pct, 0.0
+    ) * binder_pct
+    return per_h / 3600.0
+
+
+def _stope_substep(
+    stope: StopeState,
+    outflow: Components,
+    out_m3: float,
+    to_dump: bool,
+    flushing: bool,
+    dt_s: float,
+    params: PlantParams,
+) -> StopeState:
+    """Route the pump's outflow to the stope or the dump and update the barricade load.
+
+    The load ``L`` (m3) obeys ``dL/dt = q - k L``: every placed cubic metre arrives
+    fluid and loads the barricade in full (``q`` the placed paste flow), and the fill
+    sheds load at the rate ``k`` (:func:`barricade_pressure_kpa`). Integrated exactly
+    for a constant ``q`` over the sub-step, so ``0 <= L <= placed volume`` holds.
+    """
+    placed, dumped = stope.placed, stope.dumped
+    placed_paste_m3, placed_water_m3 = stope.placed_paste_m3, stope.placed_water_m3
+    dumped_paste_m3, dumped_water_m3 = stope.dumped_paste_m3, stope.dumped_water_m3
+    placed_paste_kg, load = stope.placed_paste_kg, stope.barricade_load_m3
+    added_m3 = 0.0
+    if out_m3 > 0.0:
+        if to_dump:
+            dumped = dumped + outflow
+            if flushing:
+                dumped_water_m3 += out_m3
+            else:
+                dumped_paste_m3 += out_m3
+        else:
+            placed = placed + outflow
+            if flushing:
+                placed_water_m3 += out_m3
+            else:
+                placed_paste_m3 += out_m3
+                placed_paste_kg += outflow.total_kg
+                added_m3 = out_m3
+    elif load <= 0.0:
+        return stope
+    if load > 0.0 or added_m3 > 0.0:
+        k = _relaxation_rate_per_s(placed, params)
+        if k <= 0.0:
+            load += added_m3
+        else:
+            steady = added_m3 / dt_s / k  # q / k
+            load = steady + (load - steady) * math.exp(-k * dt_s)
+        load = _clamp(load, 0.0, placed_paste_m3)
+    return StopeState(
+        placed,
+        dumped,
+        placed_paste_m3,
+        placed_water_m3,
+        dumped_paste_m3,
+        dumped_water_m3,
+        placed_paste_kg,
+        load,
+    )
 
 
 def _substep(
@@ -394,14 +725,27 @@ def _substep(
         feed_density, WATER_DENSITY_KG_M3, params.tailings_gs * WATER_DENSITY_KG_M3
     )
 
+    errors = inputs.instrument_errors
+    now_s = state.time_s + dt_s
+    # The feed loop holds the flow meter's reading at the setpoint (InstrumentErrors).
     feed_flow = _lag(
         state.feed_flow_m3_h,
-        _clamp(inputs.feed_flow_sp_m3_h, 0.0, params.feed_flow_max_m3_h),
+        _clamp(
+            inputs.feed_flow_sp_m3_h / (1.0 + _bias_fraction(errors.feed_flow_bias_pct)),
+            0.0,
+            params.feed_flow_max_m3_h,
+        ),
         params.feed_flow_tau_s,
         dt_s,
     )
     feed_kg = feed_flow / 3600.0 * dt_s * feed_density
     feed_solids_kg = feed_kg * slurry_solids_fraction(feed_density, params.tailings_gs)
+    feed_in, in_transit = _feed_transport(
+        state.feed_in_transit,
+        Components(tailings_kg=feed_solids_kg, water_kg=feed_kg - feed_solids_kg),
+        now_s,
+        params.feed_dead_time_s,
+    )
 
     feeders: list[FeederState] = []
     binder_kg: list[float] = []
@@ -413,6 +757,7 @@ def _substep(
             name in inputs.feeder_faults,
             dt_s,
             params,
+            errors.scale_bias_pct[i],
         )
         feeders.append(feeder)
         binder_kg.append(kg)
@@ -426,11 +771,11 @@ def _substep(
     water_kg = water_flow / 3600.0 * dt_s * WATER_DENSITY_KG_M3
 
     inflow = Components(
-        tailings_kg=feed_solids_kg,
+        tailings_kg=feed_in.tailings_kg,
         cement_kg=binder_kg[0],
         slag_kg=binder_kg[1],
         flyash_kg=binder_kg[2],
-        water_kg=(feed_kg - feed_solids_kg) + water_kg,
+        water_kg=feed_in.water_kg + water_kg,
     )
     mixer = state.mixer + inflow
     volume = volume_m3(mixer, params)
@@ -448,13 +793,42 @@ def _substep(
         paste_m3_s = 0.0
     out_fraction = min(1.0, paste_m3_s * dt_s / volume) if volume > 1e-12 else 0.0
     outflow = mixer.scaled(out_fraction)
+    mixer_before = state.mixer
     mixer = mixer - outflow
     # Clip rounding residue (a fully drained mixer could otherwise hold -1e-17 kg).
     mixer = Components(*(max(m, 0.0) for m in mixer.as_tuple()))
     paste_flow = paste_m3_s * 3600.0
 
+    # The outflow goes where the valve was proven during the sub-step (its start); a
+    # travel that ends within it applies from the next one.
+    stope = _stope_substep(
+        state.stope,
+        outflow,
+        out_fraction * volume,
+        state.diverted_to_dump,
+        inputs.flushing,
+        dt_s,
+        params,
+    )
+    diverted, travel_s = _diverter_substep(
+        state.diverted_to_dump,
+        state.diverter_travel_elapsed_s,
+        inputs.divert_to_dump,
+        inputs.diverter_stuck,
+        dt_s,
+        params.diverter_travel_s,
+    )
+
     density = mix_density_kg_m3(mixer, params)
-    density_gauge = _lag(state.density_gauge_kg_m3, density, params.density_gauge_tau_s, dt_s)
+    gauge_sees, density_line = _delayed(
+        state.paste_density_line,
+        density,
+        mix_density_kg_m3(mixer_before, params) if params.paste_dead_time_s > 0.0 else density,
+        state.time_s,
+        now_s,
+        params.paste_dead_time_s,
+    )
+    density_gauge = _lag(state.density_gauge_kg_m3, gauge_sees, params.density_gauge_tau_s, dt_s)
 
     if inputs.blockage and paste_flow > 0.0:
         blockage = state.blockage_kpa + params.blockage_ramp_kpa_s * dt_s
@@ -482,8 +856,27 @@ def _substep(
         blockage_kpa=blockage,
         mass_in=state.mass_in + inflow,
         mass_out=state.mass_out + outflow,
-        time_s=state.time_s + dt_s,
+        time_s=now_s,
+        stope=stope,
+        diverted_to_dump=diverted,
+        diverter_travel_elapsed_s=travel_s,
+        feed_in_transit=in_transit,
+        paste_density_line=density_line,
+        instrument_errors=errors,
+        feed_density_drift_kg_m3=_drift(
+            state.feed_density_drift_kg_m3, errors.feed_density_drift_kg_m3_h, dt_s
+        ),
+        paste_density_drift_kg_m3=_drift(
+            state.paste_density_drift_kg_m3, errors.paste_density_drift_kg_m3_h, dt_s
+        ),
     )
+
+
+def _drift(accumulated_kg_m3: float, rate_kg_m3_h: float, dt_s: float) -> float:
+    """A gauge drift grows at its rate per plant hour; a zero rate recalibrates."""
+    if rate_kg_m3_h == 0.0 or not math.isfinite(rate_kg_m3_h):
+        return 0.0
+    return accumulated_kg_m3 + rate_kg_m3_h * dt_s / 3600.0
 
 
 def step(
@@ -505,21 +898,104 @@ def step(
 
 def outputs(state: PlantState, params: PlantParams, rng: random.Random) -> Measurements:
     """What the instruments read: the density gauge lags and is noisy, the
-    loss-in-weight feeders hold their reading during a refill."""
+    loss-in-weight feeders hold their reading during a refill, and every instrument
+    carries the calibration errors in force (:class:`InstrumentErrors`)."""
+    errors = state.instrument_errors
+    feed_density_error = errors.feed_density_bias_kg_m3 + state.feed_density_drift_kg_m3
+    paste_density_error = errors.paste_density_bias_kg_m3 + state.paste_density_drift_kg_m3
     return Measurements(
-        tailings_flow_pv=state.feed_flow_m3_h,
+        tailings_flow_pv=state.feed_flow_m3_h * (1.0 + _bias_fraction(errors.feed_flow_bias_pct)),
         tailings_density_pv=state.feed_density_kg_m3
+        + feed_density_error
         + rng.gauss(0.0, params.feed_density_noise_kg_m3),
         cement_rate_pv=state.feeders[0].measured_t_h,
         slag_rate_pv=state.feeders[1].measured_t_h,
         flyash_rate_pv=state.feeders[2].measured_t_h,
         water_flow_pv=state.water_flow_m3_h,
-        paste_flow_pv=state.paste_flow_m3_h,
+        paste_flow_pv=state.paste_flow_m3_h * (1.0 + _bias_fraction(errors.paste_flow_bias_pct)),
         paste_density_pv=state.density_gauge_kg_m3
+        + paste_density_error
         + rng.gauss(0.0, params.paste_density_noise_kg_m3),
         pump_pressure_pv=max(0.0, state.pressure_kpa + rng.gauss(0.0, params.pressure_noise_kpa)),
         mixer_level_pv=mixer_level_pct(state, params),
+        barricade_pressure_pv=barricade_pressure_kpa(state, params),
     )
+
+
+# --- the stope -------------------------------------------------------------------------
+
+
+def fill_height_m(state: PlantState, params: PlantParams) -> float:
+    """Fill height = placed paste volume / stope plan area (DOMAIN.md)."""
+    return state.stope.placed_paste_m3 / params.stope_plan_area_m2
+
+
+def fill_unit_weight_kn_m3(state: PlantState) -> float:
+    """gamma of the placed paste: its mean bulk density times g (0 before any paste)."""
+    stope = state.stope
+    if stope.placed_paste_m3 <= 1e-12:
+        return 0.0
+    return stope.placed_paste_kg / stope.placed_paste_m3 * GRAVITY_M_S2 / 1000.0
+
+
+def hydrostatic_pressure_kpa(state: PlantState, params: PlantParams) -> float:
+    """gamma h: the total pressure of the whole fill as a fluid, the barricade's bound."""
+    return fill_unit_weight_kn_m3(state) * fill_height_m(state, params)
+
+
+def barricade_pressure_kpa(state: PlantState, params: PlantParams) -> float:
+    """Total pressure on a barricade at the bottom of the stope (one barricade).
+
+    ``p = gamma_paste x h_eff`` with ``h_eff = L / A``: ``L`` the placed volume that
+    still bears on the barricade as a fluid, ``A`` the plan area. ``L`` grows with
+    every placed cubic metre and sheds load at a rate ``k`` (per plant hour)::
+
+        dL/dt = q - k L,     k = 1/tau_consolidation + c_cure x Bw_pct
+
+    Assumptions: fresh paste arrives fluid and adds its full weight; the fill then
+    consolidates, gains shear strength as the binder cures and arches onto the walls,
+    which the model lumps into one first-order relaxation; ``k`` grows with the fill's
+    mean binder content (Bw of all placed paste) and is constant in time (no dormant
+    period, no retarder); flush water decants and adds no head; the whole stope acts
+    on one barricade at its bottom (the under-brow reduction is not modelled); the
+    fill sees the pump's flow at once (no pipeline transport time).
+
+    Consequences, qualitatively as measured at the Cayeli Mine by Thompson, Bawden &
+    Grabinsky (2012), Can. Geotech. J. 49(7):755-772: a fast rise with little binder
+    keeps ``h_eff`` near ``h`` (near-hydrostatic, high barricade pressure); a slow rise
+    with more binder lets it fall behind (``h_eff`` tends to ``rise rate / k``); once
+    filling stops the pressure relaxes as ``e^(-k t)``. The ratio of a consolidation
+    time to the filling time as the governing number follows Helinski, Fahey & Fourie
+    (2007), J. Geotech. Geoenviron. Eng. 133(10):1308-1319, and Fahey, Helinski &
+    Fourie (2010), Geotechnique 60(11):877-882 (Gibson's accreting-layer consolidation
+    applied to stopes). The result stays within ``0 <= p <= gamma h``.
+    """
+    if params.stope_plan_area_m2 <= 0.0:
+        return 0.0
+    load_m3 = _clamp(state.stope.barricade_load_m3, 0.0, state.stope.placed_paste_m3)
+    return fill_unit_weight_kn_m3(state) * load_m3 / params.stope_plan_area_m2
+
+
+def reset_stope(state: PlantState) -> PlantState:
+    """A new, empty stope: placed and dumped counts and the barricade load back to zero."""
+    return replace(state, stope=StopeState())
+
+
+def delivery_residual(initial: PlantState, state: PlantState) -> Components:
+    """What the pump sent out since ``initial`` minus what reached the stope or the
+    dump, per component (no stope reset in between); zero up to rounding."""
+    delivered = (
+        state.stope.placed + state.stope.dumped - initial.stope.placed - initial.stope.dumped
+    )
+    return state.mass_out - initial.mass_out - delivered
+
+
+def feed_in_transit(state: PlantState) -> Components:
+    """Feed metered but not yet in the mixer (the feed dead time's pipe)."""
+    total = Components()
+    for _, masses in state.feed_in_transit:
+        total = total + masses
+    return total
 
 
 def mass_balance_residual(initial: PlantState, state: PlantState) -> Components:
@@ -543,6 +1019,7 @@ class PlcCommands:
     run_request: bool = False
     setpoint_seq: int = 0
     heartbeat: int = 0
+    divert_to_dump: bool = False  # divert_to_dump_sp
 
 
 @dataclass(frozen=True)
@@ -559,6 +1036,7 @@ class PlcState:
     heartbeat_age_s: float = 0.0  # wall seconds since heartbeat last changed
     comms_fault: bool = False
     pressure_trip: bool = False
+    divert_to_dump: bool = False  # the diverter command in force (applied like a setpoint)
 
 
 def clamp_setpoints(sp: Setpoints, params: PlcParams) -> Setpoints:
@@ -590,9 +1068,9 @@ def plc_scan(
 ) -> PlcState:
     """One PLC scan.
 
-    * Remote: setpoints are clamped and applied, and ``setpoint_ack`` copies
-      ``setpoint_seq``, only while remote is enabled; in local the PLC keeps its last
-      applied values and its own run state.
+    * Remote: setpoints (and the dump diverter command) are clamped and applied, and
+      ``setpoint_ack`` copies ``setpoint_seq``, only while remote is enabled; in local
+      the PLC keeps its last applied values and its own run state.
     * Modes: stopped -> flushing -> running with ``run_request`` true, running ->
       flushing -> stopped with it false (``flush_s`` plant seconds of water only).
     * Heartbeat watchdog: while a run is latched (remote), ``heartbeat`` unchanged for
@@ -601,10 +1079,11 @@ def plc_scan(
     * Pump pressure at or above ``pressure_trip_kpa`` -> mode fault; it resets to
       stopped once the pressure is below ``pressure_reset_kpa`` and run_request is false.
     """
-    applied, ack = plc.applied, plc.setpoint_ack
+    applied, ack, divert = plc.applied, plc.setpoint_ack, plc.divert_to_dump
     if remote_enabled:
         applied = clamp_setpoints(commands.setpoints, params)
         ack = commands.setpoint_seq
+        divert = commands.divert_to_dump
 
     # Heartbeat supervision.
     if commands.heartbeat != plc.heartbeat_last:
@@ -669,11 +1148,14 @@ def plc_scan(
         heartbeat_age_s=hb_age,
         comms_fault=comms_fault,
         pressure_trip=trip,
+        divert_to_dump=divert,
     )
 
 
 def plc_actuators(plc: PlcState, plant: PlantState, params: PlcParams) -> PlantInputs:
-    """The actuator commands the PLC drives in its mode (faults are added by the caller)."""
+    """The actuator commands the PLC drives in its mode (faults are added by the caller).
+
+    The dump diverter follows its command in every mode."""
     if plc.mode is PlantMode.RUNNING:
         sp = plc.applied
         # Interlock: no binder without proven tailings flow, none during a comms fault.
@@ -684,10 +1166,16 @@ def plc_actuators(plc: PlcState, plant: PlantState, params: PlcParams) -> PlantI
             binder_sp_t_h=binder,
             water_flow_sp_m3_h=sp.water_m3_h,
             pump_on=True,
+            divert_to_dump=plc.divert_to_dump,
         )
     if plc.mode is PlantMode.FLUSHING:
-        return PlantInputs(water_flow_sp_m3_h=params.flush_water_m3_h, pump_on=True)
-    return PlantInputs()
+        return PlantInputs(
+            water_flow_sp_m3_h=params.flush_water_m3_h,
+            pump_on=True,
+            divert_to_dump=plc.divert_to_dump,
+            flushing=True,
+        )
+    return PlantInputs(divert_to_dump=plc.divert_to_dump)
 
 
 # --- faults and the whole simulation -------------------------------------------------
@@ -704,6 +1192,8 @@ class SimControls:
     wet_feed: bool = False
     blockage: bool = False
     remote_enabled: bool = True
+    diverter_stuck: bool = False  # the dump diverter stays where it is
+    instrument_errors: InstrumentErrors = NO_INSTRUMENT_ERRORS  # calibration errors
 
 
 @dataclass(frozen=True)
@@ -735,5 +1225,7 @@ def simulate(
         feed_density_step_kg_m3=controls.feed_density_step_kg_m3,
         wet_feed=controls.wet_feed,
         blockage=controls.blockage,
+        diverter_stuck=controls.diverter_stuck,
+        instrument_errors=controls.instrument_errors,
     )
     return SimState(plant=step(sim.plant, inputs, dt_s, params.plant, rng), plc=plc)

@@ -15,6 +15,7 @@ from service.simulator.dynamics import (
     BINDERS,
     MEASUREMENT_TAGS,
     Components,
+    InstrumentErrors,
     PlantInputs,
     PlantMode,
     PlantParams,
@@ -566,6 +567,28 @@ def test_blockage_end_to_end_trips_the_pump() -> None:
 def test_measurement_names_are_the_contract_tags() -> None:
     m = outputs(initial_state(PARAMS), PARAMS, random.Random(0))
     assert tuple(m.as_dict()) == MEASUREMENT_TAGS
+    assert MEASUREMENT_TAGS[-1] == "barricade_pressure_pv"  # an optional tag
+
+
+def test_the_newer_effects_are_off_by_default() -> None:
+    """Dead times, instrument errors and the Bingham friction stay out of a default run,
+    and the diverter stays on the stope side: the plant of before, exactly."""
+    assert PARAMS.feed_dead_time_s == PARAMS.paste_dead_time_s == 0.0
+    assert PARAMS.friction_model == "linear"
+    assert SimControls().instrument_errors == InstrumentErrors()
+    assert not SimControls().diverter_stuck
+    assert PlcCommands().divert_to_dump is False
+    sim = initial_sim_state(SIM)
+    rng = random.Random(1)
+    cmd = PlcCommands(RECIPE, run_request=True, setpoint_seq=1)
+    for i in range(200):
+        sim = simulate(sim, replace(cmd, heartbeat=i), SimControls(), 2.0, 0.1, SIM, rng)
+    plant = sim.plant
+    assert plant.feed_in_transit == () and plant.paste_density_line == ()
+    assert plant.feed_density_drift_kg_m3 == plant.paste_density_drift_kg_m3 == 0.0
+    assert not plant.diverted_to_dump and plant.stope.dumped.total_kg == 0.0
+    assert plant.stope.placed.total_kg == pytest.approx(plant.mass_out.total_kg, rel=1e-12)
+    assert plant.stope.placed_water_m3 > 0.0  # the start-up flush
 
 
 def test_simulate_keeps_the_balance_through_the_whole_sequence() -> None:

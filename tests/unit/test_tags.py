@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from service.errors import TagMapError
+from service.plant.port import MEASUREMENT_UNITS, SETPOINT_UNITS, UNITS
 from service.plant.tags import (
     OPTIONAL_TAGS,
     REQUIRED_TAGS,
     TagKind,
+    is_known_tag,
     is_valid_node_id,
     load_tag_map,
     parse_tag_map,
@@ -45,6 +47,51 @@ def test_kinds() -> None:
     assert tag_kind("plant_mode") is TagKind.INT
     assert tag_kind("setpoint_seq") is TagKind.INT
     assert tag_kind("paste_density_pv") is TagKind.REAL
+    assert tag_kind("divert_to_dump_sp") is TagKind.BOOL
+    assert tag_kind("diverted_to_dump_pv") is TagKind.BOOL
+    assert tag_kind("barricade_pressure_pv") is TagKind.REAL
+    assert tag_kind("barricade_3_pressure_pv") is TagKind.REAL
+
+
+def test_the_contract_optional_tags_are_optional_with_their_units() -> None:
+    optional = {"barricade_pressure_pv", "divert_to_dump_sp", "diverted_to_dump_pv"}
+    assert optional <= OPTIONAL_TAGS
+    assert not optional & REQUIRED_TAGS
+    assert UNITS["barricade_pressure_pv"] == "kPa"
+    assert UNITS["divert_to_dump_sp"] == UNITS["diverted_to_dump_pv"] == "bool"
+    tags = parse_tag_map({"tags": full_map() | {t: f"ns=2;s=Opt.{t}" for t in sorted(optional)}})
+    assert "divert_to_dump_sp" in tags.setpoints
+    assert {"barricade_pressure_pv", "diverted_to_dump_pv"} <= set(tags.measurements)
+
+
+def test_further_barricades_by_the_contract_pattern() -> None:
+    extra = {
+        "barricade_10_pressure_pv": "ns=2;s=B10",
+        "barricade_2_pressure_pv": "ns=2;s=B2",
+        "barricade_pressure_pv": "ns=2;s=B1",
+    }
+    tags = parse_tag_map({"tags": full_map() | extra})
+    assert tags.barricade_pressures == (
+        "barricade_pressure_pv",
+        "barricade_2_pressure_pv",
+        "barricade_10_pressure_pv",
+    )
+    assert tags.measurements[-2:] == ("barricade_2_pressure_pv", "barricade_10_pressure_pv")
+    assert "barricade_2_pressure_pv" not in tags.setpoints
+    # the unit tables know the pattern (the link looks units up by tag) ...
+    assert UNITS["barricade_10_pressure_pv"] == "kPa"
+    assert MEASUREMENT_UNITS["barricade_2_pressure_pv"] == "kPa"
+    assert "barricade_4_pressure_pv" in MEASUREMENT_UNITS
+    assert "barricade_4_pressure_pv" not in SETPOINT_UNITS
+    # ... without listing it as a named tag
+    assert "barricade_2_pressure_pv" not in list(MEASUREMENT_UNITS)
+    # the first barricade has no number; no leading zeros, no other suffixes
+    for bad in ("barricade_1_pressure_pv", "barricade_02_pressure_pv", "barricade_x_pressure_pv"):
+        assert not is_known_tag(bad)
+        assert bad not in UNITS
+        with pytest.raises(TagMapError) as info:
+            parse_tag_map({"tags": full_map() | {bad: "ns=2;s=X"}})
+        assert info.value.extra["tag"] == bad
 
 
 def test_unknown_tag_is_named() -> None:

@@ -16,6 +16,14 @@
 //   density are the volume and mass balance of what goes in. Without --plant the values
 //   stay where they are put (the link tests).
 //
+// Optional tags (CONTRACT "Optional tags"; mapped by tags_optional.toml, not tags.toml):
+//   BarricadePressure (REAL, kPa), DivertToDumpSP (BOOL, written by the service) and
+//   DivertedToDump (BOOL, the diverter's proven position). With --plant the diverter's
+//   proven position follows DivertToDumpSP after DIVERTER_TRAVEL_MS (it keeps its old
+//   value while travelling), and the paste pumped while running and not diverted fills
+//   a stope of STOPE_AREA_M2: BarricadePressure = paste density x g x fill height (a
+//   hydrostatic barricade: this PLC does not model consolidation or arching).
+//
 // Usage: node server.js [--port 4840] [--plant]     (or env NODE_PLC_PORT=4840)
 // Prints one line "READY port=<port> ns=<namespace index>" once serving.
 // Commands on stdin, one per line:
@@ -24,6 +32,7 @@
 //   writes                                  print "WRITES <json>": accepted client writes
 //                                           per node and variant type, e.g.
 //                                           {"CementRateSP": {"Float": 12}}
+//   stope reset                             (--plant) a new, empty stope
 "use strict";
 
 const os = require("os");
@@ -66,6 +75,10 @@ const TAGS = {
     RunRequest: [DataType.Boolean, false, true],
     SetpointSeq: [DataType.Int32, 0, true],
     Heartbeat: [DataType.Int32, 0, true],
+    // optional tags
+    BarricadePressure: [DataType.Float, 0.0, false],
+    DivertToDumpSP: [DataType.Boolean, false, true],
+    DivertedToDump: [DataType.Boolean, false, false],
 };
 
 // The plant behind --plant (times in wall milliseconds, the service runs at speed 1).
@@ -83,6 +96,8 @@ const LAG_S = { FeedFlow: 2.0, CementRate: 1.0, SlagRate: 1.0, FlyAshRate: 1.0, 
 const STATIC_HEAD_M = 20.0;
 const FRICTION_KPA_PER_M3_H = 30.0;
 const WATER_KG_M3 = 1000.0;
+const DIVERTER_TRAVEL_MS = 2000;
+const STOPE_AREA_M2 = 2.0; // a small test stope: about 0.25 kPa a second at 100 m3/h
 
 function argValue(flag) {
     const i = process.argv.indexOf(flag);
@@ -154,6 +169,9 @@ function makePlant(variables) {
         pv: { FeedFlow: 0, CementRate: 0, SlagRate: 0, FlyAshRate: 0, WaterFlow: 0 },
         density: WATER_KG_M3,
         lastTick: Date.now(),
+        diverted: false, // the diverter's proven position
+        travelSince: null, // when the diverter started towards the other side
+        placedM3: 0, // paste placed in the stope
     };
     const flushTo = (now, after) => {
         state.mode = MODE.flushing;
@@ -185,6 +203,26 @@ function makePlant(variables) {
         put("MixerLevel", 50.0);
         put("RemoteEnabled", true);
         if (read("PlantMode") !== state.mode) put("PlantMode", state.mode);
+        const heightM = state.placedM3 / STOPE_AREA_M2;
+        put("BarricadePressure", (state.density * 9.81 * heightM) / 1000.0);
+        if (read("DivertedToDump") !== state.diverted) put("DivertedToDump", state.diverted);
+    };
+    const pasteFlowM3H = () => {
+        const pv = state.pv;
+        let binderM3H = 0;
+        for (const [name, gs] of Object.entries(BINDER_GS)) binderM3H += pv[name] / gs;
+        return pv.FeedFlow + binderM3H + pv.WaterFlow;
+    };
+    const moveDiverter = (now) => {
+        const command = read("DivertToDumpSP") === true;
+        if (command === state.diverted) {
+            state.travelSince = null;
+        } else if (state.travelSince === null) {
+            state.travelSince = now;
+        } else if (now - state.travelSince >= DIVERTER_TRAVEL_MS) {
+            state.diverted = command;
+            state.travelSince = null;
+        }
     };
     const tick = () => {
         const now = Date.now();
@@ -221,9 +259,16 @@ function makePlant(variables) {
         }
         const waterSp = running ? clamp(read("WaterFlowSP"), 0, MAX_WATER_M3_H) : 0;
         pv.WaterFlow = lag(pv.WaterFlow, waterSp, LAG_S.WaterFlow, dtS);
+        // The paste goes where the diverter was proven during this scan.
+        if (running && !state.diverted) state.placedM3 += (pasteFlowM3H() * dtS) / 3600.0;
+        moveDiverter(now);
         publish();
     };
-    return { tick, publish };
+    const resetStope = () => {
+        state.placedM3 = 0;
+        publish();
+    };
+    return { tick, publish, resetStope };
 }
 
 async function main() {
@@ -279,8 +324,9 @@ async function main() {
     }, 20);
 
     let plantTimer = null;
+    let plant = null;
     if (withPlant) {
-        const plant = makePlant(variables);
+        plant = makePlant(variables);
         plant.publish();
         plantTimer = setInterval(plant.tick, PLANT_TICK_MS);
     }
@@ -297,6 +343,8 @@ async function main() {
             ackOn = a === "on";
         } else if (cmd === "writes") {
             process.stdout.write(`WRITES ${JSON.stringify(writes)}\n`);
+        } else if (cmd === "stope" && a === "reset" && plant) {
+            plant.resetStope();
         }
     });
 
