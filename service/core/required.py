@@ -11,6 +11,11 @@
   (2005).
 
 Units: lengths m, unit weight kN/m3, stresses and strengths kPa, angles in degrees.
+
+One factor-of-safety convention for both exposed-face methods: the FS multiplies the
+strength required at limit equilibrium (FS = 1), UCS_req = FS x UCS(FS = 1), as in
+Mitchell et al.'s (1982) design formula. The two methods therefore agree at every FS
+where the geometry makes them agree at FS = 1.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from dataclasses import dataclass, field
 
 from service.errors import InvalidInput
 
-# Typical design minimums (DOMAIN.md "Required strength of the fill"); a mine
-# geotechnical engineer overrides them.
-LIQUEFACTION_FLOOR_KPA_DEFAULT = 150.0
+# Typical design minimums, defaults a mine geotechnical engineer overrides: 100 kPa is the
+# lower end of the 100-150 kPa commonly quoted against liquefaction of young fill (a
+# plug's own required strength is a separate analysis: Grabinsky, M. et al. (2021),
+# "Required plug strength for continuously poured cemented paste backfill in longhole
+# stopes", Mining 1(1):80-99, doi:10.3390/mining1010006); sill mats need 1-5 MPa.
+LIQUEFACTION_FLOOR_KPA_DEFAULT = 100.0
 SILL_MAT_FLOOR_KPA_DEFAULT = 1000.0
 
 _LENGTH_M_MAX = 1.0e4
@@ -50,13 +58,16 @@ class StrengthRequirement:
 class GovernedStrength:
     """The design UCS: max(computed, every floor), and which of them governed.
 
-    ``governed_by`` is ``"computed"`` or the name of the floor (e.g. ``"liquefaction"``).
+    ``governed_by`` is ``"computed"`` or the name of the highest floor (e.g.
+    ``"liquefaction"``). ``binding_floors`` names every floor strictly above the computed
+    strength (each alone would have raised the design), in the order given.
     """
 
     required_ucs_kpa: float
     computed_ucs_kpa: float
     governed_by: str
     floors_kpa: Mapping[str, float] = field(hash=False)
+    binding_floors: tuple[str, ...] = ()
 
 
 def _positive(field_name: str, value: float, maximum: float) -> float:
@@ -102,9 +113,10 @@ def mitchell(
 
     UCS = FS gamma H / (1 + H/L), cohesion c = UCS / 2 (phi = 0). The sliding wedge at
     45 degrees is held by fill cohesion on the sliding plane and by fill-rock cohesion
-    (taken equal to the fill's) on the two side walls; the FS multiplies the FS = 1
-    strength. Source: Mitchell, Olsen & Smith (1982), Can. Geotech. J. 19(1):14-28.
-    Example: gamma 20 kN/m3, H 30 m, L 15 m, FS 1.5 gives 300 kPa.
+    (taken equal to the fill's) on the two side walls. FS convention (the same as
+    :func:`li_aubertin`): the FS multiplies the strength required at limit equilibrium,
+    UCS_req = FS x UCS(FS = 1). Source: Mitchell, Olsen & Smith (1982), Can. Geotech. J.
+    19(1):14-28. Example: gamma 20 kN/m3, H 30 m, L 15 m, FS 1.5 gives 300 kPa.
     """
     height = _positive("fill_height_m", fill_height_m, _LENGTH_M_MAX)
     length = _positive("exposed_length_m", exposed_length_m, _LENGTH_M_MAX)
@@ -141,25 +153,27 @@ def li_aubertin(
     alpha = 45 + phi/2 from the toe of the face to the back wall, wedge of equivalent
     height H* = H - B tan(alpha)/2. Added to Mitchell: fill friction phi, a surcharge p0
     on the fill top and a side-wall bond cohesion c_b = r_b c. Limit equilibrium along the
-    plane (side-wall shear 2 c_b B H* relieving the weight):
+    plane (side-wall shear 2 c_b B H* relieving the weight) is reached when
 
-        FS = tan(phi)/tan(alpha) + 2c / ((p0 + (gamma - 2 c_b/L) H*) sin(2 alpha))
+        1 = tan(phi)/tan(alpha) + 2c / ((p0 + (gamma - 2 c_b/L) H*) sin(2 alpha))
 
-    solved for the fill cohesion with c_b = r_b c:
+    which, solved for the fill cohesion with c_b = r_b c, gives the cohesion at limit
+    equilibrium
 
-        c = (p0 + gamma H*) / (2 [1 / ((FS - tan(phi)/tan(alpha)) sin(2 alpha)) + r_b H*/L])
+        c1 = (p0 + gamma H*) / (2 [1 / ((1 - tan(phi)/tan(alpha)) sin(2 alpha)) + r_b H*/L])
 
-    and UCS = 2c cos(phi)/(1 - sin(phi)) = 2c tan(alpha) (Mohr-Coulomb).
+    and UCS(FS = 1) = 2 c1 cos(phi)/(1 - sin(phi)) = 2 c1 tan(alpha) (Mohr-Coulomb).
+    FS convention (the same as :func:`mitchell`): the FS multiplies the strength required
+    at limit equilibrium, UCS_req = FS x UCS(FS = 1); the design cohesion reported is
+    FS c1 (so UCS_req = 2 c tan(alpha) still holds).
 
     VERIFICATION NOTE: the paper's text could not be retrieved when this was written
     (only abstracts of Li 2014 and Yang, Li & Aubertin 2017, which review it, were found).
-    The expressions above are derived here from the Mitchell wedge with the additions the
-    paper's abstract and those reviews list, and match the MM form as recalled, not as
-    read. They reduce to Mitchell's UCS = gamma H*/(1 + H*/L) for phi = 0, r_b = 1,
-    p0 = 0 and FS = 1 (and to gamma H/(1 + H/L) when H >> B). For FS > 1 they differ
-    from Mitchell's on purpose: here FS divides the resisting forces, whereas Mitchell's
-    design formula multiplies the FS = 1 strength. Check against the paper before design
-    use.
+    The limit-equilibrium expressions above are derived here from the Mitchell wedge with
+    the additions the paper's abstract and those reviews list, and match the MM form as
+    recalled, not as read. They reduce to Mitchell's UCS = FS gamma H*/(1 + H*/L) for
+    phi = 0, r_b = 1, p0 = 0 at every FS (and to FS gamma H/(1 + H/L) when H >> B).
+    Check against the paper before design use.
 
     The wedge must meet the back wall (H >= B tan(alpha)), otherwise ``stope_width_m`` is
     refused (low stopes need the generalised solution of Li 2014, Int. J. Geomech.).
@@ -184,13 +198,14 @@ def li_aubertin(
             "solution needs H >= B tan(alpha)",
         )
     effective_height = height - width * tan_alpha / 2.0
-    # tan(alpha) = tan(phi) + sec(phi) > tan(phi), so with FS >= 1 friction alone never
-    # reaches the FS and the denominator stays positive.
+    # tan(alpha) = tan(phi) + sec(phi) > tan(phi), so friction alone never holds the
+    # wedge and the denominator stays positive.
     friction_share = math.tan(math.radians(phi_deg)) / tan_alpha
-    plane_term = 1.0 / ((fs - friction_share) * math.sin(2.0 * alpha))
-    cohesion = (p0 + gamma * effective_height) / (
+    plane_term = 1.0 / ((1.0 - friction_share) * math.sin(2.0 * alpha))
+    limit_cohesion = (p0 + gamma * effective_height) / (
         2.0 * (plane_term + r_b * effective_height / length)
     )
+    cohesion = fs * limit_cohesion
     return StrengthRequirement(
         method="li_aubertin",
         ucs_kpa=2.0 * cohesion * tan_alpha,
@@ -201,18 +216,24 @@ def li_aubertin(
 
 
 def apply_floors(computed_ucs_kpa: float, floors_kpa: Mapping[str, float]) -> GovernedStrength:
-    """The design UCS: max(computed, each floor), naming what governed.
+    """The design UCS: max(computed, each floor), naming what governed and every floor
+    that bound.
 
-    Floors are configurable minimums, e.g. ``{"liquefaction": 150.0}`` (DOMAIN.md: 100-150
-    kPa against liquefaction) or ``{"sill_mat": 1000.0}`` (1-5 MPa for undercut sill mats).
-    A floor governs only when strictly above the computed strength; ties go to "computed".
-    Field names in errors are ``floors_kpa.<name>``.
+    Floors are configurable minimums, e.g. ``{"liquefaction": 100.0}``
+    (:data:`LIQUEFACTION_FLOOR_KPA_DEFAULT`) or ``{"sill_mat": 1000.0}`` (1-5 MPa for
+    undercut sill mats). A floor binds when strictly above the computed strength (ties go
+    to "computed"); ``governed_by`` is the highest binding floor (the first of equal
+    ones), ``binding_floors`` all of them. Field names in errors are
+    ``floors_kpa.<name>``.
     """
     _non_negative("computed_ucs_kpa", computed_ucs_kpa, _STRESS_KPA_MAX)
     required = computed_ucs_kpa
     governed_by = "computed"
+    binding: list[str] = []
     for name, value in floors_kpa.items():
         _non_negative(f"floors_kpa.{name}", value, _STRESS_KPA_MAX)
+        if value > computed_ucs_kpa:
+            binding.append(name)
         if value > required:
             required = value
             governed_by = name
@@ -221,6 +242,7 @@ def apply_floors(computed_ucs_kpa: float, floors_kpa: Mapping[str, float]) -> Go
         computed_ucs_kpa=computed_ucs_kpa,
         governed_by=governed_by,
         floors_kpa=dict(floors_kpa),
+        binding_floors=tuple(binding),
     )
 
 

@@ -15,6 +15,16 @@ time term, linear in its parameters in log space (so an ordinary least-squares f
 
 No coefficient is universal: a model is only as good as the mine's own cylinders, and
 it refuses (or, when asked to, flags) predictions outside the tested range.
+
+Validity is judged on the model's own regressors, u = ln(Mb/Mw), ln t and each blend
+fraction f_i, not on Bw and Cw taken alone (they enter only through Mb/Mw): a point is
+extrapolated when a regressor lies outside its tested range widened by
+``range_tolerance`` of its span (on the regressor's scale), or when its leverage
+h0 = x0'(X'X)^-1 x0 exceeds the largest leverage of the data rows (hidden extrapolation
+outside the regressor variable hull; Montgomery, Peck & Vining 2012, *Introduction to
+Linear Regression Analysis*, 5th ed., §3.8). The fit keeps (X'X)^-1, s^2 = SSE/(n - p)
+and n - p, so a prediction also gives the lower bound a chosen fraction of new cylinders
+exceeds and the probability of reaching a requirement (:mod:`service.core.reliability`).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,6 +41,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core import reliability
+from service.core.reliability import RegressionStatistics
 from service.errors import CalibrationRejected, InvalidInput, OutsideCalibrationRange
 
 FORM = "abrams_blend_logtime_v1"
@@ -76,6 +88,12 @@ class DataRange:
         return max(0.0, self.minimum - pad), self.maximum + pad
 
 
+# Names of the regressors in ``Prediction.outside`` (and OutsideCalibrationRange.variable).
+LN_BINDER_WATER = "ln_binder_water"
+LN_CURING_DAYS = "ln_curing_days"
+REGRESSOR_HULL = "regressor_hull"
+
+
 @dataclass(frozen=True)
 class FitReport:
     """Goodness of fit. Residuals are measured minus predicted, in row order."""
@@ -92,13 +110,68 @@ class FitReport:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideRegressor:
+    """One reason a point is extrapolated: a regressor outside its accepted range, or the
+    leverage above the data's largest (``regressor_hull``).
+
+    ``value`` / ``accepted_min`` / ``accepted_max`` are on the regressor's own scale:
+    ln(Mb/Mw) for ``ln_binder_water``, ln(days) for ``ln_curing_days``, percent of the
+    blend for ``binder.<name>.fraction_pct``, the leverage h0 and [0, h_max] for
+    ``regressor_hull``; ``detail`` says it in plant units.
+    """
+
+    variable: str
+    value: float
+    accepted_min: float
+    accepted_max: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
-    """A predicted UCS. ``outside`` names the variables (API names, e.g. ``binder_pct``)
-    outside the calibrated range; ``extrapolated`` is true when there is any."""
+    """A predicted UCS.
+
+    ``ucs_kpa`` is the median (exp of the fitted ln UCS; about half the cylinders of
+    the mix test below it). ``outside`` names why the point is extrapolated
+    (``ln_binder_water``, ``ln_curing_days``, ``binder.<name>.fraction_pct``,
+    ``regressor_hull``); ``extrapolated`` is true when there is any reason.
+    ``lower_ucs_kpa`` is the strength a fraction ``pass_fraction`` of new cylinders
+    exceeds (None when no pass fraction was asked). ``leverage`` is h0 and
+    ``leverage_max`` the data's largest h_ii; ``standard_error_log`` is the standard
+    error of a new observation of ln UCS, s sqrt(1 + h0), with ``degrees_of_freedom``
+    n - p; :meth:`pass_probability` uses them. The defaults are for code that builds a
+    Prediction by hand; :meth:`StrengthModel.predict` fills every field.
+    """
 
     ucs_kpa: float
     extrapolated: bool
     outside: tuple[str, ...]
+    lower_ucs_kpa: float | None = None
+    pass_fraction: float | None = None
+    leverage: float | None = None
+    leverage_max: float | None = None
+    standard_error_log: float | None = None
+    degrees_of_freedom: int | None = None
+    outside_details: tuple[OutsideRegressor, ...] = ()
+
+    @property
+    def median_ucs_kpa(self) -> float:
+        """The median predicted UCS (the same as ``ucs_kpa``)."""
+        return self.ucs_kpa
+
+    def pass_probability(self, required_ucs_kpa: float) -> float:
+        """Probability that a new cylinder of this mix reaches ``required_ucs_kpa``:
+        1 - T_{n-p}((ln R - ln median)/se) (Montgomery, Peck & Vining 2012, §3.5)."""
+        if self.standard_error_log is None or self.degrees_of_freedom is None:
+            raise CalibrationRejected(
+                "this prediction carries no prediction interval (no fit statistics)"
+            )
+        return reliability.pass_probability(
+            math.log(self.ucs_kpa),
+            self.standard_error_log,
+            required_ucs_kpa,
+            self.degrees_of_freedom,
+        )
 
 
 def binder_water_ratio(binder_ratio: float, solids_fraction: float) -> float:
@@ -121,6 +194,10 @@ class StrengthModel:
     ``components`` lists every binder seen in the data, the reference first;
     ``blend_coefficients`` / ``time_blend_coefficients`` are aligned with it (0 for the
     reference and for dropped terms). ``fraction_ranges`` is aligned with ``components``.
+    ``regression`` holds what prediction intervals and the validity check need
+    ((X'X)^-1 in ``terms`` order, s^2, n - p, the largest leverage, the tested
+    ln(Mb/Mw)); every fitted model has it, and :meth:`from_dict` requires it (or the
+    laboratory rows to recompute it).
     """
 
     components: tuple[str, ...]
@@ -139,6 +216,7 @@ class StrengthModel:
     fit: FitReport
     label: str = ""
     range_tolerance: float = DEFAULT_RANGE_TOLERANCE
+    regression: RegressionStatistics | None = None
 
     # -- inputs
 
@@ -183,50 +261,163 @@ class StrengthModel:
             + self.time_slope(fractions) * math.log(curing_days / REFERENCE_DAYS)
         )
 
-    def outside_range(
-        self,
-        fractions: Sequence[float],
-        binder_ratio: float | None,
-        solids_fraction: float,
-        curing_days: float,
-    ) -> list[tuple[str, float, float, float]]:
-        """Variables outside the accepted range: (API name, value, low, high), in API units
-        (percent for fractions, days). ``binder_ratio`` None skips the Bw check."""
-        checks: list[tuple[str, float, DataRange, float]] = [
-            ("solids_pct", solids_fraction, self.solids_fraction_range, 100.0),
-            ("curing_days", curing_days, self.curing_days_range, 1.0),
-        ]
-        if binder_ratio is not None:
-            checks.insert(0, ("binder_pct", binder_ratio, self.binder_ratio_range, 100.0))
-        for name, fraction, data_range in zip(
-            self.components, fractions, self.fraction_ranges, strict=True
-        ):
-            checks.append((_fraction_variable(name), fraction, data_range, 100.0))
-        outside = []
-        for variable, value, data_range, scale in checks:
-            low, high = data_range.accepted(self.range_tolerance)
-            # A hair of slack so a value read back from its own percentage is not refused.
-            slack = 1.0e-9 * max(1.0, abs(high))
-            if not low - slack <= value <= high + slack:
-                outside.append((variable, value * scale, low * scale, high * scale))
-        return outside
+    # -- validity
 
-    def _refuse(self, outside: list[tuple[str, float, float, float]]) -> OutsideCalibrationRange:
-        variable, value, low, high = outside[0]
-        others = [item[0] for item in outside[1:]]
-        detail = (
-            f"{variable} {value:g} is outside the calibrated range (accepted {low:g} to "
-            f"{high:g}, the data range widened by {self.range_tolerance * 100:g} % of its span)"
+    def statistics(self) -> RegressionStatistics:
+        """The fit's regression statistics ((X'X)^-1, s^2, n - p, h_max, tested ln Mb/Mw).
+
+        Raises CalibrationRejected when the model carries none (a model read from a
+        stored dict written before they were kept, without its laboratory rows).
+        """
+        if self.regression is None:
+            raise CalibrationRejected(
+                "the strength model carries no regression statistics (prediction interval "
+                "and tested combinations): refit it from its laboratory rows"
+            )
+        return self.regression
+
+    def accepted_log_ratio_range(self) -> tuple[float, float]:
+        """Accepted u = ln(Mb/Mw): the tested range widened by ``range_tolerance`` of its
+        span in ln(Mb/Mw)."""
+        stats = self.statistics()
+        return reliability.widened(
+            stats.ln_binder_water_min, stats.ln_binder_water_max, self.range_tolerance
         )
-        if others:
-            detail += "; also outside: " + ", ".join(others)
+
+    def accepted_log_days_range(self) -> tuple[float, float]:
+        """Accepted ln t (t in days): the tested range widened by ``range_tolerance`` of its
+        span in ln t (a single tested age accepts that age only)."""
+        return reliability.widened(
+            math.log(self.curing_days_range.minimum),
+            math.log(self.curing_days_range.maximum),
+            self.range_tolerance,
+        )
+
+    def accepted_fraction_ranges(self) -> tuple[tuple[float, float], ...]:
+        """Accepted fraction (0-1) of each component, aligned with ``components``."""
+        return tuple(r.accepted(self.range_tolerance) for r in self.fraction_ranges)
+
+    def design_rows(
+        self, fractions: FloatArray, curing_days: float, log_ratio: float = 0.0
+    ) -> FloatArray:
+        """Design-matrix rows x (one per row of ``fractions``, m x len(components)) in the
+        order of ``terms``, at ``curing_days`` and u = ``log_ratio``; with u = 0 they are
+        the rows c of x = c + u e_u that :mod:`service.core.reliability` designs with."""
+        log_time = math.log(curing_days / REFERENCE_DAYS)
+        count = fractions.shape[0]
+        columns: list[FloatArray] = []
+        for term in self.terms:
+            kind, _, name = term.partition(":")
+            if term == "intercept":
+                columns.append(np.ones(count))
+            elif term == "ln_binder_water":
+                columns.append(np.full(count, log_ratio))
+            elif term == "ln_time":
+                columns.append(np.full(count, log_time))
+            elif kind == "blend":
+                columns.append(fractions[:, self.components.index(name)])
+            elif kind == "time_blend":
+                columns.append(fractions[:, self.components.index(name)] * log_time)
+            else:  # from_dict refuses unknown terms
+                raise CalibrationRejected(f"the strength model has an unknown term {term!r}")
+        rows: FloatArray = np.column_stack(columns)
+        return rows
+
+    @property
+    def log_ratio_index(self) -> int:
+        """Position of u = ln(Mb/Mw) in ``terms`` (and in the design rows)."""
+        return self.terms.index("ln_binder_water")
+
+    def check_validity(
+        self, fractions: Sequence[float], log_ratio: float, curing_days: float
+    ) -> tuple[list[OutsideRegressor], float]:
+        """Why the point (blend ``fractions``, u = ln(Mb/Mw), age) is extrapolated, if it
+        is, and its leverage h0.
+
+        A regressor outside its accepted range (see :meth:`accepted_log_ratio_range`,
+        :meth:`accepted_log_days_range`, :meth:`accepted_fraction_ranges`), or
+        h0 = x0'(X'X)^-1 x0 above the data's largest leverage (outside the regressor
+        variable hull; Montgomery, Peck & Vining 2012, §3.8; Cook 1979).
+        """
+        stats = self.statistics()
+        tolerance_pct = self.range_tolerance * 100.0
+        row = self.design_rows(np.asarray([fractions], dtype=np.float64), curing_days, log_ratio)
+        h0 = reliability.leverage(row[0], stats.covariance_matrix())
+        outside: list[OutsideRegressor] = []
+        slack = 1.0e-9
+        low, high = self.accepted_log_ratio_range()
+        if not low - slack <= log_ratio <= high + slack:
+            outside.append(
+                OutsideRegressor(
+                    LN_BINDER_WATER,
+                    log_ratio,
+                    low,
+                    high,
+                    f"the binder/water ratio Mb/Mw {math.exp(log_ratio):.4g} is outside the "
+                    f"tested combinations (accepted {math.exp(low):.4g} to "
+                    f"{math.exp(high):.4g}: the tested "
+                    f"{math.exp(stats.ln_binder_water_min):.4g}-"
+                    f"{math.exp(stats.ln_binder_water_max):.4g} widened by {tolerance_pct:g} % "
+                    "of the span of ln Mb/Mw; Bw and Cw enter the model only through Mb/Mw)",
+                )
+            )
+        log_days = math.log(curing_days)
+        low, high = self.accepted_log_days_range()
+        if not low - slack <= log_days <= high + slack:
+            outside.append(
+                OutsideRegressor(
+                    LN_CURING_DAYS,
+                    log_days,
+                    low,
+                    high,
+                    f"curing_days {curing_days:g} is outside the tested ages (accepted "
+                    f"{math.exp(low):.3g} to {math.exp(high):.3g} days: the tested "
+                    f"{self.curing_days_range.minimum:g}-{self.curing_days_range.maximum:g} "
+                    f"widened by {tolerance_pct:g} % of the span of ln t)",
+                )
+            )
+        for name, fraction, (low, high) in zip(
+            self.components, fractions, self.accepted_fraction_ranges(), strict=True
+        ):
+            if not low - slack <= fraction <= high + slack:
+                outside.append(
+                    OutsideRegressor(
+                        _fraction_variable(name),
+                        fraction * 100.0,
+                        low * 100.0,
+                        high * 100.0,
+                        f"{name} at {fraction * 100:g} % of the blend is outside the accepted "
+                        f"{low * 100:g}-{high * 100:g} %",
+                    )
+                )
+        if reliability.beyond_hull(h0, stats.leverage_max):
+            outside.append(
+                OutsideRegressor(
+                    REGRESSOR_HULL,
+                    h0,
+                    0.0,
+                    stats.leverage_max,
+                    f"the leverage {h0:.4g} of this point exceeds the largest of the "
+                    f"laboratory mixes ({stats.leverage_max:.4g}): the combination of "
+                    "regressors lies outside the tested ones (hidden extrapolation)",
+                )
+            )
+        return outside, h0
+
+    def _refuse(
+        self, outside: Sequence[OutsideRegressor], prefix: str = ""
+    ) -> OutsideCalibrationRange:
+        first = outside[0]
+        detail = prefix + first.detail
+        if len(outside) > 1:
+            detail += "; also outside: " + ", ".join(item.variable for item in outside[1:])
         return OutsideCalibrationRange(
             detail,
-            variable=variable,
-            value=value,
-            accepted_min=low,
-            accepted_max=high,
-            outside=[item[0] for item in outside],
+            variable=first.variable,
+            value=first.value,
+            accepted_min=first.accepted_min,
+            accepted_max=first.accepted_max,
+            outside=[item.variable for item in outside],
         )
 
     # -- prediction
@@ -239,25 +430,49 @@ class StrengthModel:
         curing_days: float,
         *,
         allow_extrapolation: bool = False,
+        pass_fraction: float | None = None,
     ) -> Prediction:
-        """Predicted UCS (kPa) of a mix.
+        """Predicted UCS (kPa) of a mix: the median, and with ``pass_fraction`` p the lower
+        bound exp(x0'b - t_{p,n-p} s sqrt(1 + h0)) that a fraction p of new cylinders
+        exceeds (Montgomery, Peck & Vining 2012, §3.5; see :mod:`service.core.reliability`).
 
-        Refuses (OutsideCalibrationRange, naming the variable) a mix outside the data range
-        widened by ``range_tolerance`` of its span, unless ``allow_extrapolation``, in which
-        case the prediction is returned flagged ``extrapolated``.
+        Refuses (OutsideCalibrationRange, naming the regressor: ``ln_binder_water``,
+        ``ln_curing_days``, ``binder.<name>.fraction_pct`` or ``regressor_hull``) a point
+        outside the tested combinations (see :meth:`check_validity`), unless
+        ``allow_extrapolation``, in which case the prediction is returned flagged
+        ``extrapolated``. ``pass_fraction`` must be in [0.5, 0.9999] (InvalidInput
+        ``pass_fraction_pct``).
         """
         _check_mix(binder_ratio, solids_fraction, curing_days)
+        if pass_fraction is not None:
+            reliability.check_pass_fraction(pass_fraction)
         fractions = self.blend_vector(blend)
-        outside = self.outside_range(fractions, binder_ratio, solids_fraction, curing_days)
+        stats = self.statistics()
+        log_ratio = math.log(binder_water_ratio(binder_ratio, solids_fraction))
+        outside, h0 = self.check_validity(fractions, log_ratio, curing_days)
         if outside and not allow_extrapolation:
-            raise self._refuse(outside)
-        log_ucs = self.log_offset(fractions, curing_days) + self.binder_water_exponent * math.log(
-            binder_water_ratio(binder_ratio, solids_fraction)
-        )
+            raise self._refuse(
+                outside,
+                f"binder_pct {binder_ratio * 100:g} at solids_pct {solids_fraction * 100:g}: ",
+            )
+        log_ucs = self.log_offset(fractions, curing_days) + self.binder_water_exponent * log_ratio
+        se = reliability.new_observation_se(stats.residual_variance, h0)
+        lower = None
+        if pass_fraction is not None:
+            lower = math.exp(
+                reliability.lower_bound_log(log_ucs, se, pass_fraction, stats.degrees_of_freedom)
+            )
         return Prediction(
             ucs_kpa=math.exp(log_ucs),
             extrapolated=bool(outside),
-            outside=tuple(item[0] for item in outside),
+            outside=tuple(item.variable for item in outside),
+            lower_ucs_kpa=lower,
+            pass_fraction=pass_fraction,
+            leverage=h0,
+            leverage_max=stats.leverage_max,
+            standard_error_log=se,
+            degrees_of_freedom=stats.degrees_of_freedom,
+            outside_details=tuple(outside),
         )
 
     def binder_ratio_for_ucs(
@@ -362,11 +577,21 @@ class StrengthModel:
                 "residuals_kpa": list(self.fit.residuals_kpa),
                 "residuals_log": list(self.fit.residuals_log),
             },
+            **({} if self.regression is None else {"regression": self.regression.to_dict()}),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StrengthModel:
-        """Read a model written by :meth:`to_dict`; CalibrationRejected if malformed."""
+    def from_dict(
+        cls, data: Mapping[str, Any], rows: Sequence[CylinderResult] | None = None
+    ) -> StrengthModel:
+        """Read a model written by :meth:`to_dict`; CalibrationRejected if malformed.
+
+        A dict written before the regression statistics were kept (no ``regression``
+        key) is completed by refitting ``rows``, the laboratory cylinders it was fitted
+        on (the fit is deterministic; the refit must reproduce the stored coefficients);
+        without rows it is refused (CalibrationRejected), because the model could then
+        give no prediction interval and no validity check.
+        """
         try:
             if data["form"] != FORM:
                 raise CalibrationRejected(
@@ -412,11 +637,72 @@ class StrengthModel:
                 label=str(data.get("label", "")),
                 range_tolerance=_finite(data.get("range_tolerance", DEFAULT_RANGE_TOLERANCE)),
             )
+            _check_terms(model.terms, components)
+            stored = data.get("regression")
+            if stored is not None:
+                model = replace(
+                    model,
+                    regression=RegressionStatistics.from_dict(stored, len(model.terms)),
+                )
         except (KeyError, TypeError, ValueError) as err:
             raise CalibrationRejected(f"stored strength model is malformed: {err!r}") from err
         if model.binder_water_exponent <= 0.0 or model.reference_component not in components:
             raise CalibrationRejected("stored strength model is malformed: inconsistent values")
+        if model.regression is None:
+            if rows is None:
+                raise CalibrationRejected(
+                    "the stored strength model has no regression statistics (it was stored "
+                    "before they were kept) and no laboratory rows were given to recompute them"
+                )
+            model = replace(model, regression=_refit_statistics(model, rows))
         return model
+
+
+def _check_terms(terms: Sequence[str], components: Sequence[str]) -> None:
+    """ValueError unless ``terms`` is intercept, ln_binder_water, then known terms."""
+    if tuple(terms[:2]) != ("intercept", "ln_binder_water"):
+        raise ValueError("terms must start with intercept, ln_binder_water")
+    for term in terms[2:]:
+        kind, _, name = term.partition(":")
+        if term == "ln_time" or (kind in ("blend", "time_blend") and name in components):
+            continue
+        raise ValueError(f"unknown term {term!r}")
+
+
+def _refit_statistics(model: StrengthModel, rows: Sequence[CylinderResult]) -> RegressionStatistics:
+    """The regression statistics of ``model`` recomputed by refitting its ``rows``;
+    CalibrationRejected when the refit does not reproduce the stored model."""
+    refit = fit_strength_model(
+        rows,
+        reference_component=model.reference_component,
+        label=model.label,
+        range_tolerance=model.range_tolerance,
+    )
+    stored = (
+        model.intercept,
+        model.binder_water_exponent,
+        model.time_coefficient,
+        *model.blend_coefficients,
+        *model.time_blend_coefficients,
+    )
+    again = (
+        refit.intercept,
+        refit.binder_water_exponent,
+        refit.time_coefficient,
+        *refit.blend_coefficients,
+        *refit.time_blend_coefficients,
+    )
+    if (
+        refit.components != model.components
+        or refit.terms != model.terms
+        or not np.allclose(stored, again, rtol=1.0e-6, atol=1.0e-9)
+    ):
+        raise CalibrationRejected(
+            "the laboratory rows given do not reproduce the stored strength model: its "
+            "regression statistics cannot be recomputed from them"
+        )
+    assert refit.regression is not None  # every fit computes them
+    return refit.regression
 
 
 def _finite(value: Any) -> float:
@@ -492,7 +778,9 @@ def fit_strength_model(
     label: str = "",
     range_tolerance: float = DEFAULT_RANGE_TOLERANCE,
 ) -> StrengthModel:
-    """Fit the model to laboratory cylinders by least squares on ln UCS (numpy).
+    """Fit the model to laboratory cylinders by least squares on ln UCS (numpy), keeping
+    the regression statistics of :mod:`service.core.reliability` ((X'X)^-1, s^2, n - p,
+    the largest leverage and the tested ln(Mb/Mw)).
 
     A blend term is dropped when the data do not vary that component (or it is collinear
     with the terms already in); the time terms are dropped when every cylinder has the
@@ -600,6 +888,7 @@ def fit_strength_model(
     fitted_log = design @ coefficients
     predicted = np.exp(fitted_log)
     residual_log = y - fitted_log
+    regression = reliability.regression_statistics(design, residual_log, log_ratio)
     residual_kpa = ucs - predicted
     total_log = float(np.sum((y - y.mean()) ** 2))
     total_kpa = float(np.sum((ucs - ucs.mean()) ** 2))
@@ -633,6 +922,7 @@ def fit_strength_model(
         fit=fit,
         label=label,
         range_tolerance=range_tolerance,
+        regression=regression,
     )
 
 

@@ -118,9 +118,23 @@ async def seed_example_calibration(store: Store) -> CalibrationRecord:
     )
 
 
+def cylinder_of(row: dict[str, Any]) -> CylinderResult:
+    """A stored cylinder (:func:`cylinder_dict`) back as the core's row."""
+    return CylinderResult(
+        blend={name: float(pct) / 100.0 for name, pct in row["blend"].items()},
+        binder_ratio=float(row["binder_pct"]) / 100.0,
+        solids_fraction=float(row["solids_pct"]) / 100.0,
+        curing_days=float(row["curing_days"]),
+        ucs_kpa=float(row["ucs_kpa"]),
+        sample_id=row.get("sample_id"),
+    )
+
+
 def model_of(record: CalibrationRecord) -> StrengthModel:
-    """The strength model of a stored calibration (CalibrationRejected if malformed)."""
-    return StrengthModel.from_dict(record.model)
+    """The strength model of a stored calibration (CalibrationRejected if malformed). A
+    model stored before the fit's regression statistics were kept gets them from its
+    stored cylinders."""
+    return StrengthModel.from_dict(record.model, rows=[cylinder_of(r) for r in record.rows])
 
 
 async def load_model(store: Store, calibration_id: str) -> StrengthModel:

@@ -229,20 +229,22 @@ async def test_predict_outside_the_range_is_refused_or_flagged(
     assert r.status_code == 422, r.text
     err = r.json()
     assert err["code"] == "outside_calibration_range"
-    assert err["variable"] == "binder_pct"
+    # Valid only where tested, on the model's own regressors: Bw reaches the model
+    # through ln(Mb/Mw).
+    assert err["variable"] == "ln_binder_water"
     assert "binder_pct" in err["detail"]
     flagged = {**far, "allow_extrapolation": True}
     r = await client.post(f"{URL}/{cid}/predict", json=flagged, headers=auth("hmi"))
     assert r.status_code == 200, r.text
     assert r.json()["extrapolated"] is True
-    assert r.json()["outside"] == ["binder_pct"]
+    assert r.json()["outside"] == ["ln_binder_water", "regressor_hull"]
     unknown = {**PREDICT, "blend": {"cement": 50, "flyash": 50}}
     r = await client.post(f"{URL}/{cid}/predict", json=unknown, headers=auth("hmi"))
     assert r.status_code == 422
     assert r.json()["variable"] == "binder.flyash.fraction_pct"
     late = {**PREDICT, "curing_days": 365}
     r = await client.post(f"{URL}/{cid}/predict", json=late, headers=auth("hmi"))
-    assert (r.status_code, r.json()["variable"]) == (422, "curing_days")
+    assert (r.status_code, r.json()["variable"]) == (422, "ln_curing_days")
 
 
 async def test_predict_bad_input_and_unknown_calibration(client: httpx.AsyncClient) -> None:

@@ -73,8 +73,8 @@ def test_li_aubertin_with_friction_matches_the_hand_calculation() -> None:
     alpha = math.radians(45 + phi / 2)
     h_star = 30.0 - 8.0 * math.tan(alpha) / 2
     share = math.tan(math.radians(phi)) / math.tan(alpha)
-    cohesion = (p0 + 20.0 * h_star) / (
-        2 * (1 / ((fs - share) * math.sin(2 * alpha)) + r_b * h_star / 15.0)
+    limit_cohesion = (p0 + 20.0 * h_star) / (
+        2 * (1 / ((1 - share) * math.sin(2 * alpha)) + r_b * h_star / 15.0)
     )
     result = li_aubertin(
         **STOPE,
@@ -84,12 +84,43 @@ def test_li_aubertin_with_friction_matches_the_hand_calculation() -> None:
         cohesion_ratio=r_b,
         surcharge_kpa=p0,
     )
-    assert result.cohesion_kpa == pytest.approx(cohesion, rel=1e-12)
-    assert result.ucs_kpa == pytest.approx(2 * cohesion * math.tan(alpha), rel=1e-12)
-    # Back-substitution: the limit equilibrium FS is the one asked for.
-    c_b = r_b * cohesion
+    # FS multiplies the strength at limit equilibrium.
+    assert result.cohesion_kpa == pytest.approx(fs * limit_cohesion, rel=1e-12)
+    assert result.ucs_kpa == pytest.approx(fs * 2 * limit_cohesion * math.tan(alpha), rel=1e-12)
+    # Back-substitution: the FS = 1 cohesion is exactly at limit equilibrium.
+    c_b = r_b * limit_cohesion
     driving = (p0 + (20.0 - 2 * c_b / 15.0) * h_star) * math.sin(2 * alpha)
-    assert share + 2 * cohesion / driving == pytest.approx(fs, rel=1e-12)
+    assert share + 2 * limit_cohesion / driving == pytest.approx(1.0, rel=1e-12)
+    at_limit = li_aubertin(
+        **STOPE,
+        stope_width_m=8.0,
+        safety_factor=1.0,
+        friction_angle_deg=phi,
+        cohesion_ratio=r_b,
+        surcharge_kpa=p0,
+    )
+    assert result.ucs_kpa == pytest.approx(fs * at_limit.ucs_kpa, rel=1e-12)
+
+
+@pytest.mark.parametrize("fs", [1.0, 1.5, 2.0, 3.0])
+def test_both_methods_apply_the_safety_factor_the_same_way(fs: float) -> None:
+    # phi = 0, r_b = 1, p0 = 0 and a narrow stope (H* ~ H): the two agree at every FS.
+    modified = li_aubertin(
+        **STOPE,
+        stope_width_m=0.001,
+        safety_factor=fs,
+        friction_angle_deg=0.0,
+        cohesion_ratio=1.0,
+        surcharge_kpa=0.0,
+    )
+    original = mitchell(**STOPE, safety_factor=fs)
+    assert modified.ucs_kpa == pytest.approx(original.ucs_kpa, rel=1e-4)
+    assert modified.ucs_kpa == pytest.approx(fs * 20.0 * 30.0 / (1 + 30.0 / 15.0), rel=1e-4)
+    # And exactly, with Mitchell taken at the wedge height H* = H - B/2.
+    exact = mitchell(
+        fill_height_m=30.0 - 0.0005, exposed_length_m=15.0, unit_weight_kn_m3=20.0, safety_factor=fs
+    )
+    assert modified.ucs_kpa == pytest.approx(exact.ucs_kpa, rel=1e-12)
 
 
 def test_li_aubertin_more_surcharge_or_weaker_walls_need_more_strength() -> None:
@@ -106,15 +137,29 @@ def test_li_aubertin_refuses_a_wedge_that_leaves_through_the_top() -> None:
 
 
 def test_floor_governs_when_higher_and_says_so() -> None:
+    assert LIQUEFACTION_FLOOR_KPA_DEFAULT == 100.0
     governed = apply_floors(80.0, {"liquefaction": LIQUEFACTION_FLOOR_KPA_DEFAULT})
     assert governed.required_ucs_kpa == LIQUEFACTION_FLOOR_KPA_DEFAULT
     assert governed.governed_by == "liquefaction"
+    assert governed.binding_floors == ("liquefaction",)
     assert governed.computed_ucs_kpa == 80.0
+
+
+def test_every_floor_above_the_computed_strength_is_named() -> None:
+    governed = apply_floors(
+        120.0, {"liquefaction": 150.0, "plug": 130.0, "sill_mat": 1000.0, "low": 50.0}
+    )
+    assert governed.governed_by == "sill_mat"
+    assert governed.required_ucs_kpa == 1000.0
+    assert governed.binding_floors == ("liquefaction", "plug", "sill_mat")
+    tie = apply_floors(150.0, {"liquefaction": 150.0})
+    assert (tie.governed_by, tie.binding_floors) == ("computed", ())
 
 
 def test_computed_governs_when_above_every_floor() -> None:
     governed = apply_floors(300.0, {"liquefaction": 150.0, "sill_mat": 0.0})
     assert (governed.required_ucs_kpa, governed.governed_by) == (300.0, "computed")
+    assert governed.binding_floors == ()
     highest = apply_floors(300.0, {"liquefaction": 150.0, "sill_mat": 1000.0})
     assert (highest.required_ucs_kpa, highest.governed_by) == (1000.0, "sill_mat")
 

@@ -110,7 +110,7 @@ def test_single_age_data_drop_the_time_terms() -> None:
     assert model.time_coefficient == 0.0
     with pytest.raises(OutsideCalibrationRange) as caught:
         model.predict({"cement": 1.0}, 0.05, 0.76, 56)
-    assert caught.value.extra["variable"] == "curing_days"
+    assert caught.value.extra["variable"] == "ln_curing_days"
 
 
 def test_refuses_too_few_rows() -> None:
@@ -206,15 +206,28 @@ def test_bad_rows_name_the_field(change: dict[str, object], field: str) -> None:
 
 def test_predict_refuses_outside_the_range_and_flags_when_allowed() -> None:
     model = fit_strength_model(synthetic_rows())
+    # Bw 12 % at Cw 80 %: Mb/Mw 0.45, far above the tested 0.3.
     with pytest.raises(OutsideCalibrationRange) as caught:
-        model.predict({"cement": 1.0}, 0.12, 0.76, 28)
-    assert caught.value.extra["variable"] == "binder_pct"
+        model.predict({"cement": 1.0}, 0.12, 0.80, 28)
+    assert caught.value.extra["variable"] == "ln_binder_water"
     assert caught.value.code == "outside_calibration_range"
-    flagged = model.predict({"cement": 1.0}, 0.12, 0.76, 28, allow_extrapolation=True)
+    assert caught.value.extra["accepted_max"] == pytest.approx(
+        math.log(binder_water_ratio(0.08, 0.80))
+        + 0.1 * math.log(binder_water_ratio(0.08, 0.80) / binder_water_ratio(0.03, 0.72))
+    )
+    flagged = model.predict({"cement": 1.0}, 0.12, 0.80, 28, allow_extrapolation=True)
     assert flagged.extrapolated
-    assert flagged.outside == ("binder_pct",)
-    # Within 10 % of the span beyond the data: accepted, not flagged.
-    near = model.predict({"cement": 1.0}, 0.084, 0.76, 28)
+    assert flagged.outside[0] == "ln_binder_water"
+    assert flagged.outside_details[0].variable == "ln_binder_water"
+    # Bw 12 % is outside the tested 3-8 % taken alone, but at Cw 72 % its Mb/Mw (0.19)
+    # was tested: the model is valid there.
+    assert not model.predict({"cement": 1.0}, 0.12, 0.72, 28).extrapolated
+    # Within 10 % of the span of ln(Mb/Mw) beyond the data: accepted, not flagged.
+    edge = math.log(binder_water_ratio(0.08, 0.80)) + 0.05 * math.log(
+        binder_water_ratio(0.08, 0.80) / binder_water_ratio(0.03, 0.72)
+    )
+    share = math.exp(edge) * 0.2 / 0.8
+    near = model.predict({"cement": 1.0}, share / (1 - share), 0.80, 28)
     assert not near.extrapolated
 
 
@@ -289,7 +302,22 @@ def test_unreachable_strength_gives_infinite_bw() -> None:
 def test_round_trips_through_json() -> None:
     model = fit_strength_model(synthetic_rows(noise=0.05), label="site A")
     stored = json.loads(json.dumps(model.to_dict()))
+    assert "regression" in stored
     assert StrengthModel.from_dict(stored) == model
+
+
+def test_a_dict_stored_before_the_statistics_is_completed_from_its_rows() -> None:
+    rows = synthetic_rows(noise=0.05)
+    model = fit_strength_model(rows, label="site A")
+    old = json.loads(json.dumps(model.to_dict()))
+    del old["regression"]
+    with pytest.raises(CalibrationRejected, match="no laboratory rows"):
+        StrengthModel.from_dict(old)
+    assert StrengthModel.from_dict(old, rows=rows) == model
+    # Rows that do not reproduce the stored coefficients are refused.
+    other = synthetic_rows(noise=0.05, seed=2)
+    with pytest.raises(CalibrationRejected, match="do not reproduce"):
+        StrengthModel.from_dict(old, rows=other)
 
 
 @pytest.mark.parametrize(
@@ -300,6 +328,10 @@ def test_round_trips_through_json() -> None:
         lambda d: d["coefficients"].update(binder_water_exponent=-1.0),
         lambda d: d["coefficients"].update(intercept="nan"),
         lambda d: d["range"].update(binder_ratio=[0.03]),
+        lambda d: d["regression"].update(degrees_of_freedom=0),
+        lambda d: d["regression"].update(unscaled_covariance=[[1.0]]),
+        lambda d: d["regression"].update(leverage_max=1.5),
+        lambda d: d.update(terms=["intercept", "ln_time"]),
     ],
 )
 def test_malformed_stored_model_is_rejected(damage: object) -> None:

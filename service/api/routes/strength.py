@@ -30,9 +30,9 @@ ARCHING_CITATION = (
 LI_AUBERTIN_NOTE = (
     "The Li & Aubertin (2012) expressions used here were derived from the Mitchell wedge "
     "with the additions the paper's abstract and later reviews describe; they have not been "
-    "checked against the paper itself. Verify before design use. For safety_factor > 1 the "
-    "result differs from Mitchell's on purpose: here the factor divides the resisting "
-    "forces, whereas Mitchell's design formula multiplies the FS = 1 strength."
+    "checked against the paper itself. Verify before design use. The safety factor is "
+    "applied as for Mitchell: it multiplies the strength required at limit equilibrium "
+    "(FS = 1), so both methods agree at phi = 0 in a narrow stope at every FS."
 )
 
 

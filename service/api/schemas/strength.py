@@ -63,7 +63,7 @@ class StopeIn(Strict):
         Field(
             max_length=8,
             description="Minimum strengths that govern when above the computed UCS, e.g. "
-            '{"liquefaction": 150} or {"sill_mat": 1000} (typical values; the mine '
+            '{"liquefaction": 100} or {"sill_mat": 1000} (typical values; the mine '
             "geotechnical engineer sets them).",
         ),
     ] = Field(default_factory=dict)
