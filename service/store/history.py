@@ -128,10 +128,18 @@ class HistoryStore:
         self._writes = for_writes(engine)
 
     async def write(self, raw: Sequence[dict[str, Any]], minutes: Sequence[dict[str, Any]]) -> None:
-        """Append raw and minute rows in one transaction."""
+        """Append raw and minute rows in one transaction. Rows already there for the
+        same instants are replaced: a flush cancelled after its commit (a stop) writes
+        its rows again at the next one."""
         try:
             async with self._writes.begin() as conn:
                 if raw:
+                    stamps = [r["ts_ms"] for r in raw]
+                    await conn.execute(
+                        delete(history_raw).where(
+                            history_raw.c.ts_ms.between(min(stamps), max(stamps))
+                        )
+                    )
                     await conn.execute(insert(history_raw), list(raw))
                 if minutes:
                     # A minute can be written twice only after a restart inside it; the
