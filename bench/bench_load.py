@@ -180,6 +180,7 @@ class Instance:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.hmi_key = "hmi-" + secrets.token_hex(16)
         self.scada_key = "scada-" + secrets.token_hex(16)
+        self.engineer_key = "engineer-" + secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.client = httpx.Client(base_url=self.base_url, timeout=10.0)
@@ -189,7 +190,9 @@ class Instance:
         env = {
             **os.environ,
             "BACKFILL_DATABASE_URL": f"sqlite+aiosqlite:///{self.dir / 'backfill.db'}",
-            "BACKFILL_API_KEYS": f"hmi:{self.hmi_key},scada:{self.scada_key}",
+            "BACKFILL_API_KEYS": (
+                f"hmi:{self.hmi_key},scada:{self.scada_key},engineer:{self.engineer_key}"
+            ),
             "BACKFILL_SIM__SPEED": "1",
             "BACKFILL_LOG_LEVEL": "WARNING",
         }
@@ -227,7 +230,16 @@ class Instance:
     def start_pour(self) -> None:
         """A long pour (10 000 m3 at 100 m3/h), running for the whole measurement."""
         scada = {"Authorization": f"Bearer {self.scada_key}"}
-        r = self.client.post("/api/v1/pours", json=pour_body("S-BENCH", 10_000), headers=scada)
+        # Only an approved recipe version runs: the engineer stores and approves it.
+        r = self.client.post(
+            "/api/v1/recipes",
+            json={"name": "bench body", "mix": RECIPE, "approved_by": "Bench Engineer"},
+            headers={"Authorization": f"Bearer {self.engineer_key}"},
+        )
+        r.raise_for_status()
+        body = {**pour_body("S-BENCH", 10_000), "recipe_id": r.json()["id"]}
+        del body["recipe"]
+        r = self.client.post("/api/v1/pours", json=body, headers=scada)
         r.raise_for_status()
         pour_id: str = r.json()["id"]
         deadline = time.monotonic() + 30

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 
-from service.api.auth import Principal
+from service.api.auth import Principal, parse_bearer
+from service.api.schemas.common import ID_PATTERN
 from service.settings import Role
 from service.store.repository import Store
 
@@ -32,15 +33,18 @@ async def get_store(runtime: RuntimeDep) -> Store:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+"""The id of a stored resource in a path: ids are UUIDs, so nothing else (a NUL, a
+quote) ever reaches a query."""
+
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 async def authenticate(request: Request, runtime: RuntimeDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = parse_bearer(request.headers.get("authorization", ""))
+    if token is None:
         raise HTTPException(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
-    principal = runtime.keys.authenticate(token.strip())
+    principal = runtime.keys.authenticate(token)
     if principal is None:
         raise HTTPException(401, "the API key is not valid", _CHALLENGE)
     request.state.principal = principal

@@ -68,6 +68,11 @@ async def build_pour_report(
     return PourReport(view, recipe, supervisor.config.alarms, trend)
 
 
+# A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
+# a leading apostrophe makes it text (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -75,7 +80,8 @@ def _cell(value: Any) -> str:
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _round(value: float | None, digits: int = 3) -> str:
@@ -128,7 +134,7 @@ def report_csv(report: PourReport) -> str:
     for component, tonnes in sorted(pour["binder_t_by_component"].items()):
         w.writerow([f"pour.binder_t.{component}", _cell(float(tonnes))])
     w.writerow(["recipe.id", recipe.id])
-    w.writerow(["recipe.name", recipe.name])
+    w.writerow(["recipe.name", _cell(recipe.name)])
     w.writerow(["recipe.version", recipe.version])
     w.writerow(["recipe.approved_by", _cell(recipe.approved_by)])
     w.writerow(["recipe.calibration_id", _cell(recipe.calibration_id)])
@@ -143,7 +149,7 @@ def report_csv(report: PourReport) -> str:
         w.writerow([f"interruption.{i}.started_at", _cell(stop.get("started_at"))])
         w.writerow([f"interruption.{i}.ended_at", _cell(stop.get("ended_at"))])
     for i, sample in enumerate(pour["sample_ids"], start=1):
-        w.writerow([f"sample.{i}", sample])
+        w.writerow([f"sample.{i}", _cell(sample)])
     w.writerow([])
 
     w.writerow(

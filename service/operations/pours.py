@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.core import control as law
+from service.core.recipe_limits import RecipeLimits, check_mix
 from service.operations.supervisor import Supervisor, control_recipe
 from service.store.records import PourRecord
 from service.store.repository import Store
@@ -21,10 +22,13 @@ async def create_pour(
     paste_flow_m3_h: float,
     sample_ids: list[str],
     role: str,
+    limits: RecipeLimits,
 ) -> PourRecord:
-    """The pour and, for an inline mix, its recipe version: one transaction."""
+    """The pour and, for an inline mix, its recipe version (unapproved): one
+    transaction. The recipe must be inside the site's plausible ranges."""
     new_recipe: dict[str, Any] | None = None
     if mix is not None:
+        check_mix(mix, limits, prefix="recipe.")
         control_recipe(mix)  # the plant must have a feeder for every component
         new_recipe = {
             "name": f"inline {stope_id}",
@@ -37,7 +41,9 @@ async def create_pour(
         recipe_id = None
     else:
         assert recipe_id is not None
-        control_recipe((await store.get_recipe(recipe_id)).mix)
+        stored = await store.get_recipe(recipe_id)
+        check_mix(stored.mix, limits, prefix="recipe.")
+        control_recipe(stored.mix)
     return await store.add_pour(
         stope_id=stope_id,
         recipe_id=recipe_id,

@@ -30,6 +30,7 @@ class RecipeRecord:
     calibration_id: str | None
     mix: dict[str, Any]
     design: dict[str, Any] | None
+    approved_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from service.store.db import for_writes, store_error
 from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
 
 GENESIS_HASH = "0" * 64
+_AUDIT_LOCK = 0x6261636B61756474  # "backaudt": one key for every instance
 T = TypeVar("T")
 
 
@@ -72,15 +73,34 @@ def _recipe_values(
     approved_by: str | None,
     created_by: str,
 ) -> dict[str, Any]:
+    now = _now()
     return {
         "id": str(uuid.uuid4()),
         "name": name,
-        "created_at": _now(),
+        "created_at": now,
         "created_by": created_by,
         "approved_by": approved_by,
+        "approved_at": now if approved_by is not None else None,
         "calibration_id": calibration_id,
         "mix": mix,
         "design": design,
+    }
+
+
+def _approval_entry(recipe: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The audit entry of a recipe version's approval (kind ``recipe_approval``)."""
+    return {
+        "kind": "recipe_approval",
+        "reason": "approved",
+        "role": role,
+        "new": {
+            "recipe_id": recipe["id"],
+            "name": recipe["name"],
+            "version": recipe["version"],
+            "approved_by": recipe["approved_by"],
+            "mix": recipe["mix"],
+        },
+        "at": recipe["approved_at"],
     }
 
 
@@ -108,6 +128,7 @@ def _recipe(row: RowMapping) -> RecipeRecord:
         calibration_id=row["calibration_id"],
         mix=row["mix"],
         design=row["design"],
+        approved_at=_utc(row["approved_at"]),
     )
 
 
@@ -225,9 +246,36 @@ class Store:
 
         async def work(conn: AsyncConnection) -> None:
             await self._insert_versioned(conn, t.recipes, values)
+            if approved_by is not None:
+                await self._append_audit(conn, **_approval_entry(values, created_by))
 
         await self._write(work, what=f"recipe {name!r}")
         return _recipe(_as_row(values))
+
+    async def approve_recipe(self, recipe_id: str, *, approved_by: str, role: str) -> RecipeRecord:
+        """Approve a stored version (once: a second approval is a Conflict), with its
+        audit entry in the same transaction: both are stored, or neither."""
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            q = select(t.recipes).where(t.recipes.c.id == recipe_id).with_for_update()
+            row = (await conn.execute(q)).mappings().first()
+            if row is None:
+                raise NotFound(f"no recipe with id {recipe_id}", code="recipe_not_found")
+            if row["approved_at"] is not None:
+                raise Conflict(
+                    f"recipe {row['name']!r} version {row['version']} was approved by "
+                    f"{row['approved_by']} already",
+                    code="recipe_already_approved",
+                )
+            fields = {"approved_by": approved_by, "approved_at": _now()}
+            await conn.execute(
+                t.recipes.update().where(t.recipes.c.id == recipe_id).values(**fields)
+            )
+            approved = {**row, **fields}
+            await self._append_audit(conn, **_approval_entry(approved, role))
+            return approved
+
+        return _recipe(_as_row(await self._write(work, what=f"approval of recipe {recipe_id}")))
 
     async def get_recipe(self, recipe_id: str) -> RecipeRecord:
         return _recipe(await self._one(t.recipes, recipe_id, "recipe"))
@@ -367,6 +415,47 @@ class Store:
         detail: str | None = None,
         at: datetime | None = None,
     ) -> AuditRecord:
+        async with self._audit_lock:
+            try:
+                async with self._writes.begin() as conn:
+                    new_id = await self._append_audit(
+                        conn,
+                        kind=kind,
+                        reason=reason,
+                        role=role,
+                        new=new,
+                        old=old,
+                        pour_id=pour_id,
+                        seq=seq,
+                        acknowledged=acknowledged,
+                        detail=detail,
+                        at=at,
+                    )
+            except (SQLAlchemyError, OSError) as err:
+                raise StoreUnavailable(f"could not write audit: {store_error(err)}") from err
+        rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
+        return _audit(rows[0])
+
+    async def _append_audit(
+        self,
+        conn: AsyncConnection,
+        *,
+        kind: str,
+        reason: str,
+        role: str,
+        new: dict[str, Any],
+        old: dict[str, Any] | None = None,
+        pour_id: str | None = None,
+        seq: int | None = None,
+        acknowledged: bool | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one entry inside the caller's write transaction; returns its id.
+        On PostgreSQL an advisory lock orders writers of every instance (two instances
+        share one log: a writer's setpoints, a standby's approvals), so that no two
+        entries ever chain onto the same previous hash. On SQLite the write transaction
+        began IMMEDIATE, which already excludes other writers."""
         at = at or _now()
         payload: dict[str, Any] = {
             "at": at.isoformat(),
@@ -380,26 +469,21 @@ class Store:
             "new": new,
             "detail": detail,
         }
-        async with self._audit_lock:
-            try:
-                async with self._writes.begin() as conn:
-                    prev = await conn.scalar(
-                        select(t.audit.c.hash).order_by(t.audit.c.id.desc()).limit(1)
-                    )
-                    prev_hash = prev or GENESIS_HASH
-                    values = dict(payload)
-                    values.update(
-                        at=at,
-                        acknowledged=None if acknowledged is None else int(acknowledged),
-                        prev_hash=prev_hash,
-                        hash=_audit_hash(prev_hash, payload),
-                    )
-                    result = await conn.execute(t.audit.insert().values(**values))
-                    new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-            except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write audit: {store_error(err)}") from err
-        rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
-        return _audit(rows[0])
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
+        prev = await conn.scalar(select(t.audit.c.hash).order_by(t.audit.c.id.desc()).limit(1))
+        prev_hash = prev or GENESIS_HASH
+        values = dict(payload)
+        values.update(
+            at=at,
+            acknowledged=None if acknowledged is None else int(acknowledged),
+            prev_hash=prev_hash,
+            hash=_audit_hash(prev_hash, payload),
+        )
+        result = await conn.execute(t.audit.insert().values(**values))
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     async def list_audit(
         self, *, after_id: int = 0, limit: int = 100, pour_id: str | None = None

@@ -44,6 +44,7 @@ recipes = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(40), nullable=False),
     Column("approved_by", String(200), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
     Column("calibration_id", String(36), ForeignKey("calibrations.id"), nullable=True),
     Column("mix", JSON, nullable=False),
     Column("design", JSON, nullable=True),

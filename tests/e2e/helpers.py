@@ -80,12 +80,24 @@ async def status(client: httpx.AsyncClient) -> dict[str, Any]:
     return body
 
 
+async def approved_recipe(client: httpx.AsyncClient, mix: dict[str, Any] | None = None) -> str:
+    """A recipe version an engineer stored and approved (only those run); its id."""
+    r = await client.post(
+        "/api/v1/recipes",
+        json={"name": "S-101 body", "mix": mix or RECIPE, "approved_by": "E2E Engineer"},
+        headers=auth("engineer"),
+    )
+    assert r.status_code == 201, r.text
+    recipe_id: str = r.json()["id"]
+    return recipe_id
+
+
 async def create_pour(
     client: httpx.AsyncClient, *, target_m3: float, flow_m3_h: float = 100.0
 ) -> str:
     body = {
         "stope_id": "S-101",
-        "recipe": RECIPE,
+        "recipe_id": await approved_recipe(client),
         "target_volume_m3": target_m3,
         "paste_flow_m3_h": flow_m3_h,
     }

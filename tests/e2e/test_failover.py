@@ -13,7 +13,7 @@ import httpx
 
 from service.simulator import TAG_MAP_PATH
 from tests.conftest import api_keys_setting, auth, fresh_postgres_database
-from tests.e2e.helpers import RECIPE
+from tests.e2e.helpers import approved_recipe
 from tests.e2e.procs import (
     ServiceProcess,
     free_port,
@@ -86,7 +86,7 @@ async def test_the_standby_takes_over_a_killed_writer(tmp_path: Path) -> None:
                 async with httpx.AsyncClient(base_url=standby.base_url, timeout=10) as c:
                     body = {
                         "stope_id": "S-7",
-                        "recipe": RECIPE,
+                        "recipe_id": await approved_recipe(c),
                         "target_volume_m3": 40.0,
                         "paste_flow_m3_h": 100.0,
                     }

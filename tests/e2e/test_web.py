@@ -293,9 +293,15 @@ def test_a_pour_started_through_the_api_shows_progress_and_its_report(
     browser: Browser, service: ServiceThread, api: httpx.Client
 ) -> None:
     samples = ["CYL-0001", "CYL-0002", "CYL-0003"]
+    recipe = api.post(
+        "/api/v1/recipes",
+        json={"name": "S-204 body", "mix": RECIPE, "approved_by": "Web Engineer"},
+        headers=auth("engineer"),
+    )
+    assert recipe.status_code == 201, recipe.text
     body = {
         "stope_id": "S-204",
-        "recipe": RECIPE,
+        "recipe_id": recipe.json()["id"],
         "target_volume_m3": 8.0,
         "paste_flow_m3_h": 100.0,
         "sample_ids": samples,

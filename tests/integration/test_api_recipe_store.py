@@ -87,7 +87,7 @@ async def test_a_calibration_gives_the_28_day_prediction(client: httpx.AsyncClie
         client, {"name": "rich", "mix": rich, "approved_by": "A. Engineer", "calibration_id": cid}
     )
     assert flagged["predicted_ucs_28d"]["extrapolated"] is True
-    assert flagged["predicted_ucs_28d"]["outside"] == ["binder_pct"]
+    assert flagged["predicted_ucs_28d"]["outside"] == ["ln_binder_water"]
     flyash = {
         **MIX,
         "binder": [
@@ -137,7 +137,12 @@ async def test_an_optimised_recipe_is_stored_with_its_design(client: httpx.Async
     [
         ({"name": ""}, "name"),
         ({"approved_by": ""}, "approved_by"),
-        ({"approved_by": None}, "approved_by"),
+        ({"approved_by": "A.\u0000Engineer"}, "approved_by"),
+        ({"name": "S-101\nfill"}, "name"),
+        ({"design": {"note": "ok\u0000"}}, "design"),
+        ({"mix": {**MIX, "binder_pct": 0.5}}, "mix.binder_pct"),
+        ({"mix": {**MIX, "binder_pct": True}}, "mix.binder_pct"),
+        ({"mix": {**MIX, "solids_pct": "76"}}, "mix.solids_pct"),
         ({"mix": {k: v for k, v in MIX.items() if k != "solids_pct"}}, "mix.solids_pct"),
         ({"mix": {**MIX, "binder_pct": "NaN"}}, "mix.binder_pct"),
         ({"mix": {**MIX, "binder": MIX["binder"][:1]}}, "mix.binder"),
@@ -199,3 +204,56 @@ async def test_reading_needs_any_key(client: httpx.AsyncClient, role: str | None
     headers = auth(role) if role else {}
     assert (await client.get(URL, headers=headers)).status_code == expected
     assert (await client.get(f"{URL}/{stored['id']}", headers=headers)).status_code == expected
+
+
+async def test_a_draft_is_approved_once_and_the_approval_is_audited(
+    client: httpx.AsyncClient,
+) -> None:
+    draft = await store(client, {"name": "draft S-7", "mix": MIX})
+    assert (draft["approved"], draft["approved_by"], draft["approved_at"]) == (False, None, None)
+    approve = f"{URL}/{draft['id']}/approve"
+    for role, status in (("hmi", 403), ("scada", 403)):
+        r = await client.post(approve, json={"approved_by": "X"}, headers=auth(role))
+        assert r.status_code == status
+    r = await client.post(approve, json={"approved_by": ""}, headers=auth("engineer"))
+    assert (r.status_code, r.json()["field"]) == (422, "approved_by")
+    r = await client.post(approve, json={"approved_by": "C. Engineer"}, headers=auth("engineer"))
+    assert r.status_code == 200, r.text
+    approved = r.json()
+    assert (approved["approved"], approved["approved_by"]) == (True, "C. Engineer")
+    assert approved["approved_at"] is not None
+    assert {k: v for k, v in approved.items() if not k.startswith("approved")} == {
+        k: v for k, v in draft.items() if not k.startswith("approved")
+    }
+    r = await client.post(approve, json={"approved_by": "D. Engineer"}, headers=auth("admin"))
+    assert (r.status_code, r.json()["code"]) == (409, "recipe_already_approved")
+    entries = (
+        await client.get("/api/v1/audit", params={"limit": 1000}, headers=auth("hmi"))
+    ).json()
+    mine = [e for e in entries["items"] if e["kind"] == "recipe_approval"]
+    assert [e["new"]["approved_by"] for e in mine if e["new"]["recipe_id"] == draft["id"]] == [
+        "C. Engineer"
+    ]
+    r = await client.post(
+        f"{URL}/no-such-recipe/approve", json={"approved_by": "X"}, headers=auth("engineer")
+    )
+    assert r.status_code == 404
+
+
+async def test_a_recipe_outside_the_site_limits_is_refused_naming_the_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    for patch, field in (
+        ({"binder_pct": 1e-300}, "mix.binder_pct"),
+        ({"solids_pct": 1e-9}, "mix.solids_pct"),
+        ({"solids_pct": 95.0}, "mix.solids_pct"),
+        ({"tailings": {"specific_gravity": 1.2}}, "mix.tailings.specific_gravity"),
+    ):
+        r = await client.post(
+            URL, json={"name": "typo", "mix": {**MIX, **patch}}, headers=auth("engineer")
+        )
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert (body["code"], body["field"]) == ("recipe_implausible", field)
+        assert "BACKFILL_RECIPES__" in body["detail"]
+    assert (await client.get(URL, params={"name": "typo"}, headers=auth("hmi"))).json() == []

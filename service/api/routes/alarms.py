@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from service.api.deps import OperatorDep, PrincipalDep, RuntimeDep, StoreDep
 from service.api.plant_status import alarm_view
+from service.api.schemas.common import ID_PATTERN
 from service.api.schemas.plant import AlarmPublic
 
 router = APIRouter(tags=["alarms"])
@@ -20,7 +21,11 @@ async def list_alarms(runtime: RuntimeDep, _: PrincipalDep) -> list[dict[str, An
 
 
 @router.post("/alarms/{code}/acknowledge", response_model=AlarmPublic)
-async def acknowledge(code: str, runtime: RuntimeDep, who: OperatorDep) -> dict[str, Any]:
+async def acknowledge(
+    code: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_:.-]*$")],
+    runtime: RuntimeDep,
+    who: OperatorDep,
+) -> dict[str, Any]:
     alarm = runtime.supervisor.acknowledge_alarm(code, f"{who.role.value}:{who.key_id}")
     return alarm_view(alarm)
 
@@ -31,9 +36,10 @@ async def audit(
     _: PrincipalDep,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    pour_id: str | None = None,
+    pour_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
-    """Every setpoint set written, oldest first; page with ``after_id``."""
+    """Every setpoint set written and every recipe approval, oldest first; page with
+    ``after_id``."""
     entries = await store.list_audit(after_id=after_id, limit=limit, pour_id=pour_id)
     items = [
         {

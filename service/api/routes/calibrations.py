@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
-from service.api.deps import EngineerDep, PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
 from service.api.schemas.calibrations import (
     CalibrationCreate,
     CalibrationPublic,
@@ -38,7 +38,7 @@ async def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache:
 
 
 CalibrationCacheDep = Annotated[CalibrationCache, Depends(get_calibration_cache)]
-CalibrationId = Annotated[str, Path(min_length=1, max_length=64)]
+CalibrationId = PathId
 
 
 # --- mapping to the public schemas ----------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import PrincipalDep, RuntimeDep, ScadaDep, StoreDep
+from service.api.deps import PathId, PrincipalDep, RuntimeDep, ScadaDep, StoreDep
 from service.api.schemas.pours import PourCreate, PourList, PourPublic, SamplesAdd
 from service.core.pour_states import PourState
 from service.operations import pours as ops
@@ -27,6 +27,7 @@ async def create_pour(
         paste_flow_m3_h=body.paste_flow_m3_h,
         sample_ids=list(body.sample_ids),
         role=who.role.value,
+        limits=runtime.recipe_limits,
     )
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
@@ -46,38 +47,38 @@ async def list_pours(
 
 @router.get("/pours/{pour_id}", response_model=PourPublic)
 async def get_pour(
-    pour_id: str, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
+    pour_id: PathId, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
 ) -> PourPublic:
     return PourPublic(**ops.pour_view(await store.get_pour(pour_id), runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/start", response_model=PourPublic)
-async def start_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+async def start_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
     record = await runtime.supervisor.start_pour(pour_id, who.role.value)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/pause", response_model=PourPublic)
-async def pause_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+async def pause_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
     record = await runtime.supervisor.pause_pour(pour_id, who.role.value)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/resume", response_model=PourPublic)
-async def resume_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+async def resume_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
     record = await runtime.supervisor.resume_pour(pour_id, who.role.value)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/stop", response_model=PourPublic)
-async def stop_pour(pour_id: str, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
+async def stop_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
     record = await runtime.supervisor.stop_pour(pour_id, who.role.value)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/samples", response_model=PourPublic)
 async def add_samples(
-    pour_id: str, body: SamplesAdd, store: StoreDep, runtime: RuntimeDep, _: ScadaDep
+    pour_id: PathId, body: SamplesAdd, store: StoreDep, runtime: RuntimeDep, _: ScadaDep
 ) -> PourPublic:
     """Laboratory cylinder sample ids, added when the cylinders are cast."""
     record = await store.add_pour_samples(pour_id, body.sample_ids)

@@ -1,51 +1,68 @@
-"""Stored recipes: immutable versions carrying who approved them and their model.
+"""Stored recipes: immutable versions, approved by an engineer before they run.
 
 Every answer shows the recipe's proportioning per m3 and, when it names a calibration,
 its predicted UCS at 28 days; both are computed from the stored (immutable) mix and
-model, so a version always reads back the same.
+model, so a version always reads back the same. Reading is total: a version stored
+under older rules (outside today's plausible ranges, or one that cannot be
+proportioned) reads back with its ``problems`` named, never as an error of the list.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from service.api.deps import EngineerDep, PrincipalDep, StoreDep
+from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
 from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
 from service.api.routes.recipes import mix_inputs
 from service.api.schemas.calibrations import blend_fractions
+from service.api.schemas.common import Text
 from service.api.schemas.recipes import (
+    MixPublic,
     PredictedStrengthPublic,
+    RecipeApprove,
     RecipeCreate,
     RecipePublic,
     StoredMixIn,
     masses_public,
 )
 from service.core import proportioning as prop
-from service.errors import OutsideCalibrationRange
+from service.core.recipe_limits import RecipeLimits, check_mix
+from service.errors import BackfillError, InvalidInput
 from service.operations.calibrations import CalibrationCache, LoadedCalibration
 from service.store.records import RecipeRecord
 from service.store.repository import Store
 
 router = APIRouter(tags=["recipes"])
+log = logging.getLogger(__name__)
 
 DESIGN_AGE_DAYS = 28.0
-RecipeId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _proportion(mix: StoredMixIn) -> prop.Proportioning:
+def proportion_mix(mix: StoredMixIn | MixPublic) -> prop.Proportioning:
+    """The mix proportioned per m3; ``InvalidInput`` (field ``mix``) when it cannot be
+    (no finite, positive masses)."""
     tailings, binder, aggregate = mix_inputs(mix)
-    return prop.proportion(
-        tailings, binder, mix.binder_pct / 100.0, mix.solids_pct / 100.0, aggregate=aggregate
-    )
+    try:
+        mixed = prop.proportion(
+            tailings, binder, mix.binder_pct / 100.0, mix.solids_pct / 100.0, aggregate=aggregate
+        )
+    except ArithmeticError as err:
+        raise InvalidInput("mix", f"the mix cannot be proportioned: {err}") from err
+    numbers = (mixed.wet_density_kg_m3, mixed.binder_kg_m3, mixed.water_to_add_kg_m3)
+    if not all(math.isfinite(v) for v in numbers) or mixed.per_m3.dry_tailings_kg <= 0.0:
+        raise InvalidInput("mix", "the mix cannot be proportioned: no finite, positive masses")
+    return mixed
 
 
 def _prediction(
-    mix: StoredMixIn, calibration: LoadedCalibration
+    mix: MixPublic, calibration: LoadedCalibration
 ) -> tuple[PredictedStrengthPublic | None, str | None]:
     """UCS at 28 days by the recipe's model, flagged when extrapolated; None with a note
-    when the model has no coefficient for one of the binders."""
+    when the model cannot predict it (no coefficient for a binder, a mix it refuses)."""
     try:
         prediction = calibration.model.predict(
             blend_fractions({c.name: c.fraction_pct for c in mix.binder}),
@@ -54,8 +71,8 @@ def _prediction(
             DESIGN_AGE_DAYS,
             allow_extrapolation=True,
         )
-    except OutsideCalibrationRange as err:
-        return None, f"no prediction: {err.detail}"
+    except (BackfillError, ArithmeticError) as err:
+        return None, f"no prediction: {getattr(err, 'detail', err)}"
     note = None
     if mix.aggregate is not None:
         note = (
@@ -75,13 +92,36 @@ def _prediction(
     )
 
 
-async def _recipe_public(
-    record: RecipeRecord, store: Store, cache: CalibrationCache
+async def recipe_public(
+    record: RecipeRecord, store: Store, cache: CalibrationCache, limits: RecipeLimits
 ) -> RecipePublic:
-    mix = StoredMixIn.model_validate(record.mix)
-    mixed = _proportion(mix)
+    """The public view of a stored version; what it cannot compute goes to ``problems``."""
+    mix = MixPublic.model_validate(record.mix)
+    problems: list[str] = []
+    try:
+        check_mix(record.mix, limits)
+    except InvalidInput as err:
+        problems.append(err.detail)
+    per_m3, water_binder_ratio = None, None
+    try:
+        mixed = proportion_mix(mix)
+        per_m3 = masses_public(
+            mixed.per_m3,
+            wet_density=mixed.wet_density_kg_m3,
+            dry_density=mixed.dry_density_kg_m3,
+            aggregate=mix.aggregate is not None,
+        )
+        water_binder_ratio = mixed.water_binder_ratio
+        numbers = [water_binder_ratio, *per_m3.model_dump(exclude_none=True).values()]
+        if not all(math.isfinite(v) for v in numbers if isinstance(v, float)):
+            raise ArithmeticError("a quantity per m3 is not finite")
+    except InvalidInput as err:
+        problems.append(err.detail)
+    except ArithmeticError as err:  # a quantity the mix does not have (no binder)
+        per_m3, water_binder_ratio = None, None
+        problems.append(f"the mix cannot be proportioned: {err}")
     predicted, note = None, None
-    if record.calibration_id is not None:
+    if record.calibration_id is not None and per_m3 is not None:
         predicted, note = _prediction(
             mix, await referenced_calibration(store, cache, record.calibration_id)
         )
@@ -91,55 +131,92 @@ async def _recipe_public(
         version=record.version,
         created_at=record.created_at,
         created_by=record.created_by,
+        approved=record.approved_at is not None,
         approved_by=record.approved_by,
+        approved_at=record.approved_at,
         calibration_id=record.calibration_id,
         mix=mix,
         design=record.design,
-        per_m3=masses_public(
-            mixed.per_m3,
-            wet_density=mixed.wet_density_kg_m3,
-            dry_density=mixed.dry_density_kg_m3,
-            aggregate=mix.aggregate is not None,
-        ),
-        water_binder_ratio=mixed.water_binder_ratio,
+        per_m3=per_m3,
+        water_binder_ratio=water_binder_ratio,
         predicted_ucs_28d=predicted,
         prediction_note=note,
+        problems=problems,
     )
 
 
 @router.post("/recipes", status_code=201, response_model=RecipePublic)
 async def create_recipe(
-    req: RecipeCreate, principal: EngineerDep, store: StoreDep, cache: CalibrationCacheDep
+    req: RecipeCreate,
+    principal: EngineerDep,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    cache: CalibrationCacheDep,
 ) -> RecipePublic:
-    """Store a new immutable version of the recipe ``name``."""
-    # Refuse a mix that cannot be proportioned, or a missing calibration, before storing.
-    _proportion(req.mix)
+    """Store a new immutable version of the recipe ``name`` (approved at once when
+    ``approved_by`` is given)."""
+    mix = req.mix.model_dump(mode="json")
+    # Refuse an implausible mix, one that cannot be proportioned, or a missing
+    # calibration, before storing anything.
+    check_mix(mix, runtime.recipe_limits, prefix="mix.")
+    proportion_mix(req.mix)
     if req.calibration_id is not None:
         await referenced_calibration(store, cache, req.calibration_id)
     record = await store.add_recipe(
         name=req.name,
-        mix=req.mix.model_dump(mode="json"),
+        mix=mix,
         design=req.design,
         calibration_id=req.calibration_id,
         approved_by=req.approved_by,
         created_by=principal.role.value,
     )
-    return await _recipe_public(record, store, cache)
+    return await recipe_public(record, store, cache, runtime.recipe_limits)
+
+
+@router.post("/recipes/{recipe_id}/approve", response_model=RecipePublic)
+async def approve_recipe(
+    recipe_id: PathId,
+    req: RecipeApprove,
+    principal: EngineerDep,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    cache: CalibrationCacheDep,
+) -> RecipePublic:
+    """An engineer approves a stored version (a draft, or a pour's inline recipe) so
+    that pours may run it; recorded in the audit log. A version outside the site's
+    plausible ranges cannot be approved (422); a second approval is a 409."""
+    record = await store.get_recipe(recipe_id)
+    check_mix(record.mix, runtime.recipe_limits, prefix="mix.")
+    proportion_mix(MixPublic.model_validate(record.mix))
+    approved = await store.approve_recipe(
+        recipe_id, approved_by=req.approved_by, role=principal.role.value
+    )
+    log.info(
+        "recipe %s version %d approved by %s", approved.name, approved.version, req.approved_by
+    )
+    return await recipe_public(approved, store, cache, runtime.recipe_limits)
 
 
 @router.get("/recipes", response_model=list[RecipePublic])
 async def list_recipes(
     _: PrincipalDep,
     store: StoreDep,
+    runtime: RuntimeDep,
     cache: CalibrationCacheDep,
-    name: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    name: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
 ) -> list[RecipePublic]:
     """Every stored version, by name then version; ``?name=`` for one recipe's versions."""
-    return [await _recipe_public(r, store, cache) for r in await store.list_recipes(name)]
+    limits = runtime.recipe_limits
+    return [await recipe_public(r, store, cache, limits) for r in await store.list_recipes(name)]
 
 
 @router.get("/recipes/{recipe_id}", response_model=RecipePublic)
 async def get_recipe(
-    recipe_id: RecipeId, _: PrincipalDep, store: StoreDep, cache: CalibrationCacheDep
+    recipe_id: PathId,
+    _: PrincipalDep,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    cache: CalibrationCacheDep,
 ) -> RecipePublic:
-    return await _recipe_public(await store.get_recipe(recipe_id), store, cache)
+    record = await store.get_recipe(recipe_id)
+    return await recipe_public(record, store, cache, runtime.recipe_limits)

@@ -7,7 +7,7 @@ import math
 from fastapi import APIRouter, Response
 from pydantic_core import to_json
 
-from service.api.deps import PrincipalDep, StoreDep
+from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
 from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
 from service.api.routes.strength import required_strength
 from service.api.schemas.recipes import (
@@ -15,6 +15,7 @@ from service.api.schemas.recipes import (
     CalibrationUsedPublic,
     CostedRecipePublic,
     MixIn,
+    MixPublic,
     OptimizePublic,
     OptimizeRequest,
     ProportionPublic,
@@ -24,12 +25,21 @@ from service.api.schemas.recipes import (
 )
 from service.core import optimizer as opt
 from service.core import proportioning as prop
+from service.core.recipe_limits import (
+    RecipeLimits,
+    check_binder_gs,
+    check_binder_pct,
+    check_mix,
+    check_solids,
+    check_tailings,
+)
 
 router = APIRouter(tags=["recipes"])
+_MIX_FIELDS = {"tailings", "binder", "binder_pct", "solids_pct", "aggregate"}
 
 
 def mix_inputs(
-    req: MixIn,
+    req: MixIn | MixPublic,
 ) -> tuple[prop.Tailings, tuple[prop.BinderComponent, ...], prop.Aggregate | None]:
     tailings = prop.Tailings(req.tailings.specific_gravity, req.tailings.moisture_pct / 100.0)
     binder = tuple(
@@ -65,6 +75,24 @@ def solve_solids_fraction(
     )
 
 
+def _target_field(req: ProportionRequest) -> str:
+    if req.solids_pct is not None:
+        return "solids_pct"
+    return "water_binder_ratio" if req.water_binder_ratio is not None else "wet_density_kg_m3"
+
+
+def check_optimizer_limits(req: OptimizeRequest, limits: RecipeLimits) -> None:
+    """The optimiser designs inside the site's plausible ranges: a search window or a
+    material outside them is refused, naming its field."""
+    check_tailings(req.tailings.model_dump(), limits, "tailings")
+    for i, offer in enumerate(req.binders):
+        check_binder_gs(f"binders[{i}].specific_gravity", offer.specific_gravity, limits)
+    check_binder_pct("binder_pct_min", req.binder_pct_min, limits)
+    check_binder_pct("binder_pct_max", req.binder_pct_max, limits)
+    check_solids("solids_pct_min", req.solids_pct_min, limits)
+    check_solids("solids_pct_max", req.solids_pct_max, limits)
+
+
 def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
     m = mix.masses(volume_m3)
     body: dict[str, object] = {
@@ -88,14 +116,21 @@ def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
 
 
 @router.post("/recipes/proportion", response_model=ProportionPublic)
-async def proportion(req: ProportionRequest, _: PrincipalDep) -> Response:
-    """Masses per m3 and for ``volume_m3`` of a saturated paste (DOMAIN.md relations)."""
+async def proportion(req: ProportionRequest, _: PrincipalDep, runtime: RuntimeDep) -> Response:
+    """Masses per m3 and for ``volume_m3`` of a saturated paste (DOMAIN.md relations),
+    for a mix inside the site's plausible ranges (422 ``recipe_implausible`` naming the
+    field and the limit otherwise)."""
+    limits = runtime.recipe_limits
+    check_mix(req.model_dump(include=_MIX_FIELDS), limits)
     tailings, binder, aggregate = mix_inputs(req)
+    solids_fraction = solve_solids_fraction(req, tailings, binder, aggregate)
+    if req.solids_pct is None:
+        check_solids(_target_field(req), 100.0 * solids_fraction, limits)
     mix = prop.proportion(
         tailings,
         binder,
         req.binder_pct / 100.0,
-        solve_solids_fraction(req, tailings, binder, aggregate),
+        solids_fraction,
         volume_m3=req.volume_m3,
         aggregate=aggregate,
     )
@@ -155,10 +190,15 @@ def _costed_public(recipe: opt.CostedRecipe, req: OptimizeRequest) -> CostedReci
 
 @router.post("/recipes/optimize", response_model=OptimizePublic)
 async def optimize(
-    req: OptimizeRequest, _: PrincipalDep, store: StoreDep, cache: CalibrationCacheDep
+    req: OptimizeRequest,
+    _: PrincipalDep,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    cache: CalibrationCacheDep,
 ) -> OptimizePublic:
     """The cheapest binder blend and dose whose predicted UCS at ``curing_days`` meets the
     stope's requirement, with cost, binding limits and the saving against cement alone."""
+    check_optimizer_limits(req, runtime.recipe_limits)
     strength = None if req.stope is None else required_strength(req.stope)
     required_ucs_kpa = strength.required_ucs_kpa if strength is not None else req.required_ucs_kpa
     assert required_ucs_kpa is not None  # the schema admits exactly one of the two

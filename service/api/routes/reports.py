@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import PathId, PrincipalDep, RuntimeDep, StoreDep
 from service.operations.pour_report import build_pour_report, report_csv
 
 router = APIRouter(tags=["pours"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["pours"])
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def pour_report_csv(
-    pour_id: str, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
+    pour_id: PathId, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
 ) -> Response:
     """The pour record, its recipe version and spec bands as ``field,value`` rows, then
     the Cw/Bw trend over the pour with the band and an in-spec flag per step."""

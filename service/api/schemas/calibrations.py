@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from service.api.schemas.common import ComponentName, Public, Strict
+from service.api.schemas.common import (
+    ComponentName,
+    MultilineText,
+    Public,
+    Strict,
+    Text,
+)
 
 _SUM_TOLERANCE_PCT = 1.0e-4  # the core's 1e-6 on fractions
 MAX_ROWS = 5000
@@ -40,7 +46,7 @@ BinderPct = Annotated[
 ]
 SolidsPct = Annotated[float, Field(gt=0.0, lt=100.0, description="Cw: dry solids as % of paste.")]
 CuringDays = Annotated[float, Field(gt=0.0, le=3650.0)]
-CalibrationName = Annotated[str, Field(min_length=1, max_length=100)]
+CalibrationName = Annotated[Text, Field(min_length=1, max_length=100)]
 
 
 def blend_fractions(blend: dict[str, float]) -> dict[str, float]:
@@ -51,7 +57,7 @@ def blend_fractions(blend: dict[str, float]) -> dict[str, float]:
 class CylinderIn(Strict):
     """One laboratory cylinder."""
 
-    sample_id: Annotated[str | None, Field(max_length=64)] = None
+    sample_id: Annotated[Text | None, Field(max_length=64)] = None
     blend: BlendPct
     binder_pct: BinderPct
     solids_pct: SolidsPct
@@ -69,7 +75,7 @@ class CalibrationCreate(Strict):
 
     name: CalibrationName
     rows: Annotated[list[CylinderIn] | None, Field(min_length=1, max_length=MAX_ROWS)] = None
-    csv: Annotated[str | None, Field(min_length=1, max_length=MAX_CSV_CHARS)] = None
+    csv: Annotated[MultilineText | None, Field(min_length=1, max_length=MAX_CSV_CHARS)] = None
     reference_component: ComponentName = Field(
         default="cement", description="The blend's reference binder (no blend term)."
     )

@@ -7,18 +7,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas.common import Strict
+from service.api.schemas.common import ResourceId, Strict, Text
 from service.api.schemas.recipes import StoredMixIn
 
 SampleId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
 
 class PourCreate(Strict):
-    stope_id: Annotated[str, Field(min_length=1, max_length=100, examples=["S-101"])]
+    stope_id: Annotated[Text, Field(min_length=1, max_length=100, examples=["S-101"])]
     recipe: StoredMixIn | None = Field(
         default=None, description="An inline recipe; stored as a recipe version on the way."
     )
-    recipe_id: str | None = Field(default=None, description="A stored recipe version.")
+    recipe_id: ResourceId | None = Field(default=None, description="A stored recipe version.")
     target_volume_m3: Annotated[float, Field(gt=0.0, le=1_000_000.0)]
     paste_flow_m3_h: Annotated[float, Field(gt=0.0, le=500.0)]
     sample_ids: Annotated[list[SampleId], Field(max_length=200, default_factory=list)]

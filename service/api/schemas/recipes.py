@@ -12,8 +12,11 @@ from service.api.schemas.common import (
     ComponentName,
     PositiveFloat,
     Public,
+    ResourceId,
     SpecificGravity,
     Strict,
+    Text,
+    free_json_without_controls,
 )
 from service.api.schemas.strength import RequiredStrengthPublic, StopeIn
 
@@ -221,7 +224,7 @@ class OptimizeRequest(Strict):
     solids_pct_max: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, high.")]
     binder_pct_min: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw minimum.")]
     binder_pct_max: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw maximum.")]
-    calibration_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    calibration_id: ResourceId | None = None
     stope_volume_m3: Annotated[float | None, Field(gt=0.0, le=1.0e7)] = None
     allow_extrapolation: bool = Field(
         default=False,
@@ -300,16 +303,20 @@ DESIGN_MAX_CHARS = 32_768
 
 
 class RecipeCreate(Strict):
-    """An immutable recipe version; the same ``name`` again is the next version."""
+    """An immutable recipe version; the same ``name`` again is the next version. With
+    ``approved_by`` the storing engineer approves it at once; without, it is a draft
+    until approved (``POST /recipes/{id}/approve``). Either way the approval is an
+    entry of the audit log. Only an approved version runs in a pour, unless the site
+    allows otherwise."""
 
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[Text, Field(min_length=1, max_length=100)]
     mix: StoredMixIn
     approved_by: Annotated[
-        str, Field(min_length=1, max_length=100, description="The approving engineer's name.")
-    ]
+        Text | None,
+        Field(min_length=1, max_length=100, description="The approving engineer's name."),
+    ] = None
     calibration_id: Annotated[
-        str | None,
-        Field(min_length=1, max_length=64, description="The model it was designed with."),
+        ResourceId | None, Field(description="The model it was designed with.")
     ] = None
     design: dict[str, Any] | None = Field(
         default=None,
@@ -330,7 +337,16 @@ class RecipeCreate(Strict):
             raise ValueError(
                 f"design is {len(text)} characters of JSON; at most {DESIGN_MAX_CHARS}"
             )
+        free_json_without_controls(design)
         return design
+
+
+class RecipeApprove(Strict):
+    """An engineer's approval of a stored version (recorded in the audit log)."""
+
+    approved_by: Annotated[
+        Text, Field(min_length=1, max_length=100, description="The approving engineer's name.")
+    ]
 
 
 class PredictedStrengthPublic(Public):
@@ -342,17 +358,54 @@ class PredictedStrengthPublic(Public):
     outside: list[str]
 
 
+class TailingsPublic(Public):
+    specific_gravity: float
+    moisture_pct: float = 0.0
+
+
+class BinderComponentPublic(Public):
+    name: str
+    specific_gravity: float
+    fraction_pct: float
+
+
+class AggregatePublic(Public):
+    specific_gravity: float
+    fraction_pct: float
+    moisture_pct: float = 0.0
+
+
+class MixPublic(Public):
+    """A stored mix as it was stored (read back without the request rules, so that a
+    version stored under older rules still reads)."""
+
+    tailings: TailingsPublic
+    binder: list[BinderComponentPublic]
+    binder_pct: float
+    solids_pct: float
+    aggregate: AggregatePublic | None = None
+
+
 class RecipePublic(Public):
     id: str
     name: str
     version: int
     created_at: datetime
     created_by: str = Field(description="Role of the key that stored it.")
+    approved: bool = Field(description="An engineer approved this version; only those run.")
     approved_by: str | None
+    approved_at: datetime | None
     calibration_id: str | None
-    mix: StoredMixIn
+    mix: MixPublic
     design: dict[str, Any] | None
-    per_m3: MassesPublic
-    water_binder_ratio: float
+    per_m3: MassesPublic | None = Field(
+        description="Null when the stored mix cannot be proportioned (see problems)."
+    )
+    water_binder_ratio: float | None
     predicted_ucs_28d: PredictedStrengthPublic | None
     prediction_note: str | None = None
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Why this version could not run today: outside the site's plausible "
+        "ranges (which may have changed since it was stored), or not proportionable.",
+    )
