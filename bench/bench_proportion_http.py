@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             "BACKFILL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'b.db'}",
             "BACKFILL_API_KEYS": f"hmi:{key}",
             "BACKFILL_LOG_LEVEL": "WARNING",
+            # The per-caller limit on computations is the service's defence, not what is
+            # measured here: raised far above what one wrk client can send.
+            "BACKFILL_API__COMPUTE_RATE_PER_S": "100000",
+            "BACKFILL_API__COMPUTE_BURST": "1000000",
         }
         script = workdir / "post.lua"
         script.write_text(

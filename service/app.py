@@ -4,13 +4,17 @@ connection and task (nothing is built at import time)."""
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from service.api import errors, openapi
 from service.api.limits import RequestLimits
@@ -31,12 +35,25 @@ from service.settings import Settings
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent / "web"
-# The page loads nothing but its own files and talks to nothing but this service.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "Cache-Control": "no-cache",
-}
+_PAGE_HEADERS = {"Cache-Control": "no-cache"}
+# Pure computations: they change nothing, so they have their own, higher rate limit.
+_COMPUTATIONS = re.compile(
+    rf"^{API_PREFIX}/(recipes/proportion|recipes/optimize|strength/required|strength/arching"
+    r"|calibrations/[^/]+/predict)$"
+)
+
+
+class PageAssets(StaticFiles):
+    """The page's own files only: markup, script, style and images; nothing else in
+    the folder (its ``__init__.py``, say) is served."""
+
+    SUFFIXES = (".html", ".js", ".css", ".svg", ".png", ".ico")
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        name = Path(path).name
+        if not name.endswith(self.SUFFIXES) or name.startswith(("_", ".")):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
 
 def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
@@ -72,9 +89,14 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     openapi.install(app)
     app.add_middleware(
         RequestLimits,
+        identify=runtime.keys.identify,
+        is_computation=lambda path: _COMPUTATIONS.match(path) is not None,
         max_body_bytes=settings.api.max_body_bytes,
         write_rate_per_s=settings.api.write_rate_per_s,
         write_burst=settings.api.write_burst,
+        compute_rate_per_s=settings.api.compute_rate_per_s,
+        compute_burst=settings.api.compute_burst,
+        body_timeout_s=settings.api.idle_timeout_s,
     )
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
@@ -93,5 +115,5 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers=_PAGE_HEADERS)
 
-    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+    app.mount("/web", PageAssets(directory=WEB_DIR), name="web")
     return app

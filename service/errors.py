@@ -112,6 +112,22 @@ class PlantNotReady(PlantLinkError):
     code = "plant_not_ready"
 
 
+# --- the service itself (HTTP 429 / 503) ------------------------------------------------
+
+
+class TooManyStreams(BackfillError):
+    """A caller (or the service) has as many event streams open as it may."""
+
+    code = "too_many_streams"
+
+
+class ServiceStopping(BackfillError):
+    """The service is shutting down: it has put the plant in its safe state and takes
+    no further pour action."""
+
+    code = "service_stopping"
+
+
 # --- store (HTTP 503) -------------------------------------------------------------------
 
 

@@ -50,10 +50,14 @@ class TextFormatter(logging.Formatter):
         return f"{line} [pour {pour_id}]" if pour_id else line
 
 
-def configure(level: str, fmt: str) -> None:
+def configure(level: str, fmt: str, opcua_level: str = "WARNING") -> None:
+    """The service's logging. The OPC UA library logs at ``opcua_level`` on its own:
+    at INFO it writes about 60 lines a second, which would bury the lines an operator
+    must see (a simulated plant, the generated keys)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_PourIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("asyncua").setLevel(opcua_level.upper())

@@ -148,6 +148,13 @@ class ServiceMetrics:
         )
         self.alarms_active = Gauge("backfill_alarms_active", "Active alarms by severity.")
         self.pour_volume_m3 = Gauge("backfill_pour_volume_m3", "Paste placed in the active pour.")
+        self.plant_simulated = Gauge(
+            "backfill_plant_simulated",
+            "1 when the plant is the built-in simulator (no PLC is connected), 0 for a PLC.",
+        )
+        self.event_streams_open = Gauge(
+            "backfill_event_streams_open", "Open /plant/stream connections."
+        )
 
     def render(self) -> str:
         metrics: list[_Metric] = [
@@ -160,5 +167,7 @@ class ServiceMetrics:
             self.measurement_age_seconds,
             self.alarms_active,
             self.pour_volume_m3,
+            self.plant_simulated,
+            self.event_streams_open,
         ]
         return "".join(m.render() for m in metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -14,7 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
-from service.errors import TagMapError
+from service.api.streams import StreamSlots
+from service.core.recipe_limits import RecipeLimits
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import CalibrationCache, seed_example_calibration
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
@@ -46,8 +48,16 @@ def _development_keys(folder: Path) -> list[ApiKey]:
         fh.write("# API keys generated for this run (BACKFILL_API_KEYS was not set)\n")
         for k in keys:
             fh.write(f"{k.role.value}:{k.key.get_secret_value()}\n")
-    log.warning("BACKFILL_API_KEYS is not set: generated one key per role for this run in %s", path)
+    log.warning(
+        "\n%s\n  API KEYS for this run (BACKFILL_API_KEYS is not set): %s\n%s",
+        _RULE,
+        path,
+        _RULE,
+    )
     return keys
+
+
+_RULE = "=" * 78
 
 
 def _ages(link: OpcUaPlantLink) -> list[tuple[dict[str, str], float]]:
@@ -68,6 +78,14 @@ class Runtime:
         self.keys = KeyRing(keys)
         self.metrics = ServiceMetrics()
         self.calibrations = CalibrationCache()
+        self.recipe_limits = RecipeLimits(
+            **settings.recipes.model_dump(exclude={"allow_unapproved"})
+        )
+        self.streams = StreamSlots(settings.api.max_streams_per_key, settings.api.max_streams)
+        self.metrics.plant_simulated.set(1.0 if settings.embedded_simulator else 0.0)
+        self.metrics.event_streams_open.set_callback(lambda: [({}, float(self.streams.count))])
+        # Set at shutdown: event streams end, the supervisor takes no pour action.
+        self.closing = asyncio.Event()
         self._stack: AsyncExitStack | None = None
         self._engine: AsyncEngine | None = None
         self._store: Store | None = None
@@ -106,7 +124,15 @@ class Runtime:
         """Plant seconds per wall second: the simulator's speed when it is built in."""
         return self.settings.sim.speed if self.settings.embedded_simulator else 1.0
 
+    @property
+    def started(self) -> bool:
+        return self._stack is not None
+
     async def start(self) -> None:
+        """Start everything in order; a no-op when started already (``python -m
+        service`` starts the runtime before the server, to report a failure plainly)."""
+        if self._stack is not None:
+            return
         stack = AsyncExitStack()
         try:
             await self._start(stack)
@@ -138,15 +164,17 @@ class Runtime:
             # Measurements arrive as often in plant time as they would at speed 1.
             interval = max(plc.publishing_interval_ms / settings.sim.speed, 50.0)
             plc = plc.model_copy(update={"publishing_interval_ms": interval})
-            log.info("built-in plant simulator at %s (speed %gx)", endpoint, settings.sim.speed)
+            log.warning(
+                "\n%s\n  SIMULATED PLANT: no PLC is connected. The built-in simulator at %s "
+                "(speed %gx)\n  runs because BACKFILL_PLC__ENDPOINT is not set.\n%s",
+                _RULE,
+                endpoint,
+                settings.sim.speed,
+                _RULE,
+            )
         else:
-            assert plc.endpoint is not None
+            assert plc.endpoint is not None and plc.tag_map is not None  # settings say so
             endpoint = plc.endpoint
-            if plc.tag_map is None:
-                raise TagMapError(
-                    "BACKFILL_PLC__TAG_MAP is required with BACKFILL_PLC__ENDPOINT",
-                    tag="(tag map)",
-                )
             tag_map_path = plc.tag_map
         link = OpcUaPlantLink(plc, load_tag_map(tag_map_path), endpoint=endpoint)
         failover = settings.failover
@@ -165,6 +193,8 @@ class Runtime:
             config=SupervisorConfig(
                 checkpoint_interval_wall_s=settings.checkpoint_interval_s,
                 start_timeout_s=settings.start_timeout_s,
+                recipe_limits=self.recipe_limits,
+                allow_unapproved=settings.recipes.allow_unapproved,
             ),
             time_scale=self.time_scale,
         )
@@ -210,7 +240,21 @@ class Runtime:
     def is_writer(self) -> bool:
         return self._supervisor is not None and self._supervisor.running
 
+    async def quiesce(self) -> None:
+        """The first step of a shutdown: no further pour action, the running pour
+        paused and the plant told to stop (confirmed by the PLC), the records stored,
+        then every event stream ends. Idempotent; the caller bounds the time."""
+        try:
+            if self._supervisor is not None:
+                await self._supervisor.quiesce()
+        finally:
+            self.closing.set()
+
     async def stop(self) -> None:
+        try:
+            await self.quiesce()
+        except Exception:  # a shutdown step: record it, stop everything anyway
+            log.exception("pausing the plant for the shutdown failed")
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

@@ -6,15 +6,30 @@ Nothing here is evaluated at import time: ``Settings()`` is built by the entry p
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+PREFIX = "BACKFILL_"
+NESTING = "__"
+#: Reserved for the project's own test suite (e.g. BACKFILL_TEST_STRICT); never settings.
+TEST_PREFIX = "BACKFILL_TEST_"
 
 
 class Role(StrEnum):
@@ -175,13 +190,80 @@ class FailoverSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """Limits of the HTTP API."""
+    """Limits of the HTTP API. A caller is the API key it presents (or, without a valid
+    key, its address)."""
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     write_rate_per_s: float = Field(
         default=20.0, gt=0, le=10_000, description="Sustained writes per second per caller."
     )
     write_burst: int = Field(default=40, ge=1, le=100_000)
+    compute_rate_per_s: float = Field(
+        default=500.0,
+        gt=0,
+        le=100_000,
+        description="Sustained pure computations (proportion, strength, optimise, predict) "
+        "per second per caller: they write nothing, so their limit is much higher.",
+    )
+    compute_burst: int = Field(default=1000, ge=1, le=1_000_000)
+    max_streams_per_key: int = Field(
+        default=8, ge=1, le=1000, description="Open /plant/stream connections per caller."
+    )
+    max_streams: int = Field(
+        default=64, ge=1, le=10_000, description="Open /plant/stream connections in all."
+    )
+    idle_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="A connection that sends no complete request head for this long is closed "
+        "(idle keep-alive, half-open or trickled headers); so is a request body that stops.",
+    )
+    stream_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="An event stream whose client takes no data for this long is closed.",
+    )
+
+
+class RecipeSettings(BaseModel):
+    """What a recipe must be for this plant to run it: inside the site's plausible
+    ranges (checked wherever a recipe enters: an inline recipe, a stored version, a
+    proportioning request, an optimiser design) and, unless allowed, approved by an
+    engineer (ISA-88: a control recipe comes from an approved master recipe)."""
+
+    allow_unapproved: bool = Field(
+        default=False,
+        description="Let a pour run a recipe version no engineer has approved (an inline "
+        "recipe from SCADA, say).",
+    )
+    binder_pct_min: float = Field(default=1.0, gt=0, le=50, description="Bw, % of dry tailings.")
+    binder_pct_max: float = Field(default=20.0, gt=0, le=50)
+    solids_pct_min: float = Field(default=55.0, gt=0, lt=100, description="Cw, % of paste.")
+    solids_pct_max: float = Field(default=88.0, gt=0, lt=100)
+    tailings_gs_min: float = Field(default=2.2, gt=1, le=8, description="Also aggregate Gs.")
+    tailings_gs_max: float = Field(default=5.0, gt=1, le=8)
+    binder_gs_min: float = Field(default=2.0, gt=1, le=8)
+    binder_gs_max: float = Field(default=3.6, gt=1, le=8)
+    moisture_pct_max: float = Field(
+        default=150.0, ge=0, le=1000, description="w0, % of dry tailings (50 % solids: 100)."
+    )
+    blend_component_pct_min: float = Field(
+        default=2.0,
+        ge=0,
+        lt=100,
+        description="A binder component below this share of the blend cannot be metered.",
+    )
+    aggregate_pct_max: float = Field(default=80.0, ge=0, lt=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RecipeSettings:
+        for name in ("binder_pct", "solids_pct", "tailings_gs", "binder_gs"):
+            low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+            if low > high:
+                raise ValueError(f"{name}_min ({low:g}) is above {name}_max ({high:g})")
+        return self
 
 
 class Settings(BaseSettings):
@@ -205,6 +287,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
+    recipes: RecipeSettings = Field(default_factory=RecipeSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,
@@ -213,7 +296,17 @@ class Settings(BaseSettings):
         description="Plant seconds after a start or resume for the PLC to report running "
         "(its flush included); then the pour pauses as plc_did_not_start.",
     )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        ge=2,
+        le=300,
+        description="Wall seconds from SIGTERM to exit: pause the pour, stop the plant, store "
+        "the record, close streams (under the 30 s the deployment files allow).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    opcua_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="Level of the OPC UA library's own log (asyncua)."
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, with pour_id."
     )
@@ -266,6 +359,129 @@ class Settings(BaseSettings):
             raise ValueError("failover.enabled needs a PostgreSQL database_url")
         return self
 
+    @model_validator(mode="after")
+    def _endpoint_needs_tag_map(self) -> Settings:
+        if self.plc.endpoint is not None and self.plc.tag_map is None:
+            raise ValueError(
+                "plc.tag_map is required with plc.endpoint: the tag map names the PLC's "
+                "node for every logical tag"
+            )
+        return self
+
     @property
     def embedded_simulator(self) -> bool:
         return self.plc.endpoint is None
+
+
+# --- the environment: every BACKFILL_ variable must be a setting -----------------------
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _env_paths(model: type[BaseModel], prefix: str) -> dict[str, tuple[str, ...]]:
+    """Environment variable name -> field path, for every field and nested field
+    (a nested model may also be given whole, as JSON, under its own name)."""
+    paths: dict[str, tuple[str, ...]] = {}
+    for name, info in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        paths[env] = (name,)
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            for sub, path in _env_paths(nested, f"{env}{NESTING}").items():
+                paths[sub] = (name, *path)
+    return paths
+
+
+def setting_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable the service reads, with the field it sets."""
+    return _env_paths(Settings, PREFIX)
+
+
+class ConfigurationError(Exception):
+    """Settings that cannot be used; ``lines`` says why, one line per problem, naming
+    the environment variable."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for every ``BACKFILL_`` variable that is no setting (a typo such as
+    BACKFILL_PLC_ENDPOINT would otherwise be ignored: the service would start its
+    built-in simulator instead of talking to the PLC), with the closest real name."""
+    known = setting_names()
+    suffixes = {name.removeprefix(PREFIX): name for name in known}
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper.startswith(TEST_PREFIX) or upper in known:
+            continue
+        # Compared without the prefix every name shares, or everything looks alike.
+        close = difflib.get_close_matches(upper.removeprefix(PREFIX), suffixes, n=1, cutoff=0.7)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        lines.append(f"{name} is not a setting of this service{hint}")
+    return lines
+
+
+_IDENTIFIER = re.compile(r"\b[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\b")
+
+
+def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+    """The settings model at ``path`` (None when it is a leaf or no setting)."""
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if model is None or part not in model.model_fields:
+            return None
+        model = _nested_model(model.model_fields[part].annotation)
+    return model
+
+
+def _validation_lines(err: ValidationError) -> list[str]:
+    """One line per error, naming the environment variable; a rule about several
+    settings names each of them as a variable too. Input values are not repeated
+    (they may be keys or passwords)."""
+    by_path = {path: env for env, path in setting_names().items()}
+    lines = []
+    for item in err.errors():
+        loc = tuple(str(p) for p in item.get("loc", ()) if isinstance(p, str))
+        while loc and loc not in by_path:  # a list index or a key below a setting
+            loc = loc[:-1]
+
+        def rename(match: re.Match[str], base: tuple[str, ...] = loc) -> str:
+            words = tuple(match.group(0).split("."))
+            for candidate in (base + words, words):
+                if candidate in by_path and _model_at(candidate) is None:
+                    return by_path[candidate]
+            return match.group(0)
+
+        message = _IDENTIFIER.sub(rename, str(item.get("msg", "invalid")))
+        message = message.removeprefix("Value error, ")
+        if not loc:
+            where = "settings"
+        elif _model_at(loc) is not None:
+            where = f"{by_path[loc]}{NESTING}*"
+        else:
+            where = by_path[loc]
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def load_settings() -> Settings:
+    """The settings of ``python -m service`` from the environment: refused with a
+    ConfigurationError (one line per problem, naming the environment variable) when a
+    ``BACKFILL_`` variable is no setting or a value is invalid."""
+    problems = unknown_variables(os.environ)
+    if problems:
+        raise ConfigurationError(problems)
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise ConfigurationError(_validation_lines(err)) from err
+    except SettingsError as err:  # a nested setting given as JSON that does not parse
+        cause = f" ({err.__cause__})" if err.__cause__ else ""
+        raise ConfigurationError([f"settings: {err}{cause}"]) from err

@@ -17,6 +17,14 @@ from dataclasses import dataclass
 from service.settings import ApiKey, Role
 
 
+def parse_bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value; the scheme in any
+    case and the spaces around it ignored (RFC 9110 §11.1). None if it is no bearer."""
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     role: Role
@@ -42,3 +50,8 @@ class KeyRing:
         if found is None:
             return None
         return Principal(role=found, key_id=digest.hex()[:8])
+
+    def identify(self, presented: str) -> str | None:
+        """The caller id (key fingerprint) of a valid key, None otherwise."""
+        principal = self.authenticate(presented)
+        return None if principal is None else principal.key_id

@@ -28,6 +28,8 @@ _STATUS: list[tuple[type[e.BackfillError], int]] = [
     (e.SetpointUnconfirmed, 504),
     (e.PlantLinkError, 503),
     (e.StoreUnavailable, 503),
+    (e.ServiceStopping, 503),
+    (e.TooManyStreams, 429),
 ]
 
 _HTTP_CODES = {
@@ -67,6 +69,13 @@ def field_path(loc: Sequence[Any]) -> str:
 def _validation_payload(err: RequestValidationError) -> dict[str, Any]:
     items = []
     for item in err.errors():
+        if item.get("type") == "json_invalid":
+            # FastAPI puts the character position where a field name would be.
+            position = item.get("loc", ("body", "?"))[-1]
+            reason = (item.get("ctx") or {}).get("error", "invalid")
+            message = f"the body is not valid JSON: {reason} at character {position}"
+            items.append({"field": "body", "message": message})
+            continue
         # pydantic puts the validator name (e.g. a union branch or "function-after") in
         # the location; drop what is not a field name or an index.
         loc = [p for p in item.get("loc", ()) if isinstance(p, int) or "[" not in str(p)]
@@ -95,6 +104,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 400:
+            # FastAPI's only 400: a body it could not decode (not UTF-8, say). Every
+            # body error is the documented 422 naming the field.
+            detail = "body: the body could not be read as JSON text (UTF-8)"
+            return JSONResponse(
+                {"code": "validation_error", "detail": detail, "field": "body", "errors": []},
+                status_code=422,
+            )
         code = _HTTP_CODES.get(err.status_code, "http_error")
         return JSONResponse(
             {"code": code, "detail": str(err.detail)},

@@ -1,21 +1,29 @@
-"""Request limits, as one pure ASGI middleware (cheap on the hot read path):
+"""Request limits and response headers, as one pure ASGI middleware (cheap on the hot
+read path):
 
 - a request body larger than ``max_body_bytes`` is refused with 413 before the route
-  runs (by its Content-Length, or while it streams in);
-- writes (POST, PUT, PATCH, DELETE) are rate-limited per caller with a token bucket:
-  ``write_rate_per_s`` sustained, ``write_burst`` at once; beyond it 429 with
-  Retry-After. The caller is the presented key's hash (never the key itself), or the
-  client address without a key.
+  runs: by its Content-Length, or, for a chunked body, while it is read here (the
+  route gets it whole); a body that stops arriving for ``body_timeout_s`` is a 408;
+- requests that change something (POST, PUT, PATCH, DELETE) are rate-limited per
+  caller with token buckets: writes at ``write_rate_per_s`` (``write_burst`` at once),
+  pure computations (which change nothing) at the much higher ``compute_rate_per_s``;
+  beyond it 429 with Retry-After. The caller is the API key's identity, whatever the
+  spelling of the header (``bearer``, ``BEARER``, extra spaces); without a valid key it
+  is the client address;
+- every response carries the security headers (no sniffing, no framing, no referrer)
+  and, except the interactive API docs, the page's Content-Security-Policy.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from service.api.auth import parse_bearer
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -23,12 +31,22 @@ Receive = Callable[[], Any]
 Send = Callable[[Message], Any]
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 
-_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _MAX_CALLERS = 10_000
 
-
-class _BodyTooLarge(Exception):
-    pass
+# The page loads nothing but its own files and talks to nothing but this service.
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+# Swagger UI and ReDoc load their scripts from a CDN: the page policy would blank them.
+_NO_PAGE_POLICY = ("/docs", "/redoc")
 
 
 class TokenBucket:
@@ -48,7 +66,26 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
-async def _error(send: Send, status: int, code: str, detail: str, headers: list[Any]) -> None:
+class _Limit:
+    """Buckets of one class of request, per caller (memory bounded)."""
+
+    def __init__(self, what: str, rate: float, burst: int) -> None:
+        self.what, self.rate, self.burst = what, rate, burst
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def take(self, caller: str, now: float) -> float:
+        bucket = self.buckets.get(caller)
+        if bucket is None:
+            if len(self.buckets) >= _MAX_CALLERS:
+                self.buckets.clear()
+            bucket = self.buckets[caller] = TokenBucket(self.rate, self.burst, now)
+        return bucket.take(now)
+
+
+async def send_error(
+    send: Send, status: int, code: str, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """An error answer in the one error shape, straight from ASGI."""
     body = json.dumps({"code": code, "detail": detail}).encode()
     await send(
         {
@@ -57,6 +94,7 @@ async def _error(send: Send, status: int, code: str, detail: str, headers: list[
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *SECURITY_HEADERS,
                 *headers,
             ],
         }
@@ -64,27 +102,45 @@ async def _error(send: Send, status: int, code: str, detail: str, headers: list[
     await send({"type": "http.response.body", "body": body})
 
 
+def bearer_token(scope: Scope) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (as authentication reads it)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return parse_bearer(value.decode("latin-1"))
+    return None
+
+
 class RequestLimits:
     def __init__(
         self,
         app: ASGIApp,
         *,
+        identify: Callable[[str], str | None],
+        is_computation: Callable[[str], bool],
         max_body_bytes: int,
         write_rate_per_s: float,
         write_burst: int,
+        compute_rate_per_s: float,
+        compute_burst: int,
+        body_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``identify(token)`` is the caller id of a valid key (None for an invalid
+        one); ``is_computation(path)`` tells a pure computation from a write."""
         self.app = app
+        self.identify = identify
+        self.is_computation = is_computation
         self.max_body = max_body_bytes
-        self.rate = write_rate_per_s
-        self.burst = write_burst
+        self.writes = _Limit("writes", write_rate_per_s, write_burst)
+        self.computations = _Limit("computations", compute_rate_per_s, compute_burst)
+        self.body_timeout_s = body_timeout_s
         self.clock = clock
-        self.buckets: dict[str, TokenBucket] = {}
 
     def _caller(self, scope: Scope) -> str:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                return hashlib.sha256(value).hexdigest()[:16]
+        token = bearer_token(scope)
+        key_id = self.identify(token) if token is not None else None
+        if key_id is not None:
+            return f"key:{key_id}"
         client = scope.get("client") or ("?", 0)
         return f"addr:{client[0]}"
 
@@ -92,6 +148,7 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length: int | None = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -99,59 +156,90 @@ class RequestLimits:
                 except ValueError:
                     length = -1
                 if length < 0 or length > self.max_body:
-                    await _error(
-                        send,
-                        413,
-                        "payload_too_large",
-                        f"request bodies are limited to {self.max_body} bytes",
-                        [],
-                    )
+                    await self._too_large(send)
                     return
-        if scope["method"] in _WRITE_METHODS:
-            now = self.clock()
-            caller = self._caller(scope)
-            bucket = self.buckets.get(caller)
-            if bucket is None:
-                if len(self.buckets) >= _MAX_CALLERS:
-                    self.buckets.clear()  # bounded memory against many callers
-                bucket = self.buckets[caller] = TokenBucket(self.rate, self.burst, now)
-            wait = bucket.take(now)
+        method = scope["method"]
+        if method in _CHANGING_METHODS:
+            path = scope["path"]
+            limit = self.computations if self.is_computation(path) else self.writes
+            wait = limit.take(self._caller(scope), self.clock())
             if wait > 0:
-                await _error(
+                await send_error(
                     send,
                     429,
                     "too_many_requests",
-                    f"at most {self.rate:g} writes per second (burst {self.burst})",
+                    f"at most {limit.rate:g} {limit.what} per second per caller "
+                    f"(burst {limit.burst})",
                     [(b"retry-after", str(math.ceil(wait)).encode())],
                 )
                 return
-        received = 0
+        if method in _BODY_METHODS:
+            # The body is read here, up to the limit and with a timeout: a chunked body
+            # too large is a 413 (not a body the route fails to parse), one that stops
+            # arriving a 408 (not a task held forever).
+            body = await self._read_body(receive, send)
+            if body is None:
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, self._with_headers(scope, send))
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message: Message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _BodyTooLarge
-            return message
+    async def _too_large(self, send: Send) -> None:
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request bodies are limited to {self.max_body} bytes",
+        )
 
-        started = False
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None after answering 413 (too large) or 408 (stalled)."""
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    message: Message = await receive()
+            except TimeoutError:
+                await send_error(send, 408, "request_timeout", "the request body stopped")
+                return None
+            if message["type"] != "http.request":
+                return None  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._too_large(send)
+                return None
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        return b"".join(chunks)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+    @staticmethod
+    def _with_headers(scope: Scope, send: Send) -> Send:
+        page_policy = not scope["path"].startswith(_NO_PAGE_POLICY)
+
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                started = True
+                headers = list(message.get("headers", ()))
+                headers.extend(SECURITY_HEADERS)
+                if page_policy:
+                    headers.append((b"content-security-policy", PAGE_POLICY.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _error(
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"request bodies are limited to {self.max_body} bytes",
-                    [],
-                )
+        return send_with_headers
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the buffered body once, then passes on (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        message: Message = await receive()
+        return message
+
+    return replay

@@ -12,6 +12,11 @@ from service.operations.supervisor import PLANT_MODES
 from service.plant.port import PlantSnapshot, Quality
 from service.runtime import Runtime
 
+SIMULATED_NOTICE = (
+    "SIMULATED PLANT: the built-in simulator runs because BACKFILL_PLC__ENDPOINT is not "
+    "set; no PLC is connected"
+)
+
 
 def alarm_view(alarm: Any) -> dict[str, Any]:
     d = alarm.to_dict()
@@ -73,6 +78,7 @@ def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str
         "alarms": [alarm_view(a) for a in supervisor.alarms()],
         "last_error": snap.last_error,
         "simulator": runtime.simulator is not None,
+        "notice": SIMULATED_NOTICE if runtime.simulator is not None else None,
         "writer": runtime.is_writer,
         "writer_epoch": runtime.leadership.epoch if runtime.leadership else None,
     }

@@ -10,7 +10,10 @@ Safety rules kept here (the law keeps its own): nothing is written unless the PL
 is connected and in remote; a PLC that drops out of remote, faults, stops, or a
 link lost for longer than ``link_loss_pause_s`` pauses the running pour with an
 interruption; after a restart of the service a pour found running is paused, never
-silently continued.
+silently continued, and ``run_request = false`` is the first setpoint written; a
+shutdown (:meth:`Supervisor.quiesce`) pauses the running pour and stops the plant
+before the process exits; a pour runs only a plausible recipe, and only an approved
+one unless the site allows otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from service.core import control as law
 from service.core.pour_states import PourAction, PourState, next_state
+from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import (
     BackfillError,
     Conflict,
@@ -36,12 +40,13 @@ from service.errors import (
     PlantLinkDown,
     PlantLinkError,
     PlantNotReady,
+    ServiceStopping,
     StoreUnavailable,
 )
 from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
-from service.store.records import PourRecord
+from service.store.records import PourRecord, RecipeRecord
 from service.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,9 @@ class SupervisorConfig:
     # this long after run_request went true (a start refused, an edge the PLC did not
     # see, a permit missing) pauses the pour instead of leaving it "running" idle.
     start_timeout_s: float = 300.0
+    # What a recipe must be to run (issue: a SCADA key could run a made-up recipe).
+    recipe_limits: RecipeLimits = field(default_factory=RecipeLimits)
+    allow_unapproved: bool = False
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
 
@@ -161,6 +169,7 @@ class Supervisor:
         self._flush_lock = asyncio.Lock()
         self._writer_task: asyncio.Task[None] | None = None
         self._running = False
+        self._closing = False
         self._last_cycle_mono: float | None = None
         self._unchanged: dict[str, tuple[object, float]] = {}
         self.stuck: frozenset[str] = frozenset()
@@ -183,6 +192,36 @@ class Supervisor:
         self._writer_task = asyncio.create_task(self._store_writer(), name="pour-store-writer")
         if run_loop:
             self._task = asyncio.create_task(self._run(), name="supervisor")
+
+    async def quiesce(self) -> None:
+        """Shutdown (SIGTERM): refuse further pour actions, pause the running pour with
+        an interruption (``service_shutdown``), which asks the PLC to stop and waits for
+        its confirmation, then store the pour's record and the audit entries. The caller
+        bounds the time; the process may exit after it. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._auto_resume = None
+        if not self._running:
+            return
+        async with self._lock:
+            pour = self._active
+            if pour is not None and pour.state is PourState.RUNNING:
+                await self._pause(pour.record.id, role="service", reason="service_shutdown")
+            else:
+                await self._send_pending_stop()
+            if self._stop_pending is not None:
+                log.error(
+                    "shutting down without the PLC's confirmation of run_request = false: "
+                    "its heartbeat watchdog stops the plant"
+                )
+            if self._active is not None:
+                await self._checkpoint(self._active)
+        await self._flush_unsaved()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def flush_records(self) -> None:
         """Write queued pour records and audit entries now (tests; orderly stops)."""
@@ -239,13 +278,28 @@ class Supervisor:
                 interruptions=interruptions,
             )
             log.warning("pour %s was running at restart: paused (%s)", record.id, reason)
-            await self._activate(paused)
-            if takeover:
+            if await self._recover_one(paused) and takeover:
                 self._auto_resume = record.id
         if self._active is None:
-            paused_pours = await self._store.list_pours(state=PourState.PAUSED.value)
-            if paused_pours:
-                await self._activate(paused_pours[0])
+            for paused in await self._store.list_pours(state=PourState.PAUSED.value):
+                if await self._recover_one(paused):
+                    break
+        if self._active is not None and not takeover:
+            # Whatever the plant was told before the restart, it is told to stop first:
+            # a resume then gives it a clean rising edge of run_request.
+            self._stop_pending = (self._active.record.id, reason)
+            await self._send_pending_stop()
+
+    async def _recover_one(self, record: PourRecord) -> bool:
+        """Make a paused pour found at start the active one; a pour whose recipe cannot
+        be run (a record stored before the plausibility rules) is left paused, and can
+        be stopped, but never supervised."""
+        try:
+            await self._activate(record)
+        except BackfillError as err:
+            log.error("pour %s cannot be supervised (%s): %s", record.id, err.code, err.detail)
+            return False
+        return True
 
     async def _activate(self, record: PourRecord) -> ActivePour:
         recipe_rec = await self._store.get_recipe(record.recipe_id)
@@ -323,6 +377,7 @@ class Supervisor:
                 )
             self._require_plant_ready(self._link.snapshot())
             recipe = await self._store.get_recipe(record.recipe_id)
+            self._require_runnable(recipe)
             self._require_feeders(control_recipe(recipe.mix))
             started = await self._store.update_pour(
                 pour_id,
@@ -361,6 +416,8 @@ class Supervisor:
         pour = self._require_active(pour_id)
         target = next_state(pour.state, PourAction.RESUME)
         self._require_plant_ready(self._link.snapshot())
+        # Site limits and approvals may have changed since the start.
+        self._require_runnable(await self._store.get_recipe(pour.record.recipe_id))
         now = self._clock()
         interruptions = list(pour.interruptions)
         if interruptions and "ended_at" not in interruptions[-1]:
@@ -391,7 +448,10 @@ class Supervisor:
             self._require_running()
             record = await self._store.get_pour(pour_id)
             target = next_state(PourState(record.state), PourAction.STOP)
-            if target is PourState.ABORTED:
+            active = self._active is not None and self._active.record.id == pour_id
+            if target is PourState.ABORTED or not active:
+                # Planned, or not supervised by this process (a pour left paused that
+                # cannot be run): the plant is not running it, only the record ends.
                 return await self._store.update_pour(
                     pour_id, expect_state=record.state, state=target.value, ended_at=self._clock()
                 )
@@ -402,6 +462,19 @@ class Supervisor:
         return self._alarms[code]
 
     # --- internals of the actions ---------------------------------------------------------
+
+    def _require_runnable(self, recipe: RecipeRecord) -> None:
+        """A plausible recipe (by today's site limits, whenever it was stored) and,
+        unless the site allows otherwise, an approved one."""
+        check_mix(recipe.mix, self.config.recipe_limits, prefix="recipe.")
+        if recipe.approved_at is None and not self.config.allow_unapproved:
+            raise Conflict(
+                f"recipe {recipe.name!r} version {recipe.version} is not approved: an "
+                f"engineer approves it (POST /api/v1/recipes/{recipe.id}/approve), or the "
+                "site allows unapproved recipes (BACKFILL_RECIPES__ALLOW_UNAPPROVED)",
+                code="recipe_not_approved",
+                recipe_id=recipe.id,
+            )
 
     def _require_feeders(self, recipe: law.Recipe) -> None:
         """Refuse a recipe whose binder needs a feeder this plant's tag map lacks."""
@@ -415,6 +488,8 @@ class Supervisor:
                 )
 
     def _require_running(self) -> None:
+        if self._closing:
+            raise ServiceStopping("the service is shutting down; no further pour actions")
         if not self._running:
             raise NotTheWriter("this instance is a standby; pour actions go to the writer instance")
 
@@ -487,13 +562,17 @@ class Supervisor:
         self._stop_pending = None
 
     async def _run_edge(self, pour: ActivePour, *, role: str) -> None:
-        """A PLC starts on a rising edge of run_request: when it still holds true (from
-        before a trip or a lost link) and the plant is not running, drop it first."""
+        """A PLC starts on a rising edge of run_request: unless the link's last write of
+        it was false (a stop), or the plant runs already, drop it first. It may still be
+        true from before a trip or a lost link (a reconnecting link re-sends its last
+        set); after a restart the process does not know what the PLC holds, so its
+        first start or resume always drops it."""
         snap = self._link.snapshot()
-        held = snap.setpoints.get("run_request")
+        held = snap.setpoints.get("run_request")  # what this process's link last wrote
         mode = snap.measurements.get("plant_mode")
         running = mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_RUNNING
-        if (held is not None and held.value is True and not running) or self._stop_pending:
+        dropped = held is not None and held.value is False
+        if (not running and not dropped) or self._stop_pending:
             self._stop_pending = (pour.record.id, "restart")
             await self._send_pending_stop(role=role)
             if self._stop_pending is not None:

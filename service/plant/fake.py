@@ -70,6 +70,8 @@ class FakePlantLink:
         #: ``"unacknowledged"`` -> SetpointUnconfirmed, ``"rejected"`` -> SetpointRejected
         self.fail_next_write: str | None = None
         self.fail_all_writes: str | None = None
+        #: a set for which this returns a failure fails so (e.g. only the run request)
+        self.fail_write_if: Callable[[Mapping[str, SetpointValue]], str | None] | None = None
         for tag, value in (measurements or {}).items():
             self.set_measurement(tag, value)
 
@@ -171,6 +173,8 @@ class FakePlantLink:
         if not self._connected:
             raise PlantLinkDown("the PLC link is down; nothing was written")
         failure, self.fail_next_write = self.fail_next_write or self.fail_all_writes, None
+        if failure is None and self.fail_write_if is not None:
+            failure = self.fail_write_if(values)
         self._seq += 1
         if failure == "rejected":
             raise SetpointRejected(f"the PLC rejected setpoint set seq {self._seq}", seq=self._seq)

@@ -484,6 +484,10 @@ function refreshStatusNow() {
 function renderHeaderState() {
   const st = app.status;
   if (!st) return;
+  // No PLC: the operator must never take the simulator for the plant.
+  const simulated = $("#simulated");
+  simulated.hidden = !st.simulator;
+  simulated.title = st.notice || "";
   const link = $("#link-state");
   link.textContent = st.connected ? "connected" : "down";
   link.className = st.connected ? "ok" : "alarm";

@@ -123,7 +123,9 @@ async def use(db: Path) -> None:
             r = await c.post(f"/api/v1/pours/{completed}/start", headers=auth("scada"))
             assert r.status_code == 200, r.text
             await asyncio.sleep(4.0)
-            assert (await c.post(f"/api/v1/pours/{completed}/pause", headers=auth("scada"))).is_success
+            assert (
+                await c.post(f"/api/v1/pours/{completed}/pause", headers=auth("scada"))
+            ).is_success
             await asyncio.sleep(2.0)
             r = await c.post(f"/api/v1/pours/{completed}/resume", headers=auth("scada"))
             assert r.status_code == 200, r.text

@@ -588,23 +588,24 @@ def test_dockerfile_healthcheck_is_python_against_healthz() -> None:
 def test_service_command_parses(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
-    """The image's command reaches uvicorn with host 0.0.0.0 and port 8000."""
+    """The image's command reaches the server with host 0.0.0.0 and port 8000."""
     seen: dict[str, Any] = {}
+
+    async def serve(settings: Settings, host: str, port: int) -> int:
+        seen.update(settings=settings, host=host, port=port)
+        return 0
+
     clean_env.setenv("BACKFILL_API_KEYS", VALID_KEYS)
-    clean_env.setattr(
-        service_main, "create_app", lambda settings, **kw: seen.update(create=kw) or "app"
-    )
-    clean_env.setattr(service_main.uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    clean_env.setattr(service_main, "serve", serve)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        service_main.main(SERVICE_COMMAND[3:])
+        assert service_main.main(SERVICE_COMMAND[3:]) == 0
     finally:  # main() configures the root logger for the process; undo it
         root.handlers[:] = handlers
         root.setLevel(level)
-    assert seen["app"] == "app"
     assert (seen["host"], seen["port"]) == ("0.0.0.0", 8000)
-    assert seen["create"] == {"freeze_heap": True}  # the serving process freezes its heap
+    assert isinstance(seen["settings"], Settings)
 
 
 def test_dockerignore_keeps_secrets_and_state_out() -> None:

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from service.core.control import PourTotals
-from service.errors import Conflict, PlantLinkDown, PlantNotReady, SetpointUnconfirmed
+from service.core.recipe_limits import RecipeLimits
+from service.errors import (
+    Conflict,
+    InvalidInput,
+    PlantLinkDown,
+    PlantNotReady,
+    ServiceStopping,
+    SetpointUnconfirmed,
+)
 from service.metrics import ServiceMetrics
 from service.operations.pours import create_pour, pour_view
 from service.operations.supervisor import Supervisor, SupervisorConfig
@@ -133,16 +141,30 @@ async def make_rig(store: Store) -> AsyncIterator[MakeRig]:
             await rig.sup.stop()
 
 
-async def new_pour(store: Store, target_m3: float = 5.0) -> str:
+async def new_pour(store: Store, target_m3: float = 5.0, *, approved: bool = True) -> str:
+    """A planned pour of MIX: an approved recipe version, or (``approved=False``) the
+    mix inline, as SCADA may send it (stored unapproved)."""
+    recipe_id = None
+    if approved:
+        recipe = await store.add_recipe(
+            name="S-1 body",
+            mix=MIX,
+            design=None,
+            calibration_id=None,
+            approved_by="A. Engineer",
+            created_by="engineer",
+        )
+        recipe_id = recipe.id
     pour = await create_pour(
         store,
         stope_id="S-1",
-        mix=MIX,
-        recipe_id=None,
+        mix=None if approved else MIX,
+        recipe_id=recipe_id,
         target_volume_m3=target_m3,
         paste_flow_m3_h=100.0,
         sample_ids=[],
         role="scada",
+        limits=RecipeLimits(),
     )
     return pour.id
 
@@ -170,7 +192,10 @@ async def test_an_unconfirmed_start_leaves_the_pour_planned(
 ) -> None:
     rig = await make_rig(store)
     pour_id = await new_pour(store)
-    rig.link.fail_next_write = "unacknowledged"
+    # The falling edge is confirmed, the run request is not.
+    rig.link.fail_write_if = lambda values: (
+        "unacknowledged" if values.get("run_request") is True else None
+    )
     with pytest.raises(SetpointUnconfirmed):
         await rig.sup.start_pour(pour_id, "scada")
     record = await store.get_pour(pour_id)
@@ -178,8 +203,15 @@ async def test_an_unconfirmed_start_leaves_the_pour_planned(
     assert record.started_at is None
     assert rig.sup.active_pour is None
     await rig.sup.flush_records()
-    audit = await store.list_audit()
-    assert [e.acknowledged for e in audit] == [False]
+    audit = [e for e in await store.list_audit() if e.kind == "setpoints"]
+    assert [(e.new["run_request"], e.acknowledged) for e in audit] == [(False, True), (True, False)]
+    # A start whose falling edge cannot be confirmed does not begin either: run_request
+    # is held true again (the unconfirmed write above may have reached the PLC).
+    rig.link.fail_write_if = None
+    rig.link.fail_next_write = "unacknowledged"
+    with pytest.raises(PlantLinkDown, match="could not reset run_request"):
+        await rig.sup.start_pour(pour_id, "scada")
+    assert (await store.get_pour(pour_id)).state == "planned"
 
 
 async def test_two_callers_start_at_once_one_wins(store: Store, make_rig: MakeRig) -> None:
@@ -202,7 +234,9 @@ async def test_a_pour_runs_and_completes_with_its_totals(store: Store, make_rig:
     rig = await make_rig(store, checkpoint_interval_wall_s=5.0)
     pour_id = await new_pour(store, target_m3=2.0)
     await rig.sup.start_pour(pour_id, "scada")
-    assert rig.link.writes[0]["run_request"] is True
+    # A fresh process does not know what the PLC holds: a falling edge, then the run.
+    assert rig.link.writes[0] == {"run_request": False}
+    assert rig.link.writes[1]["run_request"] is True
     rig.link.set_measurement("plant_mode", 2)
     await rig.step(30)
     assert (await store.get_pour(pour_id)).checkpoint_seq >= 5
@@ -354,7 +388,7 @@ async def test_a_store_outage_loses_nothing(tmp_path: Path, make_rig: MakeRig) -
         record = await store.get_pour(pour_id)
         assert record.state == "completed"
         assert PourTotals.from_dict(record.totals["integrator"]).poured_m3 >= 3.0
-        audit = await store.list_audit(limit=1000)
+        audit = [e for e in await store.list_audit(limit=1000) if e.kind == "setpoints"]
         assert len(audit) == len(rig.link.writes)
         assert [e.new for e in audit] == rig.link.writes
         assert await store.verify_audit_chain() == (True, None)
@@ -430,3 +464,153 @@ async def test_a_pause_not_yet_stored_shows_with_its_interruption(
     assert view["state"] == "stopped" and view["ended_at"] is not None
     await rig.sup.flush_records()
     assert pour_view(await store.get_pour(pour_id), rig.sup)["state"] == "stopped"
+
+
+# --- day one: restart, shutdown, what a pour may run ------------------------------------
+
+
+async def test_after_a_restart_run_request_false_is_written_first_and_a_resume_starts(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(10)
+    await rig.sup.stop()  # the process dies; the PLC still holds run_request true
+    again = await make_rig(store)  # a new process, a new link: it knows nothing written
+    assert again.link.writes[:1] == [{"run_request": False}]
+    assert (await store.get_pour(pour_id)).state == "paused"
+    # The watchdog stopped the plant meanwhile; a resume gives it a clean rising edge.
+    again.link.set_measurement("plant_mode", 0)
+    await again.sup.resume_pour(pour_id, "scada")
+    assert [w["run_request"] for w in again.link.writes] == [False, True]
+    assert (await store.get_pour(pour_id)).state == "running"
+
+
+async def test_a_restart_with_the_link_down_stops_the_plant_as_soon_as_it_is_back(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    await rig.sup.stop()
+    clock = Clock()
+    link = FakePlantLink(measurements=PLANT, clock=clock, wall_clock=clock.wall)
+    link.set_connected(False)
+    sup = Supervisor(
+        store=store, link=link, metrics=ServiceMetrics(), monotonic=clock, wall_clock=clock.wall
+    )
+    await sup.start(run_loop=False)
+    try:
+        assert link.writes == []
+        link.set_connected(True)
+        clock.now += 1
+        await sup.cycle()
+        assert link.writes == [{"run_request": False}]
+    finally:
+        await sup.stop()
+
+
+async def test_quiesce_pauses_the_running_pour_and_stops_the_plant(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(10)
+    await rig.sup.quiesce()
+    record = await store.get_pour(pour_id)
+    assert record.state == "paused"
+    assert record.interruptions[-1]["reason"] == "service_shutdown"
+    assert rig.link.writes[-1]["run_request"] is False
+    assert rig.link.writes[-1]["cement_rate_sp"] == 0.0
+    stored = PourTotals.from_dict(record.totals["integrator"]).poured_m3
+    assert stored > 0.2 and stored == pytest.approx(rig.sup.active_pour.totals.poured_m3)  # type: ignore[union-attr]
+    audit = [e for e in await store.list_audit() if e.kind == "setpoints"]
+    assert audit[-1].new["run_request"] is False and audit[-1].acknowledged
+    for action in (rig.sup.resume_pour, rig.sup.stop_pour, rig.sup.pause_pour):
+        with pytest.raises(ServiceStopping):
+            await action(pour_id, "scada")
+    await rig.sup.quiesce()  # a second call does nothing more
+    assert rig.link.writes[-1]["run_request"] is False
+
+
+async def test_quiesce_with_the_link_down_keeps_the_stop_pending(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_connected(False)
+    writes = len(rig.link.writes)
+    await rig.sup.quiesce()
+    assert len(rig.link.writes) == writes  # nothing could be sent
+    assert rig.sup.active_pour_view() is not None
+    assert rig.sup.active_pour_view()["stop_pending"] is True  # type: ignore[index]
+    assert (await store.get_pour(pour_id)).state == "paused"
+
+
+async def test_only_an_approved_recipe_runs_unless_the_site_allows(
+    store: Store, make_rig: MakeRig
+) -> None:
+    rig = await make_rig(store)
+    pour_id = await new_pour(store, approved=False)
+    with pytest.raises(Conflict) as err:
+        await rig.sup.start_pour(pour_id, "scada")
+    assert err.value.code == "recipe_not_approved"
+    assert rig.link.writes == []
+    recipe_id = (await store.get_pour(pour_id)).recipe_id
+    await store.approve_recipe(recipe_id, approved_by="A. Engineer", role="engineer")
+    await rig.sup.start_pour(pour_id, "scada")
+    assert (await store.get_pour(pour_id)).state == "running"
+    approvals = [e for e in await store.list_audit() if e.kind == "recipe_approval"]
+    assert [e.new["recipe_id"] for e in approvals] == [recipe_id]
+    assert approvals[0].new["approved_by"] == "A. Engineer"
+    assert await store.verify_audit_chain() == (True, None)
+
+
+async def test_a_site_may_run_unapproved_recipes(store: Store, make_rig: MakeRig) -> None:
+    rig = await make_rig(store, allow_unapproved=True)
+    pour_id = await new_pour(store, approved=False)
+    await rig.sup.start_pour(pour_id, "scada")
+    assert (await store.get_pour(pour_id)).state == "running"
+
+
+async def test_a_stored_implausible_recipe_never_runs_nor_breaks_a_restart(
+    store: Store, make_rig: MakeRig
+) -> None:
+    # Stored before the plausibility rules: Bw 1e-300 % (no binder at all).
+    bad = await store.add_recipe(
+        name="typo",
+        mix={**MIX, "binder_pct": 1e-300},
+        design=None,
+        calibration_id=None,
+        approved_by="A. Engineer",
+        created_by="engineer",
+    )
+    planned = await store.add_pour(
+        stope_id="S-1",
+        recipe_id=bad.id,
+        target_volume_m3=5.0,
+        paste_flow_m3_h=100.0,
+        created_by="scada",
+        totals=PourTotals().summary(),
+    )
+    rig = await make_rig(store)
+    with pytest.raises(InvalidInput) as err:
+        await rig.sup.start_pour(planned.id, "scada")
+    assert err.value.code == "recipe_implausible"
+    assert err.value.field == "recipe.binder_pct"
+    assert rig.link.writes == []
+    # A pour of it left paused (stored so by an older version) does not stop a start,
+    # cannot be resumed, and can be stopped.
+    await store.update_pour(planned.id, state="paused")
+    again = await make_rig(store)
+    with pytest.raises(InvalidInput) as err:
+        await again.sup.resume_pour(planned.id, "scada")
+    assert err.value.code == "recipe_implausible"
+    assert all(w["run_request"] is False for w in again.link.writes)
+    stopped = await again.sup.stop_pour(planned.id, "scada")
+    assert stopped.state == "stopped"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,6 +12,7 @@ from service.api.deps import RuntimeDep
 from service.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
@@ -22,13 +24,16 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready when the store answers; the PLC link state is reported, not required
-    (the service keeps serving records while the link reconnects)."""
+    (the service keeps serving records while the link reconnects). Unauthenticated, so
+    it says no more than that: what the database said (its host, its port) goes to the
+    log."""
     body: dict[str, Any] = {"status": "ready", "store": "ok"}
     status = 200
     try:
         await runtime.store.ping()
     except StoreUnavailable as err:
-        body.update(status="not_ready", store="unreachable", code=err.code, detail=err.detail)
+        log.warning("not ready: %s", err.detail)
+        body.update(status="not_ready", store="unreachable", code=err.code)
         status = 503
     return JSONResponse(body, status_code=status)
 

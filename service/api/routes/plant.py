@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from service.api.deps import PrincipalDep, RuntimeDep
 from service.api.plant_status import encode, status_body
 from service.api.schemas.plant import PlantStatusPublic, TrendPublic
+from service.api.streams import EventStream
 from service.errors import InvalidInput
 from service.store.history import HISTORY_TAGS
 
@@ -35,15 +35,25 @@ async def plant_status(request: Request, runtime: RuntimeDep, _: PrincipalDep) -
     return Response(raw, media_type="application/json", headers=headers)
 
 
-@router.get("/plant/stream", responses={200: {"content": {"text/event-stream": {}}}})
-async def plant_stream(request: Request, runtime: RuntimeDep, _: PrincipalDep) -> Response:
+@router.get(
+    "/plant/stream",
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {"description": "Too many event streams open for this key or in all."},
+    },
+)
+async def plant_stream(runtime: RuntimeDep, who: PrincipalDep) -> Response:
     """The same snapshot as server-sent events, sent on every change (at most about
-    every publishing interval), with a comment line every 15 s to keep proxies open."""
+    every publishing interval), with a comment line every 15 s to keep proxies open.
+    A key may hold ``BACKFILL_API__MAX_STREAMS_PER_KEY`` streams at once; a stream ends
+    when its client stops taking data, and at shutdown."""
+    caller = who.key_id
+    runtime.streams.acquire(caller)
 
     async def events() -> AsyncIterator[bytes]:
         last_etag = None
         version = -1
-        while not await request.is_disconnected():
+        while True:
             snap = await runtime.link.wait_changed(version, _STREAM_KEEPALIVE_S)
             version = snap.version
             raw, etag = encode(status_body(runtime, snap))
@@ -57,13 +67,16 @@ async def plant_stream(request: Request, runtime: RuntimeDep, _: PrincipalDep) -
             # A short pause bounds the rate when the plant changes continuously.
             await asyncio.sleep(0.2)
 
-    return StreamingResponse(
+    return EventStream(
         events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        closing=runtime.closing,
+        send_timeout_s=runtime.settings.api.stream_send_timeout_s,
+        on_close=lambda: runtime.streams.release(caller),
     )
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _AUTO_STEPS_S = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 _AUTO_POINTS = 900
 
@@ -71,7 +84,15 @@ _AUTO_POINTS = 900
 def _utc(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise InvalidInput(field, f"{field} needs a time zone (e.g. 2026-01-01T00:00:00Z)")
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+        utc.timestamp()
+    except (OverflowError, ValueError) as err:
+        # 0001-01-01T00:00:00+23:59 is a valid date-time but no instant in range.
+        raise InvalidInput(field, f"{field} is out of range ({err})") from err
+    if not _EARLIEST <= utc <= _LATEST:
+        raise InvalidInput(field, f"{field} must be between 1970-01-01 and 9000-01-01 (UTC)")
+    return utc
 
 
 @router.get("/plant/history", response_model=TrendPublic)

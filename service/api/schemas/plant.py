@@ -43,7 +43,13 @@ class PlantStatusPublic(BaseModel):
     active_pour: dict[str, Any] | None
     alarms: list[AlarmPublic]
     last_error: str | None
-    simulator: bool
+    simulator: bool = Field(
+        description="The plant is the built-in simulator: no PLC is connected "
+        "(BACKFILL_PLC__ENDPOINT is not set)."
+    )
+    notice: str | None = Field(
+        default=None, description="What an operator must know first (a simulated plant)."
+    )
     writer: bool = Field(description="This instance writes setpoints (false: a standby).")
     writer_epoch: int | None = Field(description="Fencing epoch when elected by lease.")
 

@@ -1,0 +1,177 @@
+"""Serving the application: uvicorn, with a shutdown that puts the plant in its safe
+state before anything else, and connections that cannot be held open forever.
+
+On SIGTERM (or Ctrl-C) the listening sockets close, the runtime quiesces (no further
+pour action; the running pour paused with an interruption; ``run_request = false``
+written and confirmed by the PLC; the record stored; every event stream ended), the
+remaining connections drain, and the runtime stops, all inside
+``BACKFILL_SHUTDOWN_GRACE_S`` (20 s by default, under the 30 s that systemd, compose
+and Kubernetes allow before SIGKILL). A process still shutting down at the end of its
+grace exits anyway, saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from service.app import create_app
+from service.runtime import Runtime
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Time kept back from the grace for draining connections and stopping the runtime.
+_DRAIN_S = 3.0
+_STOP_S = 3.0
+# A dead peer on an idle connection (TCP keep-alive): probes after 30 s, every 10 s, 3.
+_KEEPALIVE = (30, 10, 3)
+EXIT_OVERRAN_GRACE = 70
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a deadline for every request head.
+
+    uvicorn closes a keep-alive connection that stays silent, but any byte re-arms it,
+    and a fresh connection that never sends a complete request head is never closed:
+    one that opens and waits, or trickles a header a byte at a time (a half-open or a
+    slow-loris connection), would hold its socket for ever. Here a connection must
+    complete each request head within ``HEAD_TIMEOUT_S`` of opening or of its last
+    response; TCP keep-alive finds a peer that vanished while a response (an event
+    stream) is still going.
+    """
+
+    HEAD_TIMEOUT_S = 15.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            _keep_alive(sock)
+        self._arm_head_timer()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._request_in_progress():
+            self._disarm_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._request_in_progress():
+            self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _request_in_progress(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.HEAD_TIMEOUT_S, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        timer = getattr(self, "_head_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._request_in_progress() or self.transport.is_closing():
+            return
+        if self.conn.our_state not in {h11.ERROR, h11.CLOSED, h11.MUST_CLOSE}:
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+
+def _keep_alive(sock: Any) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            idle, interval, count = _KEEPALIVE
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except OSError as err:  # not a TCP socket (a Unix socket): nothing to probe
+        log.debug("no TCP keep-alive on this connection: %s", err)
+
+
+def guarded_protocol(head_timeout_s: float) -> type[GuardedH11Protocol]:
+    return type(
+        "GuardedH11Protocol", (GuardedH11Protocol,), {"HEAD_TIMEOUT_S": float(head_timeout_s)}
+    )
+
+
+class ServiceServer(uvicorn.Server):
+    """uvicorn's server whose shutdown first quiesces the runtime."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, grace_s: float) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.grace_s = grace_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace_s
+        watchdog = loop.call_later(self.grace_s, _overran, self.grace_s)
+        for server in getattr(self, "servers", ()):
+            server.close()  # no new connection from here on
+        log.warning("shutting down: pausing the plant first (grace %g s)", self.grace_s)
+        quiesce_s = max(1.0, self.grace_s - _DRAIN_S - _STOP_S)
+        try:
+            async with asyncio.timeout(quiesce_s):
+                await self.runtime.quiesce()
+        except TimeoutError:
+            log.error("the plant was not confirmed stopped within %g s; going on", quiesce_s)
+        # uvicorn takes whole seconds; at least one for the connections to drain.
+        drain_s = max(1.0, min(_DRAIN_S, deadline - loop.time() - _STOP_S))
+        self.config.timeout_graceful_shutdown = int(drain_s)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            watchdog.cancel()
+
+
+def _overran(grace_s: float) -> None:
+    log.error("shutdown took longer than its grace of %g s: exiting now", grace_s)
+    logging.shutdown()
+    os._exit(EXIT_OVERRAN_GRACE)
+
+
+async def serve(settings: Settings, host: str, port: int) -> int:
+    """Run the service until a signal stops it; the exit status (3: it could not
+    start, the reason logged in one line)."""
+    app = create_app(settings, freeze_heap=True)
+    runtime: Runtime = app.state.runtime
+    started = time.monotonic()
+    try:
+        await runtime.start()
+    except Exception as err:  # the process boundary: say why in one line, exit
+        log.error(
+            "cannot start: %s", getattr(err, "detail", None) or f"{type(err).__name__}: {err}"
+        )
+        log.debug("start failure", exc_info=err)
+        await runtime.stop()
+        return 3
+    log.info("started in %.1f s", time.monotonic() - started)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # keep the service's own handlers and format
+        http=guarded_protocol(settings.api.idle_timeout_s),
+    )
+    await ServiceServer(config, runtime, settings.shutdown_grace_s).serve()
+    return 0
