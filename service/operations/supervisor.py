@@ -573,7 +573,7 @@ class Supervisor:
         running = mode is not None and mode.quality is Quality.GOOD and mode.value == MODE_RUNNING
         dropped = held is not None and held.value is False
         if (not running and not dropped) or self._stop_pending:
-            self._stop_pending = (pour.record.id, "restart")
+            self._stop_pending = (pour.record.id, "falling_edge")
             await self._send_pending_stop(role=role)
             if self._stop_pending is not None:
                 raise PlantLinkDown("could not reset run_request before the start")

@@ -57,7 +57,9 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
             await client.get(f"/api/v1/audit?pour_id={pour_id}&limit=1000", headers=auth("hmi"))
         ).json()
         entries = audit["items"]
-        assert entries[0]["reason"] == "recipe"
+        # A fresh process does not know what the PLC holds: a falling edge, then the run.
+        assert (entries[0]["reason"], entries[0]["new"]) == ("falling_edge", {"run_request": False})
+        assert entries[1]["reason"] == "recipe" and entries[1]["new"]["run_request"] is True
         assert all(e["acknowledged"] for e in entries)
         assert entries[-1]["new"]["run_request"] is False
         seqs = [e["seq"] for e in entries]
