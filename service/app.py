@@ -27,6 +27,7 @@ from service.api.routes import (
     recipe_store,
     recipes,
     reports,
+    rheology,
     strength,
     whoami,
 )
@@ -39,7 +40,7 @@ _PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # Pure computations: they change nothing, so they have their own, higher rate limit.
 _COMPUTATIONS = re.compile(
     rf"^{API_PREFIX}/(recipes/proportion|recipes/optimize|strength/required|strength/arching"
-    r"|calibrations/[^/]+/predict)$"
+    r"|calibrations/[^/]+/predict|rheology/calibrations/[^/]+/predict)$"
 )
 
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     api.include_router(recipe_store.router)
     api.include_router(strength.router)
     api.include_router(calibrations.router)
+    api.include_router(rheology.router)
     api.include_router(plant.router)
     api.include_router(pours.router)
     api.include_router(alarms.router)

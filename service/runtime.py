@@ -18,9 +18,14 @@ from service.api.auth import KeyRing
 from service.api.streams import StreamSlots
 from service.core.recipe_limits import RecipeLimits
 from service.metrics import ServiceMetrics
-from service.operations.calibrations import CalibrationCache, seed_example_calibration
+from service.operations.calibrations import (
+    CalibrationCache,
+    model_of,
+    seed_example_calibration,
+)
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
 from service.operations.recorder import HistoryRecorder, sample_of
+from service.operations.rheology import rheology_of, seed_example_rheology
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import PlantLink
@@ -77,7 +82,8 @@ class Runtime:
         keys = settings.api_keys or _development_keys(Path.cwd())
         self.keys = KeyRing(keys)
         self.metrics = ServiceMetrics()
-        self.calibrations = CalibrationCache()
+        self.calibrations = CalibrationCache(model_of)
+        self.rheologies = CalibrationCache(rheology_of, rheology=True)
         self.recipe_limits = RecipeLimits(
             **settings.recipes.model_dump(exclude={"allow_unapproved"})
         )
@@ -148,6 +154,7 @@ class Runtime:
         await migrate(engine)
         self._engine, self._store = engine, Store(engine)
         await seed_example_calibration(self._store)
+        await seed_example_rheology(self._store)
 
         plc = settings.plc
         if settings.embedded_simulator:

@@ -227,6 +227,26 @@ class ApiSettings(BaseModel):
     )
 
 
+class DesignSettings(BaseModel):
+    """How recipes are designed on this site: the pass fraction every design and
+    prediction is stated at, and the strength floors that apply by default."""
+
+    pass_fraction_pct: float = Field(
+        default=90.0,
+        ge=50.0,
+        le=99.99,
+        description="Designs are made so that this % of cylinders passes each requirement "
+        "(the fit's prediction interval); a request may ask for another.",
+    )
+    liquefaction_floor_kpa: float = Field(
+        default=100.0,
+        ge=0.0,
+        le=10_000.0,
+        description="Minimum UCS against liquefaction, applied to every required strength "
+        "unless a request sets its own (0: none).",
+    )
+
+
 class RecipeSettings(BaseModel):
     """What a recipe must be for this plant to run it: inside the site's plausible
     ranges (checked wherever a recipe enters: an inline recipe, a stored version, a
@@ -288,6 +308,7 @@ class Settings(BaseSettings):
     history: HistorySettings = Field(default_factory=HistorySettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     recipes: RecipeSettings = Field(default_factory=RecipeSettings)
+    design: DesignSettings = Field(default_factory=DesignSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,

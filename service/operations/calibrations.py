@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from service.core.strength_model import (
     CylinderResult,
@@ -28,6 +28,7 @@ from service.store.repository import Store
 
 EXAMPLE_NAME = "EXAMPLE (synthetic, not for design)"
 SYSTEM_ROLE = "system"
+M = TypeVar("M")
 _PCT_DIGITS = 9  # drop the float noise of fraction * 100 in stored rows
 
 
@@ -143,64 +144,70 @@ async def load_model(store: Store, calibration_id: str) -> StrengthModel:
 
 
 @dataclass(frozen=True)
-class LoadedCalibration:
+class Loaded(Generic[M]):
     """A parsed model with what an answer says about where it came from."""
 
     id: str
     name: str
     version: int
     example: bool
-    model: StrengthModel
+    model: M
 
 
-def _loaded(record: CalibrationRecord) -> LoadedCalibration:
-    return LoadedCalibration(
-        id=record.id,
-        name=record.name,
-        version=record.version,
-        example=record.example,
-        model=model_of(record),
-    )
+LoadedCalibration = Loaded[StrengthModel]
 
 
-class CalibrationCache:
-    """Parsed models by calibration id, least recently used dropped beyond
-    ``max_entries``. Safe because stored calibrations never change."""
+class CalibrationCache(Generic[M]):
+    """Parsed models by calibration id (``load`` parses a stored record), least recently
+    used dropped beyond ``max_entries``. Safe because stored calibrations never change.
+    ``rheology`` selects the rheology calibrations instead of the strength ones."""
 
-    def __init__(self, max_entries: int = 32) -> None:
+    def __init__(
+        self,
+        load: Callable[[CalibrationRecord], M],
+        *,
+        rheology: bool = False,
+        max_entries: int = 32,
+    ) -> None:
+        self._load = load
+        self._rheology = rheology
         self._max_entries = max_entries
-        self._entries: OrderedDict[str, LoadedCalibration] = OrderedDict()
+        self._entries: OrderedDict[str, Loaded[M]] = OrderedDict()
         self._example_id: str | None = None
 
-    def _remember(self, loaded: LoadedCalibration) -> LoadedCalibration:
+    def _remember(self, loaded: Loaded[M]) -> Loaded[M]:
         self._entries[loaded.id] = loaded
         self._entries.move_to_end(loaded.id)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
         return loaded
 
-    def put(self, record: CalibrationRecord, model: StrengthModel) -> None:
-        self._remember(
-            LoadedCalibration(record.id, record.name, record.version, record.example, model)
-        )
+    def _loaded(self, record: CalibrationRecord) -> Loaded[M]:
+        return Loaded(record.id, record.name, record.version, record.example, self._load(record))
 
-    async def get(self, store: Store, calibration_id: str) -> LoadedCalibration:
+    def put(self, record: CalibrationRecord, model: M) -> None:
+        self._remember(Loaded(record.id, record.name, record.version, record.example, model))
+
+    async def get(self, store: Store, calibration_id: str) -> Loaded[M]:
         loaded = self._entries.get(calibration_id)
         if loaded is not None:
             self._entries.move_to_end(calibration_id)
             return loaded
-        return self._remember(_loaded(await store.get_calibration(calibration_id)))
+        record = await store.get_calibration(calibration_id, rheology=self._rheology)
+        return self._remember(self._loaded(record))
 
-    async def example(self, store: Store) -> LoadedCalibration:
+    async def example(self, store: Store) -> Loaded[M]:
         """The latest calibration flagged as the shipped example."""
         if self._example_id is not None:
             return await self.get(store, self._example_id)
-        examples = [c for c in await store.list_calibrations() if c.example]
+        examples = [c for c in await store.list_calibrations(rheology=self._rheology) if c.example]
         if not examples:
             raise NotFound(
-                "no example calibration is stored: give calibration_id",
-                code="calibration_not_found",
+                "no example calibration is stored: give its id",
+                code="rheology_calibration_not_found"
+                if self._rheology
+                else "calibration_not_found",
             )
         record = examples[-1]
         self._example_id = record.id
-        return self._remember(_loaded(record))
+        return self._remember(self._loaded(record))

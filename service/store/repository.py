@@ -200,7 +200,10 @@ class Store:
         rows: Sequence[dict[str, Any]],
         created_by: str,
         example: bool = False,
+        rheology: bool = False,
     ) -> CalibrationRecord:
+        """A new version of a strength calibration, or (``rheology``) of a rheology
+        calibration: the two are kept in tables of the same shape."""
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "name": name,
@@ -210,19 +213,26 @@ class Store:
             "model": model,
             "rows": list(rows),
         }
+        table = t.rheology_calibrations if rheology else t.calibrations
 
         async def work(conn: AsyncConnection) -> None:
-            await self._insert_versioned(conn, t.calibrations, values)
+            await self._insert_versioned(conn, table, values)
 
         await self._write(work, what=f"calibration {name!r}")
         return _calibration(_as_row(values))
 
-    async def get_calibration(self, calibration_id: str) -> CalibrationRecord:
-        row = await self._one(t.calibrations, calibration_id, "calibration")
+    async def get_calibration(
+        self, calibration_id: str, *, rheology: bool = False
+    ) -> CalibrationRecord:
+        if rheology:
+            row = await self._one(t.rheology_calibrations, calibration_id, "rheology_calibration")
+        else:
+            row = await self._one(t.calibrations, calibration_id, "calibration")
         return _calibration(row)
 
-    async def list_calibrations(self) -> list[CalibrationRecord]:
-        q = select(t.calibrations).order_by(t.calibrations.c.created_at, t.calibrations.c.version)
+    async def list_calibrations(self, *, rheology: bool = False) -> list[CalibrationRecord]:
+        table = t.rheology_calibrations if rheology else t.calibrations
+        q = select(table).order_by(table.c.created_at, table.c.version)
         return [_calibration(r) for r in await self._all(q)]
 
     async def add_recipe(

@@ -35,6 +35,20 @@ calibrations = Table(
     UniqueConstraint("name", "version", name="uq_calibrations_name_version"),
 )
 
+rheology_calibrations = Table(
+    "rheology_calibrations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("example", Integer, nullable=False, default=0),
+    Column("model", JSON, nullable=False),
+    Column("rows", JSON, nullable=False),
+    UniqueConstraint("name", "version", name="uq_rheology_calibrations_name_version"),
+)
+
 recipes = Table(
     "recipes",
     metadata,

@@ -1018,9 +1018,13 @@ function designFigures(recipe) {
   const costed = d.recipe && typeof d.recipe === "object" ? d.recipe : d;
   const cementOnly = d.cement_only && typeof d.cement_only === "object" ? d.cement_only : {};
   const num = (...values) => values.find((v) => typeof v === "number" && Number.isFinite(v)) ?? null;
+  const pred = recipe.predicted_ucs_28d || {};
   return {
     required: num(d.required_ucs_kpa),
-    predicted: num(recipe.predicted_ucs_28d && recipe.predicted_ucs_28d.ucs_kpa, costed.predicted_ucs_kpa),
+    predicted: num(pred.ucs_kpa, costed.predicted_ucs_kpa),
+    lower: num(pred.lower_ucs_kpa),
+    passPct: num(pred.pass_fraction_pct, d.pass_fraction_pct),
+    requirements: Array.isArray(costed.requirements) ? costed.requirements : [],
     cost: num(costed.binder_cost_per_m3, d.cost_per_m3, d.binder_cost_per_m3),
     cementOnlyCost: num(cementOnly.binder_cost_per_m3, d.cement_only_cost_per_m3),
     saving: num(d.saving_per_m3),
@@ -1045,8 +1049,10 @@ async function viewRecipe(main, token, recipeId) {
   const design = h("table", { class: "kv", id: "design" }, h("tbody", {},
     kv("Required UCS", f.required !== null ? `${fmt(f.required, 0)} kPa` : "— (not in the stored design)"),
     kv("Predicted UCS at 28 d", f.predicted !== null
-      ? `${fmt(f.predicted, 0)} kPa${pred && pred.extrapolated ? " (extrapolated)" : ""}${pred && pred.example ? " (EXAMPLE calibration, not for design)" : ""}`
+      ? `${fmt(f.predicted, 0)} kPa median${f.lower !== null ? `; ${fmt(f.lower, 0)} kPa for ${fmt(f.passPct, 0)} % of cylinders` : ""}${pred && pred.extrapolated ? " (extrapolated)" : ""}${pred && pred.example ? " (EXAMPLE calibration, not for design)" : ""}`
       : "—"),
+    ...f.requirements.map((r) => kv(`Requirement ${r.name}`,
+      `${fmt(r.required_ucs_kpa, 0)} kPa at ${fmt(r.curing_days, 0)} d: ${fmt(r.pass_probability_pct, 1)} % of cylinders pass${r.binding ? " (binding)" : ""}`)),
     kv("Binder cost per m3", f.cost !== null ? fmt(f.cost, 2) : "—"),
     kv("Cement-only cost per m3", f.cementOnlyCost !== null ? fmt(f.cementOnlyCost, 2) : "—"),
     kv("Saving against cement-only", f.saving !== null
@@ -1065,8 +1071,10 @@ async function viewRecipe(main, token, recipeId) {
   const curve = h("figure", { class: "panel trend", "data-trend": "ucs-curve" },
     h("h3", { text: `UCS at ${fmt(f.curingDays, 0)} d against Bw, at this blend and Cw` }),
     h("div", { class: "legend" },
-      h("span", { class: "item" }, h("span", { class: "swatch c0" }), "calibration model"),
-      h("span", { class: "item" }, h("span", { class: "swatch c0 dash" }), "extrapolated"),
+      h("span", { class: "item" }, h("span", { class: "swatch c0" }), "median"),
+      h("span", { class: "item" }, h("span", { class: "swatch c2" }),
+        `lower bound: ${fmt(f.passPct ?? 90, 0)} % of cylinders pass`),
+      h("span", { class: "item" }, h("span", { class: "swatch c0 dash" }), "outside the tested combinations"),
       f.required !== null ? h("span", { class: "item" }, h("span", { class: "swatch c1 dash" }), "required UCS") : null),
     h("div", { class: "plot-box", text: recipe.calibration_id ? "computing…" : "No calibration: no curve." }));
   main.replaceChildren(
@@ -1092,22 +1100,32 @@ async function drawUcsCurve(figure, recipe, f, token) {
     const hi = Math.min(50, Math.max(range.max, mix.binder_pct * 1.2));
     const n = 25;
     const bws = Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1));
-    const answers = await Promise.all(bws.map((bw) => api(`/calibrations/${encodeURIComponent(recipe.calibration_id)}/predict`, {
+    // The curve, and the recipe itself at the plotted age (the marker).
+    const all = await Promise.all([...bws, mix.binder_pct].map((bw) => api(`/calibrations/${encodeURIComponent(recipe.calibration_id)}/predict`, {
       method: "POST",
       body: { blend, binder_pct: bw, solids_pct: mix.solids_pct, curing_days: f.curingDays, allow_extrapolation: true },
     })));
     if (token !== app.viewToken) return;
-    // Solid where the model is inside its data, dashed where it extrapolates.
+    const answers = all.slice(0, n);
+    const own = all[n];
+    // Solid where the model is inside its tested combinations, dashed where it extrapolates;
+    // the lower line is the UCS the site's pass fraction of cylinders exceeds.
     const inside = answers.map((a, i) => [bws[i], a.extrapolated ? null : a.ucs_kpa]);
     const outside = answers.map((a, i) => [bws[i], a.ucs_kpa]);
-    const markerY = f.predicted;
+    const lowerInside = answers.map((a, i) => [bws[i], a.extrapolated ? null : a.lower_ucs_kpa]);
+    const lowerOutside = answers.map((a, i) => [bws[i], a.lower_ucs_kpa]);
+    const markerY = own.ucs_kpa;
     drawPlot(box, {
       x: { min: lo, max: hi, time: false },
       xLabel: "Bw, % of dry tailings",
       yLabel: "UCS kPa",
       yFromZero: true,
       height: 300,
-      series: [{ points: outside, color: 0, dash: true }, { points: inside, color: 0 }],
+      bands: [{ points: answers.map((a, i) => [bws[i], a.lower_ucs_kpa, a.ucs_kpa]) }],
+      series: [
+        { points: outside, color: 0, dash: true }, { points: inside, color: 0 },
+        { points: lowerOutside, color: 2, dash: true }, { points: lowerInside, color: 2 },
+      ],
       hlines: f.required !== null ? [{ y: f.required, label: `required ${fmt(f.required, 0)} kPa` }] : [],
       markers: markerY !== null ? [{ x: mix.binder_pct, y: markerY }] : [],
     });

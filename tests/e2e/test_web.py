@@ -359,7 +359,7 @@ def test_a_pour_started_through_the_api_shows_progress_and_its_report(
         report_text = page.inner_text("#report")
         assert "S-204" in report_text and "completed" in report_text
         assert page.inner_text("#samples").split() == samples
-        assert "inline S-204 v1" in page.inner_text("#report-recipe")
+        assert "S-204 body v1" in page.inner_text("#report-recipe")
         assert _points(page, "report-bw") > 2
         _shot(page, "pour-report.png")
         page.emulate_media(media="print")
@@ -460,7 +460,10 @@ def test_a_recipe_shows_its_design_and_strength_curve(
     browser: Browser, service: ServiceThread, api: httpx.Client
 ) -> None:
     request = {
-        "required_ucs_kpa": 600.0,
+        "requirements": [
+            {"name": "plug", "required_ucs_kpa": 250.0, "curing_days": 7},
+            {"name": "body", "required_ucs_kpa": 600.0, "curing_days": 28},
+        ],
         "binders": [
             {"name": "cement", "specific_gravity": 3.15, "price_per_t": 180.0},
             {"name": "slag", "specific_gravity": 2.9, "price_per_t": 110.0},
@@ -495,10 +498,20 @@ def test_a_recipe_shows_its_design_and_strength_curve(
         page.click(f"tr[data-recipe='{recipe_id}'] a")
         page.wait_for_selector("[data-trend=ucs-curve][data-points='25'] svg.plot")
         table = page.inner_text("#design")
-        assert "600 kPa" in table
+        assert f"{design['required_ucs_kpa']:.0f} kPa" in table
         assert f"{design['saving_per_m3']:,.2f}" in table
+        # The design at the site's pass fraction: every requirement with its pass rate.
+        assert "for 90 % of cylinders" in table
+        for check in design["recipe"]["requirements"]:
+            assert f"Requirement {check['name']}" in table
+            assert f"{check['pass_probability_pct']:.1f} % of cylinders pass" in table
+        binding = next(c for c in design["recipe"]["requirements"] if c["binding"])
+        assert binding["pass_probability_pct"] >= 90.0 - 1e-6
         assert page.locator("[data-trend=ucs-curve] svg .hline").count() == 1
         assert page.locator("[data-trend=ucs-curve] svg .marker").count() == 1
+        # The pass-fraction band between the lower bound and the median.
+        assert page.locator("[data-trend=ucs-curve] svg polygon.band").count() >= 1
+        assert page.locator("[data-trend=ucs-curve] svg .line.c2").count() >= 1
         _shot(page, "recipe.png")
     finally:
         page.context.close()

@@ -13,13 +13,14 @@ from service.api.schemas.calibrations import (
     CalibrationSummaryPublic,
     CylinderPublic,
     DataRangePublic,
+    OutsidePublic,
     PredictionPublic,
     PredictRequest,
     RangePublic,
     ResidualPublic,
     blend_fractions,
 )
-from service.core.strength_model import CylinderResult, DataRange, StrengthModel
+from service.core.strength_model import CylinderResult, DataRange, Prediction, StrengthModel
 from service.errors import InvalidInput, NotFound
 from service.operations.calibrations import (
     CalibrationCache,
@@ -33,11 +34,11 @@ from service.store.repository import Store
 router = APIRouter(tags=["calibrations"])
 
 
-async def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache:
+async def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache[StrengthModel]:
     return runtime.calibrations
 
 
-CalibrationCacheDep = Annotated[CalibrationCache, Depends(get_calibration_cache)]
+CalibrationCacheDep = Annotated[CalibrationCache[StrengthModel], Depends(get_calibration_cache)]
 CalibrationId = PathId
 
 
@@ -166,31 +167,71 @@ async def predict(
     req: PredictRequest,
     _: PrincipalDep,
     store: StoreDep,
+    runtime: RuntimeDep,
     cache: CalibrationCacheDep,
 ) -> PredictionPublic:
-    """Predicted UCS of a mix; refused outside the calibrated range unless
-    ``allow_extrapolation``, then flagged."""
+    """Predicted UCS of a mix: the median, the lower bound at the pass fraction and,
+    for a requirement, its pass probability. Refused outside the tested combinations of
+    the model's regressors unless ``allow_extrapolation``, then flagged."""
     loaded = await cache.get(store, calibration_id)
+    pass_pct = req.pass_fraction_pct or runtime.settings.design.pass_fraction_pct
     prediction = loaded.model.predict(
         blend_fractions(req.blend),
         req.binder_pct / 100.0,
         req.solids_pct / 100.0,
         req.curing_days,
         allow_extrapolation=req.allow_extrapolation,
+        pass_fraction=pass_pct / 100.0,
     )
+    return prediction_public(loaded, prediction, req.curing_days, pass_pct, req.required_ucs_kpa)
+
+
+def prediction_public(
+    loaded: LoadedCalibration,
+    prediction: Prediction,
+    curing_days: float,
+    pass_fraction_pct: float,
+    required_ucs_kpa: float | None,
+) -> PredictionPublic:
+    assert prediction.lower_ucs_kpa is not None  # asked at a pass fraction
+    assert prediction.standard_error_log is not None and prediction.degrees_of_freedom
+    assert prediction.leverage is not None and prediction.leverage_max is not None
     return PredictionPublic(
         calibration_id=loaded.id,
         calibration_version=loaded.version,
         example=loaded.example,
         ucs_kpa=prediction.ucs_kpa,
-        curing_days=req.curing_days,
+        median_ucs_kpa=prediction.median_ucs_kpa,
+        lower_ucs_kpa=prediction.lower_ucs_kpa,
+        pass_fraction_pct=pass_fraction_pct,
+        required_ucs_kpa=required_ucs_kpa,
+        pass_probability_pct=(
+            None
+            if required_ucs_kpa is None
+            else 100.0 * prediction.pass_probability(required_ucs_kpa)
+        ),
+        curing_days=curing_days,
+        standard_error_log=prediction.standard_error_log,
+        degrees_of_freedom=prediction.degrees_of_freedom,
+        leverage=prediction.leverage,
+        leverage_max=prediction.leverage_max,
         extrapolated=prediction.extrapolated,
         outside=list(prediction.outside),
+        outside_details=[
+            OutsidePublic(
+                variable=o.variable,
+                value=o.value,
+                accepted_min=o.accepted_min,
+                accepted_max=o.accepted_max,
+                detail=o.detail,
+            )
+            for o in prediction.outside_details
+        ],
     )
 
 
 async def referenced_calibration(
-    store: Store, cache: CalibrationCache, calibration_id: str | None
+    store: Store, cache: CalibrationCache[StrengthModel], calibration_id: str | None
 ) -> LoadedCalibration:
     """The calibration a request body names (the example when None). A body reference to
     a calibration that does not exist is a 422 naming ``calibration_id``."""

@@ -31,8 +31,10 @@ from service.api.schemas.recipes import (
 )
 from service.core import proportioning as prop
 from service.core.recipe_limits import RecipeLimits, check_mix
+from service.core.strength_model import StrengthModel
 from service.errors import BackfillError, InvalidInput
 from service.operations.calibrations import CalibrationCache, LoadedCalibration
+from service.runtime import Runtime
 from service.store.records import RecipeRecord
 from service.store.repository import Store
 
@@ -59,7 +61,7 @@ def proportion_mix(mix: StoredMixIn | MixPublic) -> prop.Proportioning:
 
 
 def _prediction(
-    mix: MixPublic, calibration: LoadedCalibration
+    mix: MixPublic, calibration: LoadedCalibration, pass_fraction_pct: float
 ) -> tuple[PredictedStrengthPublic | None, str | None]:
     """UCS at 28 days by the recipe's model, flagged when extrapolated; None with a note
     when the model cannot predict it (no coefficient for a binder, a mix it refuses)."""
@@ -70,6 +72,7 @@ def _prediction(
             mix.solids_pct / 100.0,
             DESIGN_AGE_DAYS,
             allow_extrapolation=True,
+            pass_fraction=pass_fraction_pct / 100.0,
         )
     except (BackfillError, ArithmeticError) as err:
         return None, f"no prediction: {getattr(err, 'detail', err)}"
@@ -85,6 +88,8 @@ def _prediction(
             example=calibration.example,
             curing_days=DESIGN_AGE_DAYS,
             ucs_kpa=prediction.ucs_kpa,
+            lower_ucs_kpa=prediction.lower_ucs_kpa,
+            pass_fraction_pct=pass_fraction_pct,
             extrapolated=prediction.extrapolated,
             outside=list(prediction.outside),
         ),
@@ -93,9 +98,14 @@ def _prediction(
 
 
 async def recipe_public(
-    record: RecipeRecord, store: Store, cache: CalibrationCache, limits: RecipeLimits
+    record: RecipeRecord,
+    store: Store,
+    cache: CalibrationCache[StrengthModel],
+    limits: RecipeLimits,
+    pass_fraction_pct: float,
 ) -> RecipePublic:
-    """The public view of a stored version; what it cannot compute goes to ``problems``."""
+    """The public view of a stored version (its prediction stated at the site's pass
+    fraction); what it cannot compute goes to ``problems``."""
     mix = MixPublic.model_validate(record.mix)
     problems: list[str] = []
     try:
@@ -123,7 +133,9 @@ async def recipe_public(
     predicted, note = None, None
     if record.calibration_id is not None and per_m3 is not None:
         predicted, note = _prediction(
-            mix, await referenced_calibration(store, cache, record.calibration_id)
+            mix,
+            await referenced_calibration(store, cache, record.calibration_id),
+            pass_fraction_pct,
         )
     return RecipePublic(
         id=record.id,
@@ -143,6 +155,10 @@ async def recipe_public(
         prediction_note=note,
         problems=problems,
     )
+
+
+def _site(runtime: Runtime) -> tuple[RecipeLimits, float]:
+    return runtime.recipe_limits, runtime.settings.design.pass_fraction_pct
 
 
 @router.post("/recipes", status_code=201, response_model=RecipePublic)
@@ -170,7 +186,7 @@ async def create_recipe(
         approved_by=req.approved_by,
         created_by=principal.role.value,
     )
-    return await recipe_public(record, store, cache, runtime.recipe_limits)
+    return await recipe_public(record, store, cache, *_site(runtime))
 
 
 @router.post("/recipes/{recipe_id}/approve", response_model=RecipePublic)
@@ -194,7 +210,7 @@ async def approve_recipe(
     log.info(
         "recipe %s version %d approved by %s", approved.name, approved.version, req.approved_by
     )
-    return await recipe_public(approved, store, cache, runtime.recipe_limits)
+    return await recipe_public(approved, store, cache, *_site(runtime))
 
 
 @router.get("/recipes", response_model=list[RecipePublic])
@@ -206,8 +222,8 @@ async def list_recipes(
     name: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
 ) -> list[RecipePublic]:
     """Every stored version, by name then version; ``?name=`` for one recipe's versions."""
-    limits = runtime.recipe_limits
-    return [await recipe_public(r, store, cache, limits) for r in await store.list_recipes(name)]
+    site = _site(runtime)
+    return [await recipe_public(r, store, cache, *site) for r in await store.list_recipes(name)]
 
 
 @router.get("/recipes/{recipe_id}", response_model=RecipePublic)
@@ -219,4 +235,4 @@ async def get_recipe(
     cache: CalibrationCacheDep,
 ) -> RecipePublic:
     record = await store.get_recipe(recipe_id)
-    return await recipe_public(record, store, cache, runtime.recipe_limits)
+    return await recipe_public(record, store, cache, *_site(runtime))

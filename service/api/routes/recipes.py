@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic_core import to_json
 
 from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
 from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
-from service.api.routes.strength import required_strength
+from service.api.routes.rheology import (
+    RheologyCacheDep,
+    pipe_flow_public,
+    pipeline_of,
+    referenced_rheology,
+)
+from service.api.routes.strength import required_strength, site_floors
 from service.api.schemas.recipes import (
     BinderComponentIn,
     CalibrationUsedPublic,
@@ -20,9 +27,13 @@ from service.api.schemas.recipes import (
     OptimizeRequest,
     ProportionPublic,
     ProportionRequest,
+    PumpabilityPublic,
+    RequirementCheckPublic,
+    RequirementPublic,
     SearchPublic,
     StoredMixIn,
 )
+from service.api.schemas.strength import StopeIn
 from service.core import optimizer as opt
 from service.core import proportioning as prop
 from service.core.recipe_limits import (
@@ -33,6 +44,7 @@ from service.core.recipe_limits import (
     check_solids,
     check_tailings,
 )
+from service.operations.calibrations import Loaded
 
 router = APIRouter(tags=["recipes"])
 _MIX_FIELDS = {"tailings", "binder", "binder_pct", "solids_pct", "aggregate"}
@@ -90,7 +102,8 @@ def check_optimizer_limits(req: OptimizeRequest, limits: RecipeLimits) -> None:
     check_binder_pct("binder_pct_min", req.binder_pct_min, limits)
     check_binder_pct("binder_pct_max", req.binder_pct_max, limits)
     check_solids("solids_pct_min", req.solids_pct_min, limits)
-    check_solids("solids_pct_max", req.solids_pct_max, limits)
+    if req.solids_pct_max is not None:
+        check_solids("solids_pct_max", req.solids_pct_max, limits)
 
 
 def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
@@ -160,7 +173,34 @@ async def proportion(req: ProportionRequest, _: PrincipalDep, runtime: RuntimeDe
 # --- the optimiser ----------------------------------------------------------------------
 
 
-def _costed_public(recipe: opt.CostedRecipe, req: OptimizeRequest) -> CostedRecipePublic:
+def _requirement_check(check: opt.RequirementCheck) -> RequirementCheckPublic:
+    return RequirementCheckPublic(
+        name=check.name,
+        required_ucs_kpa=check.required_ucs_kpa,
+        curing_days=check.curing_days,
+        median_ucs_kpa=check.median_ucs_kpa,
+        lower_ucs_kpa=check.lower_ucs_kpa,
+        pass_probability_pct=100.0 * check.pass_probability,
+        binding=check.binding,
+        extrapolated=check.extrapolated,
+        outside=list(check.outside),
+    )
+
+
+def _pumpability(recipe: opt.CostedRecipe) -> PumpabilityPublic:
+    assert recipe.yield_stress_pa is not None and recipe.slump_mm is not None  # rheology given
+    return PumpabilityPublic(
+        yield_stress_pa=recipe.yield_stress_pa,
+        slump_mm=recipe.slump_mm,
+        pump_pressure_kpa=recipe.pump_pressure_kpa,
+        line=None if recipe.pipe_flow is None else pipe_flow_public(recipe.pipe_flow),
+        extrapolated=recipe.rheology_extrapolated,
+    )
+
+
+def _costed_public(
+    recipe: opt.CostedRecipe, req: OptimizeRequest, pass_fraction_pct: float
+) -> CostedRecipePublic:
     gravity = {b.name: b.specific_gravity for b in req.binders}
     mix = StoredMixIn(
         tailings=req.tailings,
@@ -178,6 +218,9 @@ def _costed_public(recipe: opt.CostedRecipe, req: OptimizeRequest) -> CostedReci
         solids_pct=100.0 * recipe.solids_fraction,
         predicted_ucs_kpa=recipe.predicted_ucs_kpa,
         extrapolated=recipe.extrapolated,
+        requirements=[_requirement_check(c) for c in recipe.requirement_checks],
+        pass_fraction_pct=pass_fraction_pct,
+        pumpability=_pumpability(recipe),
         water_binder_ratio=recipe.proportioning.water_binder_ratio,
         wet_density_kg_m3=recipe.proportioning.wet_density_kg_m3,
         binder_kg_m3=recipe.binder_kg_m3,
@@ -188,6 +231,37 @@ def _costed_public(recipe: opt.CostedRecipe, req: OptimizeRequest) -> CostedReci
     )
 
 
+def _requirements(
+    req: OptimizeRequest, floors: dict[str, float]
+) -> list[tuple[RequirementPublic, opt.Requirement]]:
+    """Every requirement of the request: its public statement and the core's."""
+    given: list[tuple[str, StopeIn | None, float | None, float]]
+    if req.requirements is not None:
+        given = [(r.name, r.stope, r.required_ucs_kpa, r.curing_days) for r in req.requirements]
+    else:
+        given = [("required_ucs", req.stope, req.required_ucs_kpa, req.curing_days)]
+    out = []
+    for name, stope, explicit, days in given:
+        strength = None if stope is None else required_strength(stope, floors)
+        ucs = strength.required_ucs_kpa if strength is not None else explicit
+        assert ucs is not None  # the schema admits exactly one of the two
+        public = RequirementPublic(
+            name=name,
+            required_ucs_kpa=ucs,
+            curing_days=days,
+            governed_by="given" if strength is None else strength.governed_by,
+            required=strength,
+        )
+        out.append((public, opt.Requirement(ucs, days, name)))
+    return out
+
+
+def _used(loaded: Loaded[Any]) -> CalibrationUsedPublic:
+    return CalibrationUsedPublic(
+        id=loaded.id, name=loaded.name, version=loaded.version, example=loaded.example
+    )
+
+
 @router.post("/recipes/optimize", response_model=OptimizePublic)
 async def optimize(
     req: OptimizeRequest,
@@ -195,17 +269,28 @@ async def optimize(
     store: StoreDep,
     runtime: RuntimeDep,
     cache: CalibrationCacheDep,
+    rheologies: RheologyCacheDep,
 ) -> OptimizePublic:
-    """The cheapest binder blend and dose whose predicted UCS at ``curing_days`` meets the
-    stope's requirement, with cost, binding limits and the saving against cement alone."""
-    check_optimizer_limits(req, runtime.recipe_limits)
-    strength = None if req.stope is None else required_strength(req.stope)
-    required_ucs_kpa = strength.required_ucs_kpa if strength is not None else req.required_ucs_kpa
-    assert required_ucs_kpa is not None  # the schema admits exactly one of the two
+    """The cheapest binder blend and dose that meets every requirement at the pass
+    fraction (each requirement's lower prediction bound at its age), inside the Cw
+    window and the pumpability limits, with its cost, binding limits, predicted yield
+    stress, slump and line pressure, and the saving against cement alone."""
+    limits = runtime.recipe_limits
+    check_optimizer_limits(req, limits)
+    design = runtime.settings.design
+    pass_pct = req.pass_fraction_pct or design.pass_fraction_pct
+    requirements = _requirements(req, site_floors(design))
     calibration = await referenced_calibration(store, cache, req.calibration_id)
+    rheology = await referenced_rheology(store, rheologies, req.rheology_calibration_id)
+    solids_max = req.solids_pct_max if req.solids_pct_max is not None else limits.solids_pct_max
+    # The single form goes in as the core's single requirement, so that its errors name
+    # the request's own fields (curing_days, not requirements[0].curing_days).
+    single = requirements[0][1] if req.requirements is None else None
     result = opt.optimize_recipe(
-        required_ucs_kpa=required_ucs_kpa,
-        curing_days=req.curing_days,
+        required_ucs_kpa=None if single is None else single.required_ucs_kpa,
+        curing_days=None if single is None else single.curing_days,
+        requirements=None if single is not None else [core for _public, core in requirements],
+        pass_fraction=pass_pct / 100.0,
         binders=[
             opt.BinderOption(
                 b.name,
@@ -219,32 +304,40 @@ async def optimize(
         tailings=prop.Tailings(req.tailings.specific_gravity, req.tailings.moisture_pct / 100.0),
         limits=opt.RecipeLimits(
             solids_fraction_min=req.solids_pct_min / 100.0,
-            solids_fraction_max=req.solids_pct_max / 100.0,
+            solids_fraction_max=solids_max / 100.0,
             binder_ratio_min=req.binder_pct_min / 100.0,
             binder_ratio_max=req.binder_pct_max / 100.0,
         ),
         model=calibration.model,
+        rheology=rheology.model,
+        pipeline=None if req.pipeline is None else pipeline_of(req.pipeline),
+        max_yield_stress_pa=req.max_yield_stress_pa,
+        max_pump_pressure_kpa=req.max_pump_pressure_kpa,
         stope_volume_m3=req.stope_volume_m3,
         allow_extrapolation=req.allow_extrapolation,
     )
+    binding = next(p for p, core in requirements if core.name == result.binding_requirement)
     return OptimizePublic(
-        required_ucs_kpa=required_ucs_kpa,
-        governed_by="given" if strength is None else strength.governed_by,
-        required=strength,
-        curing_days=result.curing_days,
-        recipe=_costed_public(result.recipe, req),
+        required_ucs_kpa=binding.required_ucs_kpa,
+        governed_by=binding.governed_by,
+        required=binding.required,
+        curing_days=binding.curing_days,
+        requirements=[p for p, _core in requirements],
+        binding_requirement=result.binding_requirement,
+        pass_fraction_pct=pass_pct,
+        recipe=_costed_public(result.recipe, req, pass_pct),
         binding_constraints=list(result.binding_constraints),
-        cement_only=None if result.cement_only is None else _costed_public(result.cement_only, req),
+        cement_only=(
+            None
+            if result.cement_only is None
+            else _costed_public(result.cement_only, req, pass_pct)
+        ),
         cement_only_note=result.cement_only_note,
         saving_per_m3=result.saving_per_m3,
         saving_pct=result.saving_pct,
         saving_for_stope=result.saving_for_stope,
-        calibration=CalibrationUsedPublic(
-            id=calibration.id,
-            name=calibration.name,
-            version=calibration.version,
-            example=calibration.example,
-        ),
+        calibration=_used(calibration),
+        rheology_calibration=_used(rheology),
         search=SearchPublic(
             blend_step_pct=100.0 * result.blend_step,
             solids_step_pct=100.0 * result.solids_step,

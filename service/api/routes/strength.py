@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter
 
-from service.api.deps import PrincipalDep
+from service.api.deps import PrincipalDep, RuntimeDep
 from service.api.schemas.strength import (
     ArchingPublic,
     ArchingRequest,
@@ -12,6 +14,7 @@ from service.api.schemas.strength import (
     StopeIn,
 )
 from service.core import required
+from service.settings import DesignSettings
 
 router = APIRouter(tags=["strength"])
 
@@ -59,14 +62,25 @@ def stope_requirement(stope: StopeIn) -> required.StrengthRequirement:
     )
 
 
-def required_strength(stope: StopeIn) -> RequiredStrengthPublic:
-    """The design UCS of ``stope``: its method's result, raised to any floor."""
+def site_floors(settings: DesignSettings) -> dict[str, float]:
+    """The floors every required strength gets unless a request sets its own."""
+    floor = settings.liquefaction_floor_kpa
+    return {"liquefaction": floor} if floor > 0.0 else {}
+
+
+def required_strength(
+    stope: StopeIn, default_floors: Mapping[str, float]
+) -> RequiredStrengthPublic:
+    """The design UCS of ``stope``: its method's result, raised to any floor (the
+    site's by default; a floor the request names replaces the site's of that name)."""
     computed = stope_requirement(stope)
-    governed = required.apply_floors(computed.ucs_kpa, stope.floors_kpa)
+    floors = {**default_floors, **stope.floors_kpa}
+    governed = required.apply_floors(computed.ucs_kpa, floors)
     return RequiredStrengthPublic(
         required_ucs_kpa=governed.required_ucs_kpa,
         computed_ucs_kpa=governed.computed_ucs_kpa,
         governed_by=governed.governed_by,
+        binding_floors=list(governed.binding_floors),
         floors_kpa=dict(governed.floors_kpa),
         method=stope.method,
         citation=CITATIONS[stope.method],
@@ -78,9 +92,14 @@ def required_strength(stope: StopeIn) -> RequiredStrengthPublic:
 
 
 @router.post("/strength/required", response_model=RequiredStrengthPublic)
-async def strength_required(req: StopeIn, _: PrincipalDep) -> RequiredStrengthPublic:
-    """Required UCS of an exposed fill face (Mitchell 1982 or Li & Aubertin 2012)."""
-    return required_strength(req)
+async def strength_required(
+    req: StopeIn, _: PrincipalDep, runtime: RuntimeDep
+) -> RequiredStrengthPublic:
+    """Required UCS of an exposed fill face (Mitchell 1982 or Li & Aubertin 2012), with
+    one factor-of-safety convention: FS multiplies the strength required at limit
+    equilibrium (FS = 1) for both methods. The site's floors (liquefaction, 100 kPa
+    unless set) apply; ``binding_floors`` names every floor above the computed UCS."""
+    return required_strength(req, site_floors(runtime.settings.design))
 
 
 @router.post("/strength/arching", response_model=ArchingPublic)

@@ -96,14 +96,30 @@ class CalibrationCreate(Strict):
         return self
 
 
+PassFractionPct = Annotated[
+    float,
+    Field(
+        ge=50.0,
+        le=99.99,
+        description="% of cylinders that should pass: the lower bound is stated at it "
+        "(default the site's, BACKFILL_DESIGN__PASS_FRACTION_PCT, 90).",
+    ),
+]
+
+
 class PredictRequest(Strict):
     blend: BlendPct
     binder_pct: BinderPct
     solids_pct: SolidsPct
     curing_days: CuringDays = 28.0
+    pass_fraction_pct: PassFractionPct | None = None
+    required_ucs_kpa: Annotated[
+        float | None,
+        Field(gt=0.0, le=1.0e6, description="A requirement: its pass probability is stated."),
+    ] = None
     allow_extrapolation: bool = Field(
         default=False,
-        description="Return a prediction outside the calibrated range, flagged, "
+        description="Return a prediction outside the tested combinations, flagged, "
         "instead of refusing it.",
     )
 
@@ -170,11 +186,38 @@ class CalibrationPublic(CalibrationSummaryPublic):
     rows: list[CylinderPublic]
 
 
+class OutsidePublic(Public):
+    """Why a point is extrapolated: a regressor outside its tested range (on its own
+    scale: ln Mb/Mw, ln days, % of the blend), or a leverage beyond the data's
+    (``regressor_hull``: a combination never tested even if each input was)."""
+
+    variable: str
+    value: float
+    accepted_min: float
+    accepted_max: float
+    detail: str
+
+
 class PredictionPublic(Public):
     calibration_id: str
     calibration_version: int
     example: bool
-    ucs_kpa: float
+    ucs_kpa: float = Field(description="The median: about half the cylinders test below it.")
+    median_ucs_kpa: float
+    lower_ucs_kpa: float = Field(
+        description="The UCS that pass_fraction_pct % of new cylinders exceed (the fit's "
+        "prediction interval: residual spread and the point's leverage, Student t)."
+    )
+    pass_fraction_pct: float
+    required_ucs_kpa: float | None
+    pass_probability_pct: float | None = Field(
+        description="The probability that a new cylinder reaches required_ucs_kpa."
+    )
     curing_days: float
+    standard_error_log: float = Field(description="Of a new cylinder's ln UCS.")
+    degrees_of_freedom: int
+    leverage: float
+    leverage_max: float = Field(description="The largest leverage of a tested cylinder.")
     extrapolated: bool
-    outside: list[str] = Field(description="Variables outside the calibrated range.")
+    outside: list[str] = Field(description="Why the point is outside the tested combinations.")
+    outside_details: list[OutsidePublic]

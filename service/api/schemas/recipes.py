@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from service.api.schemas.calibrations import PassFractionPct
 from service.api.schemas.common import (
     ComponentName,
     PositiveFloat,
@@ -18,6 +19,7 @@ from service.api.schemas.common import (
     Text,
     free_json_without_controls,
 )
+from service.api.schemas.rheology import PipeFlowPublic, PipelineIn
 from service.api.schemas.strength import RequiredStrengthPublic, StopeIn
 
 _FRACTION_SUM_TOLERANCE = 1e-6
@@ -207,34 +209,81 @@ def not_below_min(value: float, info: ValidationInfo) -> float:
     return value
 
 
-class OptimizeRequest(Strict):
-    """The cheapest recipe reaching the stope's required UCS at ``curing_days``.
+class RequirementIn(Strict):
+    """One strength requirement: a UCS at a curing age, given or computed for a stope
+    face (with the site's floors), e.g. a plug at 150 kPa at 3 days."""
 
-    Give the stope (its method and parameters, as for /strength/required) or an
-    explicit ``required_ucs_kpa``. ``calibration_id`` defaults to the shipped EXAMPLE
-    calibration (synthetic, not for design).
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$", examples=["plug"]),
+    ]
+    stope: StopeIn | None = None
+    required_ucs_kpa: Annotated[float | None, Field(gt=0.0, le=1.0e6)] = None
+    curing_days: Annotated[float, Field(gt=0.0, le=3650.0)]
+
+    @model_validator(mode="after")
+    def _one_requirement(self) -> RequirementIn:
+        if (self.stope is None) == (self.required_ucs_kpa is None):
+            raise ValueError("give exactly one of stope or required_ucs_kpa")
+        return self
+
+
+class OptimizeRequest(Strict):
+    """The cheapest recipe that meets every strength requirement at the pass fraction,
+    inside the pumpable window.
+
+    Requirements: a ``stope`` (its method and parameters, as for /strength/required) or
+    an explicit ``required_ucs_kpa``, at ``curing_days``; or a list ``requirements``
+    (e.g. the plug at 3 days and the body at 28). Each is met so that
+    ``pass_fraction_pct`` % of cylinders pass (the site's 90 % by default).
+    Pumpability: the Cw window, and/or ``max_yield_stress_pa`` and
+    ``max_pump_pressure_kpa`` (with the ``pipeline``) predicted by the rheology
+    calibration; with a pumpability limit the upper Cw may be left out.
+    ``calibration_id`` / ``rheology_calibration_id`` default to the shipped EXAMPLE
+    calibrations (synthetic, not for design).
     """
 
     stope: StopeIn | None = None
     required_ucs_kpa: Annotated[float | None, Field(gt=0.0, le=1.0e6)] = None
     curing_days: Annotated[float, Field(gt=0.0, le=3650.0, description="Design curing age.")] = 28.0
+    requirements: Annotated[list[RequirementIn] | None, Field(min_length=1, max_length=8)] = None
+    pass_fraction_pct: PassFractionPct | None = None
     binders: Annotated[list[BinderOfferIn], Field(min_length=1, max_length=6)]
     tailings: TailingsIn
     solids_pct_min: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, low.")]
-    solids_pct_max: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, high.")]
+    solids_pct_max: Annotated[
+        float | None,
+        Field(
+            gt=0.0,
+            lt=100.0,
+            description="Pumpable Cw, high; may be left out with a pumpability limit (the "
+            "site's plausible maximum then bounds the search).",
+        ),
+    ] = None
     binder_pct_min: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw minimum.")]
     binder_pct_max: Annotated[float, Field(gt=0.0, le=50.0, description="Site Bw maximum.")]
+    max_yield_stress_pa: Annotated[
+        float | None, Field(gt=0.0, le=1.0e5, description="Pumpability: the yield stress.")
+    ] = None
+    max_pump_pressure_kpa: Annotated[
+        float | None,
+        Field(gt=0.0, le=1.0e5, description="Pumpability: the pump discharge pressure."),
+    ] = None
+    pipeline: PipelineIn | None = Field(
+        default=None, description="The line: every design reports its pump pressure."
+    )
     calibration_id: ResourceId | None = None
+    rheology_calibration_id: ResourceId | None = None
     stope_volume_m3: Annotated[float | None, Field(gt=0.0, le=1.0e7)] = None
     allow_extrapolation: bool = Field(
         default=False,
-        description="Search beyond the calibrated data range (results flagged extrapolated).",
+        description="Search beyond the tested combinations (results flagged extrapolated).",
     )
 
     @field_validator("solids_pct_max", "binder_pct_max")
     @classmethod
-    def _bounds(cls, value: float, info: ValidationInfo) -> float:
-        return not_below_min(value, info)
+    def _bounds(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return None if value is None else not_below_min(value, info)
 
     @field_validator("binders")
     @classmethod
@@ -244,19 +293,67 @@ class OptimizeRequest(Strict):
             raise ValueError("binder names must be unique")
         return binders
 
+    @field_validator("requirements")
+    @classmethod
+    def _named_once(cls, requirements: list[RequirementIn] | None) -> list[RequirementIn] | None:
+        names = [r.name for r in requirements or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("requirement names must be unique")
+        return requirements
+
     @model_validator(mode="after")
     def _one_requirement(self) -> OptimizeRequest:
-        if (self.stope is None) == (self.required_ucs_kpa is None):
-            raise ValueError("give exactly one of stope or required_ucs_kpa")
+        given = [n for n in ("stope", "required_ucs_kpa", "requirements") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of stope, required_ucs_kpa or requirements")
+        if self.max_pump_pressure_kpa is not None and self.pipeline is None:
+            raise ValueError("max_pump_pressure_kpa needs the pipeline")
+        if (
+            self.solids_pct_max is None
+            and self.max_yield_stress_pa is None
+            and self.max_pump_pressure_kpa is None
+        ):
+            raise ValueError(
+                "give solids_pct_max, or a pumpability limit (max_yield_stress_pa or "
+                "max_pump_pressure_kpa)"
+            )
         return self
+
+
+class RequirementCheckPublic(Public):
+    """How a recipe meets one requirement: the median UCS at its age, the UCS that
+    ``pass_fraction_pct`` % of cylinders exceed, and the probability a cylinder passes."""
+
+    name: str
+    required_ucs_kpa: float
+    curing_days: float
+    median_ucs_kpa: float
+    lower_ucs_kpa: float | None
+    pass_probability_pct: float
+    binding: bool = Field(description="This requirement set the dose.")
+    extrapolated: bool
+    outside: list[str]
+
+
+class PumpabilityPublic(Public):
+    """Predicted by the rheology calibration (and, with a pipeline, for the line)."""
+
+    yield_stress_pa: float
+    slump_mm: float = Field(description="Abrams cone (300 mm).")
+    pump_pressure_kpa: float | None
+    line: PipeFlowPublic | None
+    extrapolated: bool = Field(description="Cw or Bw outside the rheology tests.")
 
 
 class CostedRecipePublic(Public):
     blend_pct: dict[str, float] = Field(description="% of the binder blend per offered binder.")
     binder_pct: float
     solids_pct: float
-    predicted_ucs_kpa: float
+    predicted_ucs_kpa: float = Field(description="The median UCS at the binding requirement's age.")
     extrapolated: bool
+    requirements: list[RequirementCheckPublic]
+    pass_fraction_pct: float
+    pumpability: PumpabilityPublic
     water_binder_ratio: float
     wet_density_kg_m3: float
     binder_kg_m3: float
@@ -279,13 +376,26 @@ class SearchPublic(Public):
     candidates_evaluated: int
 
 
-class OptimizePublic(Public):
+class RequirementPublic(Public):
+    name: str
     required_ucs_kpa: float
+    curing_days: float
+    governed_by: str = Field(
+        description='"given" for an explicit required_ucs_kpa, else "computed" or a floor.'
+    )
+    required: RequiredStrengthPublic | None
+
+
+class OptimizePublic(Public):
+    required_ucs_kpa: float = Field(description="The binding requirement's.")
     governed_by: str = Field(
         description='"given" for an explicit required_ucs_kpa, else "computed" or a floor.'
     )
     required: RequiredStrengthPublic | None
     curing_days: float
+    requirements: list[RequirementPublic]
+    binding_requirement: str
+    pass_fraction_pct: float
     recipe: CostedRecipePublic
     binding_constraints: list[str]
     cement_only: CostedRecipePublic | None
@@ -294,6 +404,7 @@ class OptimizePublic(Public):
     saving_pct: float | None
     saving_for_stope: float | None
     calibration: CalibrationUsedPublic
+    rheology_calibration: CalibrationUsedPublic
     search: SearchPublic
 
 
@@ -353,7 +464,11 @@ class PredictedStrengthPublic(Public):
     calibration_version: int
     example: bool
     curing_days: float
-    ucs_kpa: float
+    ucs_kpa: float = Field(description="The median: about half the cylinders test below it.")
+    lower_ucs_kpa: float | None = Field(
+        description="The UCS that pass_fraction_pct % of cylinders exceed."
+    )
+    pass_fraction_pct: float
     extrapolated: bool
     outside: list[str]
 

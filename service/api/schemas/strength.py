@@ -63,8 +63,9 @@ class StopeIn(Strict):
         Field(
             max_length=8,
             description="Minimum strengths that govern when above the computed UCS, e.g. "
-            '{"liquefaction": 100} or {"sill_mat": 1000} (typical values; the mine '
-            "geotechnical engineer sets them).",
+            '{"sill_mat": 1000}; the site\'s liquefaction floor (BACKFILL_DESIGN__'
+            "LIQUEFACTION_FLOOR_KPA, 100 kPa) applies unless named here "
+            '({"liquefaction": 0} drops it).',
         ),
     ] = Field(default_factory=dict)
 
@@ -108,7 +109,12 @@ class RequiredStrengthPublic(Public):
     required_ucs_kpa: float = Field(description="max(computed_ucs_kpa, every floor).")
     computed_ucs_kpa: float
     governed_by: str = Field(description='"computed" or the name of the floor that governed.')
-    floors_kpa: dict[str, float]
+    binding_floors: list[str] = Field(
+        description="Every floor above the computed UCS (each alone would raise the design)."
+    )
+    floors_kpa: dict[str, float] = Field(
+        description="The floors applied: the site's (liquefaction) and the request's."
+    )
     method: Method
     citation: str
     cohesion_kpa: float
