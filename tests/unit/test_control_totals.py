@@ -230,3 +230,215 @@ def test_a_checkpoint_from_before_flush_and_start_up_were_kept_still_loads() -> 
     assert back.poured_m3 == t.poured_m3
     assert back.flush_water_m3 == 0.0 and back.startup_off_spec_m3 == 0.0
     assert PourTotals.from_dict(t.to_dict()) == t
+
+
+# --- dumped paste (the diverter's proven position is the dump) --------------------------
+
+# The integrator dict as the code before dumped paste was kept apart wrote it.
+OLD_CHECKPOINT_KEYS = (
+    "elapsed_s",
+    "poured_m3",
+    "unmeasured_m3",
+    "dry_tailings_t",
+    "binder_t",
+    "water_m3",
+    "off_spec_m3",
+    "startup_off_spec_m3",
+    "settled",
+    "flush_water_m3",
+    "solids_weighted_m3",
+    "solids_measured_m3",
+    "solids_min",
+    "solids_max",
+    "binder_weighted_m3",
+    "binder_measured_m3",
+    "binder_min",
+    "binder_max",
+)
+
+
+def dumped(s: TotalsSample) -> TotalsSample:
+    return replace(s, to_dump=True)
+
+
+def test_dumped_paste_and_binder_are_recorded_apart_from_the_stope() -> None:
+    t = run(PourTotals(), dumped(sample(cw=0.60)), 360)  # 10 m3 of diluted start-up paste
+    assert t.poured_m3 == 0.0 and t.off_spec_m3 == 0.0 and t.startup_off_spec_m3 == 0.0
+    assert t.unmeasured_m3 == 0.0 and t.solids_measured_m3 == 0.0 and t.solids_min is None
+    assert t.dry_tailings_t == 0.0 and t.water_m3 == 0.0 and t.binder_total_t == 0.0
+    assert t.dumped_m3 == pytest.approx(10.0)
+    assert t.dumped_dry_tailings_t == pytest.approx(13.0)
+    assert t.dumped_binder_t["cement"] == pytest.approx(0.13)
+    assert t.dumped_binder_t["slag"] == pytest.approx(0.52)
+    assert t.dumped_binder_t["flyash"] == 0.0
+    assert t.dumped_water_m3 == pytest.approx(1.0)
+    assert t.elapsed_s == 360.0
+    t = run(t, sample(), 36)  # the valve proves the stope: placed
+    assert t.poured_m3 == pytest.approx(1.0)
+    assert t.dumped_m3 == pytest.approx(10.0)
+    assert t.delivered_m3 == pytest.approx(11.0)
+    summary = t.summary()
+    assert summary["dumped_m3"] == pytest.approx(10.0)
+    assert summary["dumped_binder_t"] == pytest.approx(0.65)
+    assert summary["dumped_binder_t_by_component"]["slag"] == pytest.approx(0.52)
+    assert summary["dumped_dry_tailings_t"] == pytest.approx(13.0)
+    assert summary["dumped_water_m3"] == pytest.approx(1.0)
+    assert summary["poured_m3"] == pytest.approx(1.0)
+    assert summary["binder_t"] == pytest.approx(0.065)
+    assert summary["solids_measured_m3"] == pytest.approx(1.0)
+    assert summary["binder_measured_m3"] == pytest.approx(1.0)
+
+
+def test_a_start_up_settled_in_the_dump_places_no_start_up_off_spec() -> None:
+    t = run(PourTotals(), dumped(sample(cw=0.60)), 36)
+    assert not t.settled
+    t = run(t, dumped(sample()), 36)  # in band while still dumped: the mix has settled
+    assert t.settled
+    t = run(t, sample(bw=0.04), 36)  # a binder upset in the stope: off-spec, not start-up
+    assert t.off_spec_m3 == pytest.approx(1.0)
+    assert t.startup_off_spec_m3 == 0.0
+    stopped = replace(dumped(sample(paste=rate(0.0))), plant_running=False)
+    t = accumulate(t, stopped, 1.0)
+    assert not t.settled  # a stop: the next start is a start-up again
+
+
+def test_a_flush_to_the_dump_is_flush_water() -> None:
+    flush = replace(dumped(sample(paste=rate(30.0), cw=0.0)), flushing=True, plant_running=False)
+    t = run(PourTotals(), flush, 120)
+    assert t.flush_water_m3 == pytest.approx(1.0)
+    assert t.dumped_m3 == 0.0 and t.poured_m3 == 0.0
+
+
+def test_bad_data_while_dumping_is_integrated_from_the_fallback() -> None:
+    t = run(PourTotals(), dumped(sample(paste=rate(math.nan, fallback=90.0))), 3600)
+    assert t.dumped_m3 == pytest.approx(90.0)
+    assert t.poured_m3 == 0.0 and t.unmeasured_m3 == 0.0
+
+
+def test_a_checkpoint_written_before_dumped_paste_was_kept_still_loads() -> None:
+    t = run(PourTotals(), sample(), 60)
+    old = {k: v for k, v in t.to_dict().items() if k in OLD_CHECKPOINT_KEYS}
+    assert set(old) == set(OLD_CHECKPOINT_KEYS)
+    back = PourTotals.from_dict(old)
+    assert back == t  # nothing was dumped: the new fields are their zero defaults
+    assert back.dumped_m3 == 0.0 and back.dumped_binder_total_t == 0.0
+    assert back.dumped_binder_t == {"cement": 0.0, "slag": 0.0, "flyash": 0.0}
+    assert back.summary()["dumped_m3"] == 0.0
+    with_dump = run(t, dumped(sample()), 60)
+    assert PourTotals.from_dict(with_dump.to_dict()) == with_dump
+    assert (
+        PourTotals.from_dict({**with_dump.to_dict(), "dumped_binder_t": None}).dumped_binder_t[
+            "cement"
+        ]
+        == 0.0
+    )
+
+
+def test_the_summary_keeps_every_field_it_had() -> None:
+    summary = PourTotals().summary()
+    for key in (
+        "poured_m3",
+        "unmeasured_m3",
+        "dry_tailings_t",
+        "binder_t",
+        "binder_t_by_component",
+        "water_m3",
+        "average_solids_pct",
+        "min_solids_pct",
+        "max_solids_pct",
+        "average_binder_pct",
+        "min_binder_pct",
+        "max_binder_pct",
+        "off_spec_m3",
+        "startup_off_spec_m3",
+        "flush_water_m3",
+    ):
+        assert key in summary
+    assert summary["dumped_m3"] == 0.0 and summary["dumped_binder_t"] == 0.0
+
+
+def test_sample_from_step_carries_the_diverter_position() -> None:
+    recipe = mb.make_recipe(
+        binder_ratio=0.05,
+        solids_fraction=0.72,
+        tailings_sg=2.8,
+        blend={"cement": 1.0},
+        binder_sg={"cement": 3.15},
+    )
+    inp = ControlInputs(
+        recipe=recipe,
+        paste_flow_request_m3_h=100.0,
+        tailings_flow_m3_h=Measurement(90.0),
+        tailings_density_kg_m3=Measurement(1900.0),
+        paste_density_kg_m3=Measurement(mb.paste_density_kg_m3(recipe)),
+        binder_rates_t_h={"cement": Measurement(5.0)},
+    )
+    _, out = step(ControlState.initial(), inp, ControlConfig(), 1.0)
+    s = sample_from_step(
+        inp, out, paste_flow_m3_h=Measurement(100.0), water_flow_m3_h=BAD, to_dump=True
+    )
+    assert s.to_dump
+    t = accumulate(PourTotals(), s, 36.0)
+    assert t.poured_m3 == 0.0 and t.dumped_m3 == pytest.approx(1.0)
+    assert t.dumped_binder_t["cement"] == pytest.approx(0.05)
+    assert not sample_from_step(
+        inp, out, paste_flow_m3_h=Measurement(100.0), water_flow_m3_h=BAD
+    ).to_dump
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-50.0, 300.0),  # paste flow, m3/h (negative readings floor at 0)
+            st.floats(0.0, 10.0),  # binder, t/h
+            st.booleans(),  # to the dump
+            st.booleans(),  # flushing
+            st.booleans(),  # plant running
+            fraction,
+            st.floats(0.0, 10.0),  # dt, s
+        ),
+        max_size=40,
+    )
+)
+def test_placed_plus_dumped_is_what_the_pump_delivered(
+    steps: list[tuple[float, float, bool, bool, bool, float | None, float]],
+) -> None:
+    totals = PourTotals()
+    paste_in = binder_in = flush_in = 0.0
+    for flow, binder, to_dump, flushing, running, cw, dt in steps:
+        s = TotalsSample(
+            rate(flow),
+            rate(100.0),
+            {"cement": rate(binder)},
+            rate(10.0),
+            cw,
+            0.05,
+            0.72,
+            0.05,
+            plant_running=running,
+            flushing=flushing,
+            to_dump=to_dump,
+        )
+        new = accumulate(totals, s, dt)
+        volume = max(flow, 0.0) * dt / 3600.0
+        if flushing:
+            flush_in += volume
+        else:
+            paste_in += volume
+            binder_in += binder * dt / 3600.0
+        for key in ("poured_m3", "dumped_m3", "dumped_dry_tailings_t", "dumped_water_m3"):
+            assert getattr(new, key) >= getattr(totals, key)
+        if to_dump and not flushing:
+            assert new.poured_m3 == totals.poured_m3  # never stope volume
+            assert new.off_spec_m3 == totals.off_spec_m3
+            assert new.binder_t == totals.binder_t
+        totals = new
+    tol = 1e-9 * max(1.0, paste_in)
+    assert totals.poured_m3 + totals.dumped_m3 == pytest.approx(paste_in, abs=tol)
+    assert totals.delivered_m3 == pytest.approx(paste_in, abs=tol)
+    assert totals.flush_water_m3 == pytest.approx(flush_in, abs=1e-9 * max(1.0, flush_in))
+    assert totals.binder_total_t + totals.dumped_binder_total_t == pytest.approx(
+        binder_in, abs=1e-9 * max(1.0, binder_in)
+    )
+    assert totals.off_spec_m3 <= totals.poured_m3 * (1 + 1e-9)

@@ -15,7 +15,14 @@ needs cubic metres, not millilitres). What is integrated:
   Bw are first both measured inside their bands (the mixer full of flush water being
   displaced); off-spec paste after that is a control matter;
 - flush water (DOMAIN.md, the pour record): the line flow while the PLC flushes,
-  counted apart from the paste (it is neither paste volume nor off-spec paste).
+  counted apart from the paste (it is neither paste volume nor off-spec paste);
+- dumped paste (DOMAIN.md, "Start-up and flush go to the dump"): while the diverter's
+  proven position is the dump (``TotalsSample.to_dump``, :mod:`service.core.diversion`)
+  the paste volume, dry tailings, binder per component and water go to the
+  ``dumped_*`` totals and never to the stope's (``poured_m3`` is stope volume), nor to
+  off-spec, unmeasured or the Cw/Bw statistics of the placed paste. Whether the mix has
+  settled is still judged on dumped paste (the start-up is what the dump receives).
+  What the pump delivered is ``poured_m3 + dumped_m3`` (flush water apart).
 
 Bad data (decided here): a quantity whose measurement is not usable is integrated
 from its fallback (the setpoint the PLC was following, which the caller passes) so
@@ -72,6 +79,7 @@ class TotalsSample:
     binder_ratio_target: float
     plant_running: bool = True  # the PLC reports it is running (placing paste)
     flushing: bool = False  # the PLC reports it is flushing: the line carries water
+    to_dump: bool = False  # the diverter's proven position is the dump: not stope volume
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,25 @@ class PourTotals:
     binder_measured_m3: float = 0.0
     binder_min: float | None = None
     binder_max: float | None = None
+    dumped_m3: float = 0.0
+    dumped_dry_tailings_t: float = 0.0
+    dumped_binder_t: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(BINDER_COMPONENTS, 0.0)
+    )
+    dumped_water_m3: float = 0.0
 
     @property
     def binder_total_t(self) -> float:
         return sum(self.binder_t.values())
+
+    @property
+    def dumped_binder_total_t(self) -> float:
+        return sum(self.dumped_binder_t.values())
+
+    @property
+    def delivered_m3(self) -> float:
+        """Paste the pump delivered: placed in the stope plus dumped (flush water apart)."""
+        return self.poured_m3 + self.dumped_m3
 
     @property
     def average_solids_fraction(self) -> float | None:
@@ -139,6 +162,13 @@ class PourTotals:
             "off_spec_m3": self.off_spec_m3,
             "startup_off_spec_m3": self.startup_off_spec_m3,
             "flush_water_m3": self.flush_water_m3,
+            "solids_measured_m3": self.solids_measured_m3,
+            "binder_measured_m3": self.binder_measured_m3,
+            "dumped_m3": self.dumped_m3,
+            "dumped_dry_tailings_t": self.dumped_dry_tailings_t,
+            "dumped_binder_t": self.dumped_binder_total_t,
+            "dumped_binder_t_by_component": dict(self.dumped_binder_t),
+            "dumped_water_m3": self.dumped_water_m3,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +192,10 @@ class PourTotals:
             "binder_measured_m3": self.binder_measured_m3,
             "binder_min": self.binder_min,
             "binder_max": self.binder_max,
+            "dumped_m3": self.dumped_m3,
+            "dumped_dry_tailings_t": self.dumped_dry_tailings_t,
+            "dumped_binder_t": dict(self.dumped_binder_t),
+            "dumped_water_m3": self.dumped_water_m3,
         }
 
     @classmethod
@@ -173,14 +207,17 @@ class PourTotals:
                 value = data.get(key)
                 return None if value is None else float(value)
 
-            binder = dict.fromkeys(BINDER_COMPONENTS, 0.0)
-            binder.update({str(k): float(v) for k, v in dict(data.get("binder_t", {})).items()})
+            def by_component(key: str) -> dict[str, float]:
+                out = dict.fromkeys(BINDER_COMPONENTS, 0.0)
+                out.update({str(k): float(v) for k, v in dict(data.get(key) or {}).items()})
+                return out
+
             return cls(
                 elapsed_s=float(data["elapsed_s"]),
                 poured_m3=float(data["poured_m3"]),
                 unmeasured_m3=float(data["unmeasured_m3"]),
                 dry_tailings_t=float(data["dry_tailings_t"]),
-                binder_t=binder,
+                binder_t=by_component("binder_t"),
                 water_m3=float(data["water_m3"]),
                 off_spec_m3=float(data["off_spec_m3"]),
                 # Absent from checkpoints written before these were kept.
@@ -195,6 +232,11 @@ class PourTotals:
                 binder_measured_m3=float(data["binder_measured_m3"]),
                 binder_min=opt("binder_min"),
                 binder_max=opt("binder_max"),
+                # Absent from checkpoints written before dumped paste was kept apart.
+                dumped_m3=float(data.get("dumped_m3", 0.0)),
+                dumped_dry_tailings_t=float(data.get("dumped_dry_tailings_t", 0.0)),
+                dumped_binder_t=by_component("dumped_binder_t"),
+                dumped_water_m3=float(data.get("dumped_water_m3", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInput("totals", f"unreadable totals checkpoint: {err}") from err
@@ -235,6 +277,8 @@ def accumulate(
             flush_water_m3=totals.flush_water_m3 + paste * hours,
             settled=False,
         )
+    if sample.to_dump:
+        return _accumulate_dumped(totals, sample, dt_s, paste * hours, cfg)
     volume = paste * hours
     all_measured = paste_measured
     dry, ok = sample.dry_tailings_t_h.value()
@@ -292,6 +336,37 @@ def accumulate(
     return new
 
 
+def _accumulate_dumped(
+    totals: PourTotals, sample: TotalsSample, dt_s: float, volume: float, cfg: AlarmConfig
+) -> PourTotals:
+    """One step of paste sent to the dump: recorded apart, never stope volume."""
+    hours = dt_s / 3600.0
+    dry, _ = sample.dry_tailings_t_h.value()
+    water, _ = sample.water_m3_h.value()
+    binder = dict(totals.dumped_binder_t)
+    for name, rate in sample.binder_t_h.items():
+        value, _ = rate.value()
+        binder[name] = binder.get(name, 0.0) + value * hours
+    settled = totals.settled and sample.plant_running
+    cw = _usable_fraction(sample.solids_fraction)
+    bw = _usable_fraction(sample.binder_ratio)
+    if volume > 0.0 and sample.plant_running and cw is not None and bw is not None:
+        # The mix settles wherever the valve sends it: the same test as for placed paste.
+        in_band = not solids_off_spec(cw, sample.solids_fraction_target, cfg) and not (
+            binder_off_spec(bw, sample.binder_ratio_target, cfg)
+        )
+        settled = settled or in_band
+    return replace(
+        totals,
+        elapsed_s=totals.elapsed_s + dt_s,
+        dumped_m3=totals.dumped_m3 + volume,
+        dumped_dry_tailings_t=totals.dumped_dry_tailings_t + dry * hours,
+        dumped_binder_t=binder,
+        dumped_water_m3=totals.dumped_water_m3 + water * hours,
+        settled=settled,
+    )
+
+
 def sample_from_step(
     inputs: ControlInputs,
     output: ControlOutput,
@@ -299,9 +374,11 @@ def sample_from_step(
     paste_flow_m3_h: Measurement,
     water_flow_m3_h: Measurement,
     flushing: bool = False,
+    to_dump: bool = False,
 ) -> TotalsSample:
     """A totals sample from one control step's inputs and output; ``flushing``: the
-    PLC reports the flushing mode.
+    PLC reports the flushing mode; ``to_dump``: the diverter's proven position is the
+    dump (:attr:`service.core.diversion.DiverterOutput.to_dump`).
 
     Fallbacks are what the plant was told: the paste flow request and the written
     setpoints while the law is ACTIVE, 0 otherwise (a stopped plant places nothing).
@@ -341,4 +418,5 @@ def sample_from_step(
         binder_ratio_target=recipe.binder_ratio,
         plant_running=inputs.plant_running,
         flushing=flushing,
+        to_dump=to_dump,
     )

@@ -1,0 +1,507 @@
+"""The stope report: per stope and per stage, what went in, how good it was, how the
+fill rose and how hard it pushed on the barricade; pure, plus a CSV writer.
+
+Inputs are values the running part already keeps: each pour of the stope with its
+stage and its totals summary (:meth:`service.core.control.totals.PourTotals.summary`),
+its interruptions and cylinder sample ids; the plan's progress (holds, releases,
+switch points); and trend samples (time, fill height, barricade pressure per tag).
+
+Figures (DOMAIN.md, the pour record, summed over pours):
+
+- volume placed (stope volume), dumped (never stope volume), off-spec placed and its
+  start-up part, unmeasured, flush water; dry tailings and binder per component, placed
+  and dumped, water;
+- Cw and Bw: volume-weighted average sum(avg_i w_i) / sum(w_i) with w_i the pour's
+  volume where the quantity was measured (``solids_measured_m3`` /
+  ``binder_measured_m3``; older summaries without them weigh by ``poured_m3``), and the
+  min / max over pours;
+- cylinders cast: the pours' sample ids.
+
+A stage's series are the trend samples from its start to the next stage's start (its
+cure hold included: the barricade pressure while the plug cures is the point of
+watching it, Thompson, Bawden & Grabinsky 2012, Can. Geotech. J. 49:755-772). Fill
+height = placed volume / plan area (prism geometry). Series are downsampled to at most
+``max_points`` buckets of consecutive samples, each keeping its average, min and max
+(a pressure peak survives the downsampling).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from service.core.control.massbalance import BINDER_COMPONENTS
+from service.core.plans import (
+    FillPlan,
+    PlanLogEntry,
+    PlanProgress,
+    StageState,
+    Stope,
+    StopeState,
+    SwitchPoint,
+    stope_state,
+)
+from service.errors import InvalidInput
+
+MAX_POINTS_DEFAULT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StopePour:
+    """One pour of the stope, as the store keeps it. ``stage``: index in the plan."""
+
+    pour_id: str
+    stage: int
+    totals: Mapping[str, Any]
+    interruptions: Sequence[Mapping[str, Any]] = ()
+    sample_ids: Sequence[str] = ()
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    recipe_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrendSample:
+    """One trend sample: fill height (m) and barricade pressure (kPa) per tag; None
+    where not known (a gap, never a zero)."""
+
+    at: datetime
+    fill_height_m: float | None = None
+    barricade_kpa: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One downsampled bucket: its first and last sample times, average, min, max."""
+
+    at: datetime
+    until: datetime
+    average: float
+    minimum: float
+    maximum: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QualityStats:
+    """Cw or Bw over a set of pours, percent; ``measured_m3`` the weight behind it."""
+
+    average_pct: float | None
+    min_pct: float | None
+    max_pct: float | None
+    measured_m3: float
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a set of pours put in (and past) the stope."""
+
+    placed_m3: float
+    dumped_m3: float
+    off_spec_m3: float
+    startup_off_spec_m3: float
+    unmeasured_m3: float
+    flush_water_m3: float
+    dry_tailings_t: float
+    dumped_dry_tailings_t: float
+    water_m3: float
+    dumped_water_m3: float
+    binder_t_by_component: Mapping[str, float]
+    dumped_binder_t_by_component: Mapping[str, float]
+    solids: QualityStats
+    binder: QualityStats
+    pours: tuple[str, ...]
+    cylinders: tuple[str, ...]
+    interruptions: int
+
+    @property
+    def binder_t(self) -> float:
+        return sum(self.binder_t_by_component.values())
+
+    @property
+    def dumped_binder_t(self) -> float:
+        return sum(self.dumped_binder_t_by_component.values())
+
+    @property
+    def delivered_m3(self) -> float:
+        return self.placed_m3 + self.dumped_m3
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    index: int
+    name: str
+    recipe_id: str
+    state: StageState
+    top_height_m: float
+    planned_volume_m3: float
+    max_rise_rate_m_h: float
+    cure_hold_h: float
+    started_at: datetime | None
+    top_reached_at: datetime | None
+    hold_started_at: datetime | None
+    hold_ends_at: datetime | None
+    released_at: datetime | None
+    released_by: str | None
+    figures: Figures
+    history: tuple[PlanLogEntry, ...]
+    fill_height: tuple[SeriesPoint, ...]
+    barricade_kpa: Mapping[str, tuple[SeriesPoint, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class StopeReport:
+    stope: str
+    state: StopeState
+    plan_version: int
+    continuous: bool
+    plan_area_m2: float
+    stope_height_m: float
+    barricade_rating_kpa: float
+    placed_m3: float
+    fill_height_m: float
+    figures: Figures
+    stages: tuple[StageReport, ...]
+    switch_points: tuple[SwitchPoint, ...]
+    history: tuple[PlanLogEntry, ...]
+    fill_height: tuple[SeriesPoint, ...]
+    barricade_kpa: Mapping[str, tuple[SeriesPoint, ...]]
+
+
+# --- aggregation ------------------------------------------------------------------------
+
+
+def _num(totals: Mapping[str, Any], key: str) -> float:
+    value = totals.get(key)
+    if value is None:
+        return 0.0
+    number = float(value)
+    return number if math.isfinite(number) else 0.0
+
+
+def _opt(totals: Mapping[str, Any], key: str) -> float | None:
+    value = totals.get(key)
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _components(totals: Mapping[str, Any], key: str, into: dict[str, float]) -> None:
+    for name, tonnes in dict(totals.get(key) or {}).items():
+        value = float(tonnes)
+        into[str(name)] = into.get(str(name), 0.0) + (value if math.isfinite(value) else 0.0)
+
+
+def _quality(pours: Sequence[StopePour], prefix: str, weight_key: str) -> QualityStats:
+    """Volume-weighted average, min and max of one quantity over pours (module doc)."""
+    weighted = 0.0
+    weight = 0.0
+    low: float | None = None
+    high: float | None = None
+    for pour in pours:
+        t = pour.totals
+        average = _opt(t, f"average_{prefix}_pct")
+        w = _num(t, weight_key) if weight_key in t else _num(t, "poured_m3")
+        if average is not None and w > 0.0:
+            weighted += average * w
+            weight += w
+        lo, hi = _opt(t, f"min_{prefix}_pct"), _opt(t, f"max_{prefix}_pct")
+        if lo is not None:
+            low = lo if low is None else min(low, lo)
+        if hi is not None:
+            high = hi if high is None else max(high, hi)
+    return QualityStats(weighted / weight if weight > 0.0 else None, low, high, weight)
+
+
+def figures(pours: Sequence[StopePour]) -> Figures:
+    """The figures of a set of pours (module docstring)."""
+    binder = dict.fromkeys(BINDER_COMPONENTS, 0.0)
+    dumped_binder = dict.fromkeys(BINDER_COMPONENTS, 0.0)
+    for pour in pours:
+        _components(pour.totals, "binder_t_by_component", binder)
+        _components(pour.totals, "dumped_binder_t_by_component", dumped_binder)
+
+    def total(key: str) -> float:
+        return sum(_num(p.totals, key) for p in pours)
+
+    return Figures(
+        placed_m3=total("poured_m3"),
+        dumped_m3=total("dumped_m3"),
+        off_spec_m3=total("off_spec_m3"),
+        startup_off_spec_m3=total("startup_off_spec_m3"),
+        unmeasured_m3=total("unmeasured_m3"),
+        flush_water_m3=total("flush_water_m3"),
+        dry_tailings_t=total("dry_tailings_t"),
+        dumped_dry_tailings_t=total("dumped_dry_tailings_t"),
+        water_m3=total("water_m3"),
+        dumped_water_m3=total("dumped_water_m3"),
+        binder_t_by_component=binder,
+        dumped_binder_t_by_component=dumped_binder,
+        solids=_quality(pours, "solids", "solids_measured_m3"),
+        binder=_quality(pours, "binder", "binder_measured_m3"),
+        pours=tuple(p.pour_id for p in pours),
+        cylinders=tuple(s for p in pours for s in p.sample_ids),
+        interruptions=sum(len(p.interruptions) for p in pours),
+    )
+
+
+def downsample(
+    samples: Iterable[tuple[datetime, float | None]], max_points: int = MAX_POINTS_DEFAULT
+) -> tuple[SeriesPoint, ...]:
+    """At most ``max_points`` buckets of consecutive samples (time order), each with
+    its average, min and max; missing and non-finite values are left out (a gap is not
+    a zero)."""
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise InvalidInput("max_points", f"max_points must be an integer >= 1, got {max_points!r}")
+    points = sorted(
+        ((t, float(v)) for t, v in samples if v is not None and math.isfinite(v)),
+        key=lambda p: p[0],
+    )
+    n = len(points)
+    buckets = min(n, max_points)
+    out: list[SeriesPoint] = []
+    for k in range(buckets):
+        chunk = points[k * n // buckets : (k + 1) * n // buckets]
+        values = [v for _, v in chunk]
+        out.append(
+            SeriesPoint(
+                at=chunk[0][0],
+                until=chunk[-1][0],
+                average=sum(values) / len(values),
+                minimum=min(values),
+                maximum=max(values),
+                count=len(values),
+            )
+        )
+    return tuple(out)
+
+
+def _series(
+    trend: Sequence[TrendSample], max_points: int
+) -> tuple[tuple[SeriesPoint, ...], dict[str, tuple[SeriesPoint, ...]]]:
+    height = downsample(((s.at, s.fill_height_m) for s in trend), max_points)
+    tags = sorted({tag for s in trend for tag in s.barricade_kpa})
+    pressure = {
+        tag: downsample(((s.at, s.barricade_kpa.get(tag)) for s in trend), max_points)
+        for tag in tags
+    }
+    return height, pressure
+
+
+def build_stope_report(
+    stope: Stope,
+    plan: FillPlan,
+    progress: PlanProgress,
+    pours: Sequence[StopePour],
+    trend: Sequence[TrendSample],
+    *,
+    max_points: int = MAX_POINTS_DEFAULT,
+) -> StopeReport:
+    """The report of one stope (module docstring). Raises :class:`InvalidInput` for a
+    pour whose stage is not in the plan or a progress of another plan version."""
+    if progress.plan_version != plan.version or len(progress.stages) != len(plan.stages):
+        raise InvalidInput("progress", "the progress does not follow this plan version")
+    for i, pour in enumerate(pours):
+        if not 0 <= pour.stage < len(plan.stages):
+            raise InvalidInput(
+                f"pours[{i}].stage", f"pour {pour.pour_id!r} names stage {pour.stage}, not in plan"
+            )
+    ordered = sorted(trend, key=lambda s: s.at)
+    tops = plan.top_heights_m
+    stage_reports: list[StageReport] = []
+    for index, definition in enumerate(plan.stages):
+        sp = progress.stages[index]
+        start = sp.started_at
+        end = next(
+            (
+                later.started_at
+                for later in progress.stages[index + 1 :]
+                if later.started_at is not None
+            ),
+            None,
+        )
+        window = (
+            [s for s in ordered if s.at >= start and (end is None or s.at < end)]
+            if start is not None
+            else []
+        )
+        height, pressure = _series(window, max_points)
+        below = tops[index - 1] if index > 0 else 0.0
+        stage_reports.append(
+            StageReport(
+                index=index,
+                name=definition.name,
+                recipe_id=definition.recipe_id,
+                state=sp.state,
+                top_height_m=tops[index],
+                planned_volume_m3=plan.geometry.volume_at_m3(tops[index] - below),
+                max_rise_rate_m_h=definition.max_rise_rate_m_h,
+                cure_hold_h=definition.cure_hold_h,
+                started_at=sp.started_at,
+                top_reached_at=sp.top_reached_at,
+                hold_started_at=sp.hold_started_at,
+                hold_ends_at=sp.hold_ends_at,
+                released_at=sp.released_at,
+                released_by=sp.released_by,
+                figures=figures([p for p in pours if p.stage == index]),
+                history=tuple(e for e in progress.history if e.stage == index),
+                fill_height=height,
+                barricade_kpa=pressure,
+            )
+        )
+    height, pressure = _series(ordered, max_points)
+    return StopeReport(
+        stope=stope.name,
+        state=stope_state(progress),
+        plan_version=plan.version,
+        continuous=plan.continuous,
+        plan_area_m2=plan.geometry.plan_area_m2,
+        stope_height_m=plan.geometry.height_m,
+        barricade_rating_kpa=stope.barricade_rating_kpa,
+        placed_m3=progress.placed_m3,
+        fill_height_m=progress.height_m,
+        figures=figures(pours),
+        stages=tuple(stage_reports),
+        switch_points=progress.switch_points,
+        history=progress.history,
+        fill_height=height,
+        barricade_kpa=pressure,
+    )
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+# A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
+# a leading apostrophe makes it text (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _figure_rows(prefix: str, f: Figures) -> list[list[str]]:
+    rows = [
+        [f"{prefix}.placed_m3", _cell(f.placed_m3)],
+        [f"{prefix}.dumped_m3", _cell(f.dumped_m3)],
+        [f"{prefix}.off_spec_m3", _cell(f.off_spec_m3)],
+        [f"{prefix}.startup_off_spec_m3", _cell(f.startup_off_spec_m3)],
+        [f"{prefix}.unmeasured_m3", _cell(f.unmeasured_m3)],
+        [f"{prefix}.flush_water_m3", _cell(f.flush_water_m3)],
+        [f"{prefix}.dry_tailings_t", _cell(f.dry_tailings_t)],
+        [f"{prefix}.dumped_dry_tailings_t", _cell(f.dumped_dry_tailings_t)],
+        [f"{prefix}.water_m3", _cell(f.water_m3)],
+        [f"{prefix}.dumped_water_m3", _cell(f.dumped_water_m3)],
+        [f"{prefix}.binder_t", _cell(f.binder_t)],
+        [f"{prefix}.dumped_binder_t", _cell(f.dumped_binder_t)],
+    ]
+    for name, tonnes in sorted(f.binder_t_by_component.items()):
+        rows.append([f"{prefix}.binder_t.{name}", _cell(tonnes)])
+    for name, tonnes in sorted(f.dumped_binder_t_by_component.items()):
+        rows.append([f"{prefix}.dumped_binder_t.{name}", _cell(tonnes)])
+    for label, q in (("solids", f.solids), ("binder", f.binder)):
+        rows.append([f"{prefix}.average_{label}_pct", _cell(q.average_pct)])
+        rows.append([f"{prefix}.min_{label}_pct", _cell(q.min_pct)])
+        rows.append([f"{prefix}.max_{label}_pct", _cell(q.max_pct)])
+    rows.append([f"{prefix}.interruptions", _cell(f.interruptions)])
+    rows.extend([f"{prefix}.pour.{i}", _cell(p)] for i, p in enumerate(f.pours, start=1))
+    rows.extend([f"{prefix}.cylinder.{i}", _cell(s)] for i, s in enumerate(f.cylinders, start=1))
+    return rows
+
+
+def _stage_of(report: StopeReport, at: datetime) -> str:
+    """The stage whose window holds ``at`` (its start up to the next start)."""
+    found = ""
+    for stage in report.stages:
+        if stage.started_at is not None and stage.started_at <= at:
+            found = str(stage.index)
+    return found
+
+
+def stope_report_csv(report: StopeReport) -> str:
+    """Two blocks: ``field,value`` rows (stope, stages, history, switch points), a blank
+    line, then one row per series bucket (fill height and each barricade) with the
+    stage it falls in. Text cells that look like formulas get a leading apostrophe."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["field", "value"])
+    w.writerow(["stope.name", _cell(report.stope)])
+    w.writerow(["stope.state", _cell(report.state.value)])
+    w.writerow(["stope.plan_area_m2", _cell(report.plan_area_m2)])
+    w.writerow(["stope.height_m", _cell(report.stope_height_m)])
+    w.writerow(["stope.barricade_rating_kpa", _cell(report.barricade_rating_kpa)])
+    w.writerow(["stope.plan_placed_m3", _cell(report.placed_m3)])
+    w.writerow(["stope.fill_height_m", _cell(report.fill_height_m)])
+    w.writerow(["plan.version", _cell(report.plan_version)])
+    w.writerow(["plan.continuous", _cell(report.continuous)])
+    w.writerows(_figure_rows("stope", report.figures))
+    for s in report.stages:
+        p = f"stage.{s.index}"
+        w.writerow([f"{p}.name", _cell(s.name)])
+        w.writerow([f"{p}.recipe_id", _cell(s.recipe_id)])
+        w.writerow([f"{p}.state", _cell(s.state.value)])
+        w.writerow([f"{p}.top_height_m", _cell(s.top_height_m)])
+        w.writerow([f"{p}.planned_volume_m3", _cell(s.planned_volume_m3)])
+        w.writerow([f"{p}.max_rise_rate_m_h", _cell(s.max_rise_rate_m_h)])
+        w.writerow([f"{p}.cure_hold_h", _cell(s.cure_hold_h)])
+        w.writerow([f"{p}.started_at", _cell(s.started_at)])
+        w.writerow([f"{p}.top_reached_at", _cell(s.top_reached_at)])
+        w.writerow([f"{p}.hold_started_at", _cell(s.hold_started_at)])
+        w.writerow([f"{p}.hold_ends_at", _cell(s.hold_ends_at)])
+        w.writerow([f"{p}.released_at", _cell(s.released_at)])
+        w.writerow([f"{p}.released_by", _cell(s.released_by)])
+        w.writerows(_figure_rows(p, s.figures))
+    for i, e in enumerate(report.history, start=1):
+        w.writerow([f"history.{i}.kind", _cell(e.kind.value)])
+        w.writerow([f"history.{i}.stage", _cell(e.stage)])
+        w.writerow([f"history.{i}.at", _cell(e.at)])
+        w.writerow([f"history.{i}.by", _cell(e.by)])
+        w.writerow([f"history.{i}.detail", _cell(e.detail)])
+    for i, sp in enumerate(report.switch_points, start=1):
+        w.writerow([f"switch.{i}.at", _cell(sp.at)])
+        w.writerow([f"switch.{i}.height_m", _cell(sp.height_m)])
+        w.writerow([f"switch.{i}.volume_m3", _cell(sp.volume_m3)])
+        w.writerow([f"switch.{i}.planned_height_m", _cell(sp.planned_height_m)])
+        w.writerow([f"switch.{i}.from_stage", _cell(sp.from_stage)])
+        w.writerow([f"switch.{i}.to_stage", _cell(sp.to_stage)])
+        w.writerow([f"switch.{i}.from_recipe_id", _cell(sp.from_recipe_id)])
+        w.writerow([f"switch.{i}.to_recipe_id", _cell(sp.to_recipe_id)])
+    w.writerow([])
+    w.writerow(["series", "tag", "stage", "time_utc", "until_utc", "average", "min", "max", "n"])
+    series: list[tuple[str, str, tuple[SeriesPoint, ...]]] = [
+        ("fill_height_m", "", report.fill_height)
+    ]
+    series.extend(("barricade_kpa", tag, pts) for tag, pts in sorted(report.barricade_kpa.items()))
+    for name, tag, points in series:
+        for pt in points:
+            w.writerow(
+                [
+                    name,
+                    _cell(tag),
+                    _stage_of(report, pt.at),
+                    _cell(pt.at),
+                    _cell(pt.until),
+                    _cell(pt.average),
+                    _cell(pt.minimum),
+                    _cell(pt.maximum),
+                    _cell(pt.count),
+                ]
+            )
+    return out.getvalue()
