@@ -24,8 +24,10 @@ from service.operations.calibrations import (
     seed_example_calibration,
 )
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
+from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.rheology import rheology_of, seed_example_rheology
+from service.operations.stopes import StopeService
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import PlantLink
@@ -34,6 +36,7 @@ from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
 from service.store.history import HistoryStore
 from service.store.repository import Store
+from service.store.stopes import StopeStore
 
 if TYPE_CHECKING:
     from service.simulator.server import SimulatorServer
@@ -98,6 +101,9 @@ class Runtime:
         self._link: PlantLink | None = None
         self._supervisor: Supervisor | None = None
         self._history: HistoryStore | None = None
+        self._stopes: StopeService | None = None
+        # Plant time: holds, settle and travel times run at the simulator's speed.
+        self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
         self.leadership: Leadership | None = None
 
@@ -118,6 +124,12 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not started")
         return self._supervisor
+
+    @property
+    def stopes(self) -> StopeService:
+        if self._stopes is None:
+            raise RuntimeError("the runtime is not started")
+        return self._stopes
 
     @property
     def history(self) -> HistoryStore:
@@ -193,10 +205,19 @@ class Runtime:
         self.metrics.measurement_age_seconds.set_callback(lambda: _ages(link))
         self.metrics.plc_reconnects.set_callback(lambda: [({}, float(link.reconnects))])
 
+        self._stopes = StopeService(
+            stopes=StopeStore(engine),
+            store=self._store,
+            clock=self.plant_clock,
+            limits=self.recipe_limits,
+            allow_unapproved=settings.recipes.allow_unapproved,
+        )
         supervisor = Supervisor(
             store=self._store,
             link=link,
             metrics=self.metrics,
+            stages=self._stopes,
+            plant_clock=self.plant_clock,
             config=SupervisorConfig(
                 checkpoint_interval_wall_s=settings.checkpoint_interval_s,
                 start_timeout_s=settings.start_timeout_s,
@@ -268,4 +289,5 @@ class Runtime:
         self._engine = self._store = None
         self._link = self._supervisor = None
         self._history = None
+        self._stopes = None
         self.simulator = None

@@ -191,7 +191,10 @@ class Stage:
     its top is the stage before's top plus ``stage_volume_m3`` / plan area).
     ``max_rise_rate_m_h``: the fill may rise no faster (paste flow <= rate x plan area).
     ``cure_hold_h``: after the top is reached the next stage waits at least this long,
-    and for an engineer's release.
+    and for an engineer's release. ``switch_at_top``: at the top the next stage's recipe
+    takes over without stopping (no hold, no release: a continuous pour through this
+    top, Grabinsky, Jafari & Pan 2021); a plan may mix both, e.g. a plug that cures and a
+    body that switches recipe part way up.
     """
 
     name: str
@@ -201,6 +204,7 @@ class Stage:
     top_height_m: float | None = None
     stage_volume_m3: float | None = None
     requirements: tuple[Requirement, ...] = ()
+    switch_at_top: bool = False
 
     def __post_init__(self) -> None:
         _text("name", self.name)
@@ -217,6 +221,10 @@ class Stage:
             _positive("stage_volume_m3", self.stage_volume_m3, _AREA_M2_MAX * _LENGTH_M_MAX)
         if not all(isinstance(r, Requirement) for r in self.requirements):
             raise InvalidInput("requirements", "requirements must be Requirement values")
+        if self.switch_at_top and self.cure_hold_h > 0.0:
+            raise InvalidInput(
+                "cure_hold_h", "a stage that switches at its top has no hold (cure_hold_h 0)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +235,7 @@ class Stage:
             "top_height_m": self.top_height_m,
             "stage_volume_m3": self.stage_volume_m3,
             "requirements": [r.to_dict() for r in self.requirements],
+            "switch_at_top": self.switch_at_top,
         }
 
     @classmethod
@@ -243,6 +252,7 @@ class Stage:
             top_height_m=opt("top_height_m"),
             stage_volume_m3=opt("stage_volume_m3"),
             requirements=tuple(Requirement.from_dict(r) for r in data.get("requirements", ())),
+            switch_at_top=bool(data.get("switch_at_top", False)),
         )
 
 
@@ -250,11 +260,12 @@ class Stage:
 class FillPlan:
     """The ordered stages of a stope's fill, one version of it.
 
-    ``continuous``: the pour does not stop at a stage top; the next stage's recipe
-    takes over there (the switch point is recorded). Otherwise (staged) the pour stops
-    at each top and the next stage waits for the hold and a release. Validated: at least
-    one stage, unique names, stage tops strictly increasing, the last top within the
-    stope height.
+    ``continuous``: the pour does not stop at any stage top; the next stage's recipe
+    takes over there (the switch point is recorded), as for every stage with
+    ``switch_at_top``. Otherwise the pour stops at a top and the next stage waits for
+    the hold and a release. Validated: at least one stage, unique names, stage tops
+    strictly increasing, the last top within the stope height, and no switch at the
+    last stage's top (there is no next stage).
     """
 
     geometry: StopeGeometry
@@ -284,6 +295,11 @@ class FillPlan:
                     f"stage before ({previous:.3f} m): stage tops must strictly increase",
                 )
             previous = top
+        if self.stages[-1].switch_at_top:
+            last = len(self.stages) - 1
+            raise InvalidInput(
+                f"stages[{last}].switch_at_top", "the last stage has no next stage to switch to"
+            )
         height = self.geometry.height_m
         if previous > height * (1.0 + _REACH_RTOL):
             last = len(self.stages) - 1
@@ -294,6 +310,11 @@ class FillPlan:
                 f"stages[{last}].{field_name}",
                 f"the last stage tops out at {previous:.3f} m, above the stope ({height:.3f} m)",
             )
+
+    def switches_at(self, index: int) -> bool:
+        """Whether the recipe switches at stage ``index``'s top without stopping."""
+        last = len(self.stages) - 1
+        return index < last and (self.continuous or self.stages[index].switch_at_top)
 
     @property
     def top_heights_m(self) -> tuple[float, ...]:
@@ -785,7 +806,7 @@ def on_volume(
     while out.stages[index].state is StageState.FILLING and _reached(placed, tops[index]):
         stage_def = plan.stages[index]
         stage = out.stages[index]
-        if plan.continuous and index < last:
+        if plan.switches_at(index):
             nxt = plan.stages[index + 1]
             out = _set_stage(
                 out,

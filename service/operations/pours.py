@@ -82,4 +82,6 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
         "updated_at": record.updated_at,
         "interruptions": record.interruptions,
         "sample_ids": record.sample_ids,
+        "plan_id": record.plan_id,
+        "stage": record.stage,
     }

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.core import control as law
+from service.core import diversion as dv
+from service.core.plans import PlanEvent, PlanEventKind
 from service.core.pour_states import PourAction, PourState, next_state
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import (
@@ -45,6 +47,8 @@ from service.errors import (
 )
 from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
+from service.operations import guards
+from service.operations.pour_context import PlantClock, PourContext, StagePort
 from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
 from service.store.records import PourRecord, RecipeRecord
 from service.store.repository import Store
@@ -78,6 +82,8 @@ class SupervisorConfig:
     # What a recipe must be to run (issue: a SCADA key could run a made-up recipe).
     recipe_limits: RecipeLimits = field(default_factory=RecipeLimits)
     allow_unapproved: bool = False
+    # The dump diverter (used when the tag map has it): settle and travel times.
+    diverter: dv.DiverterConfig = field(default_factory=dv.DiverterConfig)
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
 
@@ -126,6 +132,8 @@ class ActivePour:
     run_requested_mono: float | None = None  # when run_request last went true
     last_checkpoint_wall: float = 0.0
     checkpoint_seq: int = 0
+    context: PourContext | None = None  # the stope it fills, when planned
+    diverter: dv.DiverterState = field(default_factory=dv.DiverterState)
 
     @property
     def state(self) -> PourState:
@@ -143,8 +151,12 @@ class Supervisor:
         time_scale: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _now,
+        stages: StagePort | None = None,
+        plant_clock: PlantClock | None = None,
     ) -> None:
         self._store = store
+        self._stages = stages
+        self._plant_clock = plant_clock or PlantClock(time_scale, wall_clock, monotonic)
         self._link = link
         self._metrics = metrics
         self.config = config or SupervisorConfig()
@@ -305,6 +317,7 @@ class Supervisor:
         recipe_rec = await self._store.get_recipe(record.recipe_id)
         integrator = record.totals.get("integrator")
         totals = law.PourTotals.from_dict(integrator) if integrator else law.PourTotals()
+        context = None if self._stages is None else await self._stages.context_of(record)
         self._active = ActivePour(
             record=record,
             recipe=control_recipe(recipe_rec.mix),
@@ -313,6 +326,7 @@ class Supervisor:
             interruptions=list(record.interruptions),
             checkpoint_seq=record.checkpoint_seq,
             last_checkpoint_wall=self._monotonic(),
+            context=context,
         )
         return self._active
 
@@ -397,6 +411,8 @@ class Supervisor:
                     pour_id, expect_state=target.value, state=record.state, started_at=None
                 )
                 raise
+            if self._stages is not None and pour.context is not None:
+                await self._stages.started(pour.record)
             log.info("pour %s started for stope %s", pour_id, record.stope_id)
             return pour.record
 
@@ -554,6 +570,8 @@ class Supervisor:
         for name in law.BINDER_COMPONENTS:
             if f"{name}_rate_sp" in self._last_written:
                 values[f"{name}_rate_sp"] = 0.0
+        if guards.diverter_installed(self._link.snapshot(), self._link.setpoint_tags):
+            values[dv.DIVERT_SP_TAG] = True  # the flush goes to the dump
         try:
             await self._write(values, pour_id=pour_id, reason=reason, role=role)
         except PlantLinkError as err:
@@ -680,8 +698,14 @@ class Supervisor:
             await self._try_auto_resume(pour, snap)
         output: law.ControlOutput | None = None
         inputs: law.ControlInputs | None = None
+        context = pour.context if pour is not None else None
+        stope_alarms, at_rating = guards.barricade(
+            snap,
+            None if context is None else context.barricade_rating_kpa,
+            1.0 if context is None else context.barricade_high_fraction,
+        )
         if pour is not None and pour.state is PourState.RUNNING:
-            reason = self._dropout_reason(snap, pour, now_mono)
+            reason = self._dropout_reason(snap, pour, now_mono) or at_rating
             if reason is not None:
                 await self._pause(pour.record.id, role="service", reason=reason)
             else:
@@ -690,31 +714,129 @@ class Supervisor:
                 self._last_output = output
                 if output.mode is law.ControlMode.ACTIVE:
                     pour.plant_was_running = True
-                if output.mode is not law.ControlMode.HOLD:
-                    try:
-                        await self._write_cycle(
-                            pour, reason="correction", role="service", output=output
-                        )
-                    except PlantLinkError as err:
-                        # Counted and audited in _write; the next cycle tries again and
-                        # a lasting loss pauses the pour.
-                        log.warning("setpoint write failed: %s", err.code)
-                sample = law.sample_from_step(
-                    inputs,
-                    output,
-                    paste_flow_m3_h=self._measurement(snap, "paste_flow_pv"),
-                    water_flow_m3_h=self._measurement(snap, "water_flow_pv"),
-                    flushing=self._mode_is(snap, MODE_FLUSHING),
+                divert = self._divert(pour, snap, output)
+                stope_alarms[law.AlarmCode.DIVERTER_NOT_IN_POSITION] = law.Condition(
+                    divert.fault is not None, "" if divert.fault is None else divert.fault.detail
                 )
-                pour.totals = law.accumulate(pour.totals, sample, dt_s, self.config.alarms)
-                if pour.totals.poured_m3 >= pour.record.target_volume_m3:
-                    await self._finish(pour, PourState.COMPLETED, role="service")
-        self._evaluate_alarms(snap, pour, inputs, output)
+                if divert.pause_requested:
+                    await self._pause(pour.record.id, role="service", reason=dv.FAULT_CODE)
+                else:
+                    await self._run_cycle(pour, snap, inputs, output, divert, dt_s)
+        self._evaluate_alarms(snap, pour, inputs, output, stope_alarms)
         active = self._active
         if active is not None:
             self._metrics.pour_volume_m3.set(active.totals.poured_m3)
             if now_mono - active.last_checkpoint_wall >= self.config.checkpoint_interval_wall_s:
                 await self._checkpoint(active)
+
+    async def _run_cycle(
+        self,
+        pour: ActivePour,
+        snap: PlantSnapshot,
+        inputs: law.ControlInputs,
+        output: law.ControlOutput,
+        divert: dv.DiverterOutput,
+        dt_s: float,
+    ) -> None:
+        """Write the law's setpoints (and the diverter's command), add the step to the
+        totals (to the dump's, when the valve is proven there), and follow the plan."""
+        if output.mode is not law.ControlMode.HOLD:
+            try:
+                await self._write_cycle(
+                    pour,
+                    reason="correction",
+                    role="service",
+                    output=output,
+                    divert_to_dump=divert.divert_to_dump_sp,
+                )
+            except PlantLinkError as err:
+                # Counted and audited in _write; the next cycle tries again and a lasting
+                # loss pauses the pour.
+                log.warning("setpoint write failed: %s", err.code)
+        sample = law.sample_from_step(
+            inputs,
+            output,
+            paste_flow_m3_h=self._measurement(snap, "paste_flow_pv"),
+            water_flow_m3_h=self._measurement(snap, "water_flow_pv"),
+            flushing=self._mode_is(snap, MODE_FLUSHING),
+            to_dump=divert.to_dump,
+        )
+        pour.totals = law.accumulate(pour.totals, sample, dt_s, self.config.alarms)
+        if await self._follow_plan(pour):
+            return
+        if pour.totals.poured_m3 >= pour.record.target_volume_m3:
+            await self._finish(pour, PourState.COMPLETED, role="service")
+
+    def _divert(
+        self, pour: ActivePour, snap: PlantSnapshot, output: law.ControlOutput
+    ) -> dv.DiverterOutput:
+        """The dump diverter's decision for this cycle (inactive without its tags)."""
+        config = replace(
+            self.config.diverter,
+            installed=guards.diverter_installed(snap, self._link.setpoint_tags),
+        )
+        recipe = pour.recipe
+        plant_running = self._mode_is(snap, MODE_RUNNING)
+        pour.diverter, decision = guards.diverter_step(
+            pour.diverter,
+            phase=dv.PourPhase.RUNNING if pour.plant_was_running else dv.PourPhase.STARTING,
+            solids_in_band=dv.in_band(
+                output.measured_solids_fraction,
+                recipe.solids_fraction,
+                solids=True,
+                config=self.config.alarms,
+            ),
+            binder_in_band=dv.in_band(
+                output.measured_binder_ratio,
+                recipe.binder_ratio,
+                solids=False,
+                config=self.config.alarms,
+            ),
+            snap=snap,
+            plant_running=plant_running,
+            plant_flushing=self._mode_is(snap, MODE_FLUSHING),
+            now=self._plant_clock.now(),
+            config=config,
+        )
+        return decision
+
+    async def _follow_plan(self, pour: ActivePour) -> bool:
+        """Tell the stope's plan what the pour placed; carry out its answer: stop at a
+        stage's top (the hold starts), or hand over to the next stage's recipe without
+        stopping (a continuous plan). True when the pour ended here."""
+        if self._stages is None or pour.context is None:
+            return False
+        events = await self._stages.placed(pour.record, pour.context, pour.totals.poured_m3)
+        for event in events:
+            if event.kind is PlanEventKind.SWITCH_RECIPE:
+                await self._handover(pour, event)
+                return True
+            if event.stop_pour:
+                log.info("pour %s: stage top reached (%s)", pour.record.id, event.detail)
+                await self._finish(pour, PourState.COMPLETED, role="service")
+                return True
+        return False
+
+    async def _handover(self, pour: ActivePour, event: PlanEvent) -> None:
+        """A continuous plan reached a stage's top: the stage's pour ends and the next
+        stage's pour takes over at once, without a stop (run_request stays true). The
+        controller's state carries over, so the new recipe's setpoints ramp in at the
+        law's rate limits (bumpless); the switch point is in the plan's record."""
+        assert self._stages is not None
+        following = await self._stages.next_pour(pour.record, event)
+        pour.record = replace(pour.record, state=PourState.COMPLETED.value, ended_at=self._clock())
+        await self._persist(pour)
+        nxt = await self._activate(following)
+        nxt.control = pour.control
+        nxt.plant_was_running = pour.plant_was_running
+        nxt.run_requested_mono = pour.run_requested_mono
+        nxt.diverter = pour.diverter
+        log.info(
+            "pour %s handed over to pour %s (%s) without a stop",
+            pour.record.id,
+            following.id,
+            event.detail,
+        )
 
     async def _try_auto_resume(self, pour: ActivePour, snap: PlantSnapshot) -> None:
         try:
@@ -812,9 +934,12 @@ class Supervisor:
             }
             if written:
                 current = law.Setpoints.from_tags(written)
+        flow = pour.record.paste_flow_m3_h
+        limit = None if pour.context is None else pour.context.paste_flow_limit_m3_h()
         return law.ControlInputs(
             recipe=pour.recipe,
-            paste_flow_request_m3_h=pour.record.paste_flow_m3_h,
+            # The stage's rise rate bounds the paste flow (rise = flow / plan area).
+            paste_flow_request_m3_h=flow if limit is None else min(flow, limit),
             tailings_flow_m3_h=self._measurement(snap, "tailings_flow_pv"),
             tailings_density_kg_m3=self._measurement(snap, "tailings_density_pv"),
             paste_density_kg_m3=self._measurement(snap, "paste_density_pv"),
@@ -835,9 +960,11 @@ class Supervisor:
         role: str,
         output: law.ControlOutput | None = None,
         force: bool = False,
+        divert_to_dump: bool | None = None,
     ) -> None:
-        """Write the law's setpoints (and run_request) when they changed enough, or
-        every ``write_refresh_s``; on start/resume compute a first output now."""
+        """Write the law's setpoints (and run_request, and the diverter's command when
+        the plant has one) when they changed enough, or every ``write_refresh_s``; on
+        start/resume compute a first output now (a start goes to the dump first)."""
         if output is None:
             snap = self._link.snapshot()
             inputs = self._inputs(snap, pour)
@@ -850,6 +977,8 @@ class Supervisor:
             tag: value for tag, value in output.setpoints.as_tags().items() if tag in mapped
         }
         values["run_request"] = True
+        if guards.diverter_installed(self._link.snapshot(), mapped):
+            values[dv.DIVERT_SP_TAG] = True if divert_to_dump is None else divert_to_dump
         if not force and not self._changed(values):
             return
         await self._write(values, pour_id=pour.record.id, reason=reason, role=role)
@@ -876,6 +1005,7 @@ class Supervisor:
         pour: ActivePour | None,
         inputs: law.ControlInputs | None,
         output: law.ControlOutput | None,
+        stope: Mapping[law.AlarmCode, law.Condition],
     ) -> None:
         pressure = self._measurement(snap, "pump_pressure_pv")
         producing = output is not None and output.mode is law.ControlMode.ACTIVE
@@ -894,6 +1024,7 @@ class Supervisor:
             producing=producing,
             config=self.config.alarms,
         )
+        conditions.update(stope if snap.connected else {})
         new_book = law.evaluate(self._alarms, conditions, self._clock(), self.config.alarms)
         for change in law.changes(self._alarms, new_book):
             log.warning("alarm %s", change)

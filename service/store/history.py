@@ -43,6 +43,8 @@ HISTORY_TAGS: tuple[str, ...] = (
     "binder_pct",
     "solids_pct_target",
     "binder_pct_target",
+    "barricade_pressure_pv",  # the first barricade's (revision 0006)
+    "fill_height_m",  # of the stope the active pour fills
 )
 
 MAX_BUCKETS = 5000

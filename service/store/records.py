@@ -50,6 +50,8 @@ class PourRecord:
     interruptions: list[dict[str, Any]] = field(default_factory=list)
     sample_ids: list[str] = field(default_factory=list)
     checkpoint_seq: int = 0
+    plan_id: str | None = None  # the fill plan and stage (index) it belongs to, if any
+    stage: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +69,31 @@ class AuditRecord:
     detail: str | None
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopeRecord:
+    id: str
+    name: str
+    created_at: datetime
+    created_by: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    id: str
+    stope_id: str
+    version: int
+    created_at: datetime
+    created_by: str
+    plan: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRecord:
+    stope_id: str
+    plan_id: str
+    progress: dict[str, Any]
+    revision: int
+    updated_at: datetime

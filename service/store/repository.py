@@ -149,6 +149,8 @@ def _pour(row: RowMapping) -> PourRecord:
         interruptions=row["interruptions"],
         sample_ids=row["sample_ids"],
         checkpoint_seq=row["checkpoint_seq"],
+        plan_id=row.get("plan_id"),
+        stage=row.get("stage"),
     )
 
 
@@ -171,17 +173,58 @@ def _audit(row: RowMapping) -> AuditRecord:
     )
 
 
-class Store:
-    """Async persistence. Every database error leaves as ``StoreUnavailable``."""
+class StoreBase:
+    """What every store of the service shares: its engine, and reads and transactions
+    that turn database errors into ``StoreUnavailable`` (and retry a lost race)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writes = for_writes(engine)
-        self._audit_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    async def _one(self, table: Any, key: str, what: str) -> RowMapping:
+        rows = await self._all(select(table).where(table.c.id == key))
+        if not rows:
+            raise NotFound(f"no {what} with id {key}", code=f"{what}_not_found")
+        return rows[0]
+
+    async def _all(self, query: Any) -> list[RowMapping]:
+        try:
+            async with self._engine.connect() as conn:
+                result = await conn.execute(query)
+                return list(result.mappings().all())
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not read: {store_error(err)}") from err
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str) -> T:
+        """Run ``work`` in one transaction. A unique key taken by a concurrent writer
+        (a version number) or SQLite's "database is locked" (a read snapshot another
+        writer overtook) rolls back and runs it again, after a short random wait."""
+        for attempt in range(20):
+            try:
+                async with self._writes.begin() as conn:
+                    return await work(conn)
+            except IntegrityError as err:
+                if not _unique_violation(err):  # a missing reference, for one
+                    raise Conflict(f"could not write {what}: {store_error(err)}") from err
+            except OperationalError as err:
+                if "locked" not in str(err.orig):
+                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+            except (SQLAlchemyError, OSError) as err:
+                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+            await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
+        raise Conflict(f"could not write {what}: concurrent writers; try again")
+
+
+class Store(StoreBase):
+    """Async persistence. Every database error leaves as ``StoreUnavailable``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._audit_lock = asyncio.Lock()
 
     async def ping(self) -> None:
         try:
@@ -321,6 +364,8 @@ class Store:
         totals: dict[str, Any],
         sample_ids: Sequence[str] = (),
         new_recipe: Mapping[str, Any] | None = None,
+        plan_id: str | None = None,
+        stage: int | None = None,
     ) -> PourRecord:
         """A planned pour. With ``new_recipe`` (the arguments of ``add_recipe``) that
         recipe's first or next version is written in the same transaction and the pour
@@ -345,6 +390,8 @@ class Store:
             "interruptions": [],
             "sample_ids": list(dict.fromkeys(sample_ids)),
             "checkpoint_seq": 0,
+            "plan_id": plan_id,
+            "stage": stage,
         }
 
         async def work(conn: AsyncConnection) -> None:
@@ -359,11 +406,19 @@ class Store:
         return _pour(await self._one(t.pours, pour_id, "pour"))
 
     async def list_pours(
-        self, state: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        stope: str | None = None,
     ) -> list[PourRecord]:
+        """Newest first; ``stope`` (a stope's name) selects its pours."""
         q = select(t.pours).order_by(t.pours.c.created_at.desc()).limit(limit).offset(offset)
         if state is not None:
             q = q.where(t.pours.c.state == state)
+        if stope is not None:
+            q = q.where(t.pours.c.stope_id == stope)
         return [_pour(r) for r in await self._all(q)]
 
     async def update_pour(
@@ -529,40 +584,5 @@ class Store:
                 prev_hash = rec.hash
             after = page[-1].id
 
-    # --- helpers -------------------------------------------------------------------------
 
-    async def _one(self, table: Any, key: str, what: str) -> RowMapping:
-        rows = await self._all(select(table).where(table.c.id == key))
-        if not rows:
-            raise NotFound(f"no {what} with id {key}", code=f"{what}_not_found")
-        return rows[0]
-
-    async def _all(self, query: Any) -> list[RowMapping]:
-        try:
-            async with self._engine.connect() as conn:
-                result = await conn.execute(query)
-                return list(result.mappings().all())
-        except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read: {store_error(err)}") from err
-
-    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str) -> T:
-        """Run ``work`` in one transaction. A unique key taken by a concurrent writer
-        (a version number) or SQLite's "database is locked" (a read snapshot another
-        writer overtook) rolls back and runs it again, after a short random wait."""
-        for attempt in range(20):
-            try:
-                async with self._writes.begin() as conn:
-                    return await work(conn)
-            except IntegrityError as err:
-                if not _unique_violation(err):  # a missing reference, for one
-                    raise Conflict(f"could not write {what}: {store_error(err)}") from err
-            except OperationalError as err:
-                if "locked" not in str(err.orig):
-                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
-            except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
-            await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
-        raise Conflict(f"could not write {what}: concurrent writers; try again")
-
-
-__all__ = ["GENESIS_HASH", "Store"]
+__all__ = ["GENESIS_HASH", "Store", "StoreBase"]

@@ -83,6 +83,8 @@ pours = Table(
     Column("interruptions", JSON, nullable=False),
     Column("sample_ids", JSON, nullable=False),
     Column("checkpoint_seq", BigInteger, nullable=False, default=0),
+    Column("plan_id", String(36), nullable=True),
+    Column("stage", Integer, nullable=True),
     Index("ix_pours_state", "state"),
     Index("ix_pours_stope", "stope_id"),
 )
@@ -106,4 +108,36 @@ audit = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_pour", "pour_id"),
+)
+
+stopes = Table(
+    "stopes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("definition", JSON, nullable=False),
+)
+
+fill_plans = Table(
+    "fill_plans",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("stope_id", String(36), ForeignKey("stopes.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("plan", JSON, nullable=False),
+    UniqueConstraint("stope_id", "version", name="uq_fill_plans_stope_version"),
+)
+
+plan_progress = Table(
+    "plan_progress",
+    metadata,
+    Column("stope_id", String(36), ForeignKey("stopes.id"), primary_key=True),
+    Column("plan_id", String(36), ForeignKey("fill_plans.id"), nullable=False),
+    Column("progress", JSON, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -391,6 +391,43 @@ def test_a_continuous_plan_switches_recipe_at_the_plug_height_without_stopping()
     assert PlanProgress.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
 
+def test_a_plan_may_hold_after_the_plug_and_switch_recipe_in_the_body() -> None:
+    lower = Stage(
+        "lower_body", "R-lower", max_rise_rate_m_h=1.0, top_height_m=15.0, switch_at_top=True
+    )
+    upper = Stage("upper_body", "R-upper", max_rise_rate_m_h=1.0, top_height_m=30.0)
+    plan = FillPlan(GEOMETRY, (PLUG, lower, upper))
+    assert [plan.switches_at(i) for i in range(3)] == [False, True, False]
+    p = start_stage(start_plan(plan), plan, T0)
+    p, events = on_volume(p, plan, 1500.0, hours(10))  # the plug's top: stop and cure
+    assert [e.kind for e in events] == [PlanEventKind.HOLD_STARTED] and events[0].stop_pour
+    p = release(p, plan, "engineer", hours(40))
+    p = start_stage(p, plan, hours(41))
+    p, events = on_volume(p, plan, 4500.0, hours(50))  # 15 m: the recipe switches on
+    assert [e.kind for e in events] == [PlanEventKind.SWITCH_RECIPE]
+    assert not events[0].stop_pour and events[0].recipe_id == "R-upper"
+    assert [s.state for s in p.stages] == [
+        StageState.RELEASED,
+        StageState.DONE,
+        StageState.FILLING,
+    ]
+    p, events = on_volume(p, plan, 9000.0, hours(70))
+    assert [e.kind for e in events] == [PlanEventKind.PLAN_COMPLETE]
+    assert FillPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+def test_a_switch_needs_a_next_stage_and_no_hold() -> None:
+    with pytest.raises(InvalidInput) as err:
+        Stage(
+            "x", "R", max_rise_rate_m_h=1.0, top_height_m=5.0, cure_hold_h=2.0, switch_at_top=True
+        )
+    assert err.value.field == "cure_hold_h"
+    last = Stage("x", "R", max_rise_rate_m_h=1.0, top_height_m=5.0, switch_at_top=True)
+    with pytest.raises(InvalidInput) as err:
+        FillPlan(GEOMETRY, (last,))
+    assert err.value.field == "stages[0].switch_at_top"
+
+
 def test_one_reading_past_two_tops_records_both_switches_in_order() -> None:
     plan = FillPlan(
         GEOMETRY,

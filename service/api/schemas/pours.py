@@ -66,6 +66,15 @@ class PourPublic(BaseModel):
     unmeasured_m3: float = Field(
         description="Volume placed while a measurement was bad (integrated from setpoints)."
     )
+    dumped_m3: float = Field(
+        default=0.0,
+        description="Paste sent to the dump (start-up, flush, by the diverter's proven "
+        "position): never stope volume, never in poured_m3.",
+    )
+    dumped_binder_t: float = 0.0
+    dumped_binder_t_by_component: dict[str, float] = Field(default_factory=dict)
+    dumped_dry_tailings_t: float = 0.0
+    dumped_water_m3: float = 0.0
     created_at: datetime
     created_by: str
     started_at: datetime | None
@@ -73,6 +82,8 @@ class PourPublic(BaseModel):
     updated_at: datetime
     interruptions: list[dict[str, Any]]
     sample_ids: list[str]
+    plan_id: str | None = Field(default=None, description="The stope's fill plan, if any.")
+    stage: int | None = Field(default=None, description="The plan's stage (index) it fills.")
 
 
 class PourList(BaseModel):

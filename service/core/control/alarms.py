@@ -41,6 +41,12 @@ class AlarmCode(StrEnum):
     STALE_DATA = "stale_data"
     RECIPE_UNREACHABLE = "recipe_unreachable"
     PLC_NOT_REMOTE = "plc_not_remote"
+    # A stope's barricade (CONTRACT "Optional tags"): near its rating, at it, unreadable.
+    BARRICADE_PRESSURE_HIGH = "barricade_pressure_high"
+    BARRICADE_PRESSURE_AT_RATING = "barricade_pressure_at_rating"
+    BARRICADE_PRESSURE_UNKNOWN = "barricade_pressure_unknown"
+    # The dump diverter did not prove the commanded position.
+    DIVERTER_NOT_IN_POSITION = "diverter_not_in_position"
 
 
 class Severity(StrEnum):
@@ -59,6 +65,16 @@ class AlarmState(StrEnum):
     CLEARED_UNACKNOWLEDGED = "cleared_unacknowledged"
 
 
+#: Judged by the stope's guards (service.operations.guards), not by :func:`detect`.
+STOPE_CODES = frozenset(
+    {
+        AlarmCode.BARRICADE_PRESSURE_HIGH,
+        AlarmCode.BARRICADE_PRESSURE_AT_RATING,
+        AlarmCode.BARRICADE_PRESSURE_UNKNOWN,
+        AlarmCode.DIVERTER_NOT_IN_POSITION,
+    }
+)
+
 DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.SOLIDS_OFF_SPEC: Severity.HIGH,
     AlarmCode.BINDER_OFF_SPEC: Severity.HIGH,
@@ -68,6 +84,10 @@ DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.STALE_DATA: Severity.MEDIUM,
     AlarmCode.RECIPE_UNREACHABLE: Severity.HIGH,
     AlarmCode.PLC_NOT_REMOTE: Severity.MEDIUM,
+    AlarmCode.BARRICADE_PRESSURE_HIGH: Severity.HIGH,
+    AlarmCode.BARRICADE_PRESSURE_AT_RATING: Severity.CRITICAL,
+    AlarmCode.BARRICADE_PRESSURE_UNKNOWN: Severity.MEDIUM,
+    AlarmCode.DIVERTER_NOT_IN_POSITION: Severity.HIGH,
 }
 
 DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
@@ -79,6 +99,10 @@ DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
     AlarmCode.STALE_DATA: 5.0,
     AlarmCode.RECIPE_UNREACHABLE: 10.0,
     AlarmCode.PLC_NOT_REMOTE: 2.0,
+    AlarmCode.BARRICADE_PRESSURE_HIGH: 2.0,
+    AlarmCode.BARRICADE_PRESSURE_AT_RATING: 0.0,
+    AlarmCode.BARRICADE_PRESSURE_UNKNOWN: 5.0,
+    AlarmCode.DIVERTER_NOT_IN_POSITION: 0.0,
 }
 
 
