@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
 from service.api.streams import StreamSlots
+from service.core.diversion import DiverterConfig
 from service.core.recipe_limits import RecipeLimits
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import (
@@ -223,6 +224,10 @@ class Runtime:
                 start_timeout_s=settings.start_timeout_s,
                 recipe_limits=self.recipe_limits,
                 allow_unapproved=settings.recipes.allow_unapproved,
+                diverter=DiverterConfig(
+                    settle_s=settings.diverter.settle_s,
+                    travel_timeout_s=settings.diverter.travel_timeout_s,
+                ),
             ),
             time_scale=self.time_scale,
         )

@@ -247,6 +247,26 @@ class DesignSettings(BaseModel):
     )
 
 
+class DiverterSettings(BaseModel):
+    """The dump diverter, used when the tag map has divert_to_dump_sp and
+    diverted_to_dump_pv (CONTRACT "Optional tags")."""
+
+    settle_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Plant seconds Cw and Bw must both stay in band before a start's paste "
+        "goes to the stope instead of the dump.",
+    )
+    travel_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Plant seconds the valve has to prove a commanded position; then an "
+        "alarm and a pause.",
+    )
+
+
 class RecipeSettings(BaseModel):
     """What a recipe must be for this plant to run it: inside the site's plausible
     ranges (checked wherever a recipe enters: an inline recipe, a stored version, a
@@ -309,6 +329,7 @@ class Settings(BaseSettings):
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     recipes: RecipeSettings = Field(default_factory=RecipeSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
+    diverter: DiverterSettings = Field(default_factory=DiverterSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,

@@ -67,7 +67,8 @@ async def test_a_pour_against_the_node_opcua_plc(tmp_path: Path) -> None:
                 lambda: _mode_is(client, "stopped"), within_s=20, what="the PLC, stopped"
             )
             assert ready["remote_enabled"] is True
-            assert ready["measurements"]["tailings_density_pv"]["value"] == pytest.approx(1900)
+            feed = ready["measurements"]["tailings_density_pv"]["value"]
+            assert feed == pytest.approx(1900, abs=6)  # with the gauge's noise
 
             pour_id = await create_pour(client, target_m3=TARGET_M3, flow_m3_h=FLOW_M3_H)
             r = await action(client, pour_id, "start")

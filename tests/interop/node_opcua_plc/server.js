@@ -145,6 +145,14 @@ function strictWrites(name, variable) {
     };
 }
 
+// A density gauge (nuclear or Coriolis) always carries a little noise; a reading that
+// never moves is what a stuck gauge looks like, and the service treats it as one.
+const DENSITY_NOISE_KG_M3 = 1.0;
+function gaussian() {
+    const u = 1.0 - Math.random();
+    return Math.sqrt(-2.0 * Math.log(u)) * Math.cos(2.0 * Math.PI * Math.random());
+}
+
 function lag(value, target, tauS, dtS) {
     return value + (target - value) * (1 - Math.exp(-dtS / tauS));
 }
@@ -193,9 +201,9 @@ function makePlant(variables) {
             state.density = massKgH / pasteM3H;
         }
         for (const [name, value] of Object.entries(pv)) put(name, value);
-        put("FeedDensity", FEED_DENSITY_KG_M3);
+        put("FeedDensity", FEED_DENSITY_KG_M3 + DENSITY_NOISE_KG_M3 * gaussian());
         put("PasteFlow", pasteM3H);
-        put("PasteDensity", state.density);
+        put("PasteDensity", state.density + DENSITY_NOISE_KG_M3 * gaussian());
         put(
             "PumpPressure",
             (state.density * 9.81 * STATIC_HEAD_M) / 1000.0 + FRICTION_KPA_PER_M3_H * pasteM3H
