@@ -267,6 +267,52 @@ class DiverterSettings(BaseModel):
     )
 
 
+class FallbackSettings(BaseModel):
+    """What the binder follows when a feed gauge (tailings flow or density) goes bad."""
+
+    hold_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Plant seconds the last good binder correction stands in for a dead "
+        "feed gauge; then the binder is ratioed on the paste flow meter, or the pour pauses.",
+    )
+    recover_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="Plant seconds the feed gauges must be good again before the binder "
+        "returns from the paste flow to the feed.",
+    )
+
+
+class InstrumentSettings(BaseModel):
+    """The mass and volume balance across the mixer: feed flow x density + binder + water
+    in, paste flow x density out. Each gauge's random error (sd) and the systematic error
+    its calibration allows (tolerance); an offset within tolerance is not an alarm."""
+
+    check: bool = Field(
+        default=True, description="Reconcile the flows every cycle and alarm when they disagree."
+    )
+    time_constant_s: float = Field(
+        default=120.0, ge=5, le=3600, description="Plant seconds the residuals are averaged."
+    )
+    false_alarms_per_8h: float = Field(
+        default=0.001,
+        gt=0,
+        lt=1,
+        description="Allowed probability of a false alarm in 8 plant hours of clean noise.",
+    )
+    flow_sd_pct: float = Field(default=1.0, gt=0, le=20, description="% of reading.")
+    flow_tolerance_pct: float = Field(default=1.0, ge=0, le=20, description="% of reading.")
+    density_sd_kg_m3: float = Field(default=5.0, gt=0, le=200)
+    density_tolerance_kg_m3: float = Field(default=10.0, ge=0, le=200)
+    binder_sd_pct: float = Field(default=2.0, gt=0, le=50, description="% of reading.")
+    binder_tolerance_pct: float = Field(default=2.0, ge=0, le=50, description="% of reading.")
+    water_sd_pct: float = Field(default=2.0, gt=0, le=50, description="% of reading.")
+    water_tolerance_pct: float = Field(default=2.0, ge=0, le=50, description="% of reading.")
+
+
 class RecipeSettings(BaseModel):
     """What a recipe must be for this plant to run it: inside the site's plausible
     ranges (checked wherever a recipe enters: an inline recipe, a stored version, a
@@ -330,6 +376,8 @@ class Settings(BaseSettings):
     recipes: RecipeSettings = Field(default_factory=RecipeSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
     diverter: DiverterSettings = Field(default_factory=DiverterSettings)
+    fallback: FallbackSettings = Field(default_factory=FallbackSettings)
+    instruments: InstrumentSettings = Field(default_factory=InstrumentSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,
