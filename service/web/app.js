@@ -32,6 +32,7 @@ const ROLE_NAMES = {
 const may = {
   acknowledge: (role) => role === "scada" || role === "admin",
   runPours: (role) => role === "scada" || role === "admin",
+  release: (role) => role === "engineer" || role === "admin",
 };
 
 // Live trends of the plant view. `tag` is the history column; `live` says where the
@@ -262,7 +263,7 @@ const TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7
 
 // Draw a plot into `container`. spec: {x: {min, max, time}, xLabel, yLabel, series:
 // [{points: [[x, y|null]], color, dash, extrapolated}], bands: [{points: [[x, lo, hi]]}],
-// hlines: [{y, label}], markers: [{x, y}], gapS, height}.
+// hlines: [{y, label, cls}], markers: [{x, y}], gapS, height}.
 function drawPlot(container, spec) {
   const width = Math.max(320, Math.round(container.clientWidth || 600));
   const height = spec.height || 220;
@@ -369,9 +370,10 @@ function drawPlot(container, spec) {
     }
   }
   for (const line of spec.hlines || []) {
-    layer.append(s("line", { class: "hline", x1: m.left, x2: width - m.right, y1: sy(line.y), y2: sy(line.y) }));
+    const cls = line.cls ? ` ${line.cls}` : "";
+    layer.append(s("line", { class: `hline${cls}`, x1: m.left, x2: width - m.right, y1: sy(line.y), y2: sy(line.y) }));
     if (line.label) {
-      layer.append(s("text", { class: "hline-label", x: width - m.right - 4, y: sy(line.y) - 5, "text-anchor": "end", text: line.label }));
+      layer.append(s("text", { class: `hline-label${cls}`, x: width - m.right - 4, y: sy(line.y) - 5, "text-anchor": "end", text: line.label }));
     }
   }
   for (const series of spec.series) {
@@ -507,6 +509,8 @@ function renderHeaderState() {
 
 function liveValue(st, series) {
   if (!st) return null;
+  // A view's own figure: {value, quality, at, plot}; plot false: the legend only.
+  if (typeof series.live === "function") return series.live(st);
   if (series.live === "m") {
     const m = st.measurements[series.tag];
     if (!m) return null;
@@ -527,7 +531,34 @@ function viewPlant(main, token) {
   const role = session.role;
   const pourPanel = h("section", { class: "panel", id: "active-pour" }, h("h2", { text: "Running pour" }), h("div", { id: "pour-body", class: "muted", text: "…" }));
   const alarmPanel = h("section", { class: "panel", id: "alarms" }, h("h2", { text: "Alarms" }), h("div", { id: "alarm-body", class: "muted", text: "…" }));
-  const windowButtons = WINDOWS.map((w) =>
+  main.replaceChildren(
+    h("div", { class: "row" }, pourPanel, alarmPanel),
+    h("div", { class: "toolbar" }, h("h2", { text: "Trends" }), windowSelect(token)),
+    trendGrid(PLANT_TRENDS),
+  );
+  onStatus(token, (st) => {
+    renderPour(st, role);
+    renderAlarms(st, role);
+  });
+  startTrends(token, PLANT_TRENDS);
+}
+
+// Call `listener` with every new plant status while the view lasts (and now, with the
+// last one).
+function onStatus(token, listener) {
+  const call = (st) => {
+    if (token === app.viewToken) listener(st);
+  };
+  app.statusListeners.add(call);
+  app.viewTimers.push(() => app.statusListeners.delete(call));
+  if (app.status) call(app.status);
+}
+
+// --- live trends: the plant view's and the stope view's ---------------------------------
+
+// The window buttons (15 min … 24 h) of the view's live trends.
+function windowSelect(token) {
+  const buttons = WINDOWS.map((w) =>
     h("button", {
       type: "button",
       "aria-pressed": w === app.trendWindow ? "true" : "false",
@@ -535,34 +566,36 @@ function viewPlant(main, token) {
       text: w.label,
       onclick: (ev) => {
         app.trendWindow = w;
-        for (const b of windowButtons) b.setAttribute("aria-pressed", b === ev.currentTarget ? "true" : "false");
+        for (const b of buttons) b.setAttribute("aria-pressed", b === ev.currentTarget ? "true" : "false");
         loadTrendHistory(token);
       },
     }));
-  const trendGrid = h("div", { class: "trends" });
-  for (const spec of PLANT_TRENDS) trendGrid.append(trendPanel(spec));
-  main.replaceChildren(
-    h("div", { class: "row" }, pourPanel, alarmPanel),
-    h("div", { class: "toolbar" }, h("h2", { text: "Trends" }), h("span", { class: "window-select" }, windowButtons)),
-    trendGrid,
-  );
+  return h("span", { class: "window-select no-print" }, buttons);
+}
 
-  app.trends = { history: {}, live: {}, historyTo: 0 };
-  const onStatus = (st) => {
-    if (token !== app.viewToken) return;
-    renderPour(st, role);
-    renderAlarms(st, role);
+function trendGrid(specs) {
+  return h("div", { class: "trends" }, specs.map((spec) => trendPanel(spec)));
+}
+
+// The trends of `specs` (as PLANT_TRENDS; a spec may add `hlines: () => [...]`,
+// `yFromZero` and `height`): the history of the chosen window, extended by the live
+// status, redrawn with every status and on resize and print.
+function startTrends(token, specs) {
+  app.trends = { specs, history: {}, live: {}, historyTo: 0, timer: null };
+  onStatus(token, (st) => {
     updateLegends(st);
     appendLive(st);
     drawTrends();
-  };
-  app.statusListeners.add(onStatus);
-  app.viewTimers.push(() => app.statusListeners.delete(onStatus));
-  if (app.status) onStatus(app.status);
+  });
   loadTrendHistory(token);
-  const resize = () => drawTrends();
-  window.addEventListener("resize", resize);
-  app.viewTimers.push(() => window.removeEventListener("resize", resize));
+  const redraw = () => drawTrends();
+  window.addEventListener("resize", redraw);
+  window.addEventListener("beforeprint", redraw);
+  app.viewTimers.push(() => {
+    window.removeEventListener("resize", redraw);
+    window.removeEventListener("beforeprint", redraw);
+    if (app.trends && app.trends.timer) clearTimeout(app.trends.timer);
+  });
 }
 
 function trendPanel(spec) {
@@ -585,8 +618,13 @@ function trendPanel(spec) {
 }
 
 async function loadTrendHistory(token) {
+  const trends = app.trends;
+  if (!trends || token !== app.viewToken) return;
+  // One chain of reloads: a new window replaces the pending reload of the old one.
+  if (trends.timer) clearTimeout(trends.timer);
+  trends.timer = null;
   const win = app.trendWindow;
-  const tags = [...new Set(PLANT_TRENDS.flatMap((t) => t.series.map((x) => x.tag)))];
+  const tags = [...new Set(trends.specs.flatMap((t) => t.series.map((x) => x.tag)))];
   const to = Date.now();
   try {
     const data = await history(tags, to - win.seconds * 1000, to);
@@ -604,16 +642,15 @@ async function loadTrendHistory(token) {
   } catch (err) {
     if (token === app.viewToken) showError(err);
   }
-  if (token !== app.viewToken) return;
-  const timer = setTimeout(() => loadTrendHistory(token), win.refreshMs);
-  app.viewTimers.push(() => clearTimeout(timer));
+  if (token !== app.viewToken || win !== app.trendWindow) return;
+  trends.timer = setTimeout(() => loadTrendHistory(token), win.refreshMs);
 }
 
 // The legend of each trend: the live value, greyed and flagged when not good.
 function updateLegends(st) {
   const trends = app.trends;
   if (!trends) return;
-  for (const spec of PLANT_TRENDS) {
+  for (const spec of trends.specs) {
     const panel = $(`[data-trend="${spec.id}"]`);
     if (!panel) continue;
     for (const series of spec.series) {
@@ -643,12 +680,13 @@ function updateLegends(st) {
 // Live values of good quality extend the trends until the history covers them.
 function appendLive(st) {
   const trends = app.trends;
-  for (const spec of PLANT_TRENDS) {
+  if (!trends) return;
+  for (const spec of trends.specs) {
     for (const series of spec.series) {
       const live = liveValue(st, series);
       if (!live) continue;
       const quality = st.connected ? live.quality : "bad";
-      if (quality === "good" && typeof live.value === "number") {
+      if (quality === "good" && typeof live.value === "number" && live.plot !== false) {
         const buf = trends.live[series.tag] || (trends.live[series.tag] = []);
         const at = live.at;
         if (!buf.length || at > buf[buf.length - 1][0]) buf.push([at, live.value]);
@@ -665,7 +703,7 @@ function drawTrends() {
   const win = app.trendWindow;
   const x = { min: now - win.seconds * 1000, max: now, time: true };
   const gapMs = Math.max(5, 3 * (trends.stepS || 1)) * 1000;
-  for (const spec of PLANT_TRENDS) {
+  for (const spec of trends.specs) {
     const panel = $(`[data-trend="${spec.id}"]`);
     if (!panel) continue;
     const series = [];
@@ -675,7 +713,10 @@ function drawTrends() {
       series.push({ points: pts, color: sr.color, dash: sr.dash });
     }
     const bands = spec.band ? [{ points: bandPoints(trends.history[spec.band.tag] || [], spec.band) }] : [];
-    const svg = drawPlot($(".plot-box", panel), { x, series, bands, gapMs, height: 200 });
+    const hlines = spec.hlines ? spec.hlines() : [];
+    const svg = drawPlot($(".plot-box", panel), {
+      x, series, bands, gapMs, hlines, yFromZero: spec.yFromZero, height: spec.height || 200,
+    });
     panel.setAttribute("data-points", svg.getAttribute("data-points"));
   }
 }
@@ -842,7 +883,7 @@ async function viewPourReport(main, token, pourId) {
   const role = session.role;
   const actions = h("div", { class: "toolbar" },
     h("a", { href: "#/pours", text: "← Pours" }),
-    h("button", { type: "button", id: "download-csv", onclick: () => downloadCsv(pour.id) }, "Download CSV"),
+    h("button", { type: "button", id: "download-csv", onclick: () => downloadCsv(`/pours/${encodeURIComponent(pour.id)}/report.csv`, `pour-${pour.id}.csv`) }, "Download CSV"),
     h("button", { type: "button", id: "print", class: "quiet", onclick: () => window.print() }, "Print"));
   if (may.runPours(role)) {
     if (pour.state === "planned") actions.append(pourButton(pour.id, "start", "Start"));
@@ -967,12 +1008,13 @@ function kv(label, value) {
   return h("tr", {}, h("th", { text: label }), h("td", {}, value));
 }
 
-async function downloadCsv(pourId) {
+// A report's CSV, fetched with the key (a plain link would carry none) and saved.
+async function downloadCsv(path, filename) {
   try {
-    const response = await api(`/pours/${encodeURIComponent(pourId)}/report.csv`, { raw: true });
+    const response = await api(path, { raw: true });
     const blob = await response.blob();
     const url = URL.createObjectURL(blob);
-    const a = h("a", { href: url, download: `pour-${pourId}.csv` });
+    const a = h("a", { href: url, download: filename });
     document.body.append(a);
     a.click();
     a.remove();
@@ -1136,6 +1178,635 @@ async function drawUcsCurve(figure, recipe, f, token) {
   }
 }
 
+// --- stopes ----------------------------------------------------------------------------
+
+const STOPE_POLL_MS = 2000;
+const STOPE_LIST_POLL_MS = 5000;
+// Plant time may run faster than this screen's clock (the built-in simulator); the hold
+// timer counts at the pace the service's answers show, never faster than this.
+const MAX_PLANT_PACE = 1000;
+
+const STAGE_STATE_TEXT = {
+  pending: "pending",
+  waiting_release: "waiting for a release",
+  ready: "ready to pour",
+  filling: "filling",
+  curing: "curing",
+  released: "released",
+  done: "done (recipe switched)",
+};
+
+const PLAN_LOG_TEXT = {
+  stage_started: "stage started",
+  hold_started: "hold started",
+  released: "released",
+  revised: "plan revised",
+  closed: "stope closed",
+};
+
+// A hold's time left: hours, minutes and seconds (holds are quoted in hours).
+function fmtHold(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  const total = Math.max(0, Math.ceil(seconds));
+  const hours = Math.floor(total / 3600);
+  const rest = `${pad(Math.floor((total % 3600) / 60))} min ${pad(total % 60)} s`;
+  return hours ? `${hours} h ${rest}` : rest;
+}
+
+function currentStage(stope) {
+  return stope.current_stage === null || stope.current_stage === undefined
+    ? null : stope.stages[stope.current_stage] || null;
+}
+
+// What the stope view shows for the stope now: its state, or its current stage's.
+function stopePhase(stope) {
+  const stage = currentStage(stope);
+  if (stope.state === "filled" || stope.state === "closed" || !stage) return stope.state;
+  return stage.state;
+}
+
+function barricadeName(tag) {
+  const n = /^barricade_(\d+)_pressure_pv$/.exec(tag);
+  return n ? `Barricade ${n[1]}` : "Barricade";
+}
+
+function barricadeLevel(kpa, stope) {
+  if (kpa === null || kpa === undefined) return "bad";
+  if (kpa >= stope.barricade_rating_kpa) return "alarm";
+  if (kpa >= (stope.barricade_rating_kpa * stope.barricade_high_alarm_pct) / 100) return "warn";
+  return "ok";
+}
+
+function viewStopes(main, token) {
+  const box = h("div", { id: "stope-list", class: "muted", text: "loading…" });
+  main.replaceChildren(h("h1", { text: "Stopes" }), h("section", { class: "panel" }, box));
+  const load = async () => {
+    try {
+      const stopes = await api("/stopes");
+      if (token !== app.viewToken) return;
+      renderStopeList(box, stopes);
+    } catch (err) {
+      if (token === app.viewToken) showError(err);
+    }
+  };
+  load();
+  const timer = setInterval(load, STOPE_LIST_POLL_MS);
+  app.viewTimers.push(() => clearInterval(timer));
+}
+
+function renderStopeList(box, stopes) {
+  box.className = "";
+  if (!stopes.length) {
+    box.replaceChildren(h("p", { class: "muted", text: "No stopes." }));
+    return;
+  }
+  const rows = stopes.map((st) => {
+    const stage = currentStage(st);
+    const pressures = Object.values(st.barricade_pressure_kpa).filter((v) => v !== null);
+    const pressure = pressures.length ? Math.max(...pressures) : null;
+    return h("tr", { "data-stope": st.id },
+      h("td", {}, h("a", { href: `#/stopes/${encodeURIComponent(st.id)}`, text: st.name })),
+      h("td", {}, h("span", { class: `badge ${st.state}`, text: st.state })),
+      h("td", { class: "num", "data-col": "fill" }, `${fmt(st.fill_height_m, 2)} / ${fmt(st.height_m, 2)}`),
+      h("td", { "data-col": "stage" }, stage
+        ? [h("b", { text: stage.name }), ` ${STAGE_STATE_TEXT[stage.state] || stage.state}`]
+        : h("span", { class: "muted", text: "no plan" })),
+      h("td", { class: "num", "data-col": "hold" }, st.hold_remaining_s === null
+        ? "" : st.hold_remaining_s > 0 ? fmtHold(st.hold_remaining_s) : h("b", { text: "elapsed" })),
+      h("td", { class: "num" }, pressure === null ? "—"
+        : h("span", { class: `level ${barricadeLevel(pressure, st)}`, text: `${fmt(pressure, 0)} / ${fmt(st.barricade_rating_kpa, 0)}` })),
+      h("td", { class: "num", text: `${fmt(st.placed_m3, 1)} / ${fmt(st.volume_m3, 1)}` }),
+      h("td", { text: st.plan_version === null ? "—" : `v${st.plan_version} ${st.continuous ? "continuous" : "staged"}` }),
+      h("td", { text: fmtDateTime(st.created_at) }));
+  });
+  box.replaceChildren(h("table", { id: "stopes" },
+    h("thead", {}, h("tr", {}, [
+      ["Stope"], ["State"], ["Fill height / stope m", "num"], ["Current stage"], ["Hold left", "num"],
+      ["Barricade / rating kPa", "num"], ["Placed / stope m3", "num"], ["Plan"], ["Created"],
+    ].map(([t, c]) => h("th", { class: c, text: t })))),
+    h("tbody", {}, rows)));
+}
+
+async function viewStope(main, token, stopeId) {
+  main.replaceChildren(h("p", { class: "muted", text: "loading…" }));
+  const path = `/stopes/${encodeURIComponent(stopeId)}`;
+  let stope;
+  try {
+    stope = await api(path);
+  } catch (err) {
+    if (token !== app.viewToken) return;
+    showError(err);
+    main.replaceChildren(h("p", {}, h("a", { href: "#/stopes", text: "Back to stopes" })));
+    return;
+  }
+  if (token !== app.viewToken) return;
+  // The recipe versions of the stages, by id (a missing one shows its id).
+  const recipes = new Map();
+  await Promise.all([...new Set(stope.stages.map((st) => st.recipe_id))].map(async (id) => {
+    try {
+      recipes.set(id, await api(`/recipes/${encodeURIComponent(id)}`));
+    } catch (_err) {
+      recipes.set(id, null);
+    }
+  }));
+  if (token !== app.viewToken) return;
+
+  const view = {
+    stope,
+    recipes,
+    role: session.role,
+    stageKey: null,
+    hold: { key: null, remaining: null, at: 0, pace: 1, paced: false },
+  };
+  const gaugeBox = h("div", { id: "gauge-box" });
+  const gaugeNote = h("p", { id: "gauge-note" });
+  const stagePanel = h("section", { class: "panel", id: "stage-panel" });
+  const barricadePanel = h("section", { class: "panel", id: "barricade" });
+  const stagesBox = h("div", { id: "stages-box" });
+  const switchBox = h("div", { id: "switch-points" });
+  const historyBox = h("div", { id: "plan-history" });
+  const specs = stopeTrendSpecs(() => view.stope);
+  main.replaceChildren(
+    h("div", { id: "stope-view" },
+      h("div", { class: "toolbar" },
+        h("a", { href: "#/stopes", text: "← Stopes" }),
+        h("button", {
+          type: "button",
+          id: "download-stope-csv",
+          onclick: () => downloadCsv(`${path}/report.csv`, `stope-${stope.id}.csv`),
+        }, "Stope report CSV"),
+        h("button", { type: "button", id: "print", class: "quiet", onclick: () => window.print() }, "Print")),
+      h("h1", {}, `Stope ${stope.name} `, h("span", { id: "stope-state", class: `badge ${stope.state}`, text: stope.state })),
+      h("p", { class: "muted", id: "stope-summary" }),
+      h("div", { class: "row" },
+        h("section", { class: "panel gauge-panel" }, h("h2", { text: "Fill height" }), gaugeBox, gaugeNote),
+        h("div", { class: "stack" }, stagePanel, barricadePanel)),
+      h("section", { class: "panel" }, h("h2", { text: "Fill plan" }), stagesBox),
+      h("div", { class: "section-head" }, h("h2", { text: "Barricade and fill height" }), windowSelect(token)),
+      h("p", { class: "muted trend-note", text: "From the plant history: the instrumented barricade and the fill height of the stope its running pour fills." }),
+      trendGrid(specs),
+      h("div", { class: "row" },
+        h("section", { class: "panel" }, h("h2", { text: "Recipe switch points" }), switchBox),
+        h("section", { class: "panel" }, h("h2", { text: "Holds and releases" }), historyBox))));
+
+  const render = () => {
+    const st = view.stope;
+    const badge = $("#stope-state");
+    badge.className = `badge ${st.state}`;
+    badge.textContent = st.state;
+    $("#stope-summary").textContent = stopeSummary(st);
+    drawGauge(gaugeBox, st);
+    gaugeNote.replaceChildren(
+      h("span", { class: "big", id: "fill-height", text: `${fmt(st.fill_height_m, 2)} m` }),
+      ` of ${fmt(st.height_m, 2)} m · `,
+      `${fmt(st.placed_m3, 1)} of ${fmt(st.volume_m3, 1)} m3 placed`);
+    renderStagePanel(stagePanel, view, show);
+    renderBarricade(barricadePanel, st);
+    renderStages(stagesBox, st, view.recipes);
+    renderSwitchPoints(switchBox, st, view.recipes);
+    renderPlanHistory(historyBox, st);
+    drawTrends();
+  };
+  // A stope as the service answered at `at` (this screen's clock).
+  const show = (next, at) => {
+    if (token !== app.viewToken) return;
+    noteHold(view, next, at);
+    view.stope = next;
+    render();
+  };
+  let inFlight = false;
+  const refresh = async () => {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      const sent = Date.now();
+      const next = await api(path);
+      show(next, (sent + Date.now()) / 2);
+    } catch (err) {
+      if (token === app.viewToken) showError(err);
+    } finally {
+      inFlight = false;
+    }
+  };
+  show(stope, Date.now());
+  startTrends(token, specs);
+  // The stage panel follows the status too (paste to the dump), between stope reads.
+  onStatus(token, () => updateStageLive(view));
+  const poll = setInterval(refresh, STOPE_POLL_MS);
+  const tick = setInterval(() => tickHold(view), 250);
+  app.viewTimers.push(() => {
+    clearInterval(poll);
+    clearInterval(tick);
+  });
+}
+
+function stopeSummary(st) {
+  const plan = st.plan_version === null ? "no fill plan"
+    : `plan v${st.plan_version}, ${st.continuous ? "continuous (the recipe switches at each stage top)" : "staged (each stage stops at its top and cures)"}`;
+  return `${plan} · plan area ${fmt(st.plan_area_m2, 1)} m2 × ${fmt(st.height_m, 1)} m = ${fmt(st.volume_m3, 1)} m3 · ` +
+    `barricade rated ${fmt(st.barricade_rating_kpa, 0)} kPa, high alarm at ${fmt(st.barricade_high_alarm_pct, 0)} % · ` +
+    `created ${fmtDateTime(st.created_at)} by ${st.created_by} · report generated ${fmtDateTime(new Date().toISOString())}`;
+}
+
+// The hold's time left comes with every answer; between answers the timer counts on at
+// the pace of plant time the answers show (faster than the wall clock on the simulator).
+function noteHold(view, stope, at) {
+  const hold = view.hold;
+  const stage = currentStage(stope);
+  const remaining = stope.hold_remaining_s;
+  const key = stage && remaining !== null ? `${stage.index}:${stage.hold_ends_at}` : null;
+  if (key !== null && key === hold.key && hold.remaining !== null && remaining > 0) {
+    const dt = (at - hold.at) / 1000;
+    const pace = (hold.remaining - remaining) / dt;
+    // A jump (the plant's clock moved) is no pace; it resets the count below.
+    if (dt > 0.5 && pace >= 0 && pace <= MAX_PLANT_PACE) {
+      hold.pace = hold.paced ? (hold.pace + pace) / 2 : pace;
+      hold.paced = true;
+    }
+  }
+  if (key !== hold.key) {
+    hold.pace = 1;
+    hold.paced = false;
+  }
+  hold.key = key;
+  hold.remaining = remaining;
+  hold.at = at;
+}
+
+function holdLeft(view) {
+  const hold = view.hold;
+  if (hold.remaining === null) return null;
+  return Math.max(0, hold.remaining - (hold.pace * (Date.now() - hold.at)) / 1000);
+}
+
+function tickHold(view) {
+  const el = $("#hold-remaining");
+  if (!el) return;
+  const left = holdLeft(view);
+  el.textContent = fmtHold(left);
+  el.setAttribute("data-remaining-s", left === null ? "" : left.toFixed(1));
+}
+
+// The current stage: filling (its rise rate against its limit), curing (the hold timer
+// and, for engineers, the release), ready, or the stope filled. Built anew when the
+// stage or its state changes, updated in place otherwise (a button under the pointer
+// stays the same button).
+function renderStagePanel(panel, view, show) {
+  const st = view.stope;
+  const stage = currentStage(st);
+  const phase = stopePhase(st);
+  const key = `${st.current_stage}:${phase}:${st.plan_version}`;
+  panel.setAttribute("data-state", phase);
+  panel.setAttribute("data-stage", stage ? stage.name : "");
+  if (view.stageKey !== key) {
+    view.stageKey = key;
+    panel.replaceChildren(...stagePanelBody(view, stage, phase, show));
+  }
+  updateStagePanel(view, stage, phase);
+}
+
+function stagePanelBody(view, stage, phase, show) {
+  const st = view.stope;
+  if (!stage) {
+    return [h("h2", { text: "Current stage" }), h("p", { class: "muted", text: "No fill plan: an engineer adds one." })];
+  }
+  const title = h("h2", {}, `Stage ${stage.index + 1} of ${st.stages.length}: `, h("span", { class: "stage-name", text: stage.name }), " ",
+    h("span", { class: `badge ${phase}`, id: "stage-state", text: STAGE_STATE_TEXT[phase] || phase }));
+  const next = st.stages[stage.index + 1];
+  if (phase === "filling") {
+    return [title,
+      h("div", { class: "figure-row" },
+        h("span", { class: "label", text: "Rise rate" }),
+        h("span", { class: "big", id: "rise-rate", text: "—" }),
+        h("span", { id: "rise-limit", class: "muted" })),
+      h("div", { class: "bar-box", id: "rise-bar" }),
+      h("progress", { id: "stage-progress", max: 1, value: 0, "aria-label": "fill height within the stage" }),
+      h("p", { id: "stage-placed" }),
+      h("p", { id: "stage-dump", class: "notice", hidden: true, text: "Paste goes to the dump (start-up or flush): it does not count as stope volume." }),
+      h("p", { id: "stage-pour" })];
+  }
+  if (phase === "curing") {
+    const body = [title,
+      h("div", { class: "figure-row" },
+        h("span", { class: "label", text: "Hold left" }),
+        h("span", { class: "big", id: "hold-remaining", "data-remaining-s": "", text: "—" })),
+      h("p", { id: "hold-ends" },
+        `${fmt(stage.cure_hold_h, 1)} h hold from the stage top, ending ${fmtDateTime(stage.hold_ends_at)} (plant time). `,
+        next ? `Then stage ${next.name} may be poured once an engineer releases it.` : "The stope is filled once it is released.")];
+    if (may.release(view.role)) {
+      body.push(h("div", { class: "toolbar no-print" },
+        h("button", {
+          type: "button",
+          id: "release",
+          disabled: true,
+          onclick: (ev) => releaseHold(ev, view, show),
+        }, next ? `Release: ${next.name} may be poured` : "Release: the stope is filled"),
+        h("span", { id: "release-note", class: "muted" })));
+    } else {
+      body.push(h("p", { class: "muted", text: "An engineer releases the stage once its hold has elapsed." }));
+    }
+    return body;
+  }
+  if (phase === "ready" || phase === "waiting_release" || phase === "pending") {
+    const recipe = view.recipes.get(stage.recipe_id);
+    return [title, h("p", {},
+      `Recipe ${recipe ? `${recipe.name} v${recipe.version}` : stage.recipe_id}, to ${fmt(stage.top_height_m, 1)} m ` +
+      `at up to ${fmt(stage.max_rise_rate_m_h, 1)} m/h. An operator makes and starts the stage's pour.`)];
+  }
+  if (phase === "filled") return [h("h2", { text: "Filled" }), h("p", { text: "Every stage is placed and released: the stope may be closed." })];
+  if (phase === "closed") return [h("h2", { text: "Closed" }), h("p", { text: "The stope's record is complete." })];
+  return [title];
+}
+
+function updateStagePanel(view, stage, phase) {
+  const st = view.stope;
+  if (!stage) return;
+  if (phase === "filling") {
+    const limit = stage.max_rise_rate_m_h;
+    const rise = st.rise_rate_m_h;
+    const level = rise === null ? "bad" : rise > limit * 1.05 ? "alarm" : rise > limit ? "warn" : "ok";
+    const riseEl = $("#rise-rate");
+    riseEl.textContent = rise === null ? "—" : `${fmt(rise, 1)} m/h`;
+    riseEl.className = `big level ${level}`;
+    $("#rise-limit").textContent = rise === null
+      ? `no paste flow measured · limit ${fmt(limit, 1)} m/h`
+      : `against the limit of ${fmt(limit, 1)} m/h (${fmt((100 * rise) / limit, 0)} %)`;
+    levelBar($("#rise-bar"), {
+      value: rise, max: limit * 1.25, level, marks: [{ at: limit, label: `limit ${fmt(limit, 0)} m/h`, cls: "alarm" }],
+    });
+    const bottom = stage.index > 0 ? st.stages[stage.index - 1].top_height_m : 0;
+    const progress = $("#stage-progress");
+    progress.max = Math.max(1e-6, stage.top_height_m - bottom);
+    progress.value = Math.min(progress.max, Math.max(0, st.fill_height_m - bottom));
+    $("#stage-placed").textContent = `${fmt(st.fill_height_m, 2)} m of the stage's top at ${fmt(stage.top_height_m, 2)} m · ` +
+      `${fmt(Math.max(0, stage.top_volume_m3 - st.placed_m3), 1)} m3 to go`;
+    $("#stage-pour").replaceChildren(st.active_pour_id
+      ? h("a", { href: `#/pours/${encodeURIComponent(st.active_pour_id)}`, text: "The running pour's report" })
+      : h("span", { class: "muted", text: "No pour of this stope is running." }));
+    updateStageLive(view);
+  } else if (phase === "curing") {
+    const releasable = st.hold_remaining_s !== null && st.hold_remaining_s <= 0;
+    const button = $("#release");
+    if (button && !button.classList.contains("busy")) button.disabled = !releasable;
+    const note = $("#release-note");
+    if (note) note.textContent = releasable ? "The hold has elapsed." : "Enabled once the hold has elapsed.";
+    tickHold(view);
+  }
+}
+
+// Between stope reads: whether the paste goes to the dump now (the diverter's tag).
+function updateStageLive(view) {
+  const note = $("#stage-dump");
+  if (!note) return;
+  const m = app.status && app.status.measurements.diverted_to_dump_pv;
+  note.hidden = !(view.stope.active_pour_id && m && m.quality === "good" && m.value);
+}
+
+// Release the curing stage; the service's refusal (hold_not_elapsed: how long is left)
+// goes to the error banner and the button follows the service's figures again.
+async function releaseHold(ev, view, show) {
+  const button = ev.currentTarget;
+  button.disabled = true;
+  button.classList.add("busy");
+  const sent = Date.now();
+  try {
+    const released = await api(`/stopes/${encodeURIComponent(view.stope.id)}/release`, { method: "POST" });
+    clearError();
+    button.classList.remove("busy");
+    show(released, (sent + Date.now()) / 2);
+  } catch (err) {
+    showError(err);
+    button.classList.remove("busy");
+    show(view.stope, view.hold.at);
+  }
+}
+
+// A horizontal bar: `value` of `max`, with marks (a limit, an alarm level).
+function levelBar(box, { value, max, level, marks = [] }) {
+  const width = Math.max(240, Math.round(box.clientWidth || 400));
+  const height = 44;
+  const x0 = 6;
+  const x1 = width - 6;
+  const sx = (v) => x0 + (Math.min(Math.max(v, 0), max) / max) * (x1 - x0);
+  const svg = s("svg", { class: "bar", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" },
+    s("rect", { class: "track", x: x0, y: 6, width: x1 - x0, height: 16 }));
+  if (value !== null && value !== undefined && Number.isFinite(value)) {
+    svg.append(s("rect", { class: `value ${level || ""}`, x: x0, y: 6, width: sx(value) - x0, height: 16 }));
+  }
+  for (const mk of marks) {
+    const x = sx(mk.at);
+    const anchor = x > x1 - 60 ? "end" : x < x0 + 60 ? "start" : "middle";
+    svg.append(s("line", { class: `mark ${mk.cls || ""}`, x1: x, x2: x, y1: 2, y2: 26 }),
+      s("text", { class: `mark-label ${mk.cls || ""}`, x, y: 39, "text-anchor": anchor, text: mk.label }));
+  }
+  box.replaceChildren(svg);
+}
+
+function renderBarricade(panel, st) {
+  const rating = st.barricade_rating_kpa;
+  const high = (rating * st.barricade_high_alarm_pct) / 100;
+  const tags = Object.keys(st.barricade_pressure_kpa).sort();
+  const body = [h("h2", { text: "Barricade pressure" })];
+  const bars = [];
+  if (!tags.length) body.push(h("p", { class: "muted", text: "No barricade pressure is measured." }));
+  for (const tag of tags) {
+    const kpa = st.barricade_pressure_kpa[tag];
+    const level = barricadeLevel(kpa, st);
+    const bar = h("div", { class: "bar-box" });
+    body.push(h("div", { class: "barricade", "data-tag": tag, "data-level": level },
+      h("div", { class: "figure-row" },
+        h("span", { class: "label", text: barricadeName(tag) }),
+        h("span", { class: `big level ${level}`, "data-value": kpa === null ? "" : kpa.toFixed(1), text: kpa === null ? "—" : `${fmt(kpa, 0)} kPa` }),
+        h("span", { class: "muted", text: kpa === null
+          ? "no good reading"
+          : `${fmt((100 * kpa) / rating, 0)} % of the ${fmt(rating, 0)} kPa rating · high alarm at ${fmt(high, 0)} kPa` })),
+      bar));
+    bars.push([bar, {
+      value: kpa, max: rating * 1.15, level,
+      marks: [
+        { at: high, label: `high alarm ${fmt(high, 0)}`, cls: "warn" },
+        { at: rating, label: `rating ${fmt(rating, 0)} kPa`, cls: "alarm" },
+      ],
+    }]);
+  }
+  panel.replaceChildren(...body);
+  for (const [bar, spec] of bars) levelBar(bar, spec); // in the page: they take its width
+}
+
+function recipeLabel(recipes, id) {
+  const recipe = recipes.get(id);
+  return h("a", { href: `#/recipes/${encodeURIComponent(id)}`, text: recipe ? `${recipe.name} v${recipe.version}` : id.slice(0, 8) });
+}
+
+function renderStages(box, st, recipes) {
+  if (!st.stages.length) {
+    box.replaceChildren(h("p", { class: "muted", text: "No fill plan." }));
+    return;
+  }
+  const rows = st.stages.map((stage) => h("tr", {
+    "data-stage": stage.name,
+    class: stage.index === st.current_stage && stopePhase(st) !== "filled" && st.state !== "closed" ? "current" : "",
+  },
+    h("td", { class: "nowrap" }, h("span", { class: `swatch-box s${stage.index % 6}` }), h("b", { text: stage.name })),
+    h("td", {}, recipeLabel(recipes, stage.recipe_id)),
+    h("td", { class: "num", text: fmt(stage.top_height_m, 2) }),
+    h("td", { class: "num", text: fmt(stage.top_volume_m3, 1) }),
+    h("td", { class: "num", text: fmt(stage.max_rise_rate_m_h, 1) }),
+    h("td", { class: "num", text: stage.switch_at_top || (st.continuous && stage.index < st.stages.length - 1) ? "switch" : fmt(stage.cure_hold_h, 1) }),
+    h("td", {}, h("span", { class: `badge ${stage.state}`, "data-col": "state", text: STAGE_STATE_TEXT[stage.state] || stage.state })),
+    h("td", { class: "time", text: fmtDateTime(stage.started_at) }),
+    h("td", { class: "time", text: fmtDateTime(stage.top_reached_at) }),
+    h("td", { class: "time", text: fmtDateTime(stage.hold_ends_at) }),
+    h("td", { "data-col": "released" }, stage.released_by
+      ? [stage.released_by, h("div", { class: "muted time", text: fmtDateTime(stage.released_at) })] : "—")));
+  const simulated = app.status && app.status.simulator;
+  box.replaceChildren(
+    h("table", { id: "stages" },
+      h("thead", {}, h("tr", {}, [
+        ["Stage"], ["Recipe"], ["Top m", "num"], ["Top m3", "num"], ["Rise limit m/h", "num"], ["Hold h", "num"],
+        ["State"], ["Started"], ["Top reached"], ["Hold ends"], ["Released by"],
+      ].map(([t, c]) => h("th", { class: c, text: t })))),
+      h("tbody", {}, rows)),
+    h("p", { class: "muted", text: `Times of the plan are plant time${simulated ? " (the simulator's clock runs faster than this screen's)" : ""}.` }));
+}
+
+function renderSwitchPoints(box, st, recipes) {
+  if (!st.switch_points.length) {
+    box.replaceChildren(h("p", { class: "muted", text: st.continuous ? "No switch yet." : "None: a staged plan stops at each stage top." }));
+    return;
+  }
+  const name = (i) => (st.stages[i] ? st.stages[i].name : `stage ${i + 1}`);
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, [["At"], ["From"], ["To"], ["Height m", "num"], ["Planned m", "num"]].map(([t, c]) => h("th", { class: c, text: t })))),
+    h("tbody", {}, st.switch_points.map((p) => h("tr", {},
+      h("td", { class: "time", text: fmtDateTime(p.at) }),
+      h("td", {}, `${name(p.from_stage)} `, recipeLabel(recipes, p.from_recipe_id)),
+      h("td", {}, `${name(p.to_stage)} `, recipeLabel(recipes, p.to_recipe_id)),
+      h("td", { class: "num", text: fmt(p.height_m, 2) }),
+      h("td", { class: "num", text: fmt(p.planned_height_m, 2) }))))));
+}
+
+function renderPlanHistory(box, st) {
+  if (!st.history.length) {
+    box.replaceChildren(h("p", { class: "muted", text: "Nothing yet." }));
+    return;
+  }
+  box.replaceChildren(h("table", { id: "plan-log" },
+    h("thead", {}, h("tr", {}, ["At", "Event", "Stage", "By", "Detail"].map((t) => h("th", { text: t })))),
+    h("tbody", {}, st.history.map((e) => h("tr", { "data-kind": e.kind },
+      h("td", { class: "time", text: fmtDateTime(e.at) }),
+      h("td", { class: "nowrap", text: PLAN_LOG_TEXT[e.kind] || e.kind }),
+      h("td", { text: st.stages[e.stage] ? st.stages[e.stage].name : e.stage }),
+      h("td", { text: e.by }),
+      h("td", { class: "muted", text: e.detail }))))));
+}
+
+// The fill-height gauge: the stope as a column, filled to the fill height, each stage's
+// band and top (its line and label), the current stage outlined.
+function drawGauge(box, st) {
+  const W = 420;
+  const H = 460;
+  const m = { top: 22, bottom: 26 };
+  const col = { x: 112, w: 92 };
+  const plotH = H - m.top - m.bottom;
+  const total = Math.max(st.height_m, ...st.stages.map((g) => g.top_height_m), 1e-6);
+  const y = (hm) => m.top + (1 - Math.min(Math.max(hm, 0), total) / total) * plotH;
+  const fill = st.fill_height_m;
+  const current = stopePhase(st) === "filled" || st.state === "closed" ? null : currentStage(st);
+  const svg = s("svg", {
+    id: "stope-gauge",
+    class: "gauge",
+    width: W,
+    height: H,
+    viewBox: `0 0 ${W} ${H}`,
+    role: "img",
+    "aria-label": `fill height ${fmt(fill, 2)} m of ${fmt(st.height_m, 2)} m`,
+    "data-fill-height": fill.toFixed(3),
+  });
+  // The stope, empty.
+  svg.append(s("rect", { class: "stope", x: col.x, y: y(total), width: col.w, height: y(0) - y(total) }));
+  // The fill, in the colour of the stage it belongs to (above the last top: the last's).
+  let bottom = 0;
+  st.stages.forEach((stage, i) => {
+    const top = i === st.stages.length - 1 ? Math.max(stage.top_height_m, fill) : stage.top_height_m;
+    const upTo = Math.min(fill, top);
+    if (upTo > bottom) {
+      svg.append(s("rect", { class: `fill s${i % 6}`, x: col.x, y: y(upTo), width: col.w, height: y(bottom) - y(upTo) }));
+    }
+    bottom = Math.max(bottom, stage.top_height_m);
+  });
+  if (!st.stages.length && fill > 0) {
+    svg.append(s("rect", { class: "fill s0", x: col.x, y: y(fill), width: col.w, height: y(0) - y(fill) }));
+  }
+  // The current stage's band, outlined.
+  if (current) {
+    const lo = current.index > 0 ? st.stages[current.index - 1].top_height_m : 0;
+    svg.append(s("rect", {
+      class: `stage-band current ${current.state}`,
+      "data-stage": current.name,
+      x: col.x - 5, y: y(current.top_height_m), width: col.w + 10, height: y(lo) - y(current.top_height_m),
+    }));
+  }
+  // Stage tops: a line across the column and a label to its right (kept apart).
+  let lastLabelY = Infinity;
+  for (const stage of st.stages) {
+    const ly = y(stage.top_height_m);
+    const isCurrent = current && current.index === stage.index;
+    svg.append(s("line", { class: `stage-top${isCurrent ? " current" : ""}`, "data-stage": stage.name, x1: col.x - 8, x2: col.x + col.w + 12, y1: ly, y2: ly }));
+    const labelY = Math.min(ly + 4, lastLabelY - 15);
+    lastLabelY = labelY;
+    svg.append(s("text", {
+      class: `stage-label${isCurrent ? " current" : ""}`,
+      "data-stage": stage.name,
+      x: col.x + col.w + 16,
+      y: labelY,
+      text: `${stage.name} ${fmt(stage.top_height_m, 1)} m${isCurrent ? ` · ${current.state.replaceAll("_", " ")}` : ""}`,
+    }));
+  }
+  // The fill surface and its height, to the left; the scale's ticks give way to it.
+  const fy = y(fill);
+  svg.append(s("line", { class: "surface", x1: col.x, x2: col.x + col.w, y1: fy, y2: fy }));
+  svg.append(s("path", { class: "pointer", d: `M ${col.x - 2} ${fy} l -10 -6 v 12 z` }));
+  svg.append(s("text", { class: "fill-label", id: "gauge-fill", x: col.x - 16, y: fy + 5, "text-anchor": "end", text: `${fmt(fill, 2)} m` }));
+  const step = niceStep(total, 6);
+  for (let v = 0; v <= total + 1e-9; v += step) {
+    const ty = y(v);
+    svg.append(s("line", { class: "tick", x1: col.x - 6, x2: col.x, y1: ty, y2: ty }));
+    if (Math.abs(ty - fy) < 16) continue;
+    svg.append(s("text", { class: "axis-label", x: col.x - 16, y: ty + 4, "text-anchor": "end", text: fmt(v, step < 1 ? 1 : 0) }));
+  }
+  svg.append(s("text", { class: "axis-label", x: col.x - 16, y: m.top - 8, "text-anchor": "end", text: "m" }));
+  box.replaceChildren(svg);
+}
+
+// The stope view's trends: barricade pressure against its rating and high alarm, fill
+// height against the stage tops.
+function stopeTrendSpecs(stope) {
+  return [
+    {
+      id: "stope-barricade", title: "Barricade pressure", unit: "kPa", digits: 0, height: 240, yFromZero: true,
+      series: [{ tag: "barricade_pressure_pv", label: "pressure", live: "m", color: 1 }],
+      hlines: () => {
+        const st = stope();
+        const high = (st.barricade_rating_kpa * st.barricade_high_alarm_pct) / 100;
+        return [
+          { y: st.barricade_rating_kpa, label: `rating ${fmt(st.barricade_rating_kpa, 0)} kPa` },
+          { y: high, label: `high alarm ${fmt(high, 0)} kPa`, cls: "warn" },
+        ];
+      },
+    },
+    {
+      id: "stope-height", title: "Fill height", unit: "m", digits: 2, height: 240, yFromZero: true,
+      series: [{
+        tag: "fill_height_m", label: "fill height", color: 0,
+        // This stope's fill height; the trend follows it while its pour runs.
+        live: () => ({ value: stope().fill_height_m, quality: "good", at: Date.now(), plot: Boolean(stope().active_pour_id) }),
+      }],
+      hlines: () => stope().stages.map((g) => ({ y: g.top_height_m, label: `${g.name} top ${fmt(g.top_height_m, 1)} m`, cls: "ref" })),
+    },
+  ];
+}
+
 // --- login, routing --------------------------------------------------------------------
 
 function viewLogin(main, message) {
@@ -1211,6 +1882,8 @@ function route() {
   else if (section === "pours") viewPours(main, token, params);
   else if (section === "recipes" && parts[1]) viewRecipe(main, token, parts[1]);
   else if (section === "recipes") viewRecipes(main, token);
+  else if (section === "stopes" && parts[1]) viewStope(main, token, parts[1]);
+  else if (section === "stopes") viewStopes(main, token);
   else viewPlant(main, token);
 }
 

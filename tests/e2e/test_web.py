@@ -6,7 +6,7 @@ Playwright's wheel ships its driver; the browser is Debian's ``/usr/bin/chromium
 (installed here with apt-get when missing and we are root), never a downloaded one.
 The service runs in a thread of this process so that the test can reach the
 simulator to take the PLC out of remote mode (which raises ``plc_not_remote``).
-Screenshots of the plant page and a pour report go to ``test-output/``.
+Screenshots of the plant page, a pour report, a recipe and a stope go to ``test-output/``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -515,3 +516,256 @@ def test_a_recipe_shows_its_design_and_strength_curve(
         _shot(page, "recipe.png")
     finally:
         page.context.close()
+
+
+# A stope small in plan so that the simulator fills its plug in seconds (as in
+# test_stope_e2e.py): 90 m3/h over 1.5 m2 rises 60 m/h; a 3 m plug takes 3 plant minutes.
+STOPE_AREA_M2 = 1.5
+STOPE_RISE_M_H = 60.0
+PLUG_TOP_M = 3.0
+PLUG_HOLD_H = 48.0
+
+
+def _stope_with_a_plan(api: httpx.Client) -> dict[str, Any]:
+    """A stope 12 m high with a two-stage plan: a 3 m plug that cures 48 h, then the body."""
+    recipes = {}
+    for name, binder_pct in (("plug", 8.0), ("body", 5.0)):
+        r = api.post(
+            "/api/v1/recipes",
+            json={
+                "name": f"S-410 {name}",
+                "mix": {**RECIPE, "binder_pct": binder_pct},
+                "approved_by": "Web Engineer",
+            },
+            headers=auth("engineer"),
+        )
+        assert r.status_code == 201, r.text
+        recipes[name] = r.json()["id"]
+    r = api.post(
+        "/api/v1/stopes",
+        json={
+            "name": "S-410",
+            "plan_area_m2": STOPE_AREA_M2,
+            "height_m": 12.0,
+            "barricade_rating_kpa": 100.0,
+            "barricade_high_alarm_pct": 80.0,
+        },
+        headers=auth("engineer"),
+    )
+    assert r.status_code == 201, r.text
+    stope_id = r.json()["id"]
+    r = api.post(
+        f"/api/v1/stopes/{stope_id}/plans",
+        json={
+            "stages": [
+                {
+                    "name": "plug",
+                    "recipe_id": recipes["plug"],
+                    "top_height_m": PLUG_TOP_M,
+                    "max_rise_rate_m_h": STOPE_RISE_M_H,
+                    "cure_hold_h": PLUG_HOLD_H,
+                },
+                {
+                    "name": "body",
+                    "recipe_id": recipes["body"],
+                    "top_height_m": 12.0,
+                    "max_rise_rate_m_h": STOPE_RISE_M_H,
+                },
+            ]
+        },
+        headers=auth("engineer"),
+    )
+    assert r.status_code == 200, r.text
+    stope: dict[str, Any] = r.json()
+    assert stope["state"] == "planned" and stope["stages"][0]["state"] == "ready"
+    return stope
+
+
+def _stope(api: httpx.Client, stope_id: str) -> dict[str, Any]:
+    r = api.get(f"/api/v1/stopes/{stope_id}", headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _hold_left(page: Page) -> float:
+    return float(page.get_attribute("#hold-remaining", "data-remaining-s") or "nan")
+
+
+def _svg_text(page: Page, selector: str) -> str:
+    """The text of an SVG element (inner_text is for HTML elements)."""
+    return page.text_content(selector) or ""
+
+
+def _csp_violations(page: Page) -> list[str]:
+    """Console messages of the page's Content-Security-Policy refusals, as they come."""
+    seen: list[str] = []
+    page.on(
+        "console",
+        lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    return seen
+
+
+def test_a_stope_shows_its_plan_and_an_engineer_releases_the_plug(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    simulator = service.runtime.simulator
+    assert simulator is not None
+    # A plant at rest (an earlier pour may still flush), and an empty stope in the simulator.
+    until(
+        lambda: (
+            api.get("/api/v1/plant/status", headers=auth("hmi")).json()["plc_mode"] == "stopped"
+        ),
+        within_s=60,
+        what="the plant at rest",
+    )
+    service.call(simulator.reset_stope(plan_area_m2=STOPE_AREA_M2))
+    stope = _stope_with_a_plan(api)
+    stope_id = stope["id"]
+    view = f"{service.base_url}/#/stopes/{stope_id}"
+
+    poured = api.post(
+        f"/api/v1/stopes/{stope_id}/pours",
+        json={"paste_flow_m3_h": 150.0, "sample_ids": ["CYL-0410"]},
+        headers=auth("scada"),
+    )
+    assert poured.status_code == 201, poured.text
+    # The plan bounds the paste flow by the stage's rise rate.
+    assert poured.json()["paste_flow_m3_h"] == pytest.approx(STOPE_RISE_M_H * STOPE_AREA_M2)
+    started = api.post(f"/api/v1/pours/{poured.json()['id']}/start", headers=auth("scada"))
+    assert started.status_code == 200, started.text
+
+    engineer = hmi = None
+    try:
+        engineer = _page(browser, service)
+        refused = _csp_violations(engineer)
+        _login(engineer, "engineer")
+        # The list: the stope with its state, fill height and current stage.
+        engineer.click("[data-nav=stopes]")
+        row = f"tr[data-stope='{stope_id}']"
+        engineer.wait_for_selector(row)
+        assert "S-410" in engineer.inner_text(row) and "plug" in engineer.inner_text(row)
+        assert "/ 12.00" in engineer.inner_text(f"{row} [data-col=fill]")
+        _shot(engineer, "stopes.png")
+        engineer.click(f"{row} a")
+        engineer.wait_for_selector("#stope-gauge")
+
+        # The plug fills: its band is outlined, the rise rate stands against its limit.
+        engineer.wait_for_selector("#stage-panel[data-state=filling][data-stage=plug]")
+        engineer.wait_for_function(
+            "() => Number(document.querySelector('#stope-gauge')"
+            "?.getAttribute('data-fill-height')) > 1.0"
+        )
+        engineer.wait_for_selector("#rise-rate.level")
+        assert "against the limit of 60.0 m/h" in engineer.inner_text("#rise-limit")
+        rise = float(engineer.inner_text("#rise-rate").split()[0])
+        assert 0.0 < rise <= STOPE_RISE_M_H * 1.05
+        assert engineer.locator("#stope-gauge .stage-band.current[data-stage=plug]").count() == 1
+        assert "filling" in _svg_text(engineer, "#stope-gauge .stage-label[data-stage=plug]")
+        assert engineer.locator("[data-trend=stope-barricade] svg.plot .hline").count() == 2
+        _shot(engineer, "stope-filling.png")
+
+        # At the plug's top the pour stops and the hold starts.
+        until(
+            lambda: _stope(api, stope_id)["state"] == "curing",
+            within_s=120,
+            what="the plug's top",
+        )
+        engineer.wait_for_selector("#stage-panel[data-state=curing][data-stage=plug]")
+        fill = float(engineer.get_attribute("#stope-gauge", "data-fill-height") or 0)
+        assert fill == pytest.approx(PLUG_TOP_M, abs=0.15)
+        assert _svg_text(engineer, "#gauge-fill") == f"{fill:.2f} m"
+        assert engineer.inner_text("#fill-height") == f"{fill:.2f} m"
+        assert engineer.locator("#stope-gauge line.stage-top[data-stage=plug]").count() == 1
+        plug_label = _svg_text(engineer, "#stope-gauge .stage-label[data-stage=plug]")
+        assert plug_label.startswith("plug 3.0 m") and "curing" in plug_label
+        assert _svg_text(engineer, "#stope-gauge .stage-label[data-stage=body]") == "body 12.0 m"
+        assert "curing" in engineer.inner_text("#stages tr[data-stage=plug] [data-col=state]")
+        # The hold counts down from nearly 48 h; the release waits for it.
+        engineer.wait_for_function(
+            "() => Number(document.querySelector('#hold-remaining')"
+            "?.getAttribute('data-remaining-s')) > 0"
+        )
+        first = _hold_left(engineer)
+        assert (PLUG_HOLD_H - 1) * 3600 < first <= PLUG_HOLD_H * 3600
+        engineer.wait_for_function(
+            "([v]) => Number(document.querySelector('#hold-remaining')"
+            ".getAttribute('data-remaining-s')) < v - 1",
+            arg=[first],
+        )
+        assert " h " in engineer.inner_text("#hold-remaining")
+        assert engineer.is_disabled("#release")
+        # The barricade now, against its rating and high alarm.
+        barricade = engineer.inner_text("#barricade")
+        assert "of the 100 kPa rating" in barricade and "high alarm at 80 kPa" in barricade
+        gauge = "#barricade [data-tag=barricade_pressure_pv] [data-value]"
+        pressure = float(engineer.get_attribute(gauge, "data-value") or "nan")
+        assert 0.0 < pressure < 80.0
+        engineer.wait_for_function(
+            "() => Number(document.querySelector('[data-trend=stope-height] svg.plot')"
+            "?.getAttribute('data-points')) > 2"
+        )
+        assert _points(engineer, "stope-barricade") > 2
+        history = engineer.inner_text("#plan-history")
+        assert "stage started" in history and "hold started" in history
+        _shot(engineer, "stope-curing.png")
+
+        # A release the service refuses (a page that thought the hold over): its code and
+        # the time left in the error banner, and the button disabled again.
+        engineer.eval_on_selector("#release", "b => { b.disabled = false; b.click(); }")
+        engineer.wait_for_selector("#error:not([hidden])")
+        assert "hold_not_elapsed" in engineer.inner_text("#error-text")
+        assert "left before it can be released" in engineer.inner_text("#error-text")
+        engineer.wait_for_selector("#release:disabled")
+        engineer.click("#error-close")
+
+        # The print view: the report without buttons.
+        engineer.emulate_media(media="print")
+        _shot(engineer, "stope-print.png")
+        for hidden in ("#release", "#download-stope-csv", "[data-window]"):
+            assert not engineer.is_visible(hidden), hidden
+        assert engineer.is_visible("#stope-gauge") and engineer.is_visible("#stages")
+        engineer.emulate_media(media="screen")
+
+        with engineer.expect_download() as download_info:
+            engineer.click("#download-stope-csv")
+        download = download_info.value
+        assert download.suggested_filename == f"stope-{stope_id}.csv"
+        text = Path(download.path()).read_bytes().decode()
+        fields = dict(row for row in csv.reader(io.StringIO(text)) if len(row) == 2)
+        assert fields["stope.name"] == "S-410"
+        assert (fields["stage.0.name"], fields["stage.0.state"]) == ("plug", "curing")
+
+        # hmi sees the hold, and no release.
+        hmi = _page(browser, service)
+        _login(hmi, "hmi")
+        hmi.goto(view)
+        hmi.wait_for_selector("#stage-panel[data-state=curing] #hold-remaining")
+        assert hmi.locator("#release").count() == 0
+        assert "An engineer releases the stage" in hmi.inner_text("#stage-panel")
+        hmi.context.close()
+        hmi = None
+
+        # The hold elapses (plant time moves on): the button enables; the release makes
+        # the body ready to pour, and the history says who released the plug.
+        service.runtime.plant_clock.offset += timedelta(hours=PLUG_HOLD_H)
+        engineer.wait_for_selector("#release:enabled")
+        assert _hold_left(engineer) == 0.0
+        engineer.click("#release")
+        engineer.wait_for_selector("#stage-panel[data-state=ready][data-stage=body]")
+        assert engineer.is_hidden("#error")
+        assert "ready" in engineer.inner_text("#stages tr[data-stage=body] [data-col=state]")
+        assert "released" in engineer.inner_text("#stages tr[data-stage=plug] [data-col=state]")
+        assert engineer.inner_text("#stages tr[data-stage=plug] [data-col=released]").startswith(
+            "engineer:"
+        )
+        assert engineer.locator("#stope-gauge .stage-band.current[data-stage=body]").count() == 1
+        engineer.wait_for_selector("#plan-history tr[data-kind=released]")
+        assert _stope(api, stope_id)["stages"][1]["state"] == "ready"
+        _shot(engineer, "stope-released.png")
+        assert not refused, refused
+    finally:
+        for page in (hmi, engineer):
+            if page is not None:
+                page.context.close()
