@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
 from service.api.streams import StreamSlots
+from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
 from service.core.recipe_limits import RecipeLimits
 from service.metrics import ServiceMetrics
@@ -228,6 +229,10 @@ class Runtime:
                     settle_s=settings.diverter.settle_s,
                     travel_timeout_s=settings.diverter.travel_timeout_s,
                 ),
+                fallback=FallbackConfig(
+                    hold_s=settings.fallback.hold_s, recover_s=settings.fallback.recover_s
+                ),
+                instruments=settings.instruments,
             ),
             time_scale=self.time_scale,
         )

@@ -76,6 +76,7 @@ def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str
         "setpoints": setpoints,
         "active_pour": supervisor.active_pour_view(),
         "alarms": [alarm_view(a) for a in supervisor.alarms()],
+        "instruments": supervisor.instruments_view(),
         "last_error": snap.last_error,
         "simulator": runtime.simulator is not None,
         "notice": SIMULATED_NOTICE if runtime.simulator is not None else None,

@@ -53,6 +53,10 @@ def sample_of(link: PlantLink, supervisor: Supervisor) -> Sample:
             out["binder_pct"] = 100.0 * output.measured_binder_ratio
         out["solids_pct_target"] = 100.0 * pour.recipe.solids_fraction
         out["binder_pct_target"] = 100.0 * pour.recipe.binder_ratio
+    balance = supervisor.balance
+    if balance is not None:
+        out["mass_balance_residual_t_h"] = balance.residual_mass_t_h()
+        out["instrument_disagreement"] = balance.statistic_ratio()
     if pour is not None and pour.context is not None:
         placed = pour.context.placed_before_m3 + pour.totals.poured_m3
         out["fill_height_m"] = placed / pour.context.plan_area_m2

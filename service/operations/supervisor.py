@@ -48,8 +48,10 @@ from service.errors import (
 from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.operations import guards
+from service.operations import instruments as ins
 from service.operations.pour_context import PlantClock, PourContext, StagePort
 from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
+from service.settings import InstrumentSettings
 from service.store.records import PourRecord, RecipeRecord
 from service.store.repository import Store
 
@@ -84,6 +86,13 @@ class SupervisorConfig:
     allow_unapproved: bool = False
     # The dump diverter (used when the tag map has it): settle and travel times.
     diverter: dv.DiverterConfig = field(default_factory=dv.DiverterConfig)
+    # A dead feed gauge: how long its last correction may stand in (plant seconds).
+    fallback: law.FallbackConfig = field(default_factory=law.FallbackConfig)
+    # The balance across the mixer ("instruments disagree"); its ``check`` turns it off.
+    instruments: InstrumentSettings = field(default_factory=InstrumentSettings)
+    # Plant seconds of steady production before the balance is judged (the mixer and
+    # the transport dead times settle after a start, a resume or a rate change).
+    balance_settle_s: float = 60.0
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
 
@@ -134,6 +143,7 @@ class ActivePour:
     checkpoint_seq: int = 0
     context: PourContext | None = None  # the stope it fills, when planned
     diverter: dv.DiverterState = field(default_factory=dv.DiverterState)
+    binder: ins.BinderSource = field(default_factory=ins.BinderSource)
 
     @property
     def state(self) -> PourState:
@@ -186,6 +196,13 @@ class Supervisor:
         self._unchanged: dict[str, tuple[object, float]] = {}
         self.stuck: frozenset[str] = frozenset()
         self.cycles = 0
+        self._fallback: law.FallbackDecision | None = None
+        self.balance: ins.BalanceCheck | None = None
+        if self.config.instruments.check:
+            self.balance = ins.BalanceCheck(
+                ins.disagreement_config(self.config.instruments, self.config.cycle_s),
+                ins.GaugeErrors.from_settings(self.config.instruments),
+            )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -339,6 +356,10 @@ class Supervisor:
     def alarms(self) -> list[law.Alarm]:
         return self._alarms.annunciated()
 
+    def instruments_view(self) -> dict[str, Any]:
+        """Where the binder comes from and whether the flows agree (no I/O)."""
+        return ins.instruments_view(self._fallback, self.balance)
+
     def active_pour_view(self) -> dict[str, Any] | None:
         pour = self._active
         if pour is None:
@@ -451,6 +472,7 @@ class Supervisor:
             )
             pour.interruptions = interruptions
         pour.plant_was_running = False
+        pour.binder = pour.binder.resumed()
         self._auto_resume = None
         await self._run_edge(pour, role=role)
         await self._write_cycle(pour, reason="recipe", role=role, force=True)
@@ -709,11 +731,16 @@ class Supervisor:
             if reason is not None:
                 await self._pause(pour.record.id, role="service", reason=reason)
             else:
-                inputs = self._inputs(snap, pour)
+                inputs = self._binder_source(pour, snap, self._inputs(snap, pour))
+            if inputs is not None and self._fallback is not None and self._fallback.pause:
+                await self._pause(pour.record.id, role="service", reason=ins.PAUSE_REASON)
+                inputs = None
+            elif inputs is not None:
                 pour.control, output = law.step(pour.control, inputs, self.config.control, dt_s)
                 self._last_output = output
                 if output.mode is law.ControlMode.ACTIVE:
                     pour.plant_was_running = True
+                self._check_balance(pour, snap, inputs, output)
                 divert = self._divert(pour, snap, output)
                 stope_alarms[law.AlarmCode.DIVERTER_NOT_IN_POSITION] = law.Condition(
                     divert.fault is not None, "" if divert.fault is None else divert.fault.detail
@@ -722,6 +749,8 @@ class Supervisor:
                     await self._pause(pour.record.id, role="service", reason=dv.FAULT_CODE)
                 else:
                     await self._run_cycle(pour, snap, inputs, output, divert, dt_s)
+        if pour is None or pour.state is not PourState.RUNNING:
+            self._fallback = None
         self._evaluate_alarms(snap, pour, inputs, output, stope_alarms)
         active = self._active
         if active is not None:
@@ -766,6 +795,60 @@ class Supervisor:
             return
         if pour.totals.poured_m3 >= pour.record.target_volume_m3:
             await self._finish(pour, PourState.COMPLETED, role="service")
+
+    def _binder_source(
+        self, pour: ActivePour, snap: PlantSnapshot, inputs: law.ControlInputs
+    ) -> law.ControlInputs:
+        """The dead-gauge fallback, judged while the plant produces: the law's inputs with
+        the binder on the paste flow meter when the feed gauges cannot carry it."""
+        if law.mode_of(inputs) is not law.ControlMode.ACTIVE:
+            self._fallback = None
+            return inputs
+        before = pour.binder.state.mode
+        pour.binder, decision, inputs = ins.binder_source_step(
+            pour.binder,
+            inputs,
+            self._measurement(snap, "paste_flow_pv"),
+            self._plant_clock.now(),
+            self.config.fallback,
+        )
+        if decision.mode is not before:
+            log.warning(
+                "pour %s: binder source %s: %s", pour.record.id, decision.mode, decision.reason
+            )
+        self._fallback = decision
+        return inputs
+
+    def _check_balance(
+        self,
+        pour: ActivePour,
+        snap: PlantSnapshot,
+        inputs: law.ControlInputs,
+        output: law.ControlOutput,
+    ) -> None:
+        """One cycle of "instruments disagree": judged at steady production only (the
+        plant running on its feed for ``balance_settle_s``, no feeder refilling, every
+        gauge of the balance good); otherwise the filter holds."""
+        if self.balance is None:
+            return
+        steady = (
+            output.mode is law.ControlMode.ACTIVE
+            and pour.control.active_for_s >= self.config.balance_settle_s
+            and not output.stale_inputs
+            and not (inputs.refilling & set(pour.recipe.component_names))
+            and inputs.binder_on_paste_flow_t_h is None
+            and not self._mode_is(snap, MODE_FLUSHING)
+        )
+        measurements = (
+            ins.flow_measurements(
+                lambda tag: self._measurement(snap, tag), pour.recipe, self.balance.errors
+            )
+            if steady
+            else None
+        )
+        status = self.balance.observe(measurements, self._plant_clock.now())
+        if status.raised:
+            log.warning("%s", status.detail)
 
     def _divert(
         self, pour: ActivePour, snap: PlantSnapshot, output: law.ControlOutput
@@ -831,6 +914,7 @@ class Supervisor:
         nxt.plant_was_running = pour.plant_was_running
         nxt.run_requested_mono = pour.run_requested_mono
         nxt.diverter = pour.diverter
+        nxt.binder = pour.binder
         log.info(
             "pour %s handed over to pour %s (%s) without a stop",
             pour.record.id,
@@ -1025,6 +1109,12 @@ class Supervisor:
             config=self.config.alarms,
         )
         conditions.update(stope if snap.connected else {})
+        conditions.update(
+            ins.fallback_conditions(self._fallback, None if pour is None else pour.binder)
+        )
+        balance = None if self.balance is None else self.balance.condition()
+        if balance is not None:
+            conditions[law.AlarmCode.INSTRUMENTS_DISAGREE] = balance
         new_book = law.evaluate(self._alarms, conditions, self._clock(), self.config.alarms)
         for change in law.changes(self._alarms, new_book):
             log.warning("alarm %s", change)

@@ -45,6 +45,10 @@ HISTORY_TAGS: tuple[str, ...] = (
     "binder_pct_target",
     "barricade_pressure_pv",  # the first barricade's (revision 0006)
     "fill_height_m",  # of the stope the active pour fills
+    # The balance across the mixer (revision 0007): in - out, t/h, each cycle judged;
+    # the averaged disagreement over its alarm threshold (1: "instruments disagree").
+    "mass_balance_residual_t_h",
+    "instrument_disagreement",
 )
 
 MAX_BUCKETS = 5000

@@ -34,6 +34,44 @@ class AlarmPublic(BaseModel):
     acknowledged_by: str | None
 
 
+class BinderSourcePublic(BaseModel):
+    mode: str = Field(
+        description="normal: binder ratioed on the feed; holding: a feed gauge is bad and "
+        "the last correction is held for hold_left_s; paste_flow_ratio: binder ratioed on "
+        "the paste flow meter; pause: nothing can carry the binder (the pour pauses)."
+    )
+    held: str | None = Field(description="What is held: feed or paste_flow.")
+    hold_left_s: float | None = Field(description="Plant seconds the hold has left.")
+    reason: str
+
+
+class BalancePublic(BaseModel):
+    judged: bool = Field(
+        description="The balance was judged this cycle (steady production, every gauge good)."
+    )
+    alarm: bool = Field(description="instruments_disagree is raised.")
+    disagreement: float | None = Field(
+        description="The averaged residuals' distance over the alarm threshold (1: alarm)."
+    )
+    residual_mass_t_h: float | None = Field(
+        description="This cycle's mass balance residual, in - out (t/h)."
+    )
+    most_likely: str | None = Field(description="While in alarm: the gauge most likely off.")
+    indistinguishable: list[str] = Field(
+        description="While in alarm: the gauges the balances cannot tell apart from it."
+    )
+    samples: int
+
+
+class InstrumentsPublic(BaseModel):
+    binder_source: BinderSourcePublic | None = Field(
+        description="Where the binder comes from (null: no pour producing)."
+    )
+    balance: BalancePublic | None = Field(
+        description="Feed in against paste out across the mixer (null: the check is off)."
+    )
+
+
 class PlantStatusPublic(BaseModel):
     connected: bool
     plc_mode: str | None
@@ -42,6 +80,7 @@ class PlantStatusPublic(BaseModel):
     setpoints: dict[str, SetpointPublic]
     active_pour: dict[str, Any] | None
     alarms: list[AlarmPublic]
+    instruments: InstrumentsPublic
     last_error: str | None
     simulator: bool = Field(
         description="The plant is the built-in simulator: no PLC is connected "

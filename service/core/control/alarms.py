@@ -47,6 +47,13 @@ class AlarmCode(StrEnum):
     BARRICADE_PRESSURE_UNKNOWN = "barricade_pressure_unknown"
     # The dump diverter did not prove the commanded position.
     DIVERTER_NOT_IN_POSITION = "diverter_not_in_position"
+    # A dead feed gauge (.fallback): the last correction held, the binder on the paste
+    # flow meter, or the pour paused because nothing can carry the binder.
+    FEED_GAUGE_HOLDING = "feed_gauge_holding"
+    BINDER_ON_PASTE_FLOW = "binder_on_paste_flow"
+    GAUGES_DEAD_PAUSE = "gauges_dead_pause"
+    # The mass and volume balances across the mixer do not close (service.core.reconcile).
+    INSTRUMENTS_DISAGREE = "instruments_disagree"
 
 
 class Severity(StrEnum):
@@ -75,6 +82,16 @@ STOPE_CODES = frozenset(
     }
 )
 
+#: Judged by the instrument checks (service.operations.instruments), not by :func:`detect`.
+INSTRUMENT_CODES = frozenset(
+    {
+        AlarmCode.FEED_GAUGE_HOLDING,
+        AlarmCode.BINDER_ON_PASTE_FLOW,
+        AlarmCode.GAUGES_DEAD_PAUSE,
+        AlarmCode.INSTRUMENTS_DISAGREE,
+    }
+)
+
 DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.SOLIDS_OFF_SPEC: Severity.HIGH,
     AlarmCode.BINDER_OFF_SPEC: Severity.HIGH,
@@ -88,6 +105,10 @@ DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.BARRICADE_PRESSURE_AT_RATING: Severity.CRITICAL,
     AlarmCode.BARRICADE_PRESSURE_UNKNOWN: Severity.MEDIUM,
     AlarmCode.DIVERTER_NOT_IN_POSITION: Severity.HIGH,
+    AlarmCode.FEED_GAUGE_HOLDING: Severity.MEDIUM,
+    AlarmCode.BINDER_ON_PASTE_FLOW: Severity.MEDIUM,
+    AlarmCode.GAUGES_DEAD_PAUSE: Severity.HIGH,
+    AlarmCode.INSTRUMENTS_DISAGREE: Severity.MEDIUM,
 }
 
 DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
@@ -103,6 +124,11 @@ DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
     AlarmCode.BARRICADE_PRESSURE_AT_RATING: 0.0,
     AlarmCode.BARRICADE_PRESSURE_UNKNOWN: 5.0,
     AlarmCode.DIVERTER_NOT_IN_POSITION: 0.0,
+    # The fallback's own timing and the balance's persistence test are the delays.
+    AlarmCode.FEED_GAUGE_HOLDING: 0.0,
+    AlarmCode.BINDER_ON_PASTE_FLOW: 0.0,
+    AlarmCode.GAUGES_DEAD_PAUSE: 0.0,
+    AlarmCode.INSTRUMENTS_DISAGREE: 0.0,
 }
 
 

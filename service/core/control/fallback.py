@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from service.core.control.alarms import Severity
+from service.core.control.alarms import AlarmCode, Severity
 from service.core.control.massbalance import (
     BINDER_COMPONENTS,
     RHO_W_KG_M3,
@@ -61,9 +61,9 @@ class FallbackMode(StrEnum):
 HeldSource = Literal["feed", "paste_flow"]
 
 # Stable codes for the alarm book (the supervisor maps them to its alarm codes).
-ALARM_HOLDING = "feed_gauge_holding"
-ALARM_PASTE_FLOW_RATIO = "binder_on_paste_flow"
-ALARM_PAUSE = "gauges_dead_pause"
+ALARM_HOLDING = AlarmCode.FEED_GAUGE_HOLDING
+ALARM_PASTE_FLOW_RATIO = AlarmCode.BINDER_ON_PASTE_FLOW
+ALARM_PAUSE = AlarmCode.GAUGES_DEAD_PAUSE
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class FallbackDecision:
     held: HeldSource | None
     hold_left_s: float | None
     use_paste_density: bool
-    alarm_code: str | None
+    alarm_code: AlarmCode | None
     severity: Severity | None
     reason: str
     changed: bool
@@ -224,7 +224,7 @@ def fallback_step(
                     f"{dead} not usable and no good paste flow to ratio the binder on: pour paused"
                 )
 
-    alarm_code: str | None
+    alarm_code: AlarmCode | None
     severity: Severity | None
     if mode is FallbackMode.NORMAL:
         alarm_code, severity = None, None

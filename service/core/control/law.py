@@ -135,6 +135,10 @@ class ControlInputs:
     ``refilling`` / ``faulted`` name the feeders whose hopper is refilling or which
     report a fault. ``current_setpoints`` are the values the PLC holds now (read back or
     last acknowledged): the rate limiter restarts from them on every mode change.
+    ``binder_on_paste_flow_t_h``: the dead-feed-gauge fallback
+    (:mod:`.fallback`, ``paste_flow_ratio``): binder demands ratioed on the paste flow
+    meter, used instead of the feed's; the feed and water setpoints, which have no feed
+    measurement to be computed from, are held.
     """
 
     recipe: Recipe
@@ -149,6 +153,7 @@ class ControlInputs:
     remote_enabled: bool = True
     plant_running: bool = True
     current_setpoints: Setpoints | None = None
+    binder_on_paste_flow_t_h: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -358,12 +363,13 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _usable_feed_density(m: Measurement, recipe: Recipe) -> bool:
+def usable_feed_density(m: Measurement, recipe: Recipe) -> bool:
     """Usable and a plausible slurry of the recipe's tailings (1,000 < rho < rho_s)."""
     return m.usable and RHO_W_KG_M3 < m.value < recipe.tailings_sg * RHO_W_KG_M3
 
 
-def _usable_paste_density(m: Measurement, recipe: Recipe) -> bool:
+def usable_paste_density(m: Measurement, recipe: Recipe) -> bool:
+    """Usable and a plausible paste of the recipe (1,000 < rho < rho_solids)."""
     return m.usable and RHO_W_KG_M3 < m.value < solids_sg(recipe) * RHO_W_KG_M3
 
 
@@ -432,7 +438,7 @@ def step(
 
     # Feed measurements: update the last good values, otherwise hold them.
     flow_ok = inputs.tailings_flow_m3_h.usable
-    density_ok = _usable_feed_density(inputs.tailings_density_kg_m3, recipe)
+    density_ok = usable_feed_density(inputs.tailings_density_kg_m3, recipe)
     if not flow_ok:
         stale.append("tailings_flow_pv")
     if not density_ok:
@@ -451,7 +457,7 @@ def step(
             paste_flow_request_m3_h=inputs.paste_flow_request_m3_h,
         )
 
-    paste_ok = _usable_paste_density(inputs.paste_density_kg_m3, recipe)
+    paste_ok = usable_paste_density(inputs.paste_density_kg_m3, recipe)
     if not paste_ok:
         stale.append("paste_density_pv")
     rates_ok: dict[str, bool] = {}
@@ -587,6 +593,20 @@ def step(
                     )
                     holding_binder.discard(name)
                 targets[binder_tag(name)] = demand * factors[name]
+        if inputs.binder_on_paste_flow_t_h is not None:
+            # The feed gauges are dead: the binder follows the paste flow meter, each
+            # component's ratio factor frozen at its last learned value (the feeder's
+            # calibration does not change with the gauge); feed and water hold.
+            for name in BINDER_COMPONENTS:
+                demand = inputs.binder_on_paste_flow_t_h.get(name, 0.0)
+                in_recipe = name in components
+                targets[binder_tag(name)] = demand * factors[name] if in_recipe else 0.0
+            targets.pop("tailings_flow_sp", None)
+            targets.pop("water_flow_sp", None)
+            holding_water = True
+            holding_binder = set(components)
+            water_pi, water_trim = state.water_pi, state.water_trim_m3_h
+            factors = {n: state.binder_factor(n) for n in components}
 
     setpoints, nonfinite = _finalise(targets, base, config, dt, unlimited_rate=unlimited)
     # Factors that came out non-finite (they cannot, but never store one) reset to 1.
