@@ -28,6 +28,7 @@ from service.api.routes import (
     recipes,
     reports,
     rheology,
+    samples,
     stopes,
     strength,
     whoami,
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     api.include_router(plant.router)
     api.include_router(pours.router)
     api.include_router(stopes.router)
+    api.include_router(samples.router)
     api.include_router(alarms.router)
     api.include_router(reports.router)
     api.include_router(whoami.router)

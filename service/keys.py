@@ -1,6 +1,7 @@
 """``python -m service.keys ROLE [ROLE ...]``: make one new API key per role.
 
-Each key is printed once, to hand to its client (SCADA, an HMI, an engineer); the
+Roles: hmi, scada, engineer, lab (laboratory results only), admin. Each key is
+printed once, to hand to its client (SCADA, an HMI, an engineer, the laboratory); the
 service's configuration needs only the digest entries printed with them,
 ``BACKFILL_API_KEYS=role:sha256:<hex>,...``, so that the env file or Kubernetes
 Secret at rest never holds a usable key. Keys are 32 random bytes (256 bits) from

@@ -25,6 +25,7 @@ from service.operations.calibrations import (
     model_of,
     seed_example_calibration,
 )
+from service.operations.lab import LabService
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
@@ -37,6 +38,7 @@ from service.plant.tags import load_tag_map
 from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
 from service.store.history import HistoryStore
+from service.store.lab import LabStore
 from service.store.repository import Store
 from service.store.stopes import StopeStore
 
@@ -104,6 +106,7 @@ class Runtime:
         self._supervisor: Supervisor | None = None
         self._history: HistoryStore | None = None
         self._stopes: StopeService | None = None
+        self._lab: LabService | None = None
         # Plant time: holds, settle and travel times run at the simulator's speed.
         self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
@@ -132,6 +135,12 @@ class Runtime:
         if self._stopes is None:
             raise RuntimeError("the runtime is not started")
         return self._stopes
+
+    @property
+    def lab(self) -> LabService:
+        if self._lab is None:
+            raise RuntimeError("the runtime is not started")
+        return self._lab
 
     @property
     def history(self) -> HistoryStore:
@@ -207,12 +216,20 @@ class Runtime:
         self.metrics.measurement_age_seconds.set_callback(lambda: _ages(link))
         self.metrics.plc_reconnects.set_callback(lambda: [({}, float(link.reconnects))])
 
+        stope_store = StopeStore(engine)
         self._stopes = StopeService(
-            stopes=StopeStore(engine),
+            stopes=stope_store,
             store=self._store,
             clock=self.plant_clock,
             limits=self.recipe_limits,
             allow_unapproved=settings.recipes.allow_unapproved,
+        )
+        # Cylinders cure in real time: the lab loop keeps the wall clock.
+        self._lab = LabService(
+            store=self._store,
+            lab=LabStore(engine),
+            stopes=stope_store,
+            pass_fraction_pct=settings.design.pass_fraction_pct,
         )
         supervisor = Supervisor(
             store=self._store,
@@ -300,4 +317,5 @@ class Runtime:
         self._link = self._supervisor = None
         self._history = None
         self._stopes = None
+        self._lab = None
         self.simulator = None

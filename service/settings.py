@@ -36,6 +36,7 @@ class Role(StrEnum):
     HMI = "hmi"
     SCADA = "scada"
     ENGINEER = "engineer"
+    LAB = "lab"  # laboratory results only (reads like hmi)
     ADMIN = "admin"
 
 
@@ -366,7 +367,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated role:key or role:sha256:<hex digest of the key> "
-        "entries; roles hmi, scada, engineer, admin.",
+        "entries; roles hmi, scada, engineer, lab, admin.",
     )
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)

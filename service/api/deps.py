@@ -71,4 +71,6 @@ ScadaDep = Annotated[Principal, Depends(require(Role.SCADA))]
 # Acknowledging an alarm is an operator action on the plant: scada (and admin) only; an
 # hmi key is read-only (issue 5 supersedes issue 4's "hmi/scada").
 OperatorDep = Annotated[Principal, Depends(require(Role.SCADA))]
+# The laboratory enters its results and nothing else (it reads like hmi).
+LabDep = Annotated[Principal, Depends(require(Role.LAB))]
 AdminDep = Annotated[Principal, Depends(require())]

@@ -9,12 +9,14 @@ per calibration, not once per request.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
+from service.core.compliance import PredictionError, SkippedRow, propose_recalibration
 from service.core.strength_model import (
     CylinderResult,
     StrengthModel,
@@ -22,7 +24,7 @@ from service.core.strength_model import (
     load_example_model,
     parse_calibration_csv,
 )
-from service.errors import InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.store.records import CalibrationRecord
 from service.store.repository import Store
 
@@ -138,6 +140,114 @@ def model_of(record: CalibrationRecord) -> StrengthModel:
     return StrengthModel.from_dict(record.model, rows=[cylinder_of(r) for r in record.rows])
 
 
+def _finite(value: float | None) -> float | None:
+    """A figure as JSON can store it (no NaN or infinity)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _error_dict(error: PredictionError) -> dict[str, Any]:
+    above = error.above_lower_fraction
+    return {
+        "n": error.n,
+        "n_not_predictable": error.n_not_predictable,
+        "n_extrapolated": error.n_extrapolated,
+        "rmse_log": _finite(error.rmse_log),
+        "bias_log": _finite(error.bias_log),
+        "rmse_kpa": _finite(error.rmse_kpa),
+        "bias_kpa": _finite(error.bias_kpa),
+        "bias_t": _finite(error.bias_t),
+        "bias_p_value": _finite(error.bias_p_value),
+        "pass_fraction_pct": error.pass_fraction * 100.0,
+        "above_lower_pct": None if above is None else above * 100.0,
+    }
+
+
+def calibration_keys(record: CalibrationRecord) -> list[tuple[str, float]]:
+    """(sample id, curing days) of a calibration's rows that name their sample: the lab
+    results it was fitted on already."""
+    return [
+        (str(row["sample_id"]), float(row["curing_days"]))
+        for row in record.rows
+        if row.get("sample_id")
+    ]
+
+
+async def propose_calibration(
+    store: Store,
+    base: CalibrationRecord,
+    new_rows: Sequence[CylinderResult],
+    skipped: Sequence[SkippedRow],
+    *,
+    created_by: str,
+    pass_fraction_pct: float,
+    use_lab_solids: bool,
+) -> tuple[CalibrationRecord, StrengthModel]:
+    """Refit ``base`` on its own rows plus ``new_rows`` (lab results) and store the
+    refit as the next version of its name, status ``proposed``, with the proposal's
+    figures (each coefficient's change, R2 before and after, the old model's prediction
+    error on the new results; :func:`service.core.compliance.propose_recalibration`).
+
+    Conflict (``calibration_not_approved``) for a base that is itself a proposal,
+    (``calibration_is_example``) for the shipped example; CalibrationRejected when there
+    are no new rows or the refit is refused."""
+    if base.status != "approved":
+        raise Conflict(
+            f"calibration {base.name!r} version {base.version} is a proposal: approve it, "
+            "or propose from the approved version",
+            code="calibration_not_approved",
+        )
+    if base.example:
+        raise Conflict(
+            "the shipped example calibration is synthetic, not for design: upload the "
+            "mine's own cylinders and recalibrate that",
+            code="calibration_is_example",
+        )
+    model = model_of(base)
+    rows = [cylinder_of(r) for r in base.rows]
+    proposal = await asyncio.to_thread(
+        propose_recalibration,
+        model,
+        rows,
+        list(new_rows),
+        pass_fraction=pass_fraction_pct / 100.0,
+    )
+    figures: dict[str, Any] = {
+        "based_on": base.id,
+        "based_on_version": base.version,
+        "n_old": proposal.n_old,
+        "n_new": proposal.n_new,
+        "changes": [
+            {
+                "term": c.term,
+                "before": _finite(c.before),
+                "after": _finite(c.after),
+                "change": _finite(c.change),
+            }
+            for c in proposal.changes
+        ],
+        "r2_log_before": _finite(proposal.r2_log_before),
+        "r2_log_after": _finite(proposal.r2_log_after),
+        "r2_kpa_before": _finite(proposal.r2_kpa_before),
+        "r2_kpa_after": _finite(proposal.r2_kpa_after),
+        "residual_sd_log_before": _finite(proposal.residual_sd_log_before),
+        "residual_sd_log_after": _finite(proposal.residual_sd_log_after),
+        "old_model_on_new": _error_dict(proposal.old_model_on_new),
+        "new_model_on_new": _error_dict(proposal.new_model_on_new),
+        "skipped": [{"sample_id": s.sample_id, "reason": s.reason} for s in skipped],
+        "pass_fraction_pct": pass_fraction_pct,
+        "use_lab_solids": use_lab_solids,
+    }
+    record = await store.add_calibration(
+        name=base.name,
+        model=proposal.model.to_dict(),
+        rows=[cylinder_dict(row) for row in proposal.rows],
+        created_by=created_by,
+        proposed_from=base.id,
+        proposal=figures,
+    )
+    return record, proposal.model
+
+
 async def load_model(store: Store, calibration_id: str) -> StrengthModel:
     """The strength model of a stored calibration; NotFound (calibration_not_found)."""
     return model_of(await store.get_calibration(calibration_id))
@@ -174,6 +284,9 @@ class CalibrationCache(Generic[M]):
         self._max_entries = max_entries
         self._entries: OrderedDict[str, Loaded[M]] = OrderedDict()
         self._example_id: str | None = None
+        # Approval is final (a proposed version becomes approved, never back), so an
+        # approved id is remembered; a proposed one is asked of the store each time.
+        self._approved: set[str] = set()
 
     def _remember(self, loaded: Loaded[M]) -> Loaded[M]:
         self._entries[loaded.id] = loaded
@@ -195,6 +308,16 @@ class CalibrationCache(Generic[M]):
             return loaded
         record = await store.get_calibration(calibration_id, rheology=self._rheology)
         return self._remember(self._loaded(record))
+
+    async def approved(self, store: Store, calibration_id: str) -> bool:
+        """Whether the calibration is approved (may design recipes); a rheology
+        calibration always is. NotFound when there is none."""
+        if self._rheology or calibration_id in self._approved:
+            return True
+        if await store.calibration_status(calibration_id) != "approved":
+            return False
+        self._approved.add(calibration_id)
+        return True
 
     async def example(self, store: Store) -> Loaded[M]:
         """The latest calibration flagged as the shipped example."""

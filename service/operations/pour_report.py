@@ -1,5 +1,6 @@
 """The pour report an engineer hands to QA: the pour record, its recipe version, the
-spec bands and the Cw/Bw trend over the pour, as one CSV.
+spec bands, the compliance of its cylinders and the Cw/Bw trend over the pour, as one
+CSV.
 
 The bands are those the supervisor judged the pour by (``AlarmConfig``): Cw off-spec
 beyond +-``solids_band_fraction`` (absolute), Bw beyond +-``binder_band_relative`` of
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.core.control import AlarmConfig
+from service.operations.lab import Compliance, LabService
 from service.operations.pours import pour_view
 from service.operations.supervisor import Supervisor
 from service.store.history import HistoryStore, Trend
@@ -32,6 +34,7 @@ class PourReport:
     recipe: RecipeRecord
     bands: AlarmConfig
     trend: Trend
+    compliance: Compliance | None = None
 
 
 def trend_step_s(span_s: float) -> int:
@@ -49,7 +52,11 @@ async def build_pour_report(
     history: HistoryStore,
     pour_id: str,
     now: datetime,
+    *,
+    lab: LabService | None = None,
 ) -> PourReport:
+    """``lab``: the service's lab loop, whose design pass fraction is the site's; without
+    it the compliance is judged against the pass fraction a design states only."""
     record = await store.get_pour(pour_id)
     view = pour_view(record, supervisor)
     recipe = await store.get_recipe(record.recipe_id)
@@ -65,7 +72,10 @@ async def build_pour_report(
             int(end.timestamp() * 1000) + 1,
             trend_step_s(span_s),
         )
-    return PourReport(view, recipe, supervisor.config.alarms, trend)
+    if lab is None:
+        lab = LabService.of_store(store, pass_fraction_pct=None)
+    compliance = await lab.pour_compliance(pour_id)
+    return PourReport(view, recipe, supervisor.config.alarms, trend, compliance)
 
 
 # A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
@@ -122,6 +132,45 @@ _POUR_FIELDS = (
 )
 
 
+def compliance_rows(compliance: Compliance) -> list[tuple[str, Any]]:
+    """``field,value`` rows of the compliance of the pour's cylinders: where its
+    requirements come from, per requirement the cylinders tested at its age, passed,
+    the pass fraction with its interval against the design's, and the open notices."""
+    basis = compliance.bases[0]
+    rows: list[tuple[str, Any]] = [
+        ("compliance.evaluated_at", compliance.evaluated_at),
+        ("compliance.requirements_from", basis.source),
+        ("compliance.samples", len(compliance.plans)),
+    ]
+    for i, entry in enumerate(
+        (p for p in compliance.report.pass_fractions if p.group == "pour"), start=1
+    ):
+        pct = None if entry.fraction is None else 100.0 * entry.fraction
+        low = None if entry.low is None else 100.0 * entry.low
+        high = None if entry.high is None else 100.0 * entry.high
+        design = entry.design_pass_fraction
+        prefix = f"compliance.requirement.{i}"
+        rows += [
+            (f"{prefix}.name", entry.requirement),
+            (f"{prefix}.required_ucs_kpa", entry.required_ucs_kpa),
+            (f"{prefix}.curing_days", entry.curing_days),
+            (f"{prefix}.tested", entry.n),
+            (f"{prefix}.passed", entry.passed),
+            (f"{prefix}.pass_pct", pct),
+            (f"{prefix}.pass_pct_low", low),
+            (f"{prefix}.pass_pct_high", high),
+            (f"{prefix}.design_pass_pct", None if design is None else 100.0 * design),
+            (f"{prefix}.verdict", entry.verdict),
+        ]
+    notices = compliance.report.notices
+    rows.append(("compliance.notices", len(notices)))
+    for i, notice in enumerate(notices, start=1):
+        rows.append(
+            (f"compliance.notice.{i}", f"{notice.severity.value} {notice.kind}: {notice.detail}")
+        )
+    return rows
+
+
 def report_csv(report: PourReport) -> str:
     """Two blocks: ``field,value`` rows of the record, a blank line, then one row per
     trend step with the spec band and whether the step's average was inside it."""
@@ -150,6 +199,9 @@ def report_csv(report: PourReport) -> str:
         w.writerow([f"interruption.{i}.ended_at", _cell(stop.get("ended_at"))])
     for i, sample in enumerate(pour["sample_ids"], start=1):
         w.writerow([f"sample.{i}", _cell(sample)])
+    if report.compliance is not None:
+        for name, value in compliance_rows(report.compliance):
+            w.writerow([_cell(name), _cell(value)])
     w.writerow([])
 
     w.writerow(

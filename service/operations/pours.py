@@ -3,12 +3,13 @@ view, merging the live totals of the active pour over its last checkpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from service.core import control as law
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.operations.supervisor import Supervisor, control_recipe
-from service.store.records import PourRecord
+from service.store.records import DEFAULT_TEST_AGES_DAYS, PourRecord
 from service.store.repository import Store
 
 
@@ -24,8 +25,10 @@ async def create_pour(
     role: str,
     limits: RecipeLimits,
 ) -> PourRecord:
-    """The pour and, for an inline mix, its recipe version (unapproved): one
-    transaction. The recipe must be inside the site's plausible ranges."""
+    """The pour and, for an inline mix, its recipe version (unapproved), and a sample
+    record for each of its sample ids (cast now, nothing placed yet): one transaction.
+    The recipe must be inside the site's plausible ranges; a sample id cast from another
+    pour is a Conflict (``sample_exists``)."""
     new_recipe: dict[str, Any] | None = None
     if mix is not None:
         check_mix(mix, limits, prefix="recipe.")
@@ -85,3 +88,25 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
         "plan_id": record.plan_id,
         "stage": record.stage,
     }
+
+
+async def cast_samples(
+    store: Store,
+    supervisor: Supervisor | None,
+    pour_id: str,
+    sample_ids: Sequence[str],
+    *,
+    test_ages_days: Sequence[float] | None,
+    role: str,
+) -> PourRecord:
+    """Cylinders cast from the pour now: their ids join the pour's record and each
+    becomes a sample, with the pour's placed volume at this moment (the live total of a
+    running pour)."""
+    placed = float(pour_view(await store.get_pour(pour_id), supervisor)["poured_m3"])
+    return await store.add_pour_samples(
+        pour_id,
+        sample_ids,
+        placed_m3=placed,
+        test_ages_days=DEFAULT_TEST_AGES_DAYS if test_ages_days is None else test_ages_days,
+        created_by=role,
+    )

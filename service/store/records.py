@@ -17,6 +17,13 @@ class CalibrationRecord:
     example: bool
     model: dict[str, Any]
     rows: list[dict[str, Any]]
+    # Strength calibrations only: ``approved`` (designs may use it) or ``proposed`` (a
+    # refit from lab results, ``proposal`` its figures, waiting for an engineer).
+    status: str = "approved"
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    proposed_from: str | None = None
+    proposal: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +104,48 @@ class ProgressRecord:
     progress: dict[str, Any]
     revision: int
     updated_at: datetime
+
+
+DEFAULT_TEST_AGES_DAYS = (3.0, 7.0, 28.0)
+"""The curing ages a cylinder is tested at unless its caster says otherwise (DOMAIN.md:
+mines cure at 3/7/14/28/56 days)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord:
+    """A cylinder cast from a pour: when, the pour's placed volume then (None: unknown,
+    a sample migrated from a pour's id list), the test ages planned. ``source``:
+    ``pour`` (cast through the API) or ``migrated``."""
+
+    id: str
+    pour_id: str
+    cast_at: datetime
+    placed_m3: float | None
+    test_ages_days: list[float]
+    source: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabResultRecord:
+    """One laboratory entry of a sample, never changed: a correction is a new entry
+    naming the one it ``corrects``. ``cast_at`` as the lab recorded it (None: the
+    sample's); ``source`` ``api`` or ``sheet`` (``sheet_id`` the import)."""
+
+    id: str
+    sample_id: str
+    corrects: str | None
+    cast_at: datetime | None
+    tested_at: datetime | None
+    curing_days: float | None
+    wet_mass_g: float | None
+    dry_mass_g: float | None
+    volume_cm3: float | None
+    bulk_density_kg_m3: float | None
+    ucs_kpa: float | None
+    note: str | None
+    source: str
+    sheet_id: str | None
+    entered_at: datetime
+    entered_by: str

@@ -23,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables as t
 from service.store.db import for_writes, store_error
-from service.store.records import AuditRecord, CalibrationRecord, PourRecord, RecipeRecord
+from service.store.records import (
+    DEFAULT_TEST_AGES_DAYS,
+    AuditRecord,
+    CalibrationRecord,
+    PourRecord,
+    RecipeRecord,
+)
 
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK = 0x6261636B61756474  # "backaudt": one key for every instance
@@ -104,7 +110,30 @@ def _approval_entry(recipe: Mapping[str, Any], role: str) -> dict[str, Any]:
     }
 
 
+def _calibration_approval_entry(calibration: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The audit entry of a proposed calibration version's approval (kind
+    ``calibration_approval``)."""
+    proposal = calibration.get("proposal") or {}
+    return {
+        "kind": "calibration_approval",
+        "reason": "approved",
+        "role": role,
+        "new": {
+            "calibration_id": calibration["id"],
+            "name": calibration["name"],
+            "version": calibration["version"],
+            "approved_by": calibration["approved_by"],
+            "proposed_from": calibration.get("proposed_from"),
+            "coefficients": dict(calibration["model"].get("coefficients", {})),
+            "n_rows": len(calibration["rows"]),
+            "n_new_rows": proposal.get("n_new"),
+        },
+        "at": calibration["approved_at"],
+    }
+
+
 def _calibration(row: RowMapping) -> CalibrationRecord:
+    # A rheology calibration has no status: it is in force once stored.
     return CalibrationRecord(
         id=row["id"],
         name=row["name"],
@@ -114,7 +143,60 @@ def _calibration(row: RowMapping) -> CalibrationRecord:
         example=bool(row["example"]),
         model=row["model"],
         rows=row["rows"],
+        status=row.get("status") or "approved",
+        approved_by=row.get("approved_by"),
+        approved_at=_utc(row.get("approved_at")),
+        proposed_from=row.get("proposed_from"),
+        proposal=row.get("proposal"),
     )
+
+
+def _sample_values(
+    sample_ids: Sequence[str],
+    *,
+    pour_id: str,
+    cast_at: datetime,
+    placed_m3: float | None,
+    test_ages_days: Sequence[float],
+    created_by: str,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": sample_id,
+            "pour_id": pour_id,
+            "cast_at": cast_at,
+            "placed_m3": placed_m3,
+            "test_ages_days": [float(d) for d in test_ages_days],
+            "source": "pour",
+            "created_at": cast_at,
+            "created_by": created_by,
+        }
+        for sample_id in sample_ids
+    ]
+
+
+async def _insert_samples(
+    conn: AsyncConnection, pour_id: str, values: Sequence[dict[str, Any]]
+) -> None:
+    """Insert sample records of ``pour_id``; one already cast from this pour is kept as
+    it is, one cast from another pour is a Conflict (``sample_exists``): sample ids are
+    unique on the site, the lab knows a cylinder by its id alone."""
+    if not values:
+        return
+    ids = [v["id"] for v in values]
+    q = select(t.samples.c.id, t.samples.c.pour_id).where(t.samples.c.id.in_(ids))
+    existing = {row.id: row.pour_id for row in (await conn.execute(q)).all()}
+    for sample_id, owner in existing.items():
+        if owner != pour_id:
+            raise Conflict(
+                f"sample {sample_id} was cast from pour {owner}: sample ids are unique",
+                code="sample_exists",
+                sample_id=sample_id,
+                pour_id=owner,
+            )
+    new = [v for v in values if v["id"] not in existing]
+    if new:
+        await conn.execute(t.samples.insert(), new)
 
 
 def _recipe(row: RowMapping) -> RecipeRecord:
@@ -244,18 +326,33 @@ class Store(StoreBase):
         created_by: str,
         example: bool = False,
         rheology: bool = False,
+        proposed_from: str | None = None,
+        proposal: dict[str, Any] | None = None,
     ) -> CalibrationRecord:
         """A new version of a strength calibration, or (``rheology``) of a rheology
-        calibration: the two are kept in tables of the same shape."""
+        calibration: the two are kept in tables of the same shape. A strength
+        calibration is approved when stored, unless it is ``proposed_from`` another (a
+        refit from lab results, ``proposal`` its figures): then it waits for an
+        engineer's approval (:meth:`approve_calibration`)."""
+        now = _now()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "name": name,
-            "created_at": _now(),
+            "created_at": now,
             "created_by": created_by,
             "example": int(example),
             "model": model,
             "rows": list(rows),
         }
+        if not rheology:
+            proposed = proposed_from is not None
+            values.update(
+                status="proposed" if proposed else "approved",
+                approved_by=None,
+                approved_at=None if proposed else now,
+                proposed_from=proposed_from,
+                proposal=proposal,
+            )
         table = t.rheology_calibrations if rheology else t.calibrations
 
         async def work(conn: AsyncConnection) -> None:
@@ -272,6 +369,51 @@ class Store(StoreBase):
         else:
             row = await self._one(t.calibrations, calibration_id, "calibration")
         return _calibration(row)
+
+    async def calibration_status(self, calibration_id: str) -> str:
+        """The status of a strength calibration (one column, not its rows): NotFound
+        (``calibration_not_found``) when there is none."""
+        q = select(t.calibrations.c.status).where(t.calibrations.c.id == calibration_id)
+        rows = await self._all(q)
+        if not rows:
+            raise NotFound(f"no calibration with id {calibration_id}", code="calibration_not_found")
+        return str(rows[0]["status"])
+
+    async def approve_calibration(
+        self, calibration_id: str, *, approved_by: str, role: str
+    ) -> CalibrationRecord:
+        """Approve a proposed calibration version (once: an approved one is a Conflict),
+        with its audit entry in the same transaction: both are stored, or neither."""
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            q = (
+                select(t.calibrations)
+                .where(t.calibrations.c.id == calibration_id)
+                .with_for_update()
+            )
+            row = (await conn.execute(q)).mappings().first()
+            if row is None:
+                raise NotFound(
+                    f"no calibration with id {calibration_id}", code="calibration_not_found"
+                )
+            if row["status"] != "proposed":
+                by = f" by {row['approved_by']}" if row["approved_by"] else ""
+                raise Conflict(
+                    f"calibration {row['name']!r} version {row['version']} is approved already{by}",
+                    code="calibration_already_approved",
+                )
+            fields = {"status": "approved", "approved_by": approved_by, "approved_at": _now()}
+            await conn.execute(
+                t.calibrations.update()
+                .where(t.calibrations.c.id == calibration_id)
+                .values(**fields)
+            )
+            approved = {**row, **fields}
+            await self._append_audit(conn, **_calibration_approval_entry(approved, role))
+            return approved
+
+        row = await self._write(work, what=f"approval of calibration {calibration_id}")
+        return _calibration(_as_row(row))
 
     async def list_calibrations(self, *, rheology: bool = False) -> list[CalibrationRecord]:
         table = t.rheology_calibrations if rheology else t.calibrations
@@ -366,10 +508,13 @@ class Store(StoreBase):
         new_recipe: Mapping[str, Any] | None = None,
         plan_id: str | None = None,
         stage: int | None = None,
+        test_ages_days: Sequence[float] = DEFAULT_TEST_AGES_DAYS,
     ) -> PourRecord:
         """A planned pour. With ``new_recipe`` (the arguments of ``add_recipe``) that
         recipe's first or next version is written in the same transaction and the pour
-        uses it: both are stored, or neither."""
+        uses it: both are stored, or neither. Each of ``sample_ids`` becomes a sample
+        record (cast now, nothing placed yet) in the same transaction; an id cast from
+        another pour is a Conflict (``sample_exists``) and nothing is stored."""
         if (recipe_id is None) == (new_recipe is None):
             raise ValueError("give recipe_id or new_recipe, not both")
         recipe = None if new_recipe is None else _recipe_values(**new_recipe)
@@ -394,10 +539,20 @@ class Store(StoreBase):
             "stage": stage,
         }
 
+        samples = _sample_values(
+            values["sample_ids"],
+            pour_id=values["id"],
+            cast_at=now,
+            placed_m3=0.0,
+            test_ages_days=test_ages_days,
+            created_by=created_by,
+        )
+
         async def work(conn: AsyncConnection) -> None:
             if recipe is not None:
                 await self._insert_versioned(conn, t.recipes, recipe)
             await conn.execute(t.pours.insert().values(**values))
+            await _insert_samples(conn, values["id"], samples)
 
         await self._write(work, what=f"pour for {stope_id!r}")
         return _pour(_as_row(values))
@@ -444,17 +599,40 @@ class Store(StoreBase):
             )
         return await self.get_pour(pour_id)
 
-    async def add_pour_samples(self, pour_id: str, sample_ids: Sequence[str]) -> PourRecord:
+    async def add_pour_samples(
+        self,
+        pour_id: str,
+        sample_ids: Sequence[str],
+        *,
+        placed_m3: float | None = None,
+        test_ages_days: Sequence[float] = DEFAULT_TEST_AGES_DAYS,
+        created_by: str = "scada",
+    ) -> PourRecord:
         """Add laboratory sample ids to a pour, keeping those it has (in order, without
-        repeats). Read and write are one transaction (the row locked on PostgreSQL;
-        SQLite refuses a write on a snapshot another writer has overtaken, and that is
-        retried), so two callers adding samples at once both keep theirs."""
+        repeats), and make each new one a sample record (cast now, with ``placed_m3``,
+        the pour's placed volume at this moment). Read and write are one transaction
+        (the row locked on PostgreSQL; SQLite refuses a write on a snapshot another
+        writer has overtaken, and that is retried), so two callers adding samples at
+        once both keep theirs. An id cast from another pour is a Conflict
+        (``sample_exists``) and nothing is stored."""
 
         async def work(conn: AsyncConnection) -> dict[str, Any]:
             q = select(t.pours).where(t.pours.c.id == pour_id).with_for_update()
             row = (await conn.execute(q)).mappings().first()
             if row is None:
                 raise NotFound(f"no pour with id {pour_id}", code="pour_not_found")
+            await _insert_samples(
+                conn,
+                pour_id,
+                _sample_values(
+                    list(dict.fromkeys(sample_ids)),
+                    pour_id=pour_id,
+                    cast_at=_now(),
+                    placed_m3=placed_m3,
+                    test_ages_days=test_ages_days,
+                    created_by=created_by,
+                ),
+            )
             fields = {
                 "sample_ids": list(dict.fromkeys([*row["sample_ids"], *sample_ids])),
                 "updated_at": _now(),

@@ -32,6 +32,13 @@ calibrations = Table(
     Column("example", Integer, nullable=False, default=0),
     Column("model", JSON, nullable=False),
     Column("rows", JSON, nullable=False),
+    # approved (designs may use it) or proposed (a refit from lab results, waiting for
+    # an engineer's approval). No Python-side default: the store always says which.
+    Column("status", String(20), nullable=False, server_default="approved"),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
+    Column("proposed_from", String(36), nullable=True),
+    Column("proposal", JSON, nullable=True),
     UniqueConstraint("name", "version", name="uq_calibrations_name_version"),
 )
 
@@ -140,4 +147,41 @@ plan_progress = Table(
     Column("progress", JSON, nullable=False),
     Column("revision", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the cylinder's own id: unique on site
+    Column("pour_id", String(36), ForeignKey("pours.id"), nullable=False),
+    Column("cast_at", DateTime(timezone=True), nullable=False),
+    Column("placed_m3", Float, nullable=True),  # the pour's placed volume at casting
+    Column("test_ages_days", JSON, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Index("ix_samples_pour", "pour_id"),
+)
+
+lab_results = Table(
+    "lab_results",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sample_id", String(64), ForeignKey("samples.id"), nullable=False),
+    # A correction names the entry it corrects; an entry is corrected at most once.
+    Column("corrects", String(36), ForeignKey("lab_results.id"), nullable=True, unique=True),
+    Column("cast_at", DateTime(timezone=True), nullable=True),  # as the lab recorded it
+    Column("tested_at", DateTime(timezone=True), nullable=True),
+    Column("curing_days", Float, nullable=True),
+    Column("wet_mass_g", Float, nullable=True),
+    Column("dry_mass_g", Float, nullable=True),
+    Column("volume_cm3", Float, nullable=True),
+    Column("bulk_density_kg_m3", Float, nullable=True),
+    Column("ucs_kpa", Float, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("source", String(20), nullable=False),
+    Column("sheet_id", String(36), nullable=True),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+    Column("entered_by", String(40), nullable=False),
+    Index("ix_lab_results_sample", "sample_id"),
 )

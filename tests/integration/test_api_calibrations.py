@@ -287,3 +287,39 @@ async def test_reads_and_predictions_need_any_key(
     assert (await client.get(f"{URL}/{cid}", headers=headers(role))).status_code == expected
     r = await client.post(f"{URL}/{cid}/predict", json=PREDICT, headers=headers(role))
     assert r.status_code == expected
+
+
+async def test_uploads_and_the_example_are_approved_and_approve_only_a_proposal(
+    client: httpx.AsyncClient,
+) -> None:
+    out = await upload(client, {"name": "approved on upload", "rows": example_rows()})
+    assert (out["status"], out["proposed_from"], out["proposal"]) == ("approved", None, None)
+    assert out["approved_at"] == out["created_at"] and out["approved_by"] is None
+    listed = (await client.get(URL, headers=auth("hmi"))).json()
+    assert {c["status"] for c in listed} == {"approved"}
+    for cid in (out["id"], await example_id(client)):
+        r = await client.post(
+            f"{URL}/{cid}/approve", json={"approved_by": "A. Engineer"}, headers=auth("engineer")
+        )
+        assert (r.status_code, r.json()["code"]) == (409, "calibration_already_approved")
+    r = await client.post(
+        f"{URL}/no-such-id/approve", json={"approved_by": "A. Engineer"}, headers=auth("engineer")
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "calibration_not_found")
+    r = await client.post(f"{URL}/{out['id']}/approve", json={}, headers=auth("engineer"))
+    assert (r.status_code, r.json()["field"]) == (422, "approved_by")
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_a_proposal_needs_an_engineer_and_lab_results(
+    client: httpx.AsyncClient, role: str | None
+) -> None:
+    out = await upload(client, {"name": f"proposal-{role}", "rows": example_rows()})
+    r = await client.post(f"{URL}/{out['id']}/proposals", json={}, headers=headers(role))
+    expected = {None: 401, "hmi": 403, "scada": 403, "engineer": 422, "admin": 422}[role]
+    assert r.status_code == expected, r.text
+    if expected == 422:  # no cylinder of this module was ever tested by the lab
+        assert r.json()["code"] == "calibration_rejected"
+        assert "no new laboratory results" in r.json()["detail"]
+    versions = [c for c in (await client.get(URL, headers=auth("hmi"))).json()]
+    assert [c["version"] for c in versions if c["name"] == f"proposal-{role}"] == [1]

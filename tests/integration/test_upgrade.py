@@ -1,7 +1,8 @@
 """An upgrade loses nothing: a database written by the service at 2ee9c63 (schema 0003,
 ``tests/data/v0_backfill.db``, made by ``tests/data/make_v0_database.py`` against that
 commit) is migrated forward by today's code at start, with every calibration, recipe,
-pour, audit entry and history row intact and the audit chain still verifying.
+pour, audit entry and history row intact and the audit chain still verifying; the
+sample ids kept on its pours become sample records, its calibrations approved ones.
 
 On PostgreSQL the same rows are written into a database at revision 0003 (by that
 revision's own migrations), then today's code starts on it.
@@ -16,10 +17,11 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command
 from sqlalchemy import Connection, Table, insert, select
@@ -119,9 +121,11 @@ async def _assert_intact(url: str, v0: dict[str, list[dict[str, Any]]]) -> None:
             assert pour["state"] == old["state"]
             assert pour["poured_m3"] == pytest.approx(old["totals"]["poured_m3"])
             assert pour["sample_ids"] == old["sample_ids"]
+        await _assert_samples(client, v0)
         completed = next(p for p in v0["pours"] if p["state"] == "completed")
         r = await client.get(f"/api/v1/pours/{completed['id']}/report.csv", headers=auth("hmi"))
         assert r.status_code == 200 and completed["stope_id"] in r.text
+        assert "compliance.notices" in r.text
         r = await client.get("/api/v1/audit", params={"limit": 1000}, headers=auth("hmi"))
         assert len(r.json()["items"]) == len(v0["audit"])
         r = await client.get("/api/v1/calibrations", headers=auth("hmi"))
@@ -139,6 +143,52 @@ async def _assert_intact(url: str, v0: dict[str, list[dict[str, Any]]]) -> None:
         )
         assert r.status_code == 200, r.text
         assert len(r.json()["t"]) == len(stamps), "every v0 history sample reads back"
+
+
+async def _assert_samples(client: httpx.AsyncClient, v0: dict[str, list[dict[str, Any]]]) -> None:
+    """Revision 0008: every sample id kept on a v0 pour is a sample record, cast at the
+    pour's start (its creation if it never started), its placed volume unknown; every
+    stored calibration is approved."""
+    expected = {sample: pour for pour in v0["pours"] for sample in pour["sample_ids"] or []}
+    assert len(expected) == 3  # CYL-7-1, CYL-7-2 at creation, CYL-7-3 while it ran
+    for sample_id, pour in expected.items():
+        r = await client.get(f"/api/v1/samples/{sample_id}", headers=auth("hmi"))
+        assert r.status_code == 200, r.text
+        sample = r.json()
+        assert sample["pour_id"] == pour["id"]
+        assert _instant(sample["cast_at"]) == _instant(pour["started_at"] or pour["created_at"])
+        assert sample["placed_m3"] is None
+        assert sample["source"] == "migrated"
+        assert sample["test_ages_days"] == [3.0, 7.0, 28.0]
+        assert sample["results"] == []
+    r = await client.get("/api/v1/samples", headers=auth("hmi"))
+    assert {s["id"] for s in r.json()["items"]} >= set(expected)
+    pour_id = next(iter(expected.values()))["id"]
+    r = await client.get(f"/api/v1/pours/{pour_id}/compliance", headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    compliance = r.json()
+    assert compliance["samples"] == 3
+    # Never tested: each planned test is overdue 2 days (the grace) after it fell due.
+    evaluated = _instant(compliance["evaluated_at"])
+    cast = _instant(expected["CYL-7-1"]["started_at"])
+    due = [cast + timedelta(days=d) for d in (3.0, 7.0, 28.0)]
+    late = {(s, d) for s in expected for d in due if evaluated > d + timedelta(days=2)}
+    overdue = [n for n in compliance["notices"] if n["kind"] == "overdue"]
+    assert {(n["sample_id"], _instant(n["due_at"])) for n in overdue} == late
+    # A migrated sample takes its results as any other.
+    r = await client.post(
+        "/api/v1/samples/CYL-7-1/results",
+        json={"curing_days": 3.0, "ucs_kpa": 180.0, "wet_mass_g": 400.0, "dry_mass_g": 300.0},
+        headers=auth("admin"),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["solids_pct"] == pytest.approx(75.0)
+    r = await client.get(f"/api/v1/pours/{pour_id}/compliance", headers=auth("hmi"))
+    assert ("CYL-7-1", due[0]) not in {
+        (n["sample_id"], _instant(n["due_at"])) for n in r.json()["notices"] if n["due_at"]
+    }
+    r = await client.get("/api/v1/calibrations", headers=auth("hmi"))
+    assert {c["status"] for c in r.json()} == {"approved"}
 
 
 def _key(table: str, row: dict[str, Any]) -> Any:

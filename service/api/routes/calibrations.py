@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
 from service.api.schemas.calibrations import (
+    CalibrationApprove,
     CalibrationCreate,
     CalibrationPublic,
     CalibrationSummaryPublic,
@@ -16,6 +17,8 @@ from service.api.schemas.calibrations import (
     OutsidePublic,
     PredictionPublic,
     PredictRequest,
+    ProposalCreate,
+    ProposalPublic,
     RangePublic,
     ResidualPublic,
     blend_fractions,
@@ -25,8 +28,10 @@ from service.errors import InvalidInput, NotFound
 from service.operations.calibrations import (
     CalibrationCache,
     LoadedCalibration,
+    calibration_keys,
     fit_calibration,
     model_of,
+    propose_calibration,
 )
 from service.store.records import CalibrationRecord
 from service.store.repository import Store
@@ -69,6 +74,10 @@ def _summary_fields(record: CalibrationRecord, model: StrengthModel) -> dict[str
         "created_at": record.created_at,
         "created_by": record.created_by,
         "example": record.example,
+        "status": record.status,
+        "approved_by": record.approved_by,
+        "approved_at": record.approved_at,
+        "proposed_from": record.proposed_from,
         "label": model.label,
         "n_rows": model.fit.n_rows,
         "r2_log": model.fit.r2_log,
@@ -109,6 +118,7 @@ def calibration_public(record: CalibrationRecord, model: StrengthModel) -> Calib
         coefficients=dict(record.model.get("coefficients", {})),
         residuals=residuals,
         rows=[CylinderPublic.model_validate(row) for row in record.rows],
+        proposal=record.proposal,
     )
 
 
@@ -158,6 +168,58 @@ async def get_calibration(
     calibration_id: CalibrationId, _: PrincipalDep, store: StoreDep
 ) -> CalibrationPublic:
     record = await store.get_calibration(calibration_id)
+    return calibration_public(record, model_of(record))
+
+
+@router.post(
+    "/calibrations/{calibration_id}/proposals", status_code=201, response_model=ProposalPublic
+)
+async def propose(
+    calibration_id: CalibrationId,
+    req: ProposalCreate,
+    principal: EngineerDep,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    cache: CalibrationCacheDep,
+) -> ProposalPublic:
+    """Refit an approved calibration on its rows plus the laboratory results of the
+    cylinders cast from pours whose recipes give the blend and Bw (results it was fitted
+    on already are not counted twice), and store the refit as its next version, status
+    ``proposed``: each coefficient's change, R2 before and after, and the prediction
+    error of the approved model on the new results. It designs nothing until an
+    engineer approves it (POST .../approve)."""
+    base = await store.get_calibration(calibration_id)
+    rows, skipped = await runtime.lab.cylinder_rows(
+        use_lab_solids=req.use_lab_solids, known=calibration_keys(base)
+    )
+    record, model = await propose_calibration(
+        store,
+        base,
+        rows,
+        skipped,
+        created_by=principal.role.value,
+        pass_fraction_pct=runtime.settings.design.pass_fraction_pct,
+        use_lab_solids=req.use_lab_solids,
+    )
+    cache.put(record, model)
+    assert record.proposal is not None
+    return ProposalPublic.model_validate(
+        {**record.proposal, "calibration": calibration_summary(record)}
+    )
+
+
+@router.post("/calibrations/{calibration_id}/approve", response_model=CalibrationPublic)
+async def approve(
+    calibration_id: CalibrationId,
+    req: CalibrationApprove,
+    principal: EngineerDep,
+    store: StoreDep,
+) -> CalibrationPublic:
+    """An engineer approves a proposed calibration version, so that designs may use it;
+    recorded in the audit log. A second approval is a 409."""
+    record = await store.approve_calibration(
+        calibration_id, approved_by=req.approved_by, role=principal.role.value
+    )
     return calibration_public(record, model_of(record))
 
 
@@ -243,3 +305,21 @@ async def referenced_calibration(
         raise InvalidInput(
             "calibration_id", f"no calibration with id {calibration_id}", code=err.code
         ) from err
+
+
+async def design_calibration(
+    store: Store, cache: CalibrationCache[StrengthModel], calibration_id: str | None
+) -> LoadedCalibration:
+    """The calibration a request designs with (:func:`referenced_calibration`), which
+    must be approved: a proposed version is a 422 naming ``calibration_id``
+    (``calibration_not_approved``)."""
+    loaded = await referenced_calibration(store, cache, calibration_id)
+    if not await cache.approved(store, loaded.id):
+        raise InvalidInput(
+            "calibration_id",
+            f"calibration {loaded.name!r} version {loaded.version} is proposed, not "
+            f"approved: an engineer approves it (POST /calibrations/{loaded.id}/approve) "
+            "before it designs recipes",
+            code="calibration_not_approved",
+        )
+    return loaded

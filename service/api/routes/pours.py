@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.api.deps import PathId, PrincipalDep, RuntimeDep, ScadaDep, StoreDep
-from service.api.schemas.pours import PourCreate, PourList, PourPublic, SamplesAdd
+from service.api.schemas.pours import PourCreate, PourList, PourPublic
+from service.api.schemas.samples import SamplesCast
 from service.core.pour_states import PourState
 from service.operations import pours as ops
 
@@ -78,8 +79,18 @@ async def stop_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> Pour
 
 @router.post("/pours/{pour_id}/samples", response_model=PourPublic)
 async def add_samples(
-    pour_id: PathId, body: SamplesAdd, store: StoreDep, runtime: RuntimeDep, _: ScadaDep
+    pour_id: PathId, body: SamplesCast, store: StoreDep, runtime: RuntimeDep, who: ScadaDep
 ) -> PourPublic:
-    """Laboratory cylinder sample ids, added when the cylinders are cast."""
-    record = await store.add_pour_samples(pour_id, body.sample_ids)
+    """Laboratory cylinders cast from the pour now: their ids join the pour's record and
+    each becomes a sample (cast now, with the pour's placed volume at this moment, to be
+    tested at ``test_ages_days``). An id cast from another pour is a 409
+    ``sample_exists``; one this pour has already is kept as it is."""
+    record = await ops.cast_samples(
+        store,
+        runtime.supervisor,
+        pour_id,
+        body.sample_ids,
+        test_ages_days=body.test_ages_days,
+        role=who.role.value,
+    )
     return PourPublic(**ops.pour_view(record, runtime.supervisor))

@@ -16,7 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
-from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
+from service.api.routes.calibrations import (
+    CalibrationCacheDep,
+    design_calibration,
+    referenced_calibration,
+)
 from service.api.routes.recipes import mix_inputs
 from service.api.schemas.calibrations import blend_fractions
 from service.api.schemas.common import Text
@@ -176,8 +180,8 @@ async def create_recipe(
     # calibration, before storing anything.
     check_mix(mix, runtime.recipe_limits, prefix="mix.")
     proportion_mix(req.mix)
-    if req.calibration_id is not None:
-        await referenced_calibration(store, cache, req.calibration_id)
+    if req.calibration_id is not None:  # an approved one: a proposal designs nothing
+        await design_calibration(store, cache, req.calibration_id)
     record = await store.add_recipe(
         name=req.name,
         mix=mix,

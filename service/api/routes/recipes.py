@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic_core import to_json
 
 from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
-from service.api.routes.calibrations import CalibrationCacheDep, referenced_calibration
+from service.api.routes.calibrations import CalibrationCacheDep, design_calibration
 from service.api.routes.rheology import (
     RheologyCacheDep,
     pipe_flow_public,
@@ -280,7 +280,7 @@ async def optimize(
     design = runtime.settings.design
     pass_pct = req.pass_fraction_pct or design.pass_fraction_pct
     requirements = _requirements(req, site_floors(design))
-    calibration = await referenced_calibration(store, cache, req.calibration_id)
+    calibration = await design_calibration(store, cache, req.calibration_id)
     rheology = await referenced_rheology(store, rheologies, req.rheology_calibration_id)
     solids_max = req.solids_pct_max if req.solids_pct_max is not None else limits.solids_pct_max
     # The single form goes in as the core's single requirement, so that its errors name

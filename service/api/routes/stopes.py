@@ -11,7 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, ScadaDep
+from service.api.routes.samples import LabServiceDep, compliance_public
 from service.api.schemas.pours import PourPublic
+from service.api.schemas.samples import CompliancePublic
 from service.api.schemas.stopes import (
     PlanCreate,
     StagePourCreate,
@@ -301,3 +303,13 @@ async def stope_report_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="stope-{stope_id}.csv"'},
     )
+
+
+@router.get("/stopes/{stope_id}/compliance", response_model=CompliancePublic)
+async def stope_compliance(
+    stope_id: PathId, _: PrincipalDep, lab: LabServiceDep
+) -> CompliancePublic:
+    """The cylinders of every pour of the stope against the requirements at their ages:
+    per stope, per stage and per pour the pass fraction against the design's, each
+    judged cylinder, and the notices."""
+    return compliance_public(await lab.stope_compliance(stope_id))

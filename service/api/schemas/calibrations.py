@@ -165,6 +165,16 @@ class CalibrationSummaryPublic(Public):
     created_at: datetime
     created_by: str = Field(description="Role of the key that stored it.")
     example: bool = Field(description="The shipped synthetic example: not for design.")
+    status: str = Field(
+        default="approved",
+        description="approved (designs may use it) or proposed (a refit from lab results "
+        "waiting for an engineer's approval: predictions only, no designs).",
+    )
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    proposed_from: str | None = Field(
+        default=None, description="The calibration version a proposal refits."
+    )
     label: str
     n_rows: int
     r2_log: float
@@ -184,6 +194,9 @@ class CalibrationPublic(CalibrationSummaryPublic):
     coefficients: dict[str, Any]
     residuals: list[ResidualPublic]
     rows: list[CylinderPublic]
+    proposal: dict[str, Any] | None = Field(
+        default=None, description="A proposal's figures (see POST .../proposals)."
+    )
 
 
 class OutsidePublic(Public):
@@ -221,3 +234,80 @@ class PredictionPublic(Public):
     extrapolated: bool
     outside: list[str] = Field(description="Why the point is outside the tested combinations.")
     outside_details: list[OutsidePublic]
+
+
+class CalibrationApprove(Strict):
+    """An engineer's approval of a proposed calibration version (audited)."""
+
+    approved_by: Annotated[
+        Text, Field(min_length=1, max_length=100, description="The approving engineer's name.")
+    ]
+
+
+class ProposalCreate(Strict):
+    """Refit the calibration on its rows plus the laboratory results of the cylinders
+    cast from pours (their recipes' blend and Bw)."""
+
+    use_lab_solids: bool = Field(
+        default=True,
+        description="Cw of a cylinder: its own, from its wet and dry masses when measured "
+        "(reads high by the binder's bound water); false: the recipe's Cw.",
+    )
+
+
+class CoefficientChangePublic(Public):
+    term: str
+    before: float | None
+    after: float | None
+    change: float | None = Field(description="after - before")
+
+
+class PredictionErrorPublic(Public):
+    """How a model predicted the new results: residuals are measured - predicted (a
+    positive bias: the model under-predicts)."""
+
+    n: int
+    n_not_predictable: int = Field(description="A binder the model has no data for.")
+    n_extrapolated: int
+    rmse_log: float | None
+    bias_log: float | None
+    rmse_kpa: float | None
+    bias_kpa: float | None
+    bias_t: float | None
+    bias_p_value: float | None
+    pass_fraction_pct: float
+    above_lower_pct: float | None = Field(
+        description="% of the new cylinders at or above the model's lower bound at the pass "
+        "fraction (about the pass fraction when the model's spread holds)."
+    )
+
+
+class SkippedResultPublic(Public):
+    sample_id: str
+    reason: str
+
+
+class ProposalPublic(Public):
+    """A proposed calibration version and what the lab results changed."""
+
+    calibration: CalibrationSummaryPublic
+    based_on: str = Field(description="The approved version refitted.")
+    based_on_version: int
+    n_old: int
+    n_new: int = Field(description="Laboratory results added.")
+    changes: list[CoefficientChangePublic]
+    r2_log_before: float | None
+    r2_log_after: float | None
+    r2_kpa_before: float | None
+    r2_kpa_after: float | None
+    residual_sd_log_before: float | None
+    residual_sd_log_after: float | None
+    old_model_on_new: PredictionErrorPublic = Field(
+        description="The prediction error of the approved model on the new results."
+    )
+    new_model_on_new: PredictionErrorPublic
+    skipped: list[SkippedResultPublic] = Field(
+        description="Results that could not become rows, with why."
+    )
+    pass_fraction_pct: float
+    use_lab_solids: bool
