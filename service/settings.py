@@ -290,7 +290,10 @@ class FallbackSettings(BaseModel):
 class InstrumentSettings(BaseModel):
     """The mass and volume balance across the mixer: feed flow x density + binder + water
     in, paste flow x density out. Each gauge's random error (sd) and the systematic error
-    its calibration allows (tolerance); an offset within tolerance is not an alarm."""
+    its calibration allows (tolerance). Offsets within tolerance, all at once and each at
+    its worst, are not an alarm: the tolerances are the calibrated accuracies (magnetic
+    flow meters and density gauges after calibration against samples, loss-in-weight
+    feeders), not the catalogue's widest."""
 
     check: bool = Field(
         default=True, description="Reconcile the flows every cycle and alarm when they disagree."
@@ -305,13 +308,13 @@ class InstrumentSettings(BaseModel):
         description="Allowed probability of a false alarm in 8 plant hours of clean noise.",
     )
     flow_sd_pct: float = Field(default=1.0, gt=0, le=20, description="% of reading.")
-    flow_tolerance_pct: float = Field(default=1.0, ge=0, le=20, description="% of reading.")
+    flow_tolerance_pct: float = Field(default=0.5, ge=0, le=20, description="% of reading.")
     density_sd_kg_m3: float = Field(default=5.0, gt=0, le=200)
-    density_tolerance_kg_m3: float = Field(default=10.0, ge=0, le=200)
+    density_tolerance_kg_m3: float = Field(default=5.0, ge=0, le=200)
     binder_sd_pct: float = Field(default=2.0, gt=0, le=50, description="% of reading.")
-    binder_tolerance_pct: float = Field(default=2.0, ge=0, le=50, description="% of reading.")
+    binder_tolerance_pct: float = Field(default=1.0, ge=0, le=50, description="% of reading.")
     water_sd_pct: float = Field(default=2.0, gt=0, le=50, description="% of reading.")
-    water_tolerance_pct: float = Field(default=2.0, ge=0, le=50, description="% of reading.")
+    water_tolerance_pct: float = Field(default=0.5, ge=0, le=50, description="% of reading.")
 
 
 class RecipeSettings(BaseModel):

@@ -134,13 +134,13 @@ class GaugeErrors:
     reading for the flows and feeders, kg/m3 for the densities."""
 
     flow_sd: float = 0.01
-    flow_tolerance: float = 0.01
+    flow_tolerance: float = 0.005
     density_sd_kg_m3: float = 5.0
-    density_tolerance_kg_m3: float = 10.0
+    density_tolerance_kg_m3: float = 5.0
     binder_sd: float = 0.02
-    binder_tolerance: float = 0.02
+    binder_tolerance: float = 0.01
     water_sd: float = 0.02
-    water_tolerance: float = 0.02
+    water_tolerance: float = 0.005
 
     @classmethod
     def from_settings(cls, settings: InstrumentSettings) -> GaugeErrors:
@@ -264,11 +264,14 @@ class BalanceCheck:
         return value if math.isfinite(value) else None
 
     def statistic_ratio(self) -> float | None:
-        """The averaged residuals' distance over the alarm threshold (1 = alarm)."""
+        """What the alarm judges over its threshold (1 = alarm): the averaged residuals'
+        distance beyond what in-tolerance offsets explain (below the clear threshold,
+        where that is not computed, the distance itself, which is smaller still)."""
         status = self.status
         if status is None or status.samples == 0 or status.threshold <= 0.0:
             return None
-        return status.statistic / status.threshold
+        beyond = status.statistic_beyond_tolerance
+        return (status.statistic if beyond is None else beyond) / status.threshold
 
 
 def instruments_view(

@@ -144,6 +144,7 @@ class ActivePour:
     context: PourContext | None = None  # the stope it fills, when planned
     diverter: dv.DiverterState = field(default_factory=dv.DiverterState)
     binder: ins.BinderSource = field(default_factory=ins.BinderSource)
+    steady_since: datetime | None = None  # plant time the balance's conditions began
 
     @property
     def state(self) -> PourState:
@@ -730,8 +731,10 @@ class Supervisor:
             reason = self._dropout_reason(snap, pour, now_mono) or at_rating
             if reason is not None:
                 await self._pause(pour.record.id, role="service", reason=reason)
-            else:
+            elif snap.connected:
                 inputs = self._binder_source(pour, snap, self._inputs(snap, pour))
+            # With the link down nothing is judged (the diverter's position, the gauges
+            # are unknown, not wrong): the pour pauses once the loss has lasted.
             if inputs is not None and self._fallback is not None and self._fallback.pause:
                 await self._pause(pour.record.id, role="service", reason=ins.PAUSE_REASON)
                 inputs = None
@@ -826,27 +829,49 @@ class Supervisor:
         inputs: law.ControlInputs,
         output: law.ControlOutput,
     ) -> None:
-        """One cycle of "instruments disagree": judged at steady production only (the
-        plant running on its feed for ``balance_settle_s``, no feeder refilling, every
-        gauge of the balance good); otherwise the filter holds."""
+        """One cycle of "instruments disagree", judged at steady production only: the
+        plant running on its feed, every gauge of the balance good, no feeder refilling,
+        Cw and Bw measured in band (a start's water displaced, a change of rate worked
+        through the mixer), all of it for ``balance_settle_s`` without a break. Otherwise
+        the filter holds (the mixer's hold-up is not measured: in - out must be 0)."""
         if self.balance is None:
             return
+        now = self._plant_clock.now()
+        recipe = pour.recipe
         steady = (
             output.mode is law.ControlMode.ACTIVE
-            and pour.control.active_for_s >= self.config.balance_settle_s
             and not output.stale_inputs
-            and not (inputs.refilling & set(pour.recipe.component_names))
+            and not (inputs.refilling & set(recipe.component_names))
             and inputs.binder_on_paste_flow_t_h is None
             and not self._mode_is(snap, MODE_FLUSHING)
+            and dv.in_band(
+                output.measured_solids_fraction,
+                recipe.solids_fraction,
+                solids=True,
+                config=self.config.alarms,
+            )
+            is True
+            and dv.in_band(
+                output.measured_binder_ratio,
+                recipe.binder_ratio,
+                solids=False,
+                config=self.config.alarms,
+            )
+            is True
+        )
+        pour.steady_since = (pour.steady_since or now) if steady else None
+        settled = (
+            pour.steady_since is not None
+            and (now - pour.steady_since).total_seconds() >= self.config.balance_settle_s
         )
         measurements = (
             ins.flow_measurements(
-                lambda tag: self._measurement(snap, tag), pour.recipe, self.balance.errors
+                lambda tag: self._measurement(snap, tag), recipe, self.balance.errors
             )
-            if steady
+            if settled
             else None
         )
-        status = self.balance.observe(measurements, self._plant_clock.now())
+        status = self.balance.observe(measurements, now)
         if status.raised:
             log.warning("%s", status.detail)
 

@@ -165,7 +165,7 @@ async def test_a_feed_gauge_back_within_the_hold_changes_nothing(
     assert (await store.get_pour(pour_id)).state == "running"
 
 
-async def test_flows_that_agree_raise_nothing_and_a_biased_density_gauge_is_named(
+async def test_flows_that_agree_raise_nothing_and_a_biased_flow_meter_is_named(
     store: Store, make_rig: MakeRig
 ) -> None:
     rig, _ = await running(make_rig, store)
@@ -176,20 +176,21 @@ async def test_flows_that_agree_raise_nothing_and_a_biased_density_gauge_is_name
     assert balance["disagreement"] < 0.2
     assert "instruments_disagree" not in active(rig)
 
-    # The paste density gauge reads 3 % high: mass out no longer matches mass in.
-    truth = consistent_plant()["paste_density_pv"]
-    rig.link.set_measurement("paste_density_pv", truth * 1.03)
+    # The feed flow meter reads 3 % high: mass in no longer matches mass out, while Cw
+    # and Bw still read in band (the paste looks right; only the balance tells).
+    truth = consistent_plant()["tailings_flow_pv"]
+    rig.link.set_measurement("tailings_flow_pv", truth * 1.03)
     await rig.step(240)
     alarm = active(rig).get("instruments_disagree")
     assert alarm is not None and alarm.severity.value == "medium"
+    assert not {"solids_off_spec", "binder_off_spec"} & set(active(rig))
     balance = rig.sup.instruments_view()["balance"]
     assert balance["alarm"]
-    assert balance["most_likely"] == "paste_density_pv" or (
-        "paste_density_pv" in balance["indistinguishable"]
-    )
-    assert "paste_density_pv" in alarm.detail
+    named = {balance["most_likely"], *balance["indistinguishable"]}
+    assert "tailings_flow_pv" in named
+    assert "tailings_flow_pv" in alarm.detail
 
     # Repaired: the alarm clears once the average is back within the noise.
-    rig.link.set_measurement("paste_density_pv", truth)
+    rig.link.set_measurement("tailings_flow_pv", truth)
     await rig.step(900)
     assert "instruments_disagree" not in active(rig)
