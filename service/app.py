@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from service.api import errors, openapi
 from service.api.limits import RequestLimits
+from service.api.request_metrics import RequestMetrics
 from service.api.routes import (
     alarms,
     calibrations,
@@ -26,6 +27,7 @@ from service.api.routes import (
     pours,
     recipe_store,
     recipes,
+    reconciliations,
     reports,
     rheology,
     samples,
@@ -101,6 +103,8 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         compute_burst=settings.api.compute_burst,
         body_timeout_s=settings.api.idle_timeout_s,
     )
+    # Outermost: the request limits' own refusals are counted too.
+    app.add_middleware(RequestMetrics, metrics=runtime.metrics.http)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(recipes.router)
@@ -112,6 +116,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     api.include_router(pours.router)
     api.include_router(stopes.router)
     api.include_router(samples.router)
+    api.include_router(reconciliations.router)
     api.include_router(alarms.router)
     api.include_router(reports.router)
     api.include_router(whoami.router)

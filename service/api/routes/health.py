@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from service.api.deps import RuntimeDep
 from service.errors import StoreUnavailable
@@ -39,8 +39,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
-    """Prometheus text exposition format."""
-    return PlainTextResponse(
-        runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+async def metrics(runtime: RuntimeDep, request: Request) -> Response:
+    """Prometheus text exposition format (OpenMetrics for a scraper that asks for it)."""
+    body, content_type = runtime.metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
