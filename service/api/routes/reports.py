@@ -23,7 +23,7 @@ async def pour_report_csv(
     """The pour record, its recipe version and spec bands as ``field,value`` rows, then
     the Cw/Bw trend over the pour with the band and an in-spec flag per step."""
     report = await build_pour_report(
-        store, runtime.supervisor, runtime.history, pour_id, datetime.now(UTC)
+        store, runtime.supervisor, runtime.history, pour_id, datetime.now(UTC), lab=runtime.lab
     )
     return Response(
         report_csv(report),
