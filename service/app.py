@@ -27,6 +27,7 @@ from service.api.routes import (
     pours,
     recipe_store,
     recipes,
+    reconciliations,
     reports,
     rheology,
     samples,
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     api.include_router(pours.router)
     api.include_router(stopes.router)
     api.include_router(samples.router)
+    api.include_router(reconciliations.router)
     api.include_router(alarms.router)
     api.include_router(reports.router)
     api.include_router(whoami.router)

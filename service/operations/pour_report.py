@@ -1,6 +1,7 @@
 """The pour report an engineer hands to QA: the pour record, its recipe version, the
-spec bands, the compliance of its cylinders and the Cw/Bw trend over the pour, as one
-CSV.
+spec bands, its Cw reconciled beside the one it was controlled on (with the off-spec
+volume on the best estimate), the compliance of its cylinders and the Cw/Bw trend over
+the pour, as one CSV (and as JSON).
 
 The bands are those the supervisor judged the pour by (``AlarmConfig``): Cw off-spec
 beyond +-``solids_band_fraction`` (absolute), Bw beyond +-``binder_band_relative`` of
@@ -19,6 +20,7 @@ from typing import Any
 from service.core.control import AlarmConfig
 from service.operations.lab import Compliance, LabService
 from service.operations.pours import pour_view
+from service.operations.reconciled import PourReconciliation, reconcile_pour
 from service.operations.supervisor import Supervisor
 from service.store.history import HistoryStore, Trend
 from service.store.records import RecipeRecord
@@ -35,6 +37,7 @@ class PourReport:
     bands: AlarmConfig
     trend: Trend
     compliance: Compliance | None = None
+    reconciliation: PourReconciliation | None = None
 
 
 def trend_step_s(span_s: float) -> int:
@@ -75,7 +78,11 @@ async def build_pour_report(
     if lab is None:
         lab = LabService.of_store(store, pass_fraction_pct=None)
     compliance = await lab.pour_compliance(pour_id)
-    return PourReport(view, recipe, supervisor.config.alarms, trend, compliance)
+    bands = supervisor.config.alarms
+    reconciliation = await reconcile_pour(
+        store, history, record, view, band_fraction=bands.solids_band_fraction, now=now
+    )
+    return PourReport(view, recipe, bands, trend, compliance, reconciliation)
 
 
 # A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
@@ -171,6 +178,48 @@ def compliance_rows(compliance: Compliance) -> list[tuple[str, Any]]:
     return rows
 
 
+def reconciliation_rows(reconciled: PourReconciliation) -> list[tuple[str, Any]]:
+    """``field,value`` rows of the pour's Cw reconciliation: which estimate is the best
+    (``basis``) and why, the correction it was controlled on and the one it is
+    reconciled with, Cw as controlled and reconciled, and the off-spec volume on the
+    best estimate beside the record's own."""
+    rows: list[tuple[str, Any]] = [
+        ("reconciliation.basis", reconciled.basis),
+        ("reconciliation.detail", reconciled.detail),
+    ]
+    for name, correction in (
+        ("controlled_with", reconciled.controlled_with),
+        ("reconciled_with", reconciled.reconciled_with),
+    ):
+        if correction is None:
+            rows.append((f"reconciliation.{name}", None))
+            continue
+        rows += [
+            (f"reconciliation.{name}.id", correction.id),
+            (f"reconciliation.{name}.kind", correction.kind),
+            (f"reconciliation.{name}.tailings_sg", correction.tailings_sg),
+            (f"reconciliation.{name}.density_bias_kg_m3", correction.density_bias_kg_m3),
+        ]
+    for name, figures in (
+        ("as_controlled", reconciled.as_controlled),
+        ("reconciled", reconciled.reconciled),
+    ):
+        for key in ("average_solids_pct", "min_solids_pct", "max_solids_pct"):
+            rows.append(
+                (f"reconciliation.{name}.{key}", None if figures is None else getattr(figures, key))
+            )
+    rows.append(("reconciliation.best_average_solids_pct", reconciled.best_average_solids_pct))
+    off = reconciled.off_spec
+    rows += [
+        ("reconciliation.off_spec.basis", off.basis),
+        ("reconciliation.off_spec.volume_m3", off.volume_m3),
+        ("reconciliation.off_spec.as_controlled_m3", off.as_controlled_m3),
+        ("reconciliation.off_spec.reconciled_m3", off.reconciled_m3),
+        ("reconciliation.off_spec.unknown_m3", off.unknown_m3),
+    ]
+    return rows
+
+
 def report_csv(report: PourReport) -> str:
     """Two blocks: ``field,value`` rows of the record, a blank line, then one row per
     trend step with the spec band and whether the step's average was inside it."""
@@ -199,6 +248,9 @@ def report_csv(report: PourReport) -> str:
         w.writerow([f"interruption.{i}.ended_at", _cell(stop.get("ended_at"))])
     for i, sample in enumerate(pour["sample_ids"], start=1):
         w.writerow([f"sample.{i}", _cell(sample)])
+    if report.reconciliation is not None:
+        for name, value in reconciliation_rows(report.reconciliation):
+            w.writerow([_cell(name), _cell(value)])
     if report.compliance is not None:
         for name, value in compliance_rows(report.compliance):
             w.writerow([_cell(name), _cell(value)])

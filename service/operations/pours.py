@@ -1,5 +1,6 @@
-"""Pour records: creation (with an inline recipe stored as a version) and the public
-view, merging the live totals of the active pour over its last checkpoint."""
+"""Pour records: creation (with an inline recipe stored as a version), the start (under
+the Cw correction in force), and the public view, merging the live totals of the
+active pour over its last checkpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.core import control as law
+from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits, check_mix
+from service.errors import Conflict
+from service.operations.corrections import active_correction, correction_for
 from service.operations.supervisor import Supervisor, control_recipe
 from service.store.records import DEFAULT_TEST_AGES_DAYS, PourRecord
 from service.store.repository import Store
@@ -87,7 +91,31 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
         "sample_ids": record.sample_ids,
         "plan_id": record.plan_id,
         "stage": record.stage,
+        "correction": record.correction,
     }
+
+
+async def start_pour(store: Store, supervisor: Supervisor, pour_id: str, role: str) -> PourRecord:
+    """Start a planned pour under the Cw correction in force: the newest approved one
+    that applies to its recipe (:mod:`service.operations.corrections`) is written on the
+    pour first (``correction``, None when none applies), so the supervisor activates the
+    pour with it and the record says what control ran on; then the supervisor starts it
+    (and refuses it as it would any start). A pour that is not planned goes to the
+    supervisor unchanged, which says why it cannot start."""
+    record = await store.get_pour(pour_id)
+    if record.state == PourState.PLANNED.value:
+        recipe = await store.get_recipe(record.recipe_id)
+        correction = correction_for(recipe.mix, await active_correction(store))
+        wanted = None if correction is None else correction.to_pour()
+        if record.correction != wanted:
+            try:
+                await store.update_pour(
+                    pour_id, expect_state=PourState.PLANNED.value, correction=wanted
+                )
+            except Conflict as err:  # moved meanwhile: the supervisor says how
+                if err.code != "pour_state_conflict":
+                    raise
+    return await supervisor.start_pour(pour_id, role)
 
 
 async def cast_samples(

@@ -59,6 +59,9 @@ class PourRecord:
     checkpoint_seq: int = 0
     plan_id: str | None = None  # the fill plan and stage (index) it belongs to, if any
     stage: int | None = None
+    # The Cw correction in force when it started (service.operations.corrections,
+    # ``Correction.to_pour``); None: the recipe's tailings Gs, the density gauge as read.
+    correction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +152,27 @@ class LabResultRecord:
     sheet_id: str | None
     entered_at: datetime
     entered_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRecord:
+    """A Cw reconciliation and the correction it proposes: ``status`` ``proposed``,
+    ``approved`` or ``none`` (nothing to correct); ``kind`` ``tailings_gs`` (the tailings
+    Gs is ``tailings_sg``) or ``density_gauge`` (the paste density gauge reads
+    ``density_bias_kg_m3`` high), both relative to the recipes' Gs
+    ``assumed_tailings_sg`` and the gauge as read; ``reconciliation`` the estimate with
+    its interval, the samples and the explanation."""
+
+    id: str
+    created_at: datetime
+    created_by: str
+    status: str
+    verdict: str
+    kind: str | None
+    tailings_sg: float | None
+    density_bias_kg_m3: float | None
+    assumed_tailings_sg: float
+    reconciliation: dict[str, Any]
+    sample_ids: list[str]
+    approved_by: str | None = None
+    approved_at: datetime | None = None

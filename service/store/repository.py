@@ -233,6 +233,7 @@ def _pour(row: RowMapping) -> PourRecord:
         checkpoint_seq=row["checkpoint_seq"],
         plan_id=row.get("plan_id"),
         stage=row.get("stage"),
+        correction=row.get("correction"),
     )
 
 

@@ -92,6 +92,10 @@ pours = Table(
     Column("checkpoint_seq", BigInteger, nullable=False, default=0),
     Column("plan_id", String(36), nullable=True),
     Column("stage", Integer, nullable=True),
+    # The Cw correction (tailings Gs or paste density gauge bias) in force when the pour
+    # started, as control is to use it (revision 0009); None: the recipe's Gs, the gauge
+    # as read.
+    Column("correction", JSON, nullable=True),
     Index("ix_pours_state", "state"),
     Index("ix_pours_stope", "stope_id"),
 )
@@ -184,4 +188,25 @@ lab_results = Table(
     Column("entered_at", DateTime(timezone=True), nullable=False),
     Column("entered_by", String(40), nullable=False),
     Index("ix_lab_results_sample", "sample_id"),
+)
+
+cw_corrections = Table(
+    "cw_corrections",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    # proposed (waiting for an engineer), approved (control uses the newest approved
+    # one), or none (the lab Cw showed no error, or too few samples: nothing to approve)
+    Column("status", String(20), nullable=False),
+    Column("verdict", String(20), nullable=False),
+    Column("kind", String(20), nullable=True),  # tailings_gs or density_gauge
+    Column("tailings_sg", Float, nullable=True),
+    Column("density_bias_kg_m3", Float, nullable=True),
+    Column("assumed_tailings_sg", Float, nullable=False),
+    Column("reconciliation", JSON, nullable=False),  # the estimate, samples, explanation
+    Column("sample_ids", JSON, nullable=False),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
+    Index("ix_cw_corrections_status", "status"),
 )

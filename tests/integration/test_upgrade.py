@@ -122,6 +122,7 @@ async def _assert_intact(url: str, v0: dict[str, list[dict[str, Any]]]) -> None:
             assert pour["poured_m3"] == pytest.approx(old["totals"]["poured_m3"])
             assert pour["sample_ids"] == old["sample_ids"]
         await _assert_samples(client, v0)
+        await _assert_no_correction(client, v0)
         completed = next(p for p in v0["pours"] if p["state"] == "completed")
         r = await client.get(f"/api/v1/pours/{completed['id']}/report.csv", headers=auth("hmi"))
         assert r.status_code == 200 and completed["stope_id"] in r.text
@@ -189,6 +190,27 @@ async def _assert_samples(client: httpx.AsyncClient, v0: dict[str, list[dict[str
     }
     r = await client.get("/api/v1/calibrations", headers=auth("hmi"))
     assert {c["status"] for c in r.json()} == {"approved"}
+
+
+async def _assert_no_correction(
+    client: httpx.AsyncClient, v0: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Revision 0009: no correction is approved and no pour ran under one, so every v0
+    pour reads its Cw as controlled as the best estimate, its record's off-spec volume
+    on that basis."""
+    r = await client.get("/api/v1/lab/correction", headers=auth("hmi"))
+    assert r.status_code == 200 and r.json() == {"correction": None}, r.text
+    r = await client.get("/api/v1/lab/reconciliations", headers=auth("hmi"))
+    assert r.status_code == 200 and r.json() == {"items": []}, r.text
+    for old in v0["pours"]:
+        r = await client.get(f"/api/v1/pours/{old['id']}", headers=auth("hmi"))
+        assert r.status_code == 200, r.text
+        pour = r.json()
+        assert pour["correction"] is None
+        reconciled = pour["reconciliation"]
+        assert reconciled["basis"] == "as_controlled" and reconciled["reconciled"] is None
+        assert reconciled["as_controlled"]["average_solids_pct"] == pour["average_solids_pct"]
+        assert reconciled["off_spec"]["volume_m3"] == pytest.approx(old["totals"]["off_spec_m3"])
 
 
 def _key(table: str, row: dict[str, Any]) -> Any:

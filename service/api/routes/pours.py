@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +12,7 @@ from service.api.schemas.pours import PourCreate, PourList, PourPublic
 from service.api.schemas.samples import SamplesCast
 from service.core.pour_states import PourState
 from service.operations import pours as ops
+from service.operations.reconciled import reconcile_pour
 
 router = APIRouter(tags=["pours"])
 
@@ -50,12 +52,28 @@ async def list_pours(
 async def get_pour(
     pour_id: PathId, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
 ) -> PourPublic:
-    return PourPublic(**ops.pour_view(await store.get_pour(pour_id), runtime.supervisor))
+    """The pour, with its Cw reconciled beside the one it was controlled on (with the
+    newest approved correction) and its off-spec volume on the best estimate."""
+    record = await store.get_pour(pour_id)
+    view = ops.pour_view(record, runtime.supervisor)
+    reconciled = await reconcile_pour(
+        store,
+        runtime.history,
+        record,
+        view,
+        band_fraction=runtime.supervisor.config.alarms.solids_band_fraction,
+        now=datetime.now(UTC),
+    )
+    return PourPublic(**view, reconciliation=reconciled.to_dict())
 
 
 @router.post("/pours/{pour_id}/start", response_model=PourPublic)
-async def start_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
-    record = await runtime.supervisor.start_pour(pour_id, who.role.value)
+async def start_pour(
+    pour_id: PathId, store: StoreDep, runtime: RuntimeDep, who: ScadaDep
+) -> PourPublic:
+    """Start a planned pour; the Cw correction in force (the newest approved one that
+    applies to its recipe) is written on it first and is what control runs on."""
+    record = await ops.start_pour(store, runtime.supervisor, pour_id, who.role.value)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from service.api.schemas.common import ResourceId, Strict, Text
 from service.api.schemas.recipes import StoredMixIn
+from service.api.schemas.reconciled import CorrectionPublic, PourReconciliationPublic
 
 SampleId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
@@ -84,6 +85,16 @@ class PourPublic(BaseModel):
     sample_ids: list[str]
     plan_id: str | None = Field(default=None, description="The stope's fill plan, if any.")
     stage: int | None = Field(default=None, description="The plan's stage (index) it fills.")
+    correction: CorrectionPublic | None = Field(
+        default=None,
+        description="The Cw correction in force when the pour started, which control "
+        "ran on (None: the recipe's tailings Gs and the density gauge as read).",
+    )
+    reconciliation: PourReconciliationPublic | None = Field(
+        default=None,
+        description="Its Cw reconciled beside the one it was controlled on and its "
+        "off-spec volume on the best estimate (GET /pours/{id} and the pour report).",
+    )
 
 
 class PourList(BaseModel):
