@@ -49,6 +49,13 @@ from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.operations import guards
 from service.operations import instruments as ins
+from service.operations.corrections import (
+    Correction,
+    active_correction,
+    controlled_mix,
+    corrected_density_kg_m3,
+    correction_for,
+)
 from service.operations.pour_context import PlantClock, PourContext, StagePort
 from service.plant.port import PlantLink, PlantSnapshot, Quality, SetpointValue
 from service.settings import InstrumentSettings
@@ -145,6 +152,9 @@ class ActivePour:
     diverter: dv.DiverterState = field(default_factory=dv.DiverterState)
     binder: ins.BinderSource = field(default_factory=ins.BinderSource)
     steady_since: datetime | None = None  # plant time the balance's conditions began
+    # The approved Cw correction the pour runs on (its record's ``correction``): a
+    # tailings Gs already in ``recipe``, or a paste density gauge bias taken off.
+    correction: Correction | None = None
 
     @property
     def state(self) -> PourState:
@@ -336,9 +346,11 @@ class Supervisor:
         integrator = record.totals.get("integrator")
         totals = law.PourTotals.from_dict(integrator) if integrator else law.PourTotals()
         context = None if self._stages is None else await self._stages.context_of(record)
+        correction = None if record.correction is None else Correction.from_pour(record.correction)
         self._active = ActivePour(
             record=record,
-            recipe=control_recipe(recipe_rec.mix),
+            recipe=control_recipe(controlled_mix(recipe_rec.mix, correction)),
+            correction=correction,
             control=law.ControlState.initial(),
             totals=totals,
             interruptions=list(record.interruptions),
@@ -866,7 +878,13 @@ class Supervisor:
         )
         measurements = (
             ins.flow_measurements(
-                lambda tag: self._measurement(snap, tag), recipe, self.balance.errors
+                lambda tag: (
+                    self._paste_density(snap, pour)
+                    if tag == "paste_density_pv"
+                    else self._measurement(snap, tag)
+                ),
+                recipe,
+                self.balance.errors,
             )
             if settled
             else None
@@ -932,6 +950,14 @@ class Supervisor:
         law's rate limits (bumpless); the switch point is in the plan's record."""
         assert self._stages is not None
         following = await self._stages.next_pour(pour.record, event)
+        # The next stage's pour starts now, as a start does: on the correction in force.
+        if following.correction is None:
+            mix = (await self._store.get_recipe(following.recipe_id)).mix
+            applies = correction_for(mix, await active_correction(self._store))
+            if applies is not None:
+                following = await self._store.update_pour(
+                    following.id, expect_state=following.state, correction=applies.to_pour()
+                )
         pour.record = replace(pour.record, state=PourState.COMPLETED.value, ended_at=self._clock())
         await self._persist(pour)
         nxt = await self._activate(following)
@@ -1018,6 +1044,13 @@ class Supervisor:
             return law.BAD
         return law.Measurement(float(m.value))
 
+    def _paste_density(self, snap: PlantSnapshot, pour: ActivePour) -> law.Measurement:
+        """The paste density as control uses it: an approved gauge bias taken off."""
+        m = self._measurement(snap, "paste_density_pv")
+        if not m.usable or pour.correction is None:
+            return m
+        return law.Measurement(corrected_density_kg_m3(m.value, pour.correction))
+
     @staticmethod
     def _mode_is(snap: PlantSnapshot, mode: int) -> bool:
         m = snap.measurements.get("plant_mode")
@@ -1051,7 +1084,7 @@ class Supervisor:
             paste_flow_request_m3_h=flow if limit is None else min(flow, limit),
             tailings_flow_m3_h=self._measurement(snap, "tailings_flow_pv"),
             tailings_density_kg_m3=self._measurement(snap, "tailings_density_pv"),
-            paste_density_kg_m3=self._measurement(snap, "paste_density_pv"),
+            paste_density_kg_m3=self._paste_density(snap, pour),
             binder_rates_t_h={c: self._measurement(snap, f"{c}_rate_pv") for c in components},
             refilling=frozenset(c for c in components if self._flag(snap, f"{c}_refill")),
             faulted=frozenset(c for c in components if self._flag(snap, f"{c}_fault")),
