@@ -1,4 +1,5 @@
-"""Control quality on the simulator: feedback against feed-forward alone, same run.
+"""Control quality on the simulator: feedback against feed-forward alone, same run, on
+today's ideal plant and on the harder plant, side by side.
 
 Everything is pure and in-process, on a fake clock: no asyncio, no sleeping, no OPC UA.
 ``service.simulator.dynamics.simulate`` (PLC scan + process) advances the plant in
@@ -8,13 +9,27 @@ Everything is pure and in-process, on a fake clock: no asyncio, no sleeping, no 
 ``ControlInputs`` as ``service.operations.supervisor.Supervisor._inputs`` does; its
 setpoints reach the PLC the way ``_write_cycle`` sends them (only when a value moved by
 more than 0.1 % of its span, or every 30 s), and the pour totals are integrated with
-``totals.sample_from_step`` / ``totals.accumulate`` as the supervisor does.
+``totals.sample_from_step`` / ``totals.accumulate`` as the supervisor does
+(:class:`ClosedLoop`, shared with ``bench_instrument_checks.py``).
 
-Each scenario runs twice with the same seed, so the disturbances and the gauge noise
-are identical: with feedback (the ControlConfig under test, the defaults unless
-``--set`` says otherwise) and feed-forward alone (the same config with ``water_kp``,
-``water_ki_per_s`` and ``binder_ki_per_s`` at 0: the water trim stays 0 and the binder
-ratio factors stay 1, so the setpoints are exactly the mass balance).
+Two plants (:data:`PLANTS`, their values printed in the header):
+
+* ideal: today's simulator (``PlantParams()``: no transport dead time, feeders, flow
+  meters and density gauges calibrated, no flow noise).
+* harder: transport dead times (feed meters -> mixer 20 s, mixer -> paste density gauge
+  10 s), binder scales off by +0.8 % (cement) and -0.6 % (slag), the feed flow meter
+  +0.3 % and the paste flow meter -0.3 %, the feed density gauge +3 kg/m3 (all within
+  the calibrated accuracies ``InstrumentSettings`` states as tolerances), density gauge
+  noise 4 / 5 kg/m3 rms (feed / paste; 2 / 3 on the ideal plant), white noise on the flow
+  readings (feed and paste flow 0.5 %, water 1 %, binder scales 2 % rms; the simulator's
+  flow meters read exactly, so the bench adds it to what the service sees), and the
+  Bingham pipe friction with a yield stress.
+
+Each scenario runs twice per plant with the same seed, so the disturbances and the
+gauge noise are identical: with feedback (the ControlConfig under test, the defaults
+unless ``--set`` says otherwise) and feed-forward alone (the same config with
+``water_kp``, ``water_ki_per_s`` and ``binder_ki_per_s`` at 0: the water trim stays 0
+and the binder ratio factors stay 1, so the setpoints are exactly the mass balance).
 
 Quality is judged on the truth, not on the gauges: Cw and Bw of what the mixer holds
 (the paste the pump is sending; Bw = binder mass / dry tailings mass), weighted by the
@@ -35,28 +50,38 @@ relative). Figures per scenario:
 
 Scenarios: (1)/(2) feed density +-5 % step; (3) the simulator's mean-reverting random
 walk of the feed density (1 kg/m3/sqrt(s), 600 s reversion, off elsewhere); (4) gauge
-noise x3 (feed 6, paste 9 kg/m3 rms) with no disturbance; (5a-c) the recipe's tailings
-Gs 3 % above the simulator's with (1), (2), (3). Extras, to show what the feedback is
-for: (x1) feed density gauge reading 1.5 % high with a +5 % step; (x2) binder screws
-delivering 93 % of their setpoint (the scales read true) with the walk.
+noise x3 with no disturbance; (5a-c) the recipe's tailings Gs 3 % above the simulator's
+with (1), (2), (3). Extras, to show what the feedback is for: (x1) feed density gauge
+reading 1.5 % high with a +5 % step; (x2) binder screws delivering 93 % of their
+setpoint (the scales read true) with the walk.
 
 Targets (issue 4): in spec >= 98 % of the volume, IAE <= 0.3x feed-forward alone,
 back in band <= 60 s after a 5 % feed density step.
 
+After the tables, unless ``--no-checks``, the instrument checks of
+``bench_instrument_checks.py`` on the harder plant (false alarms of "instruments
+disagree" in 8 plant hours, time and m3 to name a biased gauge, lab samples to name a
+Gs error).
+
 Run: ``.venv/bin/python bench/bench_control_quality.py [--minutes 60] [--seed 7]
-[--scenario all] [--set water_ki_per_s=0.05 ...]``
+[--plant both] [--scenario all] [--set water_ki_per_s=0.05 ...] [--jobs 2] [--quick]
+[--no-checks]``
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import random
+import resource
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 from service.core.control import alarms
 from service.core.control import law as control
@@ -69,6 +94,7 @@ CONTROL_PERIOD_S = 1.0  # SupervisorConfig.cycle_s
 WRITE_REFRESH_S = 30.0  # SupervisorConfig.write_refresh_s
 WARMUP_S = 300.0  # plant seconds from the run request to the start of the IAE window
 PASTE_FLOW_M3_H = 100.0
+BANDS = alarms.AlarmConfig()
 
 TARGET_IN_SPEC_PCT = 98.0
 TARGET_IAE_RATIO = 0.3
@@ -87,7 +113,303 @@ RECIPE_BW = 0.05
 BLEND = {"cement": 0.2, "slag": 0.8}
 BINDER_SG = {"cement": 3.15, "slag": 2.90}
 
-FEED_FORWARD_ONLY = {"water_kp": 0.0, "water_ki_per_s": 0.0, "binder_ki_per_s": 0.0}
+FEED_FORWARD_ONLY: dict[str, Any] = {"water_kp": 0.0, "water_ki_per_s": 0.0, "binder_ki_per_s": 0.0}
+
+
+# --- the plants ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowNoise:
+    """White noise on the flow readings the service sees, rms as a fraction of the
+    reading (the simulator's flow meters and feeder scales read exactly)."""
+
+    feed_flow: float = 0.0
+    paste_flow: float = 0.0
+    water_flow: float = 0.0
+    binder: float = 0.0
+
+    def scaled(self, factor: float) -> FlowNoise:
+        return FlowNoise(*(getattr(self, f.name) * factor for f in fields(self)))
+
+    def by_tag(self, components: Sequence[str]) -> dict[str, float]:
+        """rms per logical tag, for the tags that carry any."""
+        out = {
+            "tailings_flow_pv": self.feed_flow,
+            "paste_flow_pv": self.paste_flow,
+            "water_flow_pv": self.water_flow,
+            **{f"{c}_rate_pv": self.binder for c in components},
+        }
+        return {tag: sd for tag, sd in out.items() if sd > 0.0}
+
+
+@dataclass(frozen=True)
+class PlantModel:
+    """A simulated plant: process parameters, instrument calibration errors in force from
+    the start, and flow reading noise."""
+
+    key: str
+    title: str
+    params: sim.PlantParams = field(default_factory=sim.PlantParams)
+    errors: sim.InstrumentErrors = sim.NO_INSTRUMENT_ERRORS
+    flow_noise: FlowNoise = field(default_factory=FlowNoise)
+
+    def describe(self) -> str:
+        p, e, n = self.params, self.errors, self.flow_noise
+        parts = [
+            f"dead time feed->mixer {p.feed_dead_time_s:g} s, mixer->paste gauge "
+            f"{p.paste_dead_time_s:g} s",
+            f"density noise feed/paste {p.feed_density_noise_kg_m3:g}/"
+            f"{p.paste_density_noise_kg_m3:g} kg/m3 rms",
+            f"flow noise feed/paste/water/binder {100 * n.feed_flow:g}/{100 * n.paste_flow:g}/"
+            f"{100 * n.water_flow:g}/{100 * n.binder:g} % rms",
+        ]
+        biases = [
+            f"{f.name} {getattr(e, f.name):+g}" for f in fields(e) if getattr(e, f.name) != 0.0
+        ]
+        parts.append("calibration errors: " + (", ".join(biases) if biases else "none"))
+        parts.append(f"pipe friction {p.friction_model}")
+        return "; ".join(parts)
+
+
+IDEAL = PlantModel("ideal", "ideal plant (today's simulator)")
+HARDER = PlantModel(
+    "harder",
+    "harder plant",
+    params=replace(
+        sim.PlantParams(),
+        feed_dead_time_s=20.0,  # feed meters ~30 m of feed line ahead of the mixer
+        paste_dead_time_s=10.0,  # hopper and pump ahead of the discharge density gauge
+        feed_density_noise_kg_m3=4.0,
+        paste_density_noise_kg_m3=5.0,
+        friction_model="bingham",
+    ),
+    # A plant as calibrated, not a faulty one: errors about two thirds of the calibrated
+    # accuracies InstrumentSettings states as tolerances (flows 0.5 %, binder 1 %,
+    # densities 5 kg/m3; bench_instrument_checks warns if the settings move below
+    # them). A scale reading high delivers less (its loop holds the reading at the
+    # setpoint); a feed meter reading high, less feed.
+    errors=sim.InstrumentErrors(
+        cement_scale_bias_pct=0.8,
+        slag_scale_bias_pct=-0.6,
+        feed_flow_bias_pct=0.3,
+        paste_flow_bias_pct=-0.3,
+        feed_density_bias_kg_m3=3.0,
+    ),
+    flow_noise=FlowNoise(feed_flow=0.005, paste_flow=0.005, water_flow=0.01, binder=0.02),
+)
+PLANTS: tuple[PlantModel, ...] = (IDEAL, HARDER)
+
+
+def make_recipe(gs_error: float = 0.0, plant: PlantModel = IDEAL) -> mb.Recipe:
+    """The bench's recipe; its tailings Gs = the plant's true Gs x (1 + ``gs_error``)."""
+    return mb.make_recipe(
+        binder_ratio=RECIPE_BW,
+        solids_fraction=RECIPE_CW,
+        tailings_sg=plant.params.tailings_gs * (1.0 + gs_error),
+        blend=BLEND,
+        binder_sg=BINDER_SG,
+    )
+
+
+# --- the closed loop ------------------------------------------------------------------------
+
+# The analog readings the service reads every cycle (sim.Measurements field names).
+READ_TAGS: tuple[str, ...] = (
+    "tailings_flow_pv",
+    "tailings_density_pv",
+    "cement_rate_pv",
+    "slag_rate_pv",
+    "flyash_rate_pv",
+    "water_flow_pv",
+    "paste_flow_pv",
+    "paste_density_pv",
+)
+
+
+def to_plc(sp: control.Setpoints, delivery: Mapping[str, float]) -> sim.Setpoints:
+    """The law's setpoints as the simulated PLC's; ``delivery`` scales a binder (a screw
+    that delivers less than its setpoint while its scale reads true)."""
+    return sim.Setpoints(
+        tailings_flow_m3_h=sp.tailings_flow_sp,
+        cement_t_h=sp.cement_rate_sp * delivery.get("cement", 1.0),
+        slag_t_h=sp.slag_rate_sp * delivery.get("slag", 1.0),
+        flyash_t_h=sp.flyash_rate_sp * delivery.get("flyash", 1.0),
+        water_m3_h=sp.water_flow_sp,
+        paste_density_kg_m3=sp.paste_density_sp,
+    )
+
+
+def changed_enough(
+    new: dict[str, float], old: dict[str, float] | None, config: control.ControlConfig
+) -> bool:
+    """``Supervisor._changed`` without the refresh timer: a value moved by > 0.1 % of span."""
+    if old is None:
+        return True
+    for tag, value in new.items():
+        span = config.limit(tag).maximum
+        if abs(value - old[tag]) > 1e-3 * max(span, 1.0):
+            return True
+    return False
+
+
+def truth(mixer: sim.Components) -> tuple[float, float]:
+    """(Cw, Bw) of what the mixer holds: the paste being pumped."""
+    binder = mixer.cement_kg + mixer.slag_kg + mixer.flyash_kg
+    bw = binder / mixer.tailings_kg if mixer.tailings_kg > 1e-9 else math.nan
+    return sim.solids_fraction(mixer), bw
+
+
+class ClosedLoop:
+    """The service's control cycle against the simulated plant on a fake clock.
+
+    :meth:`control_step` runs one supervisor cycle at the current plant time (readings as
+    the service sees them in :attr:`seen`, ``law.step``, the write, the totals);
+    :meth:`plant_steps` then advances the plant to the next cycle. Three random streams
+    (the process walk, the density gauge noise, the flow reading noise) keep runs with
+    the same seed on the same disturbances and noise whatever the control does.
+    ``feed_gauge_error`` scales the feed density reading (a bench-side gauge error, as
+    today's scenario x1), ``delivery`` the binder the PLC is sent (read on every write).
+    """
+
+    def __init__(
+        self,
+        plant: PlantModel,
+        config: control.ControlConfig,
+        recipe: mb.Recipe,
+        *,
+        seed: int,
+        walk: bool,
+        noise_scale: float = 1.0,
+        feed_gauge_error: float = 0.0,
+        delivery: Mapping[str, float] | None = None,
+    ) -> None:
+        base = plant.params
+        self.plant_params = replace(
+            base,
+            feed_density_walk_kg_m3_sqrt_s=base.feed_density_walk_kg_m3_sqrt_s if walk else 0.0,
+            feed_density_noise_kg_m3=base.feed_density_noise_kg_m3 * noise_scale,
+            paste_density_noise_kg_m3=base.paste_density_noise_kg_m3 * noise_scale,
+        )
+        self.params = sim.SimParams(plant=self.plant_params)
+        self.process_rng = random.Random(seed)
+        self.gauge_rng = random.Random(seed + 1_000_003)
+        self.flow_rng = random.Random(seed + 2_000_003)
+        self.flow_noise = plant.flow_noise.scaled(noise_scale).by_tag(recipe.component_names)
+        self.config = config
+        self.recipe = recipe
+        self.feed_gauge_error = feed_gauge_error
+        self.delivery: dict[str, float] = dict(delivery or {})
+        self.state = control.ControlState.initial()
+        self.totals = tot.PourTotals()
+        self.sim = sim.initial_sim_state(self.params)
+        self.meas = sim.outputs(self.sim.plant, self.plant_params, self.gauge_rng)
+        self.written: dict[str, float] | None = None  # what the PLC holds (service read-back)
+        self.commands = sim.PlcCommands()
+        self.last_write_s = -math.inf
+        self.seq = 0
+        self.k = 0  # plant steps taken
+        self.unreachable_steps = 0
+        self.seen: dict[str, float] = {}
+        self.inputs: control.ControlInputs | None = None
+        self.out: control.ControlOutput | None = None
+
+    @property
+    def t(self) -> float:
+        """Plant seconds since the run request."""
+        return self.k * PLANT_DT_S
+
+    def measure(self, tag: str) -> control.Measurement:
+        """This cycle's reading of ``tag`` as ``Supervisor._measurement`` gives it."""
+        return control.Measurement(self.seen[tag])
+
+    def _readings(self) -> dict[str, float]:
+        values = {tag: float(getattr(self.meas, tag)) for tag in READ_TAGS}
+        values["tailings_density_pv"] = self.meas.tailings_density_pv * (
+            1.0 + self.feed_gauge_error
+        )
+        for tag, sd in self.flow_noise.items():
+            values[tag] *= 1.0 + self.flow_rng.gauss(0.0, sd)
+        return values
+
+    def control_step(self) -> None:
+        """One supervisor cycle at :attr:`t` (what ``Supervisor._inputs`` builds from the
+        snapshot, ``law.step``, ``_write_cycle``, the totals)."""
+        self.seen = seen = self._readings()
+        plant = self.sim
+        feeders = dict(zip(sim.BINDERS, plant.plant.feeders, strict=True))
+        components = self.recipe.component_names
+        inputs = control.ControlInputs(
+            recipe=self.recipe,
+            paste_flow_request_m3_h=PASTE_FLOW_M3_H,
+            tailings_flow_m3_h=control.Measurement(seen["tailings_flow_pv"]),
+            tailings_density_kg_m3=control.Measurement(seen["tailings_density_pv"]),
+            paste_density_kg_m3=control.Measurement(seen["paste_density_pv"]),
+            binder_rates_t_h={c: control.Measurement(seen[f"{c}_rate_pv"]) for c in components},
+            refilling=frozenset(c for c in components if feeders[c].refilling),
+            faulted=frozenset(c for c in components if feeders[c].fault),
+            pour_running=True,
+            remote_enabled=plant.plc.remote_enabled,
+            plant_running=plant.plc.mode is sim.PlantMode.RUNNING,
+            current_setpoints=(
+                None if self.written is None else control.Setpoints.from_tags(self.written)
+            ),
+        )
+        # start_pour: one step with dt 0 and a forced write; then every cycle_s.
+        dt = 0.0 if self.k == 0 else CONTROL_PERIOD_S
+        self.state, out = control.step(self.state, inputs, self.config, dt)
+        if out.recipe_unreachable and out.mode is control.ControlMode.ACTIVE:
+            self.unreachable_steps += 1
+        values = out.setpoints.as_tags()
+        t = self.t
+        if out.mode is not control.ControlMode.HOLD and (
+            t - self.last_write_s >= WRITE_REFRESH_S
+            or changed_enough(values, self.written, self.config)
+        ):
+            self.seq += 1
+            self.written, self.last_write_s = values, t
+            self.commands = sim.PlcCommands(
+                setpoints=to_plc(out.setpoints, self.delivery),
+                run_request=True,
+                setpoint_seq=self.seq,
+                heartbeat=self.seq,
+            )
+        else:
+            self.commands = replace(self.commands, heartbeat=self.commands.heartbeat + 1)
+        sample = tot.sample_from_step(
+            inputs,
+            out,
+            paste_flow_m3_h=control.Measurement(seen["paste_flow_pv"]),
+            water_flow_m3_h=control.Measurement(seen["water_flow_pv"]),
+        )
+        self.totals = tot.accumulate(self.totals, sample, dt, BANDS)
+        self.inputs, self.out = inputs, out
+
+    def plant_steps(
+        self, controls_at: Callable[[float], sim.SimControls], until_step: int
+    ) -> list[tuple[float, sim.SimState]]:
+        """Advance the plant to the next control cycle (not beyond ``until_step``): the
+        plant time and state after each step (:attr:`sim` holds the last)."""
+        steps: list[tuple[float, sim.SimState]] = []
+        for _ in range(round(CONTROL_PERIOD_S / PLANT_DT_S)):
+            if self.k >= until_step:
+                break
+            self.sim = sim.simulate(
+                self.sim,
+                self.commands,
+                controls_at(self.t),
+                PLANT_DT_S,
+                PLANT_DT_S,
+                self.params,
+                self.process_rng,
+            )
+            self.meas = sim.outputs(self.sim.plant, self.plant_params, self.gauge_rng)
+            self.k += 1
+            steps.append((self.t, self.sim))
+        return steps
+
+
+# --- one run of a scenario --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -98,7 +420,7 @@ class Scenario:
     title: str
     step_fraction: float = 0.0  # feed density step, fraction of the nominal density
     walk: bool = False  # the simulator's random walk of the feed density
-    noise_scale: float = 1.0  # x the simulator's gauge noise (feed and paste density)
+    noise_scale: float = 1.0  # x the plant's gauge noise (densities and flow readings)
     gs_error: float = 0.0  # recipe tailings Gs = true Gs x (1 + gs_error)
     feed_gauge_error: float = 0.0  # feed density reading x (1 + this)
     screw_delivery: float = 1.0  # binder screws deliver this x their setpoint
@@ -155,82 +477,36 @@ class RunResult:
     unreachable_steps: int
 
 
-def to_plc(sp: control.Setpoints, screw_delivery: float) -> sim.Setpoints:
-    """The law's setpoints as the simulated PLC's; ``screw_delivery`` scales the binder
-    (a screw that delivers less than its setpoint, which the PLC cannot see)."""
-    return sim.Setpoints(
-        tailings_flow_m3_h=sp.tailings_flow_sp,
-        cement_t_h=sp.cement_rate_sp * screw_delivery,
-        slag_t_h=sp.slag_rate_sp * screw_delivery,
-        flyash_t_h=sp.flyash_rate_sp * screw_delivery,
-        water_m3_h=sp.water_flow_sp,
-        paste_density_kg_m3=sp.paste_density_sp,
-    )
-
-
-def changed_enough(
-    new: dict[str, float], old: dict[str, float] | None, config: control.ControlConfig
-) -> bool:
-    """``Supervisor._changed`` without the refresh timer: a value moved by > 0.1 % of span."""
-    if old is None:
-        return True
-    for tag, value in new.items():
-        span = config.limit(tag).maximum
-        if abs(value - old[tag]) > 1e-3 * max(span, 1.0):
-            return True
-    return False
-
-
-def truth(mixer: sim.Components) -> tuple[float, float]:
-    """(Cw, Bw) of what the mixer holds: the paste being pumped."""
-    binder = mixer.cement_kg + mixer.slag_kg + mixer.flyash_kg
-    bw = binder / mixer.tailings_kg if mixer.tailings_kg > 1e-9 else math.nan
-    return sim.solids_fraction(mixer), bw
-
-
 def run(
     scenario: Scenario,
     config: control.ControlConfig,
     *,
     seed: int,
     minutes: float,
+    plant: PlantModel = IDEAL,
 ) -> RunResult:
-    plant_params = sim.PlantParams(
-        feed_density_walk_kg_m3_sqrt_s=(
-            sim.PlantParams().feed_density_walk_kg_m3_sqrt_s if scenario.walk else 0.0
-        ),
-        feed_density_noise_kg_m3=sim.PlantParams().feed_density_noise_kg_m3 * scenario.noise_scale,
-        paste_density_noise_kg_m3=sim.PlantParams().paste_density_noise_kg_m3
-        * scenario.noise_scale,
+    recipe = make_recipe(scenario.gs_error, plant)
+    loop = ClosedLoop(
+        plant,
+        config,
+        recipe,
+        seed=seed,
+        walk=scenario.walk,
+        noise_scale=scenario.noise_scale,
+        feed_gauge_error=scenario.feed_gauge_error,
+        delivery={b: scenario.screw_delivery for b in sim.BINDERS},
     )
-    params = sim.SimParams(plant=plant_params)
-    # Two streams so both runs see the same walk and the same noise whatever they do.
-    process_rng = random.Random(seed)
-    gauge_rng = random.Random(seed + 1_000_003)
-    recipe = mb.make_recipe(
-        binder_ratio=RECIPE_BW,
-        solids_fraction=RECIPE_CW,
-        tailings_sg=plant_params.tailings_gs * (1.0 + scenario.gs_error),
-        blend=BLEND,
-        binder_sg=BINDER_SG,
-    )
-    bands = alarms.AlarmConfig()
     window_s = minutes * 60.0
     end_s = WARMUP_S + window_s
     step_at_s = WARMUP_S + min(300.0, window_s / 4.0) if scenario.step_fraction else math.inf
-    step_controls = sim.SimControls(
-        feed_density_step_kg_m3=scenario.step_fraction * plant_params.feed_density_kg_m3
+    base_controls = sim.SimControls(instrument_errors=plant.errors)
+    step_controls = replace(
+        base_controls,
+        feed_density_step_kg_m3=scenario.step_fraction * plant.params.feed_density_kg_m3,
     )
 
-    state = control.ControlState.initial()
-    totals = tot.PourTotals()
-    plant = sim.initial_sim_state(params)
-    meas = sim.outputs(plant.plant, plant_params, gauge_rng)
-    written: dict[str, float] | None = None  # what the PLC holds (service read-back)
-    commands = sim.PlcCommands()
-    last_write_s = -math.inf
-    seq = 0
-    unreachable_steps = 0
+    def controls_at(t: float) -> sim.SimControls:
+        return step_controls if t >= step_at_s else base_controls
 
     pumped = in_spec = qa = qa_in = win_cw = win_bw = 0.0
     qa_start: float | None = None
@@ -242,97 +518,41 @@ def run(
     out_at_end_cw = out_at_end_bw = False
 
     n_steps = round(end_s / PLANT_DT_S)
-    per_control = round(CONTROL_PERIOD_S / PLANT_DT_S)
-    for k in range(n_steps):
-        t = k * PLANT_DT_S
-        if k % per_control == 0:
-            # What Supervisor._inputs builds from the snapshot.
-            feeders = dict(zip(sim.BINDERS, plant.plant.feeders, strict=True))
-            components = recipe.component_names
-            inputs = control.ControlInputs(
-                recipe=recipe,
-                paste_flow_request_m3_h=PASTE_FLOW_M3_H,
-                tailings_flow_m3_h=control.Measurement(meas.tailings_flow_pv),
-                tailings_density_kg_m3=control.Measurement(
-                    meas.tailings_density_pv * (1.0 + scenario.feed_gauge_error)
-                ),
-                paste_density_kg_m3=control.Measurement(meas.paste_density_pv),
-                binder_rates_t_h={
-                    c: control.Measurement(getattr(meas, f"{c}_rate_pv")) for c in components
-                },
-                refilling=frozenset(c for c in components if feeders[c].refilling),
-                faulted=frozenset(c for c in components if feeders[c].fault),
-                pour_running=True,
-                remote_enabled=plant.plc.remote_enabled,
-                plant_running=plant.plc.mode is sim.PlantMode.RUNNING,
-                current_setpoints=(
-                    None if written is None else control.Setpoints.from_tags(written)
-                ),
-            )
-            # start_pour: one step with dt 0 and a forced write; then every cycle_s.
-            dt = 0.0 if k == 0 else CONTROL_PERIOD_S
-            state, out = control.step(state, inputs, config, dt)
-            if out.recipe_unreachable and out.mode is control.ControlMode.ACTIVE:
-                unreachable_steps += 1
-            values = out.setpoints.as_tags()
-            if out.mode is not control.ControlMode.HOLD and (
-                t - last_write_s >= WRITE_REFRESH_S or changed_enough(values, written, config)
-            ):
-                seq += 1
-                written, last_write_s = values, t
-                commands = sim.PlcCommands(
-                    setpoints=to_plc(out.setpoints, scenario.screw_delivery),
-                    run_request=True,
-                    setpoint_seq=seq,
-                    heartbeat=seq,
-                )
-            else:
-                commands = replace(commands, heartbeat=commands.heartbeat + 1)
-            sample = tot.sample_from_step(
-                inputs,
-                out,
-                paste_flow_m3_h=control.Measurement(meas.paste_flow_pv),
-                water_flow_m3_h=control.Measurement(meas.water_flow_pv),
-            )
-            totals = tot.accumulate(totals, sample, dt, bands)
-
-        controls = step_controls if t >= step_at_s else sim.SimControls()
-        plant = sim.simulate(plant, commands, controls, PLANT_DT_S, PLANT_DT_S, params, process_rng)
-        meas = sim.outputs(plant.plant, plant_params, gauge_rng)
-        t_next = t + PLANT_DT_S
-
-        # The truth of this half second.
-        if plant.plc.mode is not sim.PlantMode.RUNNING:
-            continue  # flushing: water to the dump, not paste
-        volume = plant.plant.paste_flow_m3_h * PLANT_DT_S / 3600.0
-        cw, bw = truth(plant.plant.mixer)
-        cw_ok = math.isfinite(cw) and not alarms.solids_off_spec(cw, RECIPE_CW, bands)
-        bw_ok = math.isfinite(bw) and not alarms.binder_off_spec(bw, RECIPE_BW, bands)
-        pumped += volume
-        in_spec += volume if cw_ok and bw_ok else 0.0
-        if qa_start is None and cw_ok and bw_ok:
-            qa_start = t_next
-        if qa_start is not None:
-            qa += volume
-            qa_in += volume if cw_ok and bw_ok else 0.0
-        if t_next > WARMUP_S:
-            dcw = abs(cw - RECIPE_CW) if math.isfinite(cw) else RECIPE_CW
-            dbw = abs(bw - RECIPE_BW) if math.isfinite(bw) else RECIPE_BW
-            iae_cw += 100.0 * dcw * PLANT_DT_S
-            iae_bw += 100.0 * dbw * PLANT_DT_S
-            max_cw = max(max_cw, 100.0 * dcw)
-            max_bw = max(max_bw, 100.0 * dbw / RECIPE_BW)
-            window_m3 += volume
-            win_cw += volume if cw_ok else 0.0
-            win_bw += volume if bw_ok else 0.0
-            cw_m3 += cw * volume
-            bw_m3 += bw * volume
-        if t_next > step_at_s:
-            if not cw_ok:
-                last_out_cw = t_next
-            if not bw_ok:
-                last_out_bw = t_next
-            out_at_end_cw, out_at_end_bw = not cw_ok, not bw_ok
+    while loop.k < n_steps:
+        loop.control_step()
+        for t_next, state in loop.plant_steps(controls_at, n_steps):
+            # The truth of this half second.
+            if state.plc.mode is not sim.PlantMode.RUNNING:
+                continue  # flushing: water to the dump, not paste
+            volume = state.plant.paste_flow_m3_h * PLANT_DT_S / 3600.0
+            cw, bw = truth(state.plant.mixer)
+            cw_ok = math.isfinite(cw) and not alarms.solids_off_spec(cw, RECIPE_CW, BANDS)
+            bw_ok = math.isfinite(bw) and not alarms.binder_off_spec(bw, RECIPE_BW, BANDS)
+            pumped += volume
+            in_spec += volume if cw_ok and bw_ok else 0.0
+            if qa_start is None and cw_ok and bw_ok:
+                qa_start = t_next
+            if qa_start is not None:
+                qa += volume
+                qa_in += volume if cw_ok and bw_ok else 0.0
+            if t_next > WARMUP_S:
+                dcw = abs(cw - RECIPE_CW) if math.isfinite(cw) else RECIPE_CW
+                dbw = abs(bw - RECIPE_BW) if math.isfinite(bw) else RECIPE_BW
+                iae_cw += 100.0 * dcw * PLANT_DT_S
+                iae_bw += 100.0 * dbw * PLANT_DT_S
+                max_cw = max(max_cw, 100.0 * dcw)
+                max_bw = max(max_bw, 100.0 * dbw / RECIPE_BW)
+                window_m3 += volume
+                win_cw += volume if cw_ok else 0.0
+                win_bw += volume if bw_ok else 0.0
+                cw_m3 += cw * volume
+                bw_m3 += bw * volume
+            if t_next > step_at_s:
+                if not cw_ok:
+                    last_out_cw = t_next
+                if not bw_ok:
+                    last_out_bw = t_next
+                out_at_end_cw, out_at_end_bw = not cw_ok, not bw_ok
 
     def recovery(last_out: float | None, out_at_end: bool) -> float | None:
         if math.isinf(step_at_s):
@@ -343,6 +563,7 @@ def run(
 
     rec_cw = recovery(last_out_cw, out_at_end_cw)
     rec_bw = recovery(last_out_bw, out_at_end_bw)
+    totals = loop.totals
     summary = totals.summary()
     return RunResult(
         pumped_m3=pumped,
@@ -367,9 +588,52 @@ def run(
         service_avg_bw_pct=summary["average_binder_pct"],
         mean_cw_pct=100.0 * cw_m3 / window_m3 if window_m3 > 0 else math.nan,
         mean_bw_pct=100.0 * bw_m3 / window_m3 if window_m3 > 0 else math.nan,
-        final_water_trim_m3_h=state.water_trim_m3_h,
-        final_binder_factors={c: state.binder_factor(c) for c in recipe.component_names},
-        unreachable_steps=unreachable_steps,
+        final_water_trim_m3_h=loop.state.water_trim_m3_h,
+        final_binder_factors={c: loop.state.binder_factor(c) for c in recipe.component_names},
+        unreachable_steps=loop.unreachable_steps,
+    )
+
+
+# --- running many, on the machine's cores ----------------------------------------------------
+
+T = TypeVar("T")
+
+
+def run_all(jobs: int, calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Each call's result, in order; on ``jobs`` worker processes when above 1 (every run
+    is seeded and independent, so the figures do not depend on ``jobs``)."""
+    if jobs <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished worker processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def machine() -> str:
+    """The machine the figures were taken on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    return (
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{cpu}, {os.cpu_count()} cores, load average {load:.1f} at the start"
     )
 
 
@@ -395,9 +659,9 @@ def fmt_s(value: float | None) -> str:
     return "never" if math.isinf(value) else f"{value:.0f}"
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, float]:
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     known = {f.name for f in fields(control.ControlConfig) if f.type in ("float", float)}
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in known:
@@ -406,58 +670,15 @@ def parse_overrides(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    keys = [s.key for s in SCENARIOS]
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument(
-        "--minutes", type=float, default=60.0, help="plant minutes poured after the warm-up"
-    )
-    parser.add_argument("--seed", type=int, default=7, help="seed of the walk and the noise")
-    parser.add_argument(
-        "--scenario",
-        action="append",
-        choices=[*keys, "all", "issue"],
-        help="scenario key (repeatable); 'issue' = (1)-(5c), 'all' adds the extras (default)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="ControlConfig override for the feedback run (repeatable), e.g. water_ki_per_s=0.05",
-    )
-    args = parser.parse_args(argv)
-    if args.minutes <= 0:
-        parser.error("--minutes must be > 0")
-    chosen = args.scenario or ["all"]
-    if "all" in chosen:
-        scenarios = list(SCENARIOS)
-    else:
-        wanted = set(chosen)
-        if "issue" in wanted:
-            wanted |= {s.key for s in SCENARIOS if not s.extra}
-        scenarios = [s for s in SCENARIOS if s.key in wanted]
-    overrides = parse_overrides(args.set)
-    feedback = replace(control.ControlConfig(), **overrides)
-    ff_only = replace(feedback, **FEED_FORWARD_ONLY)
-
-    print(f"Python {platform.python_version()} on {platform.machine()}, seed {args.seed}")
-    print(
-        f"recipe Cw {RECIPE_CW:.0%} Bw {RECIPE_BW:.0%} (cement/slag 20/80), paste "
-        f"{PASTE_FLOW_M3_H:.0f} m3/h, feed {sim.PlantParams().feed_density_kg_m3:.0f} kg/m3 "
-        f"Gs {sim.PlantParams().tailings_gs}; plant step {PLANT_DT_S} s, control "
-        f"{CONTROL_PERIOD_S} s; warm-up {WARMUP_S:.0f} s + {args.minutes:g} min measured"
-    )
-    print(
-        "feedback config: "
-        + (", ".join(f"{k}={v:g}" for k, v in overrides.items()) or "ControlConfig() defaults")
-        + "; feed-forward only: water_kp = water_ki_per_s = binder_ki_per_s = 0"
-    )
-    print()
-
-    started = time.perf_counter()
+def print_plant_table(
+    plant: PlantModel,
+    scenarios: Sequence[Scenario],
+    results: Mapping[str, tuple[RunResult, RunResult]],
+    minutes: float,
+) -> bool:
+    """Today's table for one plant (feedback / feed-forward, verdicts) and its details;
+    True when every target is met."""
+    print(f"== {plant.title}: {plant.describe()}")
     header = (
         f"{'scenario':<36} {'in spec % FB/FF':>15} {'w/ start-up':>12} "
         f"{'IAE Cw FB/FF pt.s':>18} {'ratio':>5} {'IAE Bw FB/FF pt.s':>18} {'ratio':>5} "
@@ -467,15 +688,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("-" * len(header))
     details: list[str] = []
     all_ok = True
+    window_s = minutes * 60.0
     for sc in scenarios:
-        fb = run(sc, feedback, seed=args.seed, minutes=args.minutes)
-        ff = run(sc, ff_only, seed=args.seed, minutes=args.minutes)
+        fb, ff = results[sc.key]
         spec_fb, spec_ff = qa_pct(fb), qa_pct(ff)
         all_fb, all_ff = pct(fb.in_spec_m3, fb.pumped_m3), pct(ff.in_spec_m3, ff.pumped_m3)
         r_cw = fb.iae_cw_pt_s / ff.iae_cw_pt_s if ff.iae_cw_pt_s > 0 else math.nan
         r_bw = fb.iae_bw_pt_s / ff.iae_bw_pt_s if ff.iae_bw_pt_s > 0 else math.nan
         ok_spec = spec_fb >= TARGET_IN_SPEC_PCT
-        window_s = args.minutes * 60.0
         judge_cw = ff.iae_cw_pt_s / window_s > FF_MATERIAL_CW_PT
         judge_bw = ff.iae_bw_pt_s / window_s > FF_MATERIAL_BW_REL * 100.0 * RECIPE_BW
         ok_iae_cw = r_cw <= TARGET_IAE_RATIO if judge_cw else None
@@ -506,6 +726,123 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (f"; unreachable {r.unreachable_steps} steps" if r.unreachable_steps else "")
             )
     print()
+    print("\n".join(details))
+    print("targets met" if all_ok else "some targets missed (see FAIL)")
+    print()
+    return all_ok
+
+
+def print_side_by_side(
+    plants: Sequence[PlantModel],
+    scenarios: Sequence[Scenario],
+    results: Mapping[tuple[str, str], tuple[RunResult, RunResult]],
+) -> None:
+    """Feedback (the service as it runs) on each plant, one block of columns per plant."""
+    block = f"{'in spec %':>9} {'IAE Cw':>7} {'IAE Bw':>7} {'back s':>6}"
+    width = len(block)
+    print("Side by side, with feedback (in spec % from the first in-spec paste; IAE pt.s):")
+    print(f"{'':<36}" + "".join(f"   {p.key + ' plant':<{width}}" for p in plants))
+    print(f"{'scenario':<36}" + "".join(f"   {block}" for _ in plants))
+    print("-" * (36 + len(plants) * (width + 3)))
+    for sc in scenarios:
+        cells = []
+        for p in plants:
+            fb, _ = results[(p.key, sc.key)]
+            cells.append(
+                f"{qa_pct(fb):9.2f} {fb.iae_cw_pt_s:7.1f} {fb.iae_bw_pt_s:7.2f} "
+                f"{fmt_s(fb.recovery_s):>6}"
+            )
+        print(f"{sc.title:<36}" + "".join(f"   {c}" for c in cells))
+    print()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    keys = [s.key for s in SCENARIOS]
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="plant minutes poured after the warm-up "
+        "(default 60; 20 with --quick)"
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=7, help="seed of the walk and the noise")
+    parser.add_argument(
+        "--plant",
+        choices=[*(p.key for p in PLANTS), "both"],
+        default="both",
+        help="which simulated plant (default both, side by side)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[*keys, "all", "issue"],
+        help="scenario key (repeatable); 'issue' = (1)-(5c), 'all' adds the extras (default)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ControlConfig override for the feedback run (repeatable), e.g. water_ki_per_s=0.05",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="worker processes (default: 2 or fewer)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs (20 min; checks as their --quick)"
+    )
+    parser.add_argument(
+        "--no-checks", action="store_true", help="skip the instrument checks after the tables"
+    )
+    args = parser.parse_args(argv)
+    minutes = args.minutes if args.minutes is not None else (20.0 if args.quick else 60.0)
+    if minutes <= 0:
+        parser.error("--minutes must be > 0")
+    chosen = args.scenario or ["all"]
+    if "all" in chosen:
+        scenarios = list(SCENARIOS)
+    else:
+        wanted = set(chosen)
+        if "issue" in wanted:
+            wanted |= {s.key for s in SCENARIOS if not s.extra}
+        scenarios = [s for s in SCENARIOS if s.key in wanted]
+    plants = [p for p in PLANTS if args.plant in (p.key, "both")]
+    overrides = parse_overrides(args.set)
+    feedback = replace(control.ControlConfig(), **overrides)
+    ff_only = replace(feedback, **FEED_FORWARD_ONLY)
+
+    print(f"{machine()}; seed {args.seed}, {args.jobs} worker process(es)")
+    print(
+        f"recipe Cw {RECIPE_CW:.0%} Bw {RECIPE_BW:.0%} (cement/slag 20/80), paste "
+        f"{PASTE_FLOW_M3_H:.0f} m3/h, feed {sim.PlantParams().feed_density_kg_m3:.0f} kg/m3 "
+        f"Gs {sim.PlantParams().tailings_gs}; plant step {PLANT_DT_S} s, control "
+        f"{CONTROL_PERIOD_S} s; warm-up {WARMUP_S:.0f} s + {minutes:g} min measured"
+    )
+    print(
+        "feedback config: "
+        + (", ".join(f"{k}={v:g}" for k, v in overrides.items()) or "ControlConfig() defaults")
+        + "; feed-forward only: water_kp = water_ki_per_s = binder_ki_per_s = 0"
+    )
+    print()
+
+    started, cpu_started = time.perf_counter(), cpu_s()
+    plan = [(p, sc, cfg) for p in plants for sc in scenarios for cfg in (feedback, ff_only)]
+    outcomes = run_all(
+        args.jobs,
+        [
+            _Run(sc, cfg, args.seed, minutes, p)  # picklable for the worker processes
+            for p, sc, cfg in plan
+        ],
+    )
+    results: dict[tuple[str, str], tuple[RunResult, RunResult]] = {}
+    for i in range(0, len(plan), 2):
+        p, sc, _ = plan[i]
+        results[(p.key, sc.key)] = (outcomes[i], outcomes[i + 1])
+    wall, cpu = time.perf_counter() - started, cpu_s() - cpu_started
+    for p in plants:
+        print_plant_table(
+            p, scenarios, {sc.key: results[(p.key, sc.key)] for sc in scenarios}, minutes
+        )
     print(
         "in spec %: Cw and Bw both in band (+-1 pt, +-5 % rel), true mixer contents, "
         "volume-weighted; headline from the first in-spec paste (start-up fill excluded), "
@@ -520,11 +857,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("back s: plant seconds from the feed density step to the last out-of-band moment.")
     print()
-    print("\n".join(details))
-    print()
-    print(f"{len(scenarios) * 2} runs in {time.perf_counter() - started:.1f} s wall")
-    print("targets met" if all_ok else "some targets missed (see FAIL)")
+    if len(plants) > 1:
+        print_side_by_side(plants, scenarios, results)
+    print(f"{len(plan)} runs in {wall:.1f} s wall, {cpu:.1f} s CPU (all processes)")
+
+    if not args.no_checks:
+        import bench_instrument_checks  # a sibling script: bench/ is on sys.path
+
+        print()
+        check_args = ["--seed", str(args.seed), "--jobs", str(args.jobs)]
+        if args.quick:
+            check_args.append("--quick")
+        bench_instrument_checks.main(check_args)
     return 0
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One :func:`run` call, picklable (a worker process runs it)."""
+
+    scenario: Scenario
+    config: control.ControlConfig
+    seed: int
+    minutes: float
+    plant: PlantModel
+
+    def __call__(self) -> RunResult:
+        return run(
+            self.scenario, self.config, seed=self.seed, minutes=self.minutes, plant=self.plant
+        )
 
 
 if __name__ == "__main__":
