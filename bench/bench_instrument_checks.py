@@ -11,9 +11,10 @@ law every 1 s, setpoints written as the supervisor writes them).
 ``service.operations.instruments.flow_measurements`` of the readings the service sees,
 ``BalanceCheck.observe`` with ``disagreement_config(InstrumentSettings(), cycle_s)`` and
 ``GaugeErrors.from_settings(InstrumentSettings())`` (the settings' defaults), judged
-only at steady production: the law ACTIVE, no stale input, no feeder of the recipe
-refilling, not flushing, Cw and Bw measured in band, all of it unbroken for
-``balance_settle_s`` (60 s); otherwise the filter holds.
+at steady production as ``service.operations.instruments.steady_step`` decides (the
+same function): from the first paste in band while the plant produces on its feed,
+for ``balance_settle_s`` (60 s); a feeder refilling or a reading unusable holds the
+filter for that cycle without ending steady production.
 
 * clean: 8 plant hours with no fault: the number of alarms raised (false alarms; target
   none), the largest averaged statistic D over its threshold h, and the largest
@@ -27,9 +28,6 @@ refilling, not flushing, Cw and Bw measured in band, all of it unbroken for
   (does it hold?) and then stops judging, to keep the run short.
 * the recipe's tailings Gs 3 % above the plant's, from the start: the balances close by
   design (no Gs in them), so no flow alarm is expected.
-* diagnostics, not the service's gating: the clean plant and the paste gauge +2 % with a
-  feeder refill only holding the filter (judged again as soon as it ends) instead of
-  restarting the settle time, to show what that rule costs.
 
 **Lab samples** (clean, paste gauge +2 %, Gs +3 %, the runs that last 8 hours): a sample
 is cast every ``--cast-every-m3`` of paste (76 m3: ACI 301's one test per about 100
@@ -107,10 +105,6 @@ class Fault:
     long: bool = False  # runs the full --hours and casts lab samples
     names: str | None = None  # "tailings_gs" or "density_gauge"
     expect_alarm: bool = False
-    # The supervisor's rule: a feeder refill breaks the steady production the settle time
-    # counts. False only for the diagnostic runs: a refill holds the filter, no more.
-    refill_restarts_settle: bool = True
-    diagnostic: bool = False
 
     @property
     def onset_s(self) -> float:
@@ -148,24 +142,6 @@ FAULTS: tuple[Fault, ...] = (
         expect_alarm=True,
     ),
     Fault("gs+3%", "recipe Gs +3 % (true 2.8)", gs_error=0.03, long=True, names="tailings_gs"),
-)
-# Not the service's gating: what the refill rule costs (a refill holds the filter and
-# does not restart the settle time), on the clean plant and with the paste gauge +2 %.
-DIAGNOSTICS: tuple[Fault, ...] = tuple(
-    replace(
-        f,
-        key=f"{f.key}/refill-holds",
-        title=title,
-        long=False,
-        names=None,
-        refill_restarts_settle=False,
-        diagnostic=True,
-    )
-    for f, title in zip(
-        FAULTS[:2],
-        ("clean, a refill only holds (diagnostic)", "paste +2 %, a refill only holds (diagnostic)"),
-        strict=True,
-    )
 )
 
 
@@ -243,7 +219,7 @@ def flow_check(
     first: Alarm | None = None
     held: bool | None = None
     stop_judging_at = math.inf
-    steady_since: float | None = None
+    steady_since: datetime | None = None
     max_ratio = max_beyond = 0.0
     threshold = math.nan
     pumped = pumped_at_onset = 0.0
@@ -259,31 +235,26 @@ def flow_check(
         out, inputs = loop.out, loop.inputs
         assert out is not None and inputs is not None
         gauge_minute.append(loop.seen["paste_density_pv"])
-        # Supervisor._check_balance (the bench never falls back to the paste flow meter):
-        # steady production with Cw and Bw measured in band, unbroken for settle_s.
-        refilling = bool(inputs.refilling & components)
-        steady = (
-            out.mode is control.ControlMode.ACTIVE
-            and not out.stale_inputs
-            and not refilling
-            and loop.sim.plc.mode is not sim.PlantMode.FLUSHING
-            and dv.in_band(
-                out.measured_solids_fraction, recipe.solids_fraction, solids=True, config=cq.BANDS
+        # Supervisor._check_balance (the bench never falls back to the paste flow meter).
+        in_band = all(
+            dv.in_band(measured, target, solids=solids, config=cq.BANDS) is True
+            for measured, target, solids in (
+                (out.measured_solids_fraction, recipe.solids_fraction, True),
+                (out.measured_binder_ratio, recipe.binder_ratio, False),
             )
-            is True
-            and dv.in_band(
-                out.measured_binder_ratio, recipe.binder_ratio, solids=False, config=cq.BANDS
-            )
-            is True
         )
-        if not (refilling and not fault.refill_restarts_settle):  # (diagnostic: holds)
-            steady_since = (t if steady_since is None else steady_since) if steady else None
-        settled = (
-            t < stop_judging_at
-            and not refilling
-            and steady_since is not None
-            and t - steady_since >= BALANCE_SETTLE_S
+        steady_since, judge = ins.steady_step(
+            steady_since,
+            producing=(
+                out.mode is control.ControlMode.ACTIVE
+                and loop.sim.plc.mode is not sim.PlantMode.FLUSHING
+            ),
+            in_band=in_band,
+            holding=bool(out.stale_inputs) or bool(inputs.refilling & components),
+            now=EPOCH + timedelta(seconds=t),
+            settle_s=BALANCE_SETTLE_S,
         )
+        settled = judge and t < stop_judging_at
         measurements = (
             ins.flow_measurements(loop.measure, recipe, balance.errors) if settled else None
         )
@@ -576,9 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{s.flow_tolerance_pct:g} %, densities {s.density_sd_kg_m3:g} / "
         f"{s.density_tolerance_kg_m3:g} kg/m3, binder {s.binder_sd_pct:g} / "
         f"{s.binder_tolerance_pct:g} %, water {s.water_sd_pct:g} / {s.water_tolerance_pct:g} %; "
-        f"judged at steady production (ACTIVE, no stale input, no refill, not flushing, Cw "
-        f"and Bw measured in band, unbroken for {BALANCE_SETTLE_S:g} s); clears below "
-        f"{cfg.clear_threshold(2):.1f}, restarts after a gap over {cfg.max_gap_s:g} s"
+        f"judged at steady production (instruments.steady_step: producing on the feed "
+        f"{BALANCE_SETTLE_S:g} s from the first paste in band; a refill or a stale input "
+        f"holds); clears below {cfg.clear_threshold(2):.1f} once the average has run "
+        f"{cfg.time_constant_s:g} s, restarts after a gap over {cfg.max_gap_s:g} s"
     )
     outside = beyond_tolerance(PLANT.errors, s)
     if outside:
@@ -596,7 +568,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     cpu_started = cq.cpu_s()
     calls = [_Check(f, args.seed, hours if f.long else short_hours, plan) for f in FAULTS]
-    calls += [_Check(f, args.seed, short_hours, plan) for f in DIAGNOSTICS]
     results = cq.run_all(args.jobs, calls)
     print_flow_table(results)
     print(

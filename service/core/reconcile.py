@@ -90,9 +90,11 @@ errors a gauge may carry within its specification (``tolerance``) are not alarms
 alarm statistic is the distance from R_t to the nearest residual those errors can make,
 min_{|t_j| <= tol_j} (R_t - A t)' P_t^-1 (R_t - A t) (a bounded least-squares problem),
 which keeps the same false-alarm bound for any within-tolerance offsets. The alarm
-clears with hysteresis, below the chi^2_k quantile at 1 - ``clear_probability``. The
-size of each gauge's bias is estimated from the mean residual since the statistic last
-left its normal band (as a CUSUM estimates a new process mean, Montgomery 2019, ch. 9),
+clears with hysteresis, below the chi^2_k quantile at 1 - ``clear_probability``, and
+only once the average has run a time constant since it last restarted (after a gap, a
+fresh average knows too little to clear). The size of each gauge's bias is estimated
+from the mean residual since that distance beyond the tolerances last left its normal
+band (as a CUSUM estimates a new process mean, Montgomery 2019, ch. 9),
 so it is right as soon as the alarm rises, where the EWMA still lags.
 """
 
@@ -1267,6 +1269,7 @@ class DisagreementState:
     last_at: datetime | None = None
     alarm: bool = False
     alarm_since: datetime | None = None
+    averaging_since: datetime | None = None
     samples: int = 0
     excursion_sum: FloatArray | None = None
     excursion_count: int = 0
@@ -1474,21 +1477,27 @@ def update_disagreement(
     if statistic >= clear_threshold:
         root = np.asarray(np.linalg.cholesky(p_inverse).T, dtype=np.float64)  # root' root = P^-1
         beyond = _distance_beyond_tolerance(average, root, rec.jacobian, rec.tolerance)
+    averaging_since = now if restart or state.averaging_since is None else state.averaging_since
+    # A restarted average (after a gap) knows too little to clear an alarm: the alarm
+    # holds until the average has run a time constant.
+    mature = (now - averaging_since).total_seconds() >= cfg.time_constant_s
     alarm = state.alarm
     raised = cleared = False
+    below = beyond is None or beyond < clear_threshold
     if not alarm and beyond is not None and beyond > threshold:
         alarm = raised = True
-    elif alarm and (beyond is None or beyond < clear_threshold):
+    elif alarm and below and mature:
         alarm = False
         cleared = True
 
-    # The shift since the residuals left their normal band (the statistic last below the
-    # clear threshold): the mean over that excursion estimates the size of a step at once,
+    # The shift since the residuals left their normal band (the distance beyond the
+    # tolerances last below the clear threshold: in-tolerance offsets are the normal
+    # band): the mean over that excursion estimates the size of a step at once,
     # where the EWMA still lags (cf. the CUSUM estimate of a new mean, Montgomery 2019,
     # ch. 9).
-    if statistic < clear_threshold or restart or state.excursion_sum is None:
-        excursion_sum = np.zeros_like(average) if statistic < clear_threshold else rec.residuals
-        excursion_count = 0 if statistic < clear_threshold else 1
+    if below or restart or state.excursion_sum is None:
+        excursion_sum = np.zeros_like(average) if below else rec.residuals
+        excursion_count = 0 if below else 1
     else:
         excursion_sum = state.excursion_sum + rec.residuals
         excursion_count = state.excursion_count + 1
@@ -1512,6 +1521,7 @@ def update_disagreement(
         last_at=now,
         alarm=alarm,
         alarm_since=(now if raised else state.alarm_since) if alarm else None,
+        averaging_since=averaging_since,
         samples=samples,
         excursion_sum=excursion_sum,
         excursion_count=excursion_count,

@@ -210,14 +210,43 @@ def flow_measurements(
     )
 
 
+def steady_step(
+    since: datetime | None,
+    *,
+    producing: bool,
+    in_band: bool,
+    holding: bool,
+    now: datetime,
+    settle_s: float,
+) -> tuple[datetime | None, bool]:
+    """When the balance across the mixer is judged: ``(since, judge)`` for this cycle.
+
+    Steady production begins at the first cycle the paste is in band (Cw and Bw) while
+    the plant produces on its feed (a start's water has been displaced) and lasts until
+    it stops producing (a stop, a flush, a feed gauge's fallback). It is judged once it
+    has lasted ``settle_s`` (the mixer and the transport dead times worked through),
+    except in a cycle that ``holding`` (a feeder refilling, a reading unusable): that
+    cycle holds the filter without ending the steady production, and a reading out of
+    band later on is judged like any other.
+    """
+    if not producing:
+        return None, False
+    if since is None:
+        return (now if in_band else None), False
+    return since, (now - since).total_seconds() >= settle_s and not holding
+
+
 def disagreement_config(settings: InstrumentSettings, cycle_s: float) -> rc.DisagreementConfig:
     """The persistence filter of the settings: averaged over ``time_constant_s``, a
-    false alarm in 8 plant hours of clean noise at ``false_alarms_per_8h``."""
+    false alarm in 8 plant hours of clean noise at ``false_alarms_per_8h``; a gap in the
+    judging shorter than the averaging time keeps the average."""
     return rc.DisagreementConfig(
         time_constant_s=settings.time_constant_s,
         false_alarm_probability=settings.false_alarms_per_8h,
         horizon_s=8.0 * 3600.0,
         sample_period_s=cycle_s,
+        # A hold shorter than the averaging (a feeder's refill) keeps the average.
+        max_gap_s=settings.time_constant_s,
     )
 
 

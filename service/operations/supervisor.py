@@ -841,40 +841,33 @@ class Supervisor:
         inputs: law.ControlInputs,
         output: law.ControlOutput,
     ) -> None:
-        """One cycle of "instruments disagree", judged at steady production only: the
-        plant running on its feed, every gauge of the balance good, no feeder refilling,
-        Cw and Bw measured in band (a start's water displaced, a change of rate worked
-        through the mixer), all of it for ``balance_settle_s`` without a break. Otherwise
-        the filter holds (the mixer's hold-up is not measured: in - out must be 0)."""
+        """One cycle of "instruments disagree", judged at steady production only
+        (:func:`ins.steady_step`: from the first paste in band for
+        ``balance_settle_s``, held while a feeder refills or a reading is unusable).
+        The mixer's hold-up is not measured: at steady production in - out is 0."""
         if self.balance is None:
             return
         now = self._plant_clock.now()
         recipe = pour.recipe
-        steady = (
-            output.mode is law.ControlMode.ACTIVE
-            and not output.stale_inputs
-            and not (inputs.refilling & set(recipe.component_names))
-            and inputs.binder_on_paste_flow_t_h is None
-            and not self._mode_is(snap, MODE_FLUSHING)
-            and dv.in_band(
-                output.measured_solids_fraction,
-                recipe.solids_fraction,
-                solids=True,
-                config=self.config.alarms,
+        in_band = all(
+            dv.in_band(measured, target, solids=solids, config=self.config.alarms) is True
+            for measured, target, solids in (
+                (output.measured_solids_fraction, recipe.solids_fraction, True),
+                (output.measured_binder_ratio, recipe.binder_ratio, False),
             )
-            is True
-            and dv.in_band(
-                output.measured_binder_ratio,
-                recipe.binder_ratio,
-                solids=False,
-                config=self.config.alarms,
-            )
-            is True
         )
-        pour.steady_since = (pour.steady_since or now) if steady else None
-        settled = (
-            pour.steady_since is not None
-            and (now - pour.steady_since).total_seconds() >= self.config.balance_settle_s
+        pour.steady_since, judge = ins.steady_step(
+            pour.steady_since,
+            producing=(
+                output.mode is law.ControlMode.ACTIVE
+                and inputs.binder_on_paste_flow_t_h is None
+                and not self._mode_is(snap, MODE_FLUSHING)
+            ),
+            in_band=in_band,
+            holding=bool(output.stale_inputs)
+            or bool(inputs.refilling & set(recipe.component_names)),
+            now=now,
+            settle_s=self.config.balance_settle_s,
         )
         measurements = (
             ins.flow_measurements(
@@ -886,7 +879,7 @@ class Supervisor:
                 recipe,
                 self.balance.errors,
             )
-            if settled
+            if judge
             else None
         )
         status = self.balance.observe(measurements, now)
