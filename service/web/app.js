@@ -757,7 +757,41 @@ function renderPour(st, role) {
     h("p", { class: "muted" },
       `Cw ${fmt(pour.average_solids_pct, 2)} % · Bw ${fmt(pour.average_binder_pct, 2)} % · ` +
       `binder ${fmt(pour.binder_t, 2)} t · off-spec ${fmt(pour.off_spec_m3, 2)} m3`),
+    instrumentsLine(st.instruments),
     actions);
+}
+
+const BINDER_SOURCE_TEXT = {
+  normal: "binder on the feed",
+  holding: "feed gauge bad: last correction held",
+  paste_flow_ratio: "binder on the paste flow meter",
+  pause: "no gauge can carry the binder",
+};
+
+// Where the binder comes from, and whether the flows in and out of the mixer agree.
+function instrumentsLine(ins) {
+  const parts = [];
+  const source = ins && ins.binder_source;
+  if (source) {
+    const text = BINDER_SOURCE_TEXT[source.mode] || source.mode;
+    const left = source.hold_left_s !== null && source.hold_left_s !== undefined
+      ? ` (${fmt(source.hold_left_s, 0)} s left)` : "";
+    parts.push(h("span", { id: "binder-source", class: source.mode === "normal" ? "" : "warn", "data-mode": source.mode, text: text + left }));
+  }
+  const balance = ins && ins.balance;
+  if (balance) {
+    if (parts.length) parts.push(" · ");
+    let text = "flow balance: not judged (not at steady production)";
+    if (balance.alarm) {
+      const others = balance.indistinguishable.filter((g) => g !== balance.most_likely);
+      text = `flow balance: instruments disagree, most likely ${balance.most_likely}` +
+        (others.length ? ` (or ${others.join(", ")})` : "");
+    } else if (balance.judged) {
+      text = `flow balance agrees (${fmt(balance.disagreement, 2)} of the alarm threshold)`;
+    }
+    parts.push(h("span", { id: "flow-balance", class: balance.alarm ? "warn" : "", "data-alarm": String(balance.alarm), text }));
+  }
+  return h("p", { class: "muted", id: "instruments" }, parts);
 }
 
 function pourButton(pourId, verb, label, cls) {
@@ -903,6 +937,7 @@ async function viewPourReport(main, token, pourId) {
     kv("Cw average (min–max)", `${fmt(pour.average_solids_pct, 2)} % (${fmt(pour.min_solids_pct, 2)}–${fmt(pour.max_solids_pct, 2)})`),
     kv("Bw average (min–max)", `${fmt(pour.average_binder_pct, 2)} % (${fmt(pour.min_binder_pct, 2)}–${fmt(pour.max_binder_pct, 2)})`),
     kv("Off-spec volume", h("b", { id: "off-spec", text: `${fmt(pour.off_spec_m3, 2)} m3` })),
+    ...reconciledRows(pour.reconciliation),
     kv("of which at start-up", `${fmt(pour.startup_off_spec_m3, 2)} m3`),
     kv("Flush water", `${fmt(pour.flush_water_m3, 2)} m3`),
     kv("Volume without a good measurement", `${fmt(pour.unmeasured_m3, 2)} m3`),
@@ -955,7 +990,10 @@ async function viewPourReport(main, token, pourId) {
       h("div", { class: "row" }, cwChart, bwChart),
       h("div", { class: "row" },
         h("section", { class: "panel" }, h("h2", { text: "Interruptions" }), interruptions),
-        h("section", { class: "panel" }, h("h2", { text: "Cylinder samples" }), samples))));
+        h("section", { class: "panel" }, h("h2", { text: "Cylinder samples" }), samples)),
+      h("section", { class: "panel", id: "compliance" }, h("h2", { text: "Cylinders against the design" }),
+        h("p", { class: "muted", text: "loading…" }))));
+  loadCompliance(pour.id, token);
 
   if (pour.started_at) {
     const from = Date.parse(pour.started_at);
@@ -1002,6 +1040,66 @@ function reportLegend(bandLabel) {
     h("span", { class: "item" }, h("span", { class: "swatch c0" }), "measured"),
     h("span", { class: "item" }, h("span", { class: "swatch c1 dash" }), "target"),
     h("span", { class: "item" }, h("span", { class: "swatch band" }), bandLabel));
+}
+
+// The pour's Cw reconciled with an approved correction, beside the one it ran on (the
+// record itself is never rewritten), and the off-spec volume on the best estimate.
+function reconciledRows(rec) {
+  if (!rec || rec.basis !== "reconciled" || !rec.reconciled) return [];
+  const off = rec.off_spec;
+  return [
+    kv("Cw reconciled (min–max)", h("span", { id: "cw-reconciled", text:
+      `${fmt(rec.reconciled.average_solids_pct, 2)} % (${fmt(rec.reconciled.min_solids_pct, 2)}–${fmt(rec.reconciled.max_solids_pct, 2)})` })),
+    kv("Off-spec, best estimate", h("b", { id: "off-spec-best", text: `${fmt(off.volume_m3, 2)} m3 (${off.basis})` })),
+    kv("Reconciled with", rec.detail),
+  ];
+}
+
+const VERDICT_TEXT = {
+  no_results: "no result yet",
+  no_design: "no design pass fraction",
+  below_design: "below the design",
+  consistent: "consistent with the design",
+  above_design: "above the design",
+};
+
+// Tested strength of the pour's cylinders against each requirement at its age, the pass
+// fraction (with its interval) against the design's, and the failed or overdue cylinders.
+async function loadCompliance(pourId, token) {
+  let c;
+  try {
+    c = await api(`/pours/${encodeURIComponent(pourId)}/compliance`);
+  } catch (err) {
+    if (token === app.viewToken) showError(err);
+    return;
+  }
+  if (token !== app.viewToken) return;
+  const box = $("#compliance");
+  if (!box) return;
+  const rows = c.pass_fractions.filter((f) => f.group === "pour");
+  const table = rows.length
+    ? h("table", { id: "pass-fractions" },
+      h("thead", {}, h("tr", {}, [
+        ["Requirement"], ["Required kPa", "num"], ["Age d", "num"], ["Tested", "num"], ["Passed", "num"],
+        ["Pass %", "num"], ["Interval %", "num"], ["Design %", "num"], ["Verdict"],
+      ].map(([t, cls]) => h("th", { class: cls, text: t })))),
+      h("tbody", {}, rows.map((f) => h("tr", { "data-requirement": f.requirement, "data-verdict": f.verdict },
+        h("td", { text: f.requirement }),
+        h("td", { class: "num", text: fmt(f.required_ucs_kpa, 0) }),
+        h("td", { class: "num", text: fmt(f.curing_days, 0) }),
+        h("td", { class: "num", text: String(f.n) }),
+        h("td", { class: "num", text: String(f.passed) }),
+        h("td", { class: "num", text: f.pass_pct === null ? "—" : fmt(f.pass_pct, 0) }),
+        h("td", { class: "num", text: f.pass_pct_low === null ? "—" : `${fmt(f.pass_pct_low, 0)}–${fmt(f.pass_pct_high, 0)}` }),
+        h("td", { class: "num", text: f.design_pass_pct === null ? "—" : fmt(f.design_pass_pct, 0) }),
+        h("td", { class: f.verdict === "below_design" ? "warn" : "", text: VERDICT_TEXT[f.verdict] || f.verdict })))))
+    : h("p", { class: "muted", text: "No requirement to judge the cylinders against (the recipe has no design and the pour no stope plan)." });
+  const notices = c.notices.length
+    ? h("ul", { id: "lab-notices" }, c.notices.map((n) => h("li", { class: n.severity === "high" ? "warn" : "", "data-kind": n.kind, text: `${n.kind}: ${n.detail}` })))
+    : h("p", { class: "muted", id: "lab-notices-none", text: "No failed or overdue cylinder." });
+  box.replaceChildren(h("h2", { text: "Cylinders against the design" }),
+    h("p", { class: "muted", text: `${c.samples} cylinder(s) cast · judged ${fmtDateTime(c.evaluated_at)}` }),
+    table, notices);
 }
 
 function kv(label, value) {

@@ -126,6 +126,22 @@ def service_process(
         proc.terminate()
 
 
+def tag_map_without_diverter(directory: Path) -> Path:
+    """The simulator's tag map less the dump diverter's optional tags: a plant with no
+    diverter, whose start-up paste goes to the stope (for tests in real time, where the
+    settle time before paste reaches the stope would take most of the test)."""
+    from service.simulator import TAG_MAP_PATH
+
+    kept = [
+        line
+        for line in TAG_MAP_PATH.read_text().splitlines()
+        if not line.startswith(("divert_to_dump_sp", "diverted_to_dump_pv"))
+    ]
+    path = directory / "tags-no-diverter.toml"
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
 @contextmanager
 def simulator_process(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m service.simulator`` as the plant's PLC; always ended on exit (and

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 
-from service.simulator import TAG_MAP_PATH
 from tests.conftest import api_keys_setting, auth, fresh_postgres_database
 from tests.e2e.helpers import approved_recipe
 from tests.e2e.procs import (
@@ -19,6 +18,7 @@ from tests.e2e.procs import (
     free_port,
     service_process,
     simulator_process,
+    tag_map_without_diverter,
     until,
     wait_ready,
 )
@@ -50,7 +50,8 @@ async def test_the_standby_takes_over_a_killed_writer(tmp_path: Path) -> None:
                 "BACKFILL_API_KEYS": api_keys_setting(),
                 "BACKFILL_PLC__ENDPOINT": f"opc.tcp://127.0.0.1:{sim_port}",
                 "BACKFILL_PLC__ALLOW_INSECURE": "true",  # the simulator
-                "BACKFILL_PLC__TAG_MAP": str(TAG_MAP_PATH),
+                # A plant without the dump diverter: the start's paste goes to the stope.
+                "BACKFILL_PLC__TAG_MAP": str(tag_map_without_diverter(tmp_path)),
                 "BACKFILL_PLC__PUBLISHING_INTERVAL_MS": "200",
                 "BACKFILL_FAILOVER__ENABLED": "true",
                 "BACKFILL_CHECKPOINT_INTERVAL_S": "1",

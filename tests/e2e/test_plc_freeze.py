@@ -21,10 +21,16 @@ from typing import Any
 import httpx
 import pytest
 
-from service.simulator import TAG_MAP_PATH
 from tests.conftest import api_keys_setting, auth
 from tests.e2e.helpers import action, create_pour, get_pour, status
-from tests.e2e.procs import free_port, service_process, simulator_process, until, wait_ready
+from tests.e2e.procs import (
+    free_port,
+    service_process,
+    simulator_process,
+    tag_map_without_diverter,
+    until,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +70,8 @@ async def test_a_plc_freeze_mid_pour_pauses_it_and_writes_nothing(tmp_path: Path
         "BACKFILL_API_KEYS": api_keys_setting(),
         "BACKFILL_PLC__ENDPOINT": f"opc.tcp://127.0.0.1:{sim_port}",
         "BACKFILL_PLC__ALLOW_INSECURE": "true",  # the simulator
-        "BACKFILL_PLC__TAG_MAP": str(TAG_MAP_PATH),
+        # A plant without the dump diverter: the start's paste goes to the stope.
+        "BACKFILL_PLC__TAG_MAP": str(tag_map_without_diverter(tmp_path)),
         "BACKFILL_PLC__PUBLISHING_INTERVAL_MS": "200",
         "BACKFILL_PLC__RECONNECT_MAX_S": "2",  # back within 2 s of the PLC's return
         "BACKFILL_CHECKPOINT_INTERVAL_S": "1",

@@ -108,7 +108,7 @@ async def test_a_pour_against_the_node_opcua_plc(tmp_path: Path) -> None:
     seqs = [e["seq"] for e in entries]
     assert seqs == sorted(set(seqs)), seqs
     # A fresh process drops run_request first: the PLC starts on the rising edge after.
-    assert (entries[0]["reason"], entries[0]["new"]) == ("falling_edge", {"run_request": False})
+    assert entries[0]["reason"] == "falling_edge" and entries[0]["new"]["run_request"] is False
     assert entries[1]["reason"] == "recipe" and entries[1]["role"] == "scada"
     assert entries[1]["new"]["run_request"] is True
     assert any(e["reason"] == "correction" for e in entries)

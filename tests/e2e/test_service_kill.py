@@ -189,11 +189,11 @@ def _assert_audit(entries: list[dict[str, Any]], last_id_before: int, pour_id: s
         assert seqs == sorted(set(seqs)), f"setpoint_seq not increasing: {seqs}"
     first, second = runs
     # A fresh process drops run_request before its first run request: a clean edge.
-    assert (first[0]["reason"], first[0]["new"]) == ("falling_edge", {"run_request": False})
+    assert first[0]["reason"] == "falling_edge" and first[0]["new"]["run_request"] is False
     assert first[1]["reason"] == "recipe" and first[1]["new"]["run_request"] is True
     # After the kill, the restarted process tells the PLC to stop before anything else,
     # then the operator resumes.
-    assert (second[0]["reason"], second[0]["new"]) == ("service_restart", {"run_request": False})
+    assert second[0]["reason"] == "service_restart" and second[0]["new"]["run_request"] is False
     assert second[1]["role"] == "scada"  # the resume, by the operator
     assert any(e["new"].get("run_request") is True for e in second)
     assert second[-1]["new"]["run_request"] is False  # completed: the PLC is told to stop

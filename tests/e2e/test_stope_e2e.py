@@ -8,6 +8,7 @@ time: a simulated plant cures no faster than it fills).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ async def stope_state(client: httpx.AsyncClient, stope_id: str) -> dict[str, Any
 async def pour_stage(client: httpx.AsyncClient, stope_id: str) -> str:
     r = await client.post(
         f"/api/v1/stopes/{stope_id}/pours",
-        json={"paste_flow_m3_h": 150.0, "sample_ids": ["CYL-1"]},
+        # Cylinder ids are unique on the site: one per stage's pour.
+        json={"paste_flow_m3_h": 150.0, "sample_ids": [f"CYL-{uuid.uuid4().hex[:8]}"]},
         headers=auth("scada"),
     )
     assert r.status_code == 201, r.text
@@ -157,7 +159,10 @@ async def test_a_plug_and_body_plan_runs_to_the_end(tmp_path: Path) -> None:
         await watcher
         st = await stope_state(client, stope["id"])
         assert st["state"] == "curing"
-        assert st["fill_height_m"] == pytest.approx(4.0, abs=0.15)
+        # At the top within what the rise rate adds in the few cycles a stop takes to be
+        # seen: each cycle is 0.05 s wall at the shortest (SupervisorConfig
+        # .min_cycle_wall_s), 2.5 plant seconds at this speed; allow ten.
+        assert 4.0 <= st["fill_height_m"] <= 4.0 + RISE_M_H * 10 * 0.05 * SPEED / 3600.0
         assert st["stages"][0]["state"] == "curing"
         assert st["hold_remaining_s"] > 47 * 3600
         # The rise rate held within 5 % (the paste flow limited by the plan).
