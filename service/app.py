@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -84,10 +85,15 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
                 gc.unfreeze()
             await runtime.stop()
 
-    app = FastAPI(
+    # The interactive docs (Swagger UI, ReDoc) are served with their assets from the
+    # fastapi-offline package: they work on a plant network with no internet.
+    app = FastAPIOffline(
         title="Paste backfill control-integration service",
         version="0.1.0",
         lifespan=lifespan,
+        # Short, stable operationIds (the route functions' names): the method names of
+        # every client generated from the schema.
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.runtime = runtime
     errors.install(app)

@@ -1,6 +1,9 @@
 """The OpenAPI schema says what the service really answers on errors: one shape,
 ``{"code", "detail", ...}`` (``service/api/errors.py``), for 422 and for the other
-statuses a caller must handle (400, 401, 403, 404, 409, 413, 429, 503)."""
+statuses a caller must handle (400, 401, 403, 404, 409, 413, 429, 503); it declares the
+bearer API key every ``/api/`` operation needs (the docs' Authorize button, a generated
+client's auth); and its operationIds are the route functions' names, short and stable
+(``start_pour``, not ``start_pour_api_v1_pours__pour_id__start_post``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -33,6 +37,17 @@ _ERRORS = {
     "503": "The store or the PLC link is unavailable; see Retry-After.",
 }
 _REF = {"$ref": "#/components/schemas/Error"}
+BEARER = "bearerAuth"
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key (BACKFILL_API_KEYS); its role decides what it may do.",
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name (unique across the service: :func:`install` checks)."""
+    return route.name
 
 
 def install(app: FastAPI) -> None:
@@ -46,10 +61,18 @@ def install(app: FastAPI) -> None:
         components["Error"] = ERROR_SCHEMA
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        schema["components"]["securitySchemes"] = {BEARER: BEARER_SCHEME}
+        seen: dict[str, str] = {}
         for path, item in schema.get("paths", {}).items():
+            for op in item.values():
+                op_id = op.get("operationId", "")
+                if op_id in seen:
+                    raise RuntimeError(f"operationId {op_id!r} of {path} is {seen[op_id]}'s too")
+                seen[op_id] = path
             if not path.startswith("/api/"):
                 continue
             for op in item.values():
+                op["security"] = [{BEARER: []}]
                 responses = op.setdefault("responses", {})
                 for status, text in _ERRORS.items():
                     responses[status] = {

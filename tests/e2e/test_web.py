@@ -237,6 +237,39 @@ def test_the_service_still_serves_its_api_docs_and_health(api: httpx.Client) -> 
         assert api.get("/api/v1/whoami", headers=auth(role)).json() == {"role": role}
 
 
+def test_the_api_docs_render_with_no_internet(browser: Browser, service: ServiceThread) -> None:
+    """Swagger UI and ReDoc draw the whole API from the service's own assets (a plant
+    network has no internet): every request the browser makes goes to the service."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    try:
+        page.goto(service.base_url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock-tag")
+        # The bearer key: an Authorize button, and the operations by their short ids.
+        assert page.locator(".swagger-ui .btn.authorize").count() == 1
+        assert page.locator("[id^='operations-'][id$='-start_pour']").count() == 1
+        _shot(page, "docs.png")
+        page.goto(service.base_url + "/redoc")
+        page.wait_for_selector("[data-section-id^='tag/']")
+        assert "start_pour" in page.content() or page.locator("h2").count() > 10
+    finally:
+        context.close()
+    local = (service.base_url, "blob:" + service.base_url)
+    outside = [u for u in requested if not u.startswith(local)]
+    # ReDoc's "powered by" logo points at its maker's site: the docs' policy refuses it,
+    # and that is the only thing that is not the service's own.
+    assert all(any(u in msg for msg in refused) for u in outside), (outside, refused)
+    assert all(u.endswith(".svg") for u in outside), outside
+
+
 def test_the_page_logs_in_and_its_trends_follow_the_plant(
     browser: Browser, service: ServiceThread
 ) -> None:

@@ -174,7 +174,7 @@ async def get_calibration(
 @router.post(
     "/calibrations/{calibration_id}/proposals", status_code=201, response_model=ProposalPublic
 )
-async def propose(
+async def propose_recalibration(
     calibration_id: CalibrationId,
     req: ProposalCreate,
     principal: EngineerDep,
@@ -209,7 +209,7 @@ async def propose(
 
 
 @router.post("/calibrations/{calibration_id}/approve", response_model=CalibrationPublic)
-async def approve(
+async def approve_calibration(
     calibration_id: CalibrationId,
     req: CalibrationApprove,
     principal: EngineerDep,

@@ -51,7 +51,7 @@ def correction_public(correction: Correction) -> CorrectionPublic:
 
 
 @router.post("/lab/reconciliations", status_code=201, response_model=ReconciliationPublic)
-async def propose(
+async def propose_reconciliation(
     req: ReconciliationCreate,
     who: EngineerDep,
     service: ReconciliationsDep,
@@ -106,7 +106,7 @@ async def get_reconciliation(
 @router.post(
     "/lab/reconciliations/{reconciliation_id}/approve", response_model=ReconciliationPublic
 )
-async def approve(
+async def approve_reconciliation(
     reconciliation_id: PathId,
     req: ReconciliationApprove,
     who: EngineerDep,
