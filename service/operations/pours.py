@@ -101,7 +101,9 @@ async def start_pour(store: Store, supervisor: Supervisor, pour_id: str, role: s
     pour first (``correction``, None when none applies), so the supervisor activates the
     pour with it and the record says what control ran on; then the supervisor starts it
     (and refuses it as it would any start). A pour that is not planned goes to the
-    supervisor unchanged, which says why it cannot start."""
+    supervisor unchanged, which says why it cannot start. A service shutting down or a
+    standby refuses first, before the pour is read or written."""
+    supervisor.require_running()
     record = await store.get_pour(pour_id)
     if record.state == PourState.PLANNED.value:
         recipe = await store.get_recipe(record.recipe_id)

@@ -538,6 +538,11 @@ class Supervisor:
                     code="feeder_not_available",
                 )
 
+    def require_running(self) -> None:
+        """Refuse a pour action now, as the supervisor would, before anything is read or
+        written for it: the service is shutting down, or this instance is a standby."""
+        self._require_running()
+
     def _require_running(self) -> None:
         if self._closing:
             raise ServiceStopping("the service is shutting down; no further pour actions")
