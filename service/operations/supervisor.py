@@ -566,17 +566,19 @@ class Supervisor:
             raise PlantNotReady("the PLC reports a fault; reset it at the plant first")
 
     async def _pause(self, pour_id: str, *, role: str, reason: str) -> PourRecord:
-        """Pause: the PLC is asked to stop first, then the record is written (or kept
-        for the store's return: a store outage never holds up a stop)."""
+        """Pause: the new record is queued for the store writer in the same step that
+        makes it (a store outage never holds up a stop), then the PLC is asked to stop.
+        Queued before anything waits: a write of the older record that the writer has
+        under way then cannot put the older state back over it (:meth:`_persist`)."""
         pour = self._require_active(pour_id)
         target = next_state(pour.state, PourAction.PAUSE)
         pour.interruptions.append({"reason": reason, "started_at": self._clock().isoformat()})
         pour.record = replace(pour.record, state=target.value)
+        await self._persist(pour)
         log.warning("pour %s paused: %s", pour_id, reason)
         await self._request_stop(
             pour, role=role, reason="operator" if role != "service" else reason
         )
-        await self._persist(pour)
         return pour.record
 
     async def _finish(self, pour: ActivePour, target: PourState, *, role: str) -> PourRecord:
@@ -585,11 +587,11 @@ class Supervisor:
             pour.interruptions[-1] = {**pour.interruptions[-1], "ended_at": now.isoformat()}
         pour.record = replace(pour.record, state=target.value, ended_at=now)
         self._active = None
+        await self._persist(pour)  # before any wait, as in _pause
         log.info("pour %s %s at %.2f m3", pour.record.id, target.value, pour.totals.poured_m3)
         await self._request_stop(
             pour, role=role, reason="operator" if role != "service" else "complete"
         )
-        await self._persist(pour)
         return pour.record
 
     async def _request_stop(self, pour: ActivePour, *, role: str, reason: str) -> None:
@@ -1191,7 +1193,11 @@ class Supervisor:
     async def _persist(self, pour: ActivePour) -> None:
         """Queue the pour's record (state, times, totals, interruptions) for the store
         writer task. The control cycle never waits on the database: while the store is
-        down the newest values wait in memory and go out as soon as it answers."""
+        down the newest values wait in memory and go out as soon as it answers.
+
+        It waits for nothing: a caller that changes the record and queues it with no
+        wait between is safe from a write of the older record under way, whose answer
+        the writer keeps only if nothing was queued since (``checkpoint_seq``)."""
         pour.checkpoint_seq += 1
         self._unsaved[pour.record.id] = pour
         self._store_wanted.set()

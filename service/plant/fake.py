@@ -72,6 +72,8 @@ class FakePlantLink:
         self.fail_all_writes: str | None = None
         #: a set for which this returns a failure fails so (e.g. only the run request)
         self.fail_write_if: Callable[[Mapping[str, SetpointValue]], str | None] | None = None
+        #: seconds a write takes to be answered, as over a network (others run meanwhile)
+        self.write_latency_s = 0.0
         for tag, value in (measurements or {}).items():
             self.set_measurement(tag, value)
 
@@ -159,6 +161,8 @@ class FakePlantLink:
         self._may_write = may_write if epoch is not None else None
 
     async def write_setpoints(self, values: Mapping[str, SetpointValue]) -> SetpointWriteResult:
+        if self.write_latency_s > 0.0:
+            await asyncio.sleep(self.write_latency_s)
         if self.writer_epoch is None:
             raise NotTheWriter("this instance is a standby; another instance writes")
         if self._may_write is not None and not self._may_write():

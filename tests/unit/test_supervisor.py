@@ -449,6 +449,50 @@ async def test_a_resume_is_never_undone_by_the_pause_record_still_being_written(
         assert (await store.get_pour(pour_id)).state == "running", delay
 
 
+@pytest.mark.parametrize("action", ["pause", "stop"])
+async def test_a_pause_or_stop_is_never_undone_by_an_older_record_being_written(
+    store: Store, make_rig: MakeRig, action: str
+) -> None:
+    """The store writer may be writing the pour's older record (a running checkpoint, a
+    pause) when a pause or stop comes while the PLC takes its time to answer the stop:
+    the older record's answer must not replace the newer one, in memory or in the
+    store (else the record says running or paused while the PLC was told to stop)."""
+    rig = await make_rig(store)
+    rig.link.write_latency_s = 0.003
+    for delay in (0.0, 0.0005, 0.001, 0.002, 0.004):
+        pour_id = await new_pour(store, target_m3=50)
+        await rig.sup.start_pour(pour_id, "scada")
+        rig.link.set_measurement("plant_mode", 2)
+        await rig.step(2)
+        if action == "pause":
+            older, newer = "running", "paused"
+            rig.clock.now += 10.0
+            await rig.sup.cycle()  # a checkpoint of the running pour, queued
+            act = rig.sup.pause_pour(pour_id, "scada")
+        else:
+            older, newer = "paused", "stopped"
+            await rig.sup.pause_pour(pour_id, "scada")  # queued
+            act = rig.sup.stop_pour(pour_id, "scada")
+        assert rig.sup.live_record(pour_id) is not None
+        assert (await store.get_pour(pour_id)).state != newer
+
+        async def flush_later(wait: float = delay) -> None:
+            await asyncio.sleep(wait)
+            await rig.sup.flush_records()
+
+        answered, _ = await asyncio.gather(act, flush_later())
+        assert answered.state == newer, (delay, older)
+        await rig.sup.flush_records()
+        assert (await store.get_pour(pour_id)).state == newer, delay
+        assert pour_view(await store.get_pour(pour_id), rig.sup)["state"] == newer, delay
+        if action == "pause":
+            active = rig.sup.active_pour
+            assert active is not None and active.state.value == "paused", delay
+            await rig.sup.stop_pour(pour_id, "scada")
+            await rig.sup.flush_records()
+        rig.link.set_measurement("plant_mode", 0)
+
+
 async def test_a_pause_not_yet_stored_shows_with_its_interruption(
     store: Store, make_rig: MakeRig
 ) -> None:
