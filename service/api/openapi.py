@@ -2,8 +2,9 @@
 ``{"code", "detail", ...}`` (``service/api/errors.py``), for 422 and for the other
 statuses a caller must handle (400, 401, 403, 404, 409, 413, 429, 503); it declares the
 bearer API key every ``/api/`` operation needs (the docs' Authorize button, a generated
-client's auth); and its operationIds are the route functions' names, short and stable
-(``start_pour``, not ``start_pour_api_v1_pours__pour_id__start_post``)."""
+client's auth); its operationIds are the route functions' names, short and stable
+(``start_pour``, not ``start_pour_api_v1_pours__pour_id__start_post``); and every
+request body carries an example (``service/api/examples.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+
+from service.api.examples import REQUEST_EXAMPLES
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -69,6 +72,7 @@ def install(app: FastAPI) -> None:
                 if op_id in seen:
                     raise RuntimeError(f"operationId {op_id!r} of {path} is {seen[op_id]}'s too")
                 seen[op_id] = path
+                _add_example(op, op_id, path)
             if not path.startswith("/api/"):
                 continue
             for op in item.values():
@@ -83,3 +87,14 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_example(op: dict[str, Any], op_id: str, path: str) -> None:
+    """Put the operation's example on its JSON body; a body without one is an error of
+    the service, caught when the schema is first built (every test that reads it)."""
+    body = op.get("requestBody")
+    if body is None:
+        return
+    if op_id not in REQUEST_EXAMPLES:
+        raise RuntimeError(f"the request body of {op_id} ({path}) has no example")
+    body["content"]["application/json"]["example"] = REQUEST_EXAMPLES[op_id]

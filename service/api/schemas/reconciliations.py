@@ -95,7 +95,7 @@ class EstimatePublic(Public):
     sample_sd: float | None
 
 
-class ProposalPublic(Public):
+class CorrectionProposalPublic(Public):
     """The correction put to the engineer: ``tailings_gs`` (recompute Cw with
     ``tailings_sg``) or ``density_gauge`` (the gauge reads ``density_bias_kg_m3``
     high); ``low``/``high`` the interval of that quantity; ``determined`` False when
@@ -159,7 +159,7 @@ class ReconciliationPublic(Public):
     gs_weight: float | None = Field(
         description="Akaike weight of the Gs explanation against the gauge bias (0-1)."
     )
-    proposal: ProposalPublic | None
+    proposal: CorrectionProposalPublic | None
     samples_needed: int | None = Field(
         description="Samples that name a Gs error of detect_relative_gs_error_pct with "
         "90 % power at the observed spread."

@@ -50,7 +50,7 @@ class StopeCreate(Strict):
         return self
 
 
-class RequirementIn(Strict):
+class StageRequirementIn(Strict):
     name: StageName
     ucs_kpa: Annotated[float, Field(gt=0.0, le=1.0e5)]
     curing_days: Annotated[float, Field(gt=0.0, le=3650.0)]
@@ -72,7 +72,9 @@ class StageIn(Strict):
         "stopping (no hold); otherwise the pour stops, the stage cures and waits for a "
         "release.",
     )
-    requirements: Annotated[list[RequirementIn], Field(max_length=8)] = Field(default_factory=list)
+    requirements: Annotated[list[StageRequirementIn], Field(max_length=8)] = Field(
+        default_factory=list
+    )
 
     @model_validator(mode="after")
     def _one_extent(self) -> StageIn:
