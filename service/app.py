@@ -23,6 +23,7 @@ from service.api.request_metrics import RequestMetrics
 from service.api.routes import (
     alarms,
     calibrations,
+    exports,
     health,
     plant,
     pours,
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     api.include_router(reconciliations.router)
     api.include_router(alarms.router)
     api.include_router(reports.router)
+    api.include_router(exports.router)
     api.include_router(whoami.router)
     app.include_router(api)
 

@@ -6,12 +6,14 @@ which costs two thread hops per request for work that never blocks."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 
 from service.api.auth import Principal, parse_bearer
 from service.api.schemas.common import ID_PATTERN
+from service.errors import InvalidInput
 from service.settings import Role
 from service.store.repository import Store
 
@@ -74,3 +76,22 @@ OperatorDep = Annotated[Principal, Depends(require(Role.SCADA))]
 # The laboratory enters its results and nothing else (it reads like hmi).
 LabDep = Annotated[Principal, Depends(require(Role.LAB))]
 AdminDep = Annotated[Principal, Depends(require())]
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def utc_instant(value: datetime, field: str) -> datetime:
+    """A query's instant in UTC; one without a zone, or out of range, names ``field``."""
+    if value.tzinfo is None:
+        raise InvalidInput(field, f"{field} needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+    try:
+        utc = value.astimezone(UTC)
+        utc.timestamp()
+    except (OverflowError, ValueError) as err:
+        # 0001-01-01T00:00:00+23:59 is a valid date-time but no instant in range.
+        raise InvalidInput(field, f"{field} is out of range ({err})") from err
+    if not _EARLIEST <= utc <= _LATEST:
+        raise InvalidInput(field, f"{field} must be between 1970-01-01 and 9000-01-01 (UTC)")
+    return utc

@@ -32,7 +32,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from service.core.control.massbalance import BINDER_COMPONENTS
@@ -46,6 +46,7 @@ from service.core.plans import (
     SwitchPoint,
     stope_state,
 )
+from service.core.tabular import csv_cell
 from service.errors import InvalidInput
 
 MAX_POINTS_DEFAULT = 500
@@ -377,52 +378,33 @@ def build_stope_report(
 
 # --- CSV --------------------------------------------------------------------------------
 
-# A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
-# a leading apostrophe makes it text (OWASP, "CSV Injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
 
 def _figure_rows(prefix: str, f: Figures) -> list[list[str]]:
     rows = [
-        [f"{prefix}.placed_m3", _cell(f.placed_m3)],
-        [f"{prefix}.dumped_m3", _cell(f.dumped_m3)],
-        [f"{prefix}.off_spec_m3", _cell(f.off_spec_m3)],
-        [f"{prefix}.startup_off_spec_m3", _cell(f.startup_off_spec_m3)],
-        [f"{prefix}.unmeasured_m3", _cell(f.unmeasured_m3)],
-        [f"{prefix}.flush_water_m3", _cell(f.flush_water_m3)],
-        [f"{prefix}.dry_tailings_t", _cell(f.dry_tailings_t)],
-        [f"{prefix}.dumped_dry_tailings_t", _cell(f.dumped_dry_tailings_t)],
-        [f"{prefix}.water_m3", _cell(f.water_m3)],
-        [f"{prefix}.dumped_water_m3", _cell(f.dumped_water_m3)],
-        [f"{prefix}.binder_t", _cell(f.binder_t)],
-        [f"{prefix}.dumped_binder_t", _cell(f.dumped_binder_t)],
+        [f"{prefix}.placed_m3", csv_cell(f.placed_m3)],
+        [f"{prefix}.dumped_m3", csv_cell(f.dumped_m3)],
+        [f"{prefix}.off_spec_m3", csv_cell(f.off_spec_m3)],
+        [f"{prefix}.startup_off_spec_m3", csv_cell(f.startup_off_spec_m3)],
+        [f"{prefix}.unmeasured_m3", csv_cell(f.unmeasured_m3)],
+        [f"{prefix}.flush_water_m3", csv_cell(f.flush_water_m3)],
+        [f"{prefix}.dry_tailings_t", csv_cell(f.dry_tailings_t)],
+        [f"{prefix}.dumped_dry_tailings_t", csv_cell(f.dumped_dry_tailings_t)],
+        [f"{prefix}.water_m3", csv_cell(f.water_m3)],
+        [f"{prefix}.dumped_water_m3", csv_cell(f.dumped_water_m3)],
+        [f"{prefix}.binder_t", csv_cell(f.binder_t)],
+        [f"{prefix}.dumped_binder_t", csv_cell(f.dumped_binder_t)],
     ]
     for name, tonnes in sorted(f.binder_t_by_component.items()):
-        rows.append([f"{prefix}.binder_t.{name}", _cell(tonnes)])
+        rows.append([f"{prefix}.binder_t.{name}", csv_cell(tonnes)])
     for name, tonnes in sorted(f.dumped_binder_t_by_component.items()):
-        rows.append([f"{prefix}.dumped_binder_t.{name}", _cell(tonnes)])
+        rows.append([f"{prefix}.dumped_binder_t.{name}", csv_cell(tonnes)])
     for label, q in (("solids", f.solids), ("binder", f.binder)):
-        rows.append([f"{prefix}.average_{label}_pct", _cell(q.average_pct)])
-        rows.append([f"{prefix}.min_{label}_pct", _cell(q.min_pct)])
-        rows.append([f"{prefix}.max_{label}_pct", _cell(q.max_pct)])
-    rows.append([f"{prefix}.interruptions", _cell(f.interruptions)])
-    rows.extend([f"{prefix}.pour.{i}", _cell(p)] for i, p in enumerate(f.pours, start=1))
-    rows.extend([f"{prefix}.cylinder.{i}", _cell(s)] for i, s in enumerate(f.cylinders, start=1))
+        rows.append([f"{prefix}.average_{label}_pct", csv_cell(q.average_pct)])
+        rows.append([f"{prefix}.min_{label}_pct", csv_cell(q.min_pct)])
+        rows.append([f"{prefix}.max_{label}_pct", csv_cell(q.max_pct)])
+    rows.append([f"{prefix}.interruptions", csv_cell(f.interruptions)])
+    rows.extend([f"{prefix}.pour.{i}", csv_cell(p)] for i, p in enumerate(f.pours, start=1))
+    rows.extend([f"{prefix}.cylinder.{i}", csv_cell(s)] for i, s in enumerate(f.cylinders, start=1))
     return rows
 
 
@@ -442,47 +424,47 @@ def stope_report_csv(report: StopeReport) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(["field", "value"])
-    w.writerow(["stope.name", _cell(report.stope)])
-    w.writerow(["stope.state", _cell(report.state.value)])
-    w.writerow(["stope.plan_area_m2", _cell(report.plan_area_m2)])
-    w.writerow(["stope.height_m", _cell(report.stope_height_m)])
-    w.writerow(["stope.barricade_rating_kpa", _cell(report.barricade_rating_kpa)])
-    w.writerow(["stope.plan_placed_m3", _cell(report.placed_m3)])
-    w.writerow(["stope.fill_height_m", _cell(report.fill_height_m)])
-    w.writerow(["plan.version", _cell(report.plan_version)])
-    w.writerow(["plan.continuous", _cell(report.continuous)])
+    w.writerow(["stope.name", csv_cell(report.stope)])
+    w.writerow(["stope.state", csv_cell(report.state.value)])
+    w.writerow(["stope.plan_area_m2", csv_cell(report.plan_area_m2)])
+    w.writerow(["stope.height_m", csv_cell(report.stope_height_m)])
+    w.writerow(["stope.barricade_rating_kpa", csv_cell(report.barricade_rating_kpa)])
+    w.writerow(["stope.plan_placed_m3", csv_cell(report.placed_m3)])
+    w.writerow(["stope.fill_height_m", csv_cell(report.fill_height_m)])
+    w.writerow(["plan.version", csv_cell(report.plan_version)])
+    w.writerow(["plan.continuous", csv_cell(report.continuous)])
     w.writerows(_figure_rows("stope", report.figures))
     for s in report.stages:
         p = f"stage.{s.index}"
-        w.writerow([f"{p}.name", _cell(s.name)])
-        w.writerow([f"{p}.recipe_id", _cell(s.recipe_id)])
-        w.writerow([f"{p}.state", _cell(s.state.value)])
-        w.writerow([f"{p}.top_height_m", _cell(s.top_height_m)])
-        w.writerow([f"{p}.planned_volume_m3", _cell(s.planned_volume_m3)])
-        w.writerow([f"{p}.max_rise_rate_m_h", _cell(s.max_rise_rate_m_h)])
-        w.writerow([f"{p}.cure_hold_h", _cell(s.cure_hold_h)])
-        w.writerow([f"{p}.started_at", _cell(s.started_at)])
-        w.writerow([f"{p}.top_reached_at", _cell(s.top_reached_at)])
-        w.writerow([f"{p}.hold_started_at", _cell(s.hold_started_at)])
-        w.writerow([f"{p}.hold_ends_at", _cell(s.hold_ends_at)])
-        w.writerow([f"{p}.released_at", _cell(s.released_at)])
-        w.writerow([f"{p}.released_by", _cell(s.released_by)])
+        w.writerow([f"{p}.name", csv_cell(s.name)])
+        w.writerow([f"{p}.recipe_id", csv_cell(s.recipe_id)])
+        w.writerow([f"{p}.state", csv_cell(s.state.value)])
+        w.writerow([f"{p}.top_height_m", csv_cell(s.top_height_m)])
+        w.writerow([f"{p}.planned_volume_m3", csv_cell(s.planned_volume_m3)])
+        w.writerow([f"{p}.max_rise_rate_m_h", csv_cell(s.max_rise_rate_m_h)])
+        w.writerow([f"{p}.cure_hold_h", csv_cell(s.cure_hold_h)])
+        w.writerow([f"{p}.started_at", csv_cell(s.started_at)])
+        w.writerow([f"{p}.top_reached_at", csv_cell(s.top_reached_at)])
+        w.writerow([f"{p}.hold_started_at", csv_cell(s.hold_started_at)])
+        w.writerow([f"{p}.hold_ends_at", csv_cell(s.hold_ends_at)])
+        w.writerow([f"{p}.released_at", csv_cell(s.released_at)])
+        w.writerow([f"{p}.released_by", csv_cell(s.released_by)])
         w.writerows(_figure_rows(p, s.figures))
     for i, e in enumerate(report.history, start=1):
-        w.writerow([f"history.{i}.kind", _cell(e.kind.value)])
-        w.writerow([f"history.{i}.stage", _cell(e.stage)])
-        w.writerow([f"history.{i}.at", _cell(e.at)])
-        w.writerow([f"history.{i}.by", _cell(e.by)])
-        w.writerow([f"history.{i}.detail", _cell(e.detail)])
+        w.writerow([f"history.{i}.kind", csv_cell(e.kind.value)])
+        w.writerow([f"history.{i}.stage", csv_cell(e.stage)])
+        w.writerow([f"history.{i}.at", csv_cell(e.at)])
+        w.writerow([f"history.{i}.by", csv_cell(e.by)])
+        w.writerow([f"history.{i}.detail", csv_cell(e.detail)])
     for i, sp in enumerate(report.switch_points, start=1):
-        w.writerow([f"switch.{i}.at", _cell(sp.at)])
-        w.writerow([f"switch.{i}.height_m", _cell(sp.height_m)])
-        w.writerow([f"switch.{i}.volume_m3", _cell(sp.volume_m3)])
-        w.writerow([f"switch.{i}.planned_height_m", _cell(sp.planned_height_m)])
-        w.writerow([f"switch.{i}.from_stage", _cell(sp.from_stage)])
-        w.writerow([f"switch.{i}.to_stage", _cell(sp.to_stage)])
-        w.writerow([f"switch.{i}.from_recipe_id", _cell(sp.from_recipe_id)])
-        w.writerow([f"switch.{i}.to_recipe_id", _cell(sp.to_recipe_id)])
+        w.writerow([f"switch.{i}.at", csv_cell(sp.at)])
+        w.writerow([f"switch.{i}.height_m", csv_cell(sp.height_m)])
+        w.writerow([f"switch.{i}.volume_m3", csv_cell(sp.volume_m3)])
+        w.writerow([f"switch.{i}.planned_height_m", csv_cell(sp.planned_height_m)])
+        w.writerow([f"switch.{i}.from_stage", csv_cell(sp.from_stage)])
+        w.writerow([f"switch.{i}.to_stage", csv_cell(sp.to_stage)])
+        w.writerow([f"switch.{i}.from_recipe_id", csv_cell(sp.from_recipe_id)])
+        w.writerow([f"switch.{i}.to_recipe_id", csv_cell(sp.to_recipe_id)])
     w.writerow([])
     w.writerow(["series", "tag", "stage", "time_utc", "until_utc", "average", "min", "max", "n"])
     series: list[tuple[str, str, tuple[SeriesPoint, ...]]] = [
@@ -494,14 +476,14 @@ def stope_report_csv(report: StopeReport) -> str:
             w.writerow(
                 [
                     name,
-                    _cell(tag),
+                    csv_cell(tag),
                     _stage_of(report, pt.at),
-                    _cell(pt.at),
-                    _cell(pt.until),
-                    _cell(pt.average),
-                    _cell(pt.minimum),
-                    _cell(pt.maximum),
-                    _cell(pt.count),
+                    csv_cell(pt.at),
+                    csv_cell(pt.until),
+                    csv_cell(pt.average),
+                    csv_cell(pt.minimum),
+                    csv_cell(pt.maximum),
+                    csv_cell(pt.count),
                 ]
             )
     return out.getvalue()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.core.control import AlarmConfig
+from service.core.tabular import csv_cell
 from service.operations.lab import Compliance, LabService
 from service.operations.pours import pour_view
 from service.operations.reconciled import PourReconciliation, reconcile_pour
@@ -83,22 +84,6 @@ async def build_pour_report(
         store, history, record, view, band_fraction=bands.solids_band_fraction, now=now
     )
     return PourReport(view, recipe, bands, trend, compliance, reconciliation)
-
-
-# A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
-# a leading apostrophe makes it text (OWASP, "CSV Injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _round(value: float | None, digits: int = 3) -> str:
@@ -228,32 +213,32 @@ def report_csv(report: PourReport) -> str:
     pour, recipe, bands = report.pour, report.recipe, report.bands
     w.writerow(["field", "value"])
     for name in _POUR_FIELDS:
-        w.writerow([f"pour.{name}", _cell(pour.get(name))])
+        w.writerow([f"pour.{name}", csv_cell(pour.get(name))])
     for component, tonnes in sorted(pour["binder_t_by_component"].items()):
-        w.writerow([f"pour.binder_t.{component}", _cell(float(tonnes))])
+        w.writerow([f"pour.binder_t.{component}", csv_cell(float(tonnes))])
     w.writerow(["recipe.id", recipe.id])
-    w.writerow(["recipe.name", _cell(recipe.name)])
+    w.writerow(["recipe.name", csv_cell(recipe.name)])
     w.writerow(["recipe.version", recipe.version])
-    w.writerow(["recipe.approved_by", _cell(recipe.approved_by)])
-    w.writerow(["recipe.calibration_id", _cell(recipe.calibration_id)])
-    w.writerow(["recipe.binder_pct", _cell(float(recipe.mix["binder_pct"]))])
-    w.writerow(["recipe.solids_pct", _cell(float(recipe.mix["solids_pct"]))])
+    w.writerow(["recipe.approved_by", csv_cell(recipe.approved_by)])
+    w.writerow(["recipe.calibration_id", csv_cell(recipe.calibration_id)])
+    w.writerow(["recipe.binder_pct", csv_cell(float(recipe.mix["binder_pct"]))])
+    w.writerow(["recipe.solids_pct", csv_cell(float(recipe.mix["solids_pct"]))])
     for comp in recipe.mix["binder"]:
-        w.writerow([f"recipe.blend_pct.{comp['name']}", _cell(float(comp["fraction_pct"]))])
-    w.writerow(["spec.solids_band_pct_points", _cell(100.0 * bands.solids_band_fraction)])
-    w.writerow(["spec.binder_band_relative_pct", _cell(100.0 * bands.binder_band_relative)])
+        w.writerow([f"recipe.blend_pct.{comp['name']}", csv_cell(float(comp["fraction_pct"]))])
+    w.writerow(["spec.solids_band_pct_points", csv_cell(100.0 * bands.solids_band_fraction)])
+    w.writerow(["spec.binder_band_relative_pct", csv_cell(100.0 * bands.binder_band_relative)])
     for i, stop in enumerate(pour["interruptions"], start=1):
-        w.writerow([f"interruption.{i}.reason", _cell(stop.get("reason"))])
-        w.writerow([f"interruption.{i}.started_at", _cell(stop.get("started_at"))])
-        w.writerow([f"interruption.{i}.ended_at", _cell(stop.get("ended_at"))])
+        w.writerow([f"interruption.{i}.reason", csv_cell(stop.get("reason"))])
+        w.writerow([f"interruption.{i}.started_at", csv_cell(stop.get("started_at"))])
+        w.writerow([f"interruption.{i}.ended_at", csv_cell(stop.get("ended_at"))])
     for i, sample in enumerate(pour["sample_ids"], start=1):
-        w.writerow([f"sample.{i}", _cell(sample)])
+        w.writerow([f"sample.{i}", csv_cell(sample)])
     if report.reconciliation is not None:
         for name, value in reconciliation_rows(report.reconciliation):
-            w.writerow([_cell(name), _cell(value)])
+            w.writerow([csv_cell(name), csv_cell(value)])
     if report.compliance is not None:
         for name, value in compliance_rows(report.compliance):
-            w.writerow([_cell(name), _cell(value)])
+            w.writerow([csv_cell(name), csv_cell(value)])
     w.writerow([])
 
     w.writerow(
@@ -284,7 +269,7 @@ def report_csv(report: PourReport) -> str:
         bw_high = None if bw_target is None else bw_target * (1 + bands.binder_band_relative)
         w.writerow(
             [
-                _cell(datetime.fromtimestamp(t_ms / 1000, UTC)),
+                csv_cell(datetime.fromtimestamp(t_ms / 1000, UTC)),
                 _round(cw),
                 _round(cw_target),
                 _round(cw_low),

@@ -13,7 +13,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, Table, delete, insert, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    delete,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -167,6 +178,40 @@ class HistoryStore:
                 )
         except (SQLAlchemyError, OSError) as err:
             raise StoreUnavailable(f"could not prune history: {store_error(err)}") from err
+
+    async def rows(
+        self,
+        tags: Sequence[str],
+        from_ms: int,
+        to_ms: int,
+        *,
+        minute: bool,
+        after_ms: int | None = None,
+        limit: int = 2000,
+    ) -> list[dict[str, Any]]:
+        """The stored rows themselves, oldest first, a page after ``after_ms``: raw
+        (``ts_ms`` and each tag) or minute rows (``ts_ms``, ``samples``, each tag's
+        ``_avg``, ``_min``, ``_max``), ``from_ms`` inclusive, ``to_ms`` exclusive."""
+        tags = check_tags(tags)
+        table = history_minute if minute else history_raw
+        names = (
+            ["samples", *(f"{tag}_{agg}" for tag in tags for agg in ("avg", "min", "max"))]
+            if minute
+            else list(tags)
+        )
+        lo = from_ms if after_ms is None else max(from_ms, after_ms + 1)
+        q = (
+            select(table.c.ts_ms, *(table.c[name] for name in names))
+            .where(table.c.ts_ms >= lo, table.c.ts_ms < to_ms)
+            .order_by(table.c.ts_ms)
+            .limit(limit)
+        )
+        try:
+            async with self._engine.connect() as conn:
+                result = await conn.execute(q)
+                return [dict(row) for row in result.mappings().all()]
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable(f"could not read history: {store_error(err)}") from err
 
     async def query(self, tags: Sequence[str], from_ms: int, to_ms: int, step_s: int) -> Trend:
         """Average, minimum and maximum of ``tags`` in buckets of ``step_s`` seconds."""

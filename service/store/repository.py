@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import RowMapping, func, select, text
+from sqlalchemy import RowMapping, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -577,6 +577,30 @@ class Store(StoreBase):
             q = q.where(t.pours.c.stope_id == stope)
         return [_pour(r) for r in await self._all(q)]
 
+    async def page_pours(
+        self,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 500,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        state: str | None = None,
+    ) -> list[PourRecord]:
+        """Oldest first, a page after ``after`` (the last page's (created_at, id)): pours
+        made meanwhile come at the end, none is skipped or given twice."""
+        c = t.pours.c
+        q = select(t.pours).order_by(c.created_at, c.id).limit(limit)
+        if after is not None:
+            at = after[0].astimezone(UTC)
+            q = q.where(or_(c.created_at > at, and_(c.created_at == at, c.id > after[1])))
+        if created_from is not None:
+            q = q.where(c.created_at >= created_from.astimezone(UTC))
+        if created_to is not None:
+            q = q.where(c.created_at < created_to.astimezone(UTC))
+        if state is not None:
+            q = q.where(c.state == state)
+        return [_pour(r) for r in await self._all(q)]
+
     async def update_pour(
         self, pour_id: str, *, expect_state: str | None = None, **fields: Any
     ) -> PourRecord:
@@ -730,11 +754,22 @@ class Store(StoreBase):
         return int(key[0])
 
     async def list_audit(
-        self, *, after_id: int = 0, limit: int = 100, pour_id: str | None = None
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+        pour_id: str | None = None,
+        at_from: datetime | None = None,
+        at_to: datetime | None = None,
     ) -> list[AuditRecord]:
+        """Oldest first after ``after_id``; ``at_from`` inclusive, ``at_to`` exclusive."""
         q = select(t.audit).where(t.audit.c.id > after_id).order_by(t.audit.c.id).limit(limit)
         if pour_id is not None:
             q = q.where(t.audit.c.pour_id == pour_id)
+        if at_from is not None:
+            q = q.where(t.audit.c.at >= at_from.astimezone(UTC))
+        if at_to is not None:
+            q = q.where(t.audit.c.at < at_to.astimezone(UTC))
         return [_audit(r) for r in await self._all(q)]
 
     async def verify_audit_chain(self) -> tuple[bool, int | None]:

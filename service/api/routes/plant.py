@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.api.deps import PrincipalDep, RuntimeDep
+from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
 from service.api.plant_status import encode, status_body
 from service.api.schemas.plant import PlantStatusPublic, TrendPublic
 from service.api.streams import EventStream
@@ -75,24 +75,8 @@ async def plant_stream(runtime: RuntimeDep, who: PrincipalDep) -> Response:
     )
 
 
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _AUTO_STEPS_S = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 _AUTO_POINTS = 900
-
-
-def _utc(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidInput(field, f"{field} needs a time zone (e.g. 2026-01-01T00:00:00Z)")
-    try:
-        utc = value.astimezone(UTC)
-        utc.timestamp()
-    except (OverflowError, ValueError) as err:
-        # 0001-01-01T00:00:00+23:59 is a valid date-time but no instant in range.
-        raise InvalidInput(field, f"{field} is out of range ({err})") from err
-    if not _EARLIEST <= utc <= _LATEST:
-        raise InvalidInput(field, f"{field} must be between 1970-01-01 and 9000-01-01 (UTC)")
-    return utc
 
 
 @router.get("/plant/history", response_model=TrendPublic)
@@ -106,8 +90,8 @@ async def plant_history(
 ) -> TrendPublic:
     """Average, minimum and maximum of each tag per step (default: the last 15 minutes,
     a step giving at most about 900 points). Whole-minute steps read the minute table."""
-    end = _utc(to, "to") if to is not None else datetime.now(UTC)
-    start = _utc(from_, "from") if from_ is not None else end - timedelta(minutes=15)
+    end = utc_instant(to, "to") if to is not None else datetime.now(UTC)
+    start = utc_instant(from_, "from") if from_ is not None else end - timedelta(minutes=15)
     span_s = (end - start).total_seconds()
     if span_s <= 0:
         raise InvalidInput("to", "'to' must be after 'from'")

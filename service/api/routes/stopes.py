@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -24,8 +23,8 @@ from service.api.schemas.stopes import (
 from service.core import plans as P
 from service.core import stope_report as R
 from service.core.pour_states import PourState
-from service.errors import Conflict
 from service.operations import pours as ops
+from service.operations.stope_reports import build_stope_report
 from service.operations.stopes import StopeService, StopeView
 from service.plant.port import Quality
 from service.runtime import Runtime
@@ -226,59 +225,6 @@ async def close_stope(
     return await stope_public(view, runtime)
 
 
-async def _report(stope_id: str, stopes: StopeService, runtime: Runtime) -> R.StopeReport:
-    view = await stopes.view(stope_id)
-    if view.plan is None or view.progress is None:
-        raise Conflict(f"stope {view.record.name!r} has no fill plan", code="plan_not_found")
-    pours = list(reversed(await stopes.pours(view.record.name)))  # oldest first
-    stope_pours = []
-    for record in pours:
-        if record.stage is None:
-            continue  # a pour of the stope's name made without its plan
-        totals = ops.pour_view(record, runtime.supervisor)
-        stope_pours.append(
-            R.StopePour(
-                pour_id=record.id,
-                stage=record.stage,
-                totals=totals,
-                interruptions=tuple(record.interruptions),
-                sample_ids=tuple(record.sample_ids),
-                started_at=record.started_at,
-                ended_at=record.ended_at,
-                recipe_id=record.recipe_id,
-            )
-        )
-    trend = await _trend(pours, view, runtime)
-    return R.build_stope_report(view.stope, view.plan, view.progress, stope_pours, trend)
-
-
-async def _trend(pours: list[Any], view: StopeView, runtime: Runtime) -> list[R.TrendSample]:
-    """Fill height and barricade pressure from the history, over the stope's pours and
-    its holds (to the end of the last hold, or now)."""
-    starts = [p.started_at for p in pours if p.started_at is not None]
-    if not starts:
-        return []
-    begin = min(starts)
-    end = datetime.now(UTC)
-    span_s = max((end - begin).total_seconds(), 1.0)
-    step = max(1, math.ceil(span_s / 4000))
-    trend = await runtime.history.query(
-        ["fill_height_m", "barricade_pressure_pv"],
-        int(begin.timestamp() * 1000),
-        int(end.timestamp() * 1000),
-        step,
-    )
-    heights = trend.series["fill_height_m"]["avg"]
-    pressures = trend.series["barricade_pressure_pv"]["avg"]
-    return [
-        R.TrendSample(
-            datetime.fromtimestamp(t / 1000, UTC), h, {} if p is None else {BARRICADE_TAG: p}
-        )
-        for t, h, p in zip(trend.t_ms, heights, pressures, strict=True)
-        if h is not None or p is not None
-    ]
-
-
 @router.get("/stopes/{stope_id}/report")
 async def stope_report(
     stope_id: PathId, _: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep
@@ -286,7 +232,9 @@ async def stope_report(
     """Per stope and per stage: volume placed, dumped and off-spec placed, binder per
     component, Cw and Bw, fill height and barricade pressure against time, holds and
     releases, cylinders cast."""
-    return dataclasses.asdict(await _report(stope_id, stopes, runtime))
+    return dataclasses.asdict(
+        await build_stope_report(stope_id, stopes, runtime.supervisor, runtime.history)
+    )
 
 
 @router.get(
@@ -297,7 +245,7 @@ async def stope_report(
 async def stope_report_csv(
     stope_id: PathId, _: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep
 ) -> Response:
-    report = await _report(stope_id, stopes, runtime)
+    report = await build_stope_report(stope_id, stopes, runtime.supervisor, runtime.history)
     return Response(
         R.stope_report_csv(report),
         media_type="text/csv; charset=utf-8",

@@ -1,0 +1,170 @@
+"""Bulk export of the records as CSV or Parquet, streamed: the pours, the stopes' stages,
+the measurement history by tag and time range, the audit log. Any key may read them, as
+it may read each record (:mod:`service.operations.exports` says what each holds).
+
+The first page is read before the answer starts, so a store that cannot be read is a
+503 with the error body like any other; a failure after that ends the transfer without
+its last chunk (an HTTP client reports it truncated), never as a shorter file that
+looks whole."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
+from service.api.schemas.common import ID_PATTERN
+from service.core import tabular
+from service.core.pour_states import PourState
+from service.errors import InvalidInput
+from service.operations import exports as ex
+from service.store.history import HISTORY_TAGS
+
+router = APIRouter(tags=["export"])
+
+
+class Format(enum.StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class Resolution(enum.StrEnum):
+    RAW = "raw"
+    MINUTE = "minute"
+
+
+_MEDIA = {Format.CSV: "text/csv; charset=utf-8", Format.PARQUET: "application/vnd.apache.parquet"}
+_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The table, streamed.",
+        "content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+    }
+}
+FormatQuery = Annotated[Format, Query(description="csv (the default) or parquet.")]
+FromQuery = Annotated[datetime | None, Query(alias="from", description="Inclusive, with zone.")]
+ToQuery = Annotated[datetime | None, Query(description="Exclusive, with zone.")]
+_TAGS = "Comma-separated (all by default): " + ", ".join(HISTORY_TAGS)
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    lo = None if start is None else utc_instant(start, "from")
+    hi = None if end is None else utc_instant(end, "to")
+    if lo is not None and hi is not None and hi <= lo:
+        raise InvalidInput("to", "'to' must be after 'from'")
+    return lo, hi
+
+
+async def _table(
+    fmt: Format,
+    columns: Sequence[tabular.Column],
+    batches: AsyncIterator[ex.Batch],
+    name: str,
+) -> StreamingResponse:
+    writer = tabular.writer(fmt.value, columns)
+    first = await anext(batches, None)  # a store error here is the answer's status
+
+    async def body() -> AsyncIterator[bytes]:
+        yield writer.header()
+        if first is not None:
+            yield writer.rows(first)
+            async for batch in batches:
+                yield writer.rows(batch)
+        yield writer.close()
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        (chunk async for chunk in body() if chunk),
+        media_type=_MEDIA[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-{stamp}.{fmt.value}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/export/pours", response_class=StreamingResponse, responses=_CONTENT)
+async def export_pours(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    format: FormatQuery = Format.CSV,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    state: PourState | None = None,
+) -> StreamingResponse:
+    """Every pour made in [from, to) (all by default), oldest first: its state and
+    times, volumes placed, off-spec and dumped, materials (binder per component), Cw
+    and Bw (average, minimum, maximum), interruptions, samples and the Cw correction
+    it ran on. The running pour with its live totals."""
+    lo, hi = _range(from_, to)
+    batches = ex.pour_batches(
+        runtime.store,
+        runtime.supervisor,
+        created_from=lo,
+        created_to=hi,
+        state=None if state is None else state.value,
+    )
+    return await _table(format, ex.POUR_COLUMNS, batches, "pours")
+
+
+@router.get("/export/stope-stages", response_class=StreamingResponse, responses=_CONTENT)
+async def export_stope_stages(
+    runtime: RuntimeDep, _: PrincipalDep, format: FormatQuery = Format.CSV
+) -> StreamingResponse:
+    """One row per stage of every stope with a fill plan: the stage's plan (recipe,
+    top, rise rate, hold), its times (started, top reached, hold end, release) and its
+    figures as in the stope report (placed, dumped, off-spec, binder per component, Cw
+    and Bw, pours, cylinders, interruptions)."""
+    batches = ex.stage_batches(runtime.stopes, runtime.supervisor, runtime.history)
+    return await _table(format, ex.STAGE_COLUMNS, batches, "stope-stages")
+
+
+@router.get("/export/history", response_class=StreamingResponse, responses=_CONTENT)
+async def export_history(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    format: FormatQuery = Format.CSV,
+    tags: Annotated[
+        str | None,
+        Query(description="Comma-separated (all by default): " + ", ".join(HISTORY_TAGS)),
+    ] = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    resolution: Annotated[
+        Resolution, Query(description="raw (about one row a second) or minute rows.")
+    ] = Resolution.RAW,
+) -> StreamingResponse:
+    """The stored history rows themselves, oldest first: raw (each tag as sampled) or
+    minute (samples, and each tag's average, minimum and maximum). Default range: the
+    last 24 hours. Units are in the Parquet schema's field metadata."""
+    end = utc_instant(to, "to") if to is not None else datetime.now(UTC)
+    start = utc_instant(from_, "from") if from_ is not None else end - timedelta(hours=24)
+    if end <= start:
+        raise InvalidInput("to", "'to' must be after 'from'")
+    names = [t.strip() for t in (tags or "").split(",") if t.strip()]
+    which = ex.HistoryExport.of(names, minute=resolution is Resolution.MINUTE)
+    batches = which.batches(
+        runtime.history, int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    )
+    return await _table(format, which.columns, batches, f"history-{resolution.value}")
+
+
+@router.get("/export/audit", response_class=StreamingResponse, responses=_CONTENT)
+async def export_audit(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    format: FormatQuery = Format.CSV,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    pour_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)] = None,
+) -> StreamingResponse:
+    """The audit log in [from, to) (all by default), oldest first: every setpoint set
+    written, approval and correction, ``old`` and ``new`` as JSON text, each entry's
+    chain ``hash``."""
+    lo, hi = _range(from_, to)
+    batches = ex.audit_batches(runtime.store, at_from=lo, at_to=hi, pour_id=pour_id)
+    return await _table(format, ex.AUDIT_COLUMNS, batches, "audit")
