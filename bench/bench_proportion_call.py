@@ -28,7 +28,8 @@ from service.api.auth import Principal
 from service.api.routes.recipes import proportion as proportion_route
 from service.api.schemas.recipes import ProportionPublic, ProportionRequest
 from service.core import proportioning as prop
-from service.settings import Role
+from service.runtime import Runtime
+from service.settings import Role, Settings
 
 TARGET_CORE_US = 5.0
 
@@ -78,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps(CONTRACT_BODY).encode()
     request = ProportionRequest.model_validate(CONTRACT_BODY)
     principal = Principal(role=Role.HMI, key_id="bench000")
+    # The route reads the site's recipe limits from the runtime: one built (not started)
+    # from default settings with a key given, so that nothing is written to disk.
+    runtime = Runtime(Settings(api_keys="hmi:" + "b" * 32))
     public = ProportionPublic.model_validate_json(
-        run_coroutine(proportion_route(request, principal)).body
+        run_coroutine(proportion_route(request, principal, runtime)).body
     )
 
     # Sanity before timing: the HTTP path and the core agree, and mass closes.
@@ -103,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def route() -> object:
         # The route returns the encoded JSON response itself (no response-model pass).
-        return run_coroutine(proportion_route(request, principal))
+        return run_coroutine(proportion_route(request, principal, runtime))
 
     def full_path() -> object:
         req = ProportionRequest.model_validate(json.loads(body))
-        return run_coroutine(proportion_route(req, principal))
+        return run_coroutine(proportion_route(req, principal, runtime))
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("proportion() core, 2-component blend", core),

@@ -220,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per target")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per target")
     parser.add_argument("--loop", default="asyncio", help="uvicorn loop, same for both")
-    parser.add_argument("--http", default="h11", help="uvicorn http, same for both")
+    parser.add_argument(
+        "--http",
+        default="httptools",
+        help="uvicorn http, same for both (the service serves httptools)",
+    )
     args = parser.parse_args(argv)
     if not (1 <= args.duration <= 300 and 1 <= args.rounds <= 20 and 0 <= args.warmup <= 60):
         parser.error("--duration 1-300, --rounds 1-20, --warmup 0-60")

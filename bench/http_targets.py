@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("target", choices=("service", "bare"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", default="asyncio", help="uvicorn --loop (same for both)")
-    parser.add_argument("--http", default="h11", help="uvicorn --http (same for both)")
+    parser.add_argument("--http", default="httptools", help="uvicorn --http (same for both)")
     args = parser.parse_args(argv)
     app = service_app() if args.target == "service" else bare_app()
     uvicorn.run(

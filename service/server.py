@@ -8,6 +8,11 @@ remaining connections drain, and the runtime stops, all inside
 ``BACKFILL_SHUTDOWN_GRACE_S`` (20 s by default, under the 30 s that systemd, compose
 and Kubernetes allow before SIGKILL). A process still shutting down at the end of its
 grace exits anyway, saying so.
+
+HTTP is parsed by httptools (uvicorn's C parser; about 1.3 times the requests per
+second of the pure-Python h11, measured in ``bench/README.md``), with a deadline for
+every request head; the event loop is asyncio's own, the one the control loop, the
+PLC link and their tests run on.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.app import create_app
 from service.runtime import Runtime
@@ -37,8 +43,8 @@ _KEEPALIVE = (30, 10, 3)
 EXIT_OVERRAN_GRACE = 70
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, with a deadline for every request head.
+class _HeadDeadline:
+    """A deadline for every request head, for uvicorn's HTTP/1.1 protocols.
 
     uvicorn closes a keep-alive connection that stays silent, but any byte re-arms it,
     and a fresh connection that never sends a complete request head is never closed:
@@ -46,32 +52,31 @@ class GuardedH11Protocol(H11Protocol):
     slow-loris connection), would hold its socket for ever. Here a connection must
     complete each request head within ``HEAD_TIMEOUT_S`` of opening or of its last
     response; TCP keep-alive finds a peer that vanished while a response (an event
-    stream) is still going.
+    stream) is still going. Mixed in before the protocol class, which provides
+    ``loop``, ``transport``, ``cycle`` and the callbacks extended here.
     """
 
     HEAD_TIMEOUT_S = 15.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._head_timer: asyncio.TimerHandle | None = None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _keep_alive(sock)
         self._arm_head_timer()
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self._request_in_progress():
-            self._disarm_head_timer()
-
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         if not self._request_in_progress():
             self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _request_in_progress(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
@@ -90,9 +95,34 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer = None
         if self._request_in_progress() or self.transport.is_closing():
             return
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        self.transport.close()
+
+
+class GuardedH11Protocol(_HeadDeadline, H11Protocol):
+    """uvicorn's h11 protocol (pure Python) with the head deadline."""
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._request_in_progress():
+            self._disarm_head_timer()
+
+    def _close_idle(self) -> None:
         if self.conn.our_state not in {h11.ERROR, h11.CLOSED, h11.MUST_CLOSE}:
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()
+
+
+class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
+    """uvicorn's httptools protocol (the C parser of Node.js's llhttp) with the head
+    deadline: the one the service serves with."""
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._request_in_progress():
+            self._disarm_head_timer()
 
 
 def _keep_alive(sock: Any) -> None:
@@ -107,10 +137,14 @@ def _keep_alive(sock: Any) -> None:
         log.debug("no TCP keep-alive on this connection: %s", err)
 
 
-def guarded_protocol(head_timeout_s: float) -> type[GuardedH11Protocol]:
-    return type(
-        "GuardedH11Protocol", (GuardedH11Protocol,), {"HEAD_TIMEOUT_S": float(head_timeout_s)}
-    )
+def guarded_protocol(
+    head_timeout_s: float, *, parser: str = "httptools"
+) -> type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol]:
+    """The protocol class to serve with: ``httptools`` (the default: about 1.4 times
+    the requests per second of ``h11`` here, ``bench/bench_proportion_http.py``) or
+    ``h11``, with a head deadline of ``head_timeout_s``."""
+    base = GuardedHttpToolsProtocol if parser == "httptools" else GuardedH11Protocol
+    return type(base.__name__, (base,), {"HEAD_TIMEOUT_S": float(head_timeout_s)})
 
 
 class ServiceServer(uvicorn.Server):

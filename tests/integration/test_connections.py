@@ -31,7 +31,7 @@ async def _true(value: bool) -> bool:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Runtime]]:
+async def serving(tmp_path: Path, parser: str = "httptools") -> AsyncIterator[tuple[str, Runtime]]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
         api_keys=api_keys_setting(),
@@ -42,7 +42,11 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Runtime]]:
     await runtime.start()
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=guarded_protocol(IDLE_S)
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http=guarded_protocol(IDLE_S, parser=parser),
     )
     server = ServiceServer(config, runtime, grace_s=10.0)
     task = asyncio.create_task(server.serve())
@@ -63,8 +67,9 @@ async def _closed_after(reader: asyncio.StreamReader, within_s: float) -> float:
     return time.monotonic() - started
 
 
-async def test_idle_and_trickling_connections_are_closed(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (url, _runtime):
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+async def test_idle_and_trickling_connections_are_closed(tmp_path: Path, parser: str) -> None:
+    async with serving(tmp_path, parser) as (url, _runtime):
         port = int(url.rsplit(":", 1)[1])
         # A connection that never sends a request.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
