@@ -33,8 +33,8 @@ from service.operations.rheology import rheology_of, seed_example_rheology
 from service.operations.stopes import StopeService
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
-from service.plant.port import PlantLink
-from service.plant.tags import load_tag_map
+from service.plant.port import UNITS, PlantLink
+from service.plant.tags import TagMap, load_tag_map
 from service.settings import ApiKey, Role, Settings
 from service.store.db import create_engine, migrate
 from service.store.history import HistoryStore
@@ -43,6 +43,7 @@ from service.store.repository import Store
 from service.store.stopes import StopeStore
 
 if TYPE_CHECKING:
+    from service.scada.opcua_face import OpcUaFace
     from service.simulator.server import SimulatorServer
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Runtime:
         self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
         self.leadership: Leadership | None = None
+        self.opcua_face: OpcUaFace | None = None
 
     @property
     def store(self) -> Store:
@@ -206,7 +208,8 @@ class Runtime:
             assert plc.endpoint is not None and plc.tag_map is not None  # settings say so
             endpoint = plc.endpoint
             tag_map_path = plc.tag_map
-        link = OpcUaPlantLink(plc, load_tag_map(tag_map_path), endpoint=endpoint)
+        tag_map = load_tag_map(tag_map_path)
+        link = OpcUaPlantLink(plc, tag_map, endpoint=endpoint)
         failover = settings.failover
         if failover.enabled:
             await link.set_writer(None)  # a standby until elected: no writes, no heartbeat
@@ -280,6 +283,53 @@ class Runtime:
         )
         await recorder.start()
         stack.push_async_callback(recorder.stop)
+        if settings.opcua_server.enabled:
+            face = self._opcua_face(link, tag_map)
+            await face.start()
+            stack.push_async_callback(face.stop)
+            self.opcua_face = face
+
+    def _opcua_face(self, link: PlantLink, tag_map: TagMap) -> OpcUaFace:
+        """The OPC UA server for SCADA: the HMI snapshot as its model, the pour actions
+        and alarm acknowledgement through the supervisor, as the API does them."""
+        from service.operations.plant_view import status_body
+        from service.operations.pours import start_pour
+        from service.scada.opcua_face import Actions, OpcUaFace
+
+        supervisor = self.supervisor
+
+        async def changed(version: int, within_s: float) -> int:
+            return (await link.wait_changed(version, within_s)).version
+
+        def role(who: str) -> str:
+            return who.split(":", 1)[0]
+
+        async def start(pour_id: str, who: str) -> str:
+            return (await start_pour(self.store, supervisor, pour_id, role(who))).state
+
+        async def pause(pour_id: str, who: str) -> str:
+            return (await supervisor.pause_pour(pour_id, role(who))).state
+
+        async def resume(pour_id: str, who: str) -> str:
+            return (await supervisor.resume_pour(pour_id, role(who))).state
+
+        async def stop(pour_id: str, who: str) -> str:
+            return (await supervisor.stop_pour(pour_id, role(who))).state
+
+        async def acknowledge(code: str, who: str) -> str:
+            return supervisor.acknowledge_alarm(code, who).state.value
+
+        return OpcUaFace(
+            self.settings.opcua_server,
+            keys=self.keys,
+            status=lambda: status_body(self),
+            changed=changed,
+            measurements={t: UNITS[t] for t in tag_map.measurements},
+            setpoints={t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags},
+            actions=Actions(
+                start=start, pause=pause, resume=resume, stop=stop, acknowledge=acknowledge
+            ),
+        )
 
     async def _on_elected(self, epoch: int) -> None:
         assert self.leadership is not None
@@ -319,3 +369,4 @@ class Runtime:
         self._stopes = None
         self._lab = None
         self.simulator = None
+        self.opcua_face = None

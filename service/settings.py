@@ -139,6 +139,41 @@ class PlcSettings(BaseModel):
         return self
 
 
+class OpcUaServerSettings(BaseModel):
+    """The service's own OPC UA server, for a SCADA to browse (off by default): the
+    plant, the active pour, the recipe in force and the alarms as variables, the pour
+    actions and alarm acknowledgement as methods. A client logs in with a user name
+    (any) and an API key as its password; the key's role decides what it may call,
+    as on the API. Anonymous clients are refused."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=4841, ge=1, le=65535)
+    security_mode: SecurityMode = Field(
+        default=SecurityMode.SIGN_AND_ENCRYPT,
+        description="Basic256Sha256 with this mode; None only with allow_insecure.",
+    )
+    certificate: Path | None = Field(default=None, description="The server's certificate.")
+    private_key: Path | None = Field(default=None, description="Its private key (PEM).")
+    allow_insecure: bool = Field(
+        default=False,
+        description="Allow security_mode None (API keys then cross the network in clear): "
+        "for a test or a loopback-only SCADA, never in production.",
+    )
+
+    @model_validator(mode="after")
+    def _secured(self) -> OpcUaServerSettings:
+        if self.security_mode is SecurityMode.NONE:
+            if self.enabled and not self.allow_insecure:
+                raise ValueError(
+                    "an unsecured OPC UA server sends API keys in clear: set security_mode "
+                    "SignAndEncrypt with certificate and private_key, or allow_insecure"
+                )
+        elif self.enabled and (self.certificate is None or self.private_key is None):
+            raise ValueError("security_mode Sign/SignAndEncrypt needs certificate and private_key")
+        return self
+
+
 class SimSettings(BaseModel):
     """The built-in plant simulator (CONTRACT "Running")."""
 
@@ -382,6 +417,7 @@ class Settings(BaseSettings):
     diverter: DiverterSettings = Field(default_factory=DiverterSettings)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     instruments: InstrumentSettings = Field(default_factory=InstrumentSettings)
+    opcua_server: OpcUaServerSettings = Field(default_factory=OpcUaServerSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,

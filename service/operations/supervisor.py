@@ -384,6 +384,13 @@ class Supervisor:
             "target_volume_m3": pour.record.target_volume_m3,
             "paste_flow_m3_h": pour.record.paste_flow_m3_h,
             "stop_pending": self._stop_pending is not None,
+            # The recipe in force, as control runs on it (an approved Gs correction in).
+            "targets": {
+                "solids_pct": 100.0 * pour.recipe.solids_fraction,
+                "binder_pct": 100.0 * pour.recipe.binder_ratio,
+                "tailings_sg": pour.recipe.tailings_sg,
+                "blend_pct": {c.name: 100.0 * c.fraction for c in pour.recipe.binder},
+            },
             **pour.totals.summary(),
         }
 

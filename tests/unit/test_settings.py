@@ -44,6 +44,18 @@ def test_a_secured_link_needs_its_certificate_and_a_trust_list() -> None:
         )
 
 
+def test_the_opcua_server_for_scada_is_off_by_default_and_secured_when_on() -> None:
+    assert Settings().opcua_server.enabled is False
+    with pytest.raises(ValidationError, match="needs certificate and private_key"):
+        Settings(opcua_server={"enabled": True})
+    with pytest.raises(ValidationError, match="sends API keys in clear"):
+        Settings(opcua_server={"enabled": True, "security_mode": "None"})
+    insecure = Settings(
+        opcua_server={"enabled": True, "security_mode": "None", "allow_insecure": True}
+    )
+    assert insecure.opcua_server.port == 4841
+
+
 def test_the_start_timeout_leaves_room_for_a_flush() -> None:
     assert Settings().start_timeout_s == 300.0
     with pytest.raises(ValidationError) as err:

@@ -1,0 +1,87 @@
+"""The HMI snapshot, built from memory only: the link's snapshot and the supervisor's
+views. It never triggers PLC I/O (CONTRACT "GET /plant/status"). The REST API serves it
+(``service/api/plant_status.py``) and the SCADA faces build their model from it
+(``service/core/scada_model.py``), so a value reads the same everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from service.operations.supervisor import PLANT_MODES
+from service.plant.port import PlantSnapshot, Quality
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+SIMULATED_NOTICE = (
+    "SIMULATED PLANT: the built-in simulator runs because BACKFILL_PLC__ENDPOINT is not "
+    "set; no PLC is connected"
+)
+
+
+def alarm_view(alarm: Any) -> dict[str, Any]:
+    d = alarm.to_dict()
+    return {
+        k: d[k]
+        for k in (
+            "code",
+            "severity",
+            "state",
+            "detail",
+            "since",
+            "cleared_at",
+            "acknowledged",
+            "acknowledged_at",
+            "acknowledged_by",
+        )
+    }
+
+
+def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str, Any]:
+    snap = snap or runtime.link.snapshot()
+    stuck = runtime.supervisor.stuck
+    measurements: dict[str, Any] = {}
+    for tag, m in snap.measurements.items():
+        ts = m.source_timestamp
+        measurements[tag] = {
+            "value": m.value,
+            "unit": m.unit,
+            # A stuck gauge reads good at the PLC but is not trusted by the service.
+            "quality": Quality.BAD.value if tag in stuck else m.quality.value,
+            "timestamp": ts.astimezone(UTC).isoformat().replace("+00:00", "Z") if ts else None,
+        }
+        if tag in stuck:
+            measurements[tag]["stuck"] = True
+    setpoints = {
+        tag: {
+            "value": sp.value,
+            "unit": sp.unit,
+            "written_at": sp.written_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        for tag, sp in snap.setpoints.items()
+    }
+    mode = snap.measurements.get("plant_mode")
+    plc_mode = None
+    if mode is not None and mode.quality is not Quality.BAD and isinstance(mode.value, int):
+        plc_mode = PLANT_MODES.get(int(mode.value), f"unknown({mode.value})")
+    remote = snap.measurements.get("remote_enabled")
+    remote_enabled = (
+        bool(remote.value) if remote is not None and remote.quality is not Quality.BAD else None
+    )
+    supervisor = runtime.supervisor
+    return {
+        "connected": snap.connected,
+        "plc_mode": plc_mode,
+        "remote_enabled": remote_enabled,
+        "measurements": measurements,
+        "setpoints": setpoints,
+        "active_pour": supervisor.active_pour_view(),
+        "alarms": [alarm_view(a) for a in supervisor.alarms()],
+        "instruments": supervisor.instruments_view(),
+        "last_error": snap.last_error,
+        "simulator": runtime.simulator is not None,
+        "notice": SIMULATED_NOTICE if runtime.simulator is not None else None,
+        "writer": runtime.is_writer,
+        "writer_epoch": runtime.leadership.epoch if runtime.leadership else None,
+    }

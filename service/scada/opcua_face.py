@@ -1,0 +1,376 @@
+"""The service as an OPC UA server, for a SCADA to browse without scripting.
+
+The address space (namespace ``urn:backfill:service``) holds the model of
+:mod:`service.core.scada_model`: objects ``Plant`` (with ``Measurements`` and
+``Setpoints``), ``Pour``, ``Recipe`` and ``Alarms`` (one object per alarm code), each
+point a read-only variable with its engineering unit (the ``EngineeringUnits`` text of
+the Data Access model is not built; the unit is the variable's description prefix and
+a property ``Unit``), the quality as the value's status code (Good, Uncertain, Bad,
+BadWaitingForInitialData) and the PLC's source timestamp. Values change by subscription:
+one task rebuilds the model whenever the plant link's snapshot changes (and at least
+every second, for the pour's totals), and writes only the points that changed.
+
+Methods: ``Pour.Start``, ``Pause``, ``Resume``, ``Stop`` (a pour id in, its state out)
+and ``Alarms.Acknowledge`` (an alarm code in), allowed to the roles the API allows
+(scada and admin), through the same operations as the API. A client logs in with a user
+name (any) and an API key as its password; anonymous sessions are refused; a wrong role
+gets ``BadUserAccessDenied``, a refused action the status code of its reason
+(``BadNotFound``, ``BadInvalidState``, ``BadResourceUnavailable``). The calling user
+reaches a method through a context variable set by the server's session for its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC
+from typing import Any
+
+from asyncua import ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.internal_server import InternalServer
+from asyncua.server.internal_session import InternalSession
+from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+
+from service.api.auth import KeyRing
+from service.core import scada_model as M
+from service.core.control.massbalance import BINDER_COMPONENTS
+from service.errors import BackfillError
+from service.settings import OpcUaServerSettings, Role, SecurityMode
+
+log = logging.getLogger(__name__)
+
+NAMESPACE_URI = "urn:backfill:service"
+UPDATE_S = 1.0  # the longest a value waits for its update
+_ACTIONS = (Role.SCADA, Role.ADMIN)
+
+_caller: contextvars.ContextVar[User | None] = contextvars.ContextVar("opcua_caller", default=None)
+
+_KINDS = {
+    M.Kind.DOUBLE: ua.VariantType.Double,
+    M.Kind.STRING: ua.VariantType.String,
+    M.Kind.BOOL: ua.VariantType.Boolean,
+}
+# A variable's first value, until the first publish gives it its own (and its status).
+_EMPTY = {
+    M.Kind.DOUBLE: ua.Variant(0.0, ua.VariantType.Double),
+    M.Kind.STRING: ua.Variant("", ua.VariantType.String),
+    M.Kind.BOOL: ua.Variant(False, ua.VariantType.Boolean),
+}
+_STATUS = {
+    M.Quality.GOOD: StatusCodes.Good,
+    M.Quality.UNCERTAIN: StatusCodes.Uncertain,
+    M.Quality.BAD: StatusCodes.Bad,
+    M.Quality.NO_DATA: StatusCodes.BadWaitingForInitialData,
+}
+# A refused action's code (service.errors) as an OPC UA status.
+_REFUSALS = {
+    "pour_not_found": StatusCodes.BadNotFound,
+    "alarm_not_found": StatusCodes.BadNotFound,
+    "service_stopping": StatusCodes.BadResourceUnavailable,
+    "not_the_writer": StatusCodes.BadResourceUnavailable,
+    "plant_link_down": StatusCodes.BadResourceUnavailable,
+    "invalid_input": StatusCodes.BadInvalidArgument,
+}
+
+
+class _Session(InternalSession):
+    """A session whose method calls know their user (:data:`_caller`)."""
+
+    async def call(self, params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
+        token = _caller.set(self.user)
+        try:
+            return await super().call(params)
+        finally:
+            _caller.reset(token)
+
+
+class _Server(InternalServer):
+    def create_session(
+        self, name: str, user: User | None = None, external: bool = False
+    ) -> InternalSession:
+        return _Session(
+            self,
+            self.aspace,
+            self.subscription_service,
+            name,
+            user=user or User(role=UserRole.Anonymous),
+            external=external,
+        )
+
+
+class _KeyUsers(UserManager):
+    """Any user name, an API key as the password; the key's role goes into the user's
+    name (``role:key id``), which the methods read."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+
+    def get_user(
+        self,
+        iserver: InternalServer,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
+        if not password:
+            return None
+        principal = self._keys.authenticate(password)
+        if principal is None:
+            log.warning("OPC UA login refused for user %r: not a valid API key", username)
+            return None
+        return User(role=UserRole.User, name=f"{principal.role.value}:{principal.key_id}")
+
+
+def _role_of(user: User | None) -> Role | None:
+    if user is None or not user.name or ":" not in user.name:
+        return None
+    try:
+        return Role(user.name.split(":", 1)[0])
+    except ValueError:
+        return None
+
+
+class Actions:
+    """What the methods do: the same operations as the API's routes. Each takes its
+    argument (a pour id, an alarm code) and the caller (``role:key id``, as the API
+    records a caller) and returns the new state."""
+
+    def __init__(
+        self,
+        *,
+        start: Callable[[str, str], Awaitable[str]],
+        pause: Callable[[str, str], Awaitable[str]],
+        resume: Callable[[str, str], Awaitable[str]],
+        stop: Callable[[str, str], Awaitable[str]],
+        acknowledge: Callable[[str, str], Awaitable[str]],
+    ) -> None:
+        self.by_name = {
+            "Start": start,
+            "Pause": pause,
+            "Resume": resume,
+            "Stop": stop,
+            "Acknowledge": acknowledge,
+        }
+
+
+class OpcUaFace:
+    def __init__(
+        self,
+        settings: OpcUaServerSettings,
+        *,
+        keys: KeyRing,
+        status: Callable[[], Mapping[str, Any]],
+        changed: Callable[[int, float], Awaitable[int]],
+        measurements: Mapping[str, str],
+        setpoints: Mapping[str, str],
+        actions: Actions,
+    ) -> None:
+        """``status()`` is the HMI snapshot (the REST body); ``changed(version,
+        timeout)`` waits for the plant link's next snapshot and returns its version;
+        ``measurements``/``setpoints`` the tag map's tags and units."""
+        self.settings = settings
+        self._keys = keys
+        self._status = status
+        self._changed = changed
+        self._actions = actions
+        self._spec = M.specs(measurements, setpoints, BINDER_COMPONENTS)
+        self._kinds = {spec.path: spec.kind for spec in self._spec}
+        self._server: Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._nodes: dict[str, ua.NodeId] = {}
+        self._written: dict[str, M.Point] = {}
+        self.idx = 0
+
+    def _nid(self, name: str) -> ua.NodeId:
+        return ua.NodeId(ua.String(name), ua.Int16(self.idx))
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.settings.host}:{self.settings.port}/backfill/"
+
+    async def start(self) -> None:
+        s = self.settings
+        server = Server(iserver=_Server(user_manager=_KeyUsers(self._keys)))
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name("Paste backfill service")
+        await server.set_application_uri(NAMESPACE_URI)
+        if s.security_mode is SecurityMode.NONE:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            log.warning(
+                "the OPC UA server on %s is unsecured (allow_insecure): API keys cross "
+                "the network in clear",
+                self.endpoint,
+            )
+        else:
+            assert s.certificate is not None and s.private_key is not None  # settings say so
+            await server.load_certificate(str(s.certificate))
+            await server.load_private_key(str(s.private_key))
+            server.set_security_policy(
+                [
+                    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt
+                    if s.security_mode is SecurityMode.SIGN_AND_ENCRYPT
+                    else ua.SecurityPolicyType.Basic256Sha256_Sign
+                ]
+            )
+        server.set_identity_tokens([ua.UserNameIdentityToken])
+        self.idx = await server.register_namespace(NAMESPACE_URI)
+        await self._build(server)
+        await server.start()
+        self._server = server
+        await self._publish()
+        self._task = asyncio.create_task(self._run(), name="opcua-face")
+        log.info("OPC UA server for SCADA on %s", self.endpoint)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+
+    # --- the address space ----------------------------------------------------------------
+
+    async def _build(self, server: Server) -> None:
+        root = server.nodes.objects
+        objects: dict[str, Any] = {}
+
+        async def folder(path: str) -> Any:
+            if path in objects:
+                return objects[path]
+            parent_path, _, name = path.rpartition(".")
+            parent = root if not parent_path else await folder(parent_path)
+            node = await parent.add_object(self._nid(f"Backfill.{path}"), name)
+            objects[path] = node
+            return node
+
+        for spec in self._spec:
+            parent_path, _, name = spec.path.rpartition(".")
+            parent = await folder(parent_path)
+            node_id = self._nid(f"Backfill.{spec.path}")
+            variable = await parent.add_variable(
+                node_id, name, _EMPTY[spec.kind], datatype=_datatype(spec.kind)
+            )
+            text = f"[{spec.unit}] {spec.description}".strip() if spec.unit else spec.description
+            if text:
+                await variable.write_attribute(
+                    AttributeIds.Description,
+                    ua.DataValue(ua.Variant(ua.LocalizedText(text), ua.VariantType.LocalizedText)),
+                )
+            if spec.unit:
+                await variable.add_property(
+                    self._nid(f"Backfill.{spec.path}.Unit"), "Unit", spec.unit
+                )
+            self._nodes[spec.path] = node_id
+
+        pour = await folder("Pour")
+        for name in ("Start", "Pause", "Resume", "Stop"):
+            await pour.add_method(
+                self._nid(f"Backfill.Pour.{name}"),
+                name,
+                self._method(name),
+                [_argument("PourId", ObjectIds.String)],
+                [_argument("State", ObjectIds.String)],
+            )
+        alarms = await folder("Alarms")
+        await alarms.add_method(
+            self._nid("Backfill.Alarms.Acknowledge"),
+            "Acknowledge",
+            self._method("Acknowledge"),
+            [_argument("Code", ObjectIds.String)],
+            [_argument("State", ObjectIds.String)],
+        )
+
+    def _method(self, name: str) -> Callable[..., Awaitable[Any]]:
+        action = self._actions.by_name[name]
+
+        async def call(_parent: ua.NodeId, argument: ua.Variant | str) -> Any:
+            role = _role_of(_caller.get())
+            if role not in _ACTIONS:
+                log.warning("OPC UA %s refused to role %s", name, role)
+                return ua.StatusCode(ua.UInt32(StatusCodes.BadUserAccessDenied))
+            value = argument.Value if isinstance(argument, ua.Variant) else argument
+            if not isinstance(value, str) or not value:
+                return ua.StatusCode(ua.UInt32(StatusCodes.BadInvalidArgument))
+            user = _caller.get()
+            assert user is not None and user.name is not None  # the role came from it
+            try:
+                state = await action(value, user.name)
+            except BackfillError as err:
+                log.warning("OPC UA %s %s refused: %s", name, value, err.detail)
+                code = _REFUSALS.get(err.code, StatusCodes.BadInvalidState)
+                return ua.StatusCode(ua.UInt32(code))
+            await self._publish()  # the change shows at once, not at the next update
+            return [ua.Variant(state, ua.VariantType.String)]
+
+        return call
+
+    # --- values ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        version = -1
+        while True:
+            try:
+                version = await self._changed(version, UPDATE_S)
+                await self._publish()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a loop boundary: say it, keep serving the last values
+                log.exception("OPC UA face: updating the values failed")
+                await asyncio.sleep(UPDATE_S)
+
+    async def _publish(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        now = ua.DateTime.now(UTC)
+        for path, point in M.points(self._status(), self._spec).items():
+            if self._written.get(path) == point:
+                continue
+            self._written[path] = point
+            await server.write_attribute_value(
+                self._nodes[path],
+                ua.DataValue(
+                    Value=ua.Variant(point.value, _KINDS[self._kinds[path]])
+                    if point.value is not None
+                    else ua.Variant(None, ua.VariantType.Null),
+                    StatusCode=ua.StatusCode(ua.UInt32(_STATUS[point.quality])),
+                    SourceTimestamp=ua.DateTime.fromtimestamp(point.source_time.timestamp(), UTC)
+                    if point.source_time is not None
+                    else now,
+                    ServerTimestamp=now,
+                ),
+            )
+
+
+def _datatype(kind: M.Kind) -> ua.NodeId:
+    return _ns0(
+        {
+            M.Kind.DOUBLE: ObjectIds.Double,
+            M.Kind.STRING: ObjectIds.String,
+            M.Kind.BOOL: ObjectIds.Boolean,
+        }[kind]
+    )
+
+
+def _argument(name: str, datatype: int) -> ua.Argument:
+    arg = ua.Argument()
+    arg.Name = name
+    arg.DataType = _ns0(datatype)
+    arg.ValueRank = -1
+    return arg
+
+
+def _ns0(identifier: int) -> ua.NodeId:
+    return ua.NodeId(ua.Int32(identifier))

@@ -1,0 +1,197 @@
+"""The service's OPC UA server as a SCADA meets it (an asyncua client here; node-opcua in
+``test_opcua_face_node_opcua.py``): it logs in with an API key, browses the plant, the
+pour, the recipe and the alarms, reads values with their units, quality and source
+timestamps, subscribes, and runs a pour through the methods, which refuse a wrong role
+and an anonymous or unknown user."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asyncua import Client, ua
+from asyncua.ua import uaerrors
+
+from service.app import create_app
+from service.scada.opcua_face import NAMESPACE_URI
+from service.settings import Settings
+from tests.conftest import KEYS, api_keys_setting, auth
+from tests.e2e.helpers import approved_recipe
+from tests.e2e.procs import free_port
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'face.db'}",
+        api_keys=api_keys_setting(),
+        # Plant time 20x: the start-up paste goes to the dump first, then the pour places.
+        sim={"speed": 20.0, "seed": 3},
+        opcua_server={
+            "enabled": True,
+            "port": port,
+            "security_mode": "None",
+            "allow_insecure": True,
+        },
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client, app.state.runtime.opcua_face.endpoint
+
+
+@asynccontextmanager
+async def opcua(endpoint: str, role: str | None) -> AsyncIterator[Client]:
+    client = Client(endpoint, timeout=10)
+    if role is not None:
+        client.set_user(role)
+        client.set_password(KEYS[role])
+    async with client:
+        yield client
+
+
+async def _node(client: Client, path: str) -> Any:
+    idx = await client.get_namespace_index(NAMESPACE_URI)
+    return client.get_node(f"ns={idx};s=Backfill.{path}")
+
+
+async def _pour(client: httpx.AsyncClient) -> str:
+    """A pour of a recipe the simulated plant can make (its tailings, Gs 2.8)."""
+    recipe_id = await approved_recipe(client)
+    body = {
+        "stope_id": "S-OPC",
+        "recipe_id": recipe_id,
+        "target_volume_m3": 50,
+        "paste_flow_m3_h": 100,
+    }
+    r = await client.post("/api/v1/pours", json=body, headers=auth("scada"))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+class _Changes:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def datachange_notification(self, node: Any, value: Any, data: Any) -> None:
+        self.values.append(value)
+
+
+async def test_a_scada_browses_subscribes_and_runs_a_pour(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (api, endpoint):
+        # No key, a key that is none, and anonymous: refused at login.
+        with pytest.raises(uaerrors.BadIdentityTokenRejected):
+            async with opcua(endpoint, None):
+                pass
+        bad = Client(endpoint, timeout=10)
+        bad.set_user("scada")
+        bad.set_password("not-a-key-0123456789abcdef")
+        with pytest.raises(uaerrors.BadUserAccessDenied):
+            async with bad:
+                pass
+
+        async with opcua(endpoint, "hmi") as hmi, opcua(endpoint, "scada") as scada:
+            # The address space: the four objects, a measurement with its unit.
+            idx = await hmi.get_namespace_index(NAMESPACE_URI)
+            names = {
+                (await n.read_browse_name()).Name for n in await hmi.nodes.objects.get_children()
+            }
+            assert {"Plant", "Pour", "Recipe", "Alarms"} <= names
+            density = await _node(hmi, "Plant.Measurements.paste_density_pv")
+            unit = await hmi.get_node(
+                f"ns={idx};s=Backfill.Plant.Measurements.paste_density_pv.Unit"
+            ).read_value()
+            assert unit == "kg/m3"
+            assert (await (await _node(hmi, "Plant.Simulated")).read_value()) is True
+
+            async def read_density() -> ua.DataValue:
+                return await density.read_data_value(raise_on_bad_status=False)
+
+            deadline = time.monotonic() + 20
+            value = await read_density()
+            while not value.StatusCode.is_good() and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                value = await read_density()
+            assert value.StatusCode.is_good() and 900 < value.Value.Value < 2500  # water at rest
+            assert value.SourceTimestamp is not None
+            # The REST API reads the same value.
+            status = (await api.get("/api/v1/plant/status", headers=auth("hmi"))).json()
+            assert status["measurements"]["paste_density_pv"]["unit"] == "kg/m3"
+            assert (await (await _node(hmi, "Pour.State")).read_value()) == "none"
+            poured = await _node(hmi, "Pour.PouredM3")
+            assert (
+                await poured.read_data_value(raise_on_bad_status=False)
+            ).StatusCode.value == ua.StatusCodes.BadWaitingForInitialData
+
+            # Values come by subscription.
+            changes = _Changes()
+            subscription = await hmi.create_subscription(200, changes)
+            await subscription.subscribe_data_change([poured, await _node(hmi, "Pour.State")])
+
+            pour_id = await _pour(api)
+            start = await _node(scada, "Pour.Start")
+            pour = await _node(scada, "Pour")
+            # An hmi key may read but not act.
+            with pytest.raises(uaerrors.BadUserAccessDenied):
+                await (await _node(hmi, "Pour")).call_method(
+                    await _node(hmi, "Pour.Start"), pour_id
+                )
+            with pytest.raises(uaerrors.BadNotFound):
+                await pour.call_method(start, "no-such-pour")
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    state = await pour.call_method(start, pour_id)
+                    break
+                except uaerrors.BadInvalidState:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)  # the built-in plant is not ready yet
+            assert state == "running"
+            assert (await (await _node(hmi, "Pour.Id")).read_value()) == pour_id
+            assert (await (await _node(hmi, "Recipe.SolidsPct")).read_value()) == pytest.approx(
+                72.0
+            )
+            assert (await (await _node(hmi, "Recipe.Blend.slagPct")).read_value()) == pytest.approx(
+                80.0
+            )
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                numbers = [v for v in changes.values if isinstance(v, float)]
+                if len(numbers) >= 2 and numbers[-1] > numbers[0]:
+                    break
+                await asyncio.sleep(0.5)
+            numbers = [v for v in changes.values if isinstance(v, float)]
+            record = (await api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi"))).json()
+            status = (await api.get("/api/v1/plant/status", headers=auth("hmi"))).json()
+            assert len(numbers) >= 2 and numbers[-1] > numbers[0], (
+                changes.values,
+                {k: record[k] for k in ("poured_m3", "dumped_m3", "state", "interruptions")},
+                status["plc_mode"],
+            )
+            assert "running" in changes.values
+
+            paused = await pour.call_method(await _node(scada, "Pour.Pause"), pour_id)
+            assert paused == "paused"
+            record = (await api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi"))).json()
+            assert record["state"] == "paused"
+            assert record["interruptions"][-1]["reason"] == "operator"
+            stopped = await pour.call_method(await _node(scada, "Pour.Stop"), pour_id)
+            assert stopped == "stopped"
+            assert (await (await _node(hmi, "Pour.State")).read_value()) == "none"
+
+            alarms = await _node(scada, "Alarms")
+            with pytest.raises(uaerrors.BadInvalidArgument):
+                await alarms.call_method(await _node(scada, "Alarms.Acknowledge"), "no_such_alarm")
+            severity = await _node(hmi, "Alarms.instruments_disagree.Severity")
+            assert await severity.read_value() in {"low", "medium", "high", "critical"}
+            await subscription.delete()
