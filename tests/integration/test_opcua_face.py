@@ -17,6 +17,7 @@ import httpx
 import pytest
 from asyncua import Client, ua
 from asyncua.ua import uaerrors
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.app import create_app
 from service.scada.opcua_face import NAMESPACE_URI
@@ -24,10 +25,13 @@ from service.settings import Settings
 from tests.conftest import KEYS, api_keys_setting, auth
 from tests.e2e.helpers import approved_recipe
 from tests.e2e.procs import free_port
+from tests.integration.test_opcua_security import make_cert
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def serving(tmp_path: Path, **security: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The service with its OPC UA server for SCADA: unsecured on loopback unless
+    ``security`` says otherwise."""
     port = free_port()
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'face.db'}",
@@ -37,8 +41,7 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]
         opcua_server={
             "enabled": True,
             "port": port,
-            "security_mode": "None",
-            "allow_insecure": True,
+            **(security or {"security_mode": "None", "allow_insecure": True}),
         },
     )
     app = create_app(settings)
@@ -195,3 +198,35 @@ async def test_a_scada_browses_subscribes_and_runs_a_pour(tmp_path: Path) -> Non
             severity = await _node(hmi, "Alarms.instruments_disagree.Severity")
             assert await severity.read_value() in {"low", "medium", "high", "critical"}
             await subscription.delete()
+
+
+async def test_a_secured_server_takes_only_secured_sessions(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    server_cert = await make_cert(pki, "server", NAMESPACE_URI, ExtendedKeyUsageOID.SERVER_AUTH)
+    client_cert = await make_cert(pki, "scada", "urn:scada:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    secured = {
+        "security_mode": "SignAndEncrypt",
+        "certificate": str(server_cert),
+        "private_key": str(pki / "server_key.pem"),
+    }
+    async with serving(tmp_path, **secured) as (_, endpoint):
+        # No security: no endpoint offers it.
+        plain = Client(endpoint, timeout=10)
+        plain.set_user("scada")
+        plain.set_password(KEYS["scada"])
+        with pytest.raises(ua.UaError, match="No matching endpoints"):
+            async with plain:
+                pass
+        client = Client(endpoint, timeout=10)
+        await client.set_security_string(
+            f"Basic256Sha256,SignAndEncrypt,{client_cert},{pki / 'scada_key.pem'}"
+        )
+        client.set_user("hmi")
+        client.set_password(KEYS["hmi"])
+        async with client:
+            assert (await (await _node(client, "Plant.Simulated")).read_value()) is True
+            with pytest.raises(uaerrors.BadUserAccessDenied):
+                await (await _node(client, "Pour")).call_method(
+                    await _node(client, "Pour.Stop"), "any-pour"
+                )
