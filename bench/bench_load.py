@@ -20,6 +20,11 @@ read at the start and at the end of each phase and subtracted.
   ``POST /pours/{running}/pause`` and ``.../resume`` (409 counts as expected there).
   Those two change what the loop does (a paused pour writes no setpoints), so they
   are off by default to keep phases A and B comparable.
+* With ``--opcua-subscribers N`` the service also runs its OPC UA server for SCADA
+  (unsecured, loopback) in every phase, and in phase B the load generator opens N
+  OPC UA sessions besides the HMI clients, each logged in with the hmi key and
+  subscribed (250 ms publishing) to the pour's placed volume, state and Cw, and four
+  measurements; it counts the data changes each receives.
 * Phase C, ``--pairs N`` (off by default): 1, 2, 4, ... up to N service processes,
   each with its own simulator, database, port and running pour, ``--pair-seconds``
   each step; a step passes when no instance overran a cycle and every instance's
@@ -172,8 +177,9 @@ def free_port() -> int:
 class Instance:
     """``python -m service`` on a free loopback port, with its own folder and keys."""
 
-    def __init__(self, name: str, workdir: Path) -> None:
+    def __init__(self, name: str, workdir: Path, opcua: bool = False) -> None:
         self.name = name
+        self.opcua_port = free_port() if opcua else None
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.port = free_port()
@@ -196,6 +202,13 @@ class Instance:
             "BACKFILL_SIM__SPEED": "1",
             "BACKFILL_LOG_LEVEL": "WARNING",
         }
+        if self.opcua_port is not None:
+            env |= {
+                "BACKFILL_OPCUA_SERVER__ENABLED": "true",
+                "BACKFILL_OPCUA_SERVER__PORT": str(self.opcua_port),
+                "BACKFILL_OPCUA_SERVER__SECURITY_MODE": "None",
+                "BACKFILL_OPCUA_SERVER__ALLOW_INSECURE": "true",
+            }
         for key in ("BACKFILL_PLC__ENDPOINT", "BACKFILL_FAILOVER__ENABLED"):
             env.pop(key, None)
         self._log = (self.dir / "service.log").open("wb")
@@ -207,6 +220,12 @@ class Instance:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    @property
+    def opcua_endpoint(self) -> str | None:
+        if self.opcua_port is None:
+            return None
+        return f"opc.tcp://127.0.0.1:{self.opcua_port}/backfill/"
 
     @property
     def pid(self) -> int:
@@ -282,11 +301,13 @@ class Instance:
 
 
 @contextlib.contextmanager
-def instances(count: int, workdir: Path, prefix: str) -> Iterator[list[Instance]]:
+def instances(
+    count: int, workdir: Path, prefix: str, *, opcua: bool = False
+) -> Iterator[list[Instance]]:
     started: list[Instance] = []
     try:
         for i in range(count):
-            inst = Instance(f"{prefix}{i}", workdir)
+            inst = Instance(f"{prefix}{i}", workdir, opcua)
             started.append(inst)
             inst.start()
         for inst in started:
@@ -483,13 +504,59 @@ async def _scada(
         k += 1
 
 
+OPCUA_POINTS = (
+    "Pour.PouredM3",
+    "Pour.State",
+    "Pour.SolidsPct",
+    "Plant.Measurements.paste_density_pv",
+    "Plant.Measurements.paste_flow_pv",
+    "Plant.Measurements.tailings_flow_pv",
+    "Plant.Measurements.pump_pressure_pv",
+)
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.changes = 0
+
+    def datachange_notification(self, node: Any, value: Any, data: Any) -> None:
+        self.changes += 1
+
+
+async def _opcua_subscriber(
+    args: argparse.Namespace, end: float, counter: _Counter, ready: asyncio.Event
+) -> None:
+    """One SCADA session: logs in with the hmi key, subscribes, holds until ``end``."""
+    from asyncua import Client
+
+    client = Client(args.opcua_endpoint, timeout=10)
+    client.set_user("scada-bench")
+    client.set_password(args.hmi_key)
+    async with client:
+        idx = await client.get_namespace_index("urn:backfill:service")
+        nodes = [client.get_node(f"ns={idx};s=Backfill.{p}") for p in OPCUA_POINTS]
+        subscription = await client.create_subscription(250, counter)
+        await subscription.subscribe_data_change(nodes)
+        ready.set()
+        await asyncio.sleep(max(0.0, end - asyncio.get_running_loop().time()))
+        await subscription.delete()
+
+
 async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     tally = Tally()
     n = args.clients
+    counters = [_Counter() for _ in range(args.opcua_subscribers)]
     async with httpx.AsyncClient(base_url=args.base_url, timeout=5.0) as scada:
         loop = asyncio.get_running_loop()
-        start = loop.time() + 2.0  # after the warm-up requests
+        start = loop.time() + 2.0 + 0.1 * len(counters)  # after the warm-up requests
         end = start + args.seconds
+        readies = [asyncio.Event() for _ in counters]
+        subscribers = [
+            asyncio.create_task(_opcua_subscriber(args, end, c, r))
+            for c, r in zip(counters, readies, strict=True)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+        before = sum(c.changes for c in counters)
         tasks = [asyncio.create_task(_hmi(args, start + k / n, end, tally)) for k in range(n)]
         tasks.append(asyncio.create_task(_scada(scada, args, start, end, tally)))
         await asyncio.sleep(max(0.0, start - loop.time()))
@@ -497,6 +564,9 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         print("start", flush=True)  # the parent opens its measurement window now
         await asyncio.gather(*tasks)
         cpu_pct = (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
+        changes = sum(c.changes for c in counters) - before
+        fewest = min((c.changes for c in counters), default=0)
+        await asyncio.gather(*subscribers)
     endpoints = {
         name: {
             "n": len(lat),
@@ -516,6 +586,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         "error_samples": tally.errors,
         "missed_ticks": tally.missed_ticks,
         "cpu_pct": cpu_pct,
+        "opcua": {"sessions": len(counters), "changes": changes, "fewest": fewest},
     }
 
 
@@ -538,6 +609,11 @@ def load_window(inst: Instance, args: argparse.Namespace) -> tuple[Window, dict[
         "--clients",
         str(args.clients),
         *(["--pause-resume"] if args.pause_resume else []),
+        *(
+            ["--opcua-subscribers", str(args.opcua_subscribers), "--opcua-endpoint", endpoint]
+            if (endpoint := inst.opcua_endpoint) is not None and args.opcua_subscribers
+            else []
+        ),
     ]
     w = Window([inst])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -613,6 +689,13 @@ def report_ab(
     )
     for sample in load["error_samples"]:
         print(f"  error: {sample}")
+    opcua = load["opcua"]
+    if opcua["sessions"]:
+        print(
+            f"  OPC UA: {opcua['sessions']} sessions subscribed to {len(OPCUA_POINTS)} points "
+            f"each: {opcua['changes']} data changes received in phase B (the fewest in one "
+            f"session {opcua['fewest']})"
+        )
 
     checks = [
         (f"zero errors ({load['errors']})", load["errors"] == 0),
@@ -623,6 +706,10 @@ def report_ab(
             worst_p99 < P99_TARGET_MS,
         ),
         (f"no overrun under load ({cb.overruns})", cb.overruns == 0),
+        (
+            f"every OPC UA session received data changes ({load['opcua']['fewest']} at least)",
+            not load["opcua"]["sessions"] or load["opcua"]["fewest"] > 0,
+        ),
         (
             f"cycle p99 bucket not above the idle phases' ({le_text(idle_p99)} idle, "
             f"{le_text(cb.p99_le_ms)} loaded)",
@@ -684,6 +771,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the SCADA writer also pauses and resumes the running pour (setpoint writes "
         "acknowledged by the PLC; the paused cycles write nothing)",
     )
+    parser.add_argument(
+        "--opcua-subscribers",
+        type=int,
+        default=0,
+        help="OPC UA sessions subscribed to the service's OPC UA server in phase B (0: off)",
+    )
+    parser.add_argument("--opcua-endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--skip-ab", action="store_true", help="only phase C")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -706,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
             f"speed 1, SQLite; one pour running throughout"
         )
         if not args.skip_ab:
-            with instances(1, workdir, "ab") as (inst,):
+            with instances(1, workdir, "ab", opcua=args.opcua_subscribers > 0) as (inst,):
                 inst.start_pour()
                 time.sleep(args.settle)
                 print(f"Phase A: {args.seconds:.0f} s, no HTTP load ...", flush=True)
