@@ -43,7 +43,8 @@ from service.store.repository import Store
 from service.store.stopes import StopeStore
 
 if TYPE_CHECKING:
-    from service.scada.opcua_face import OpcUaFace
+    from service.scada.opcua_face import Action, OpcUaFace
+    from service.scada.sparkplug import SparkplugNode
     from service.simulator.server import SimulatorServer
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Runtime:
         self.simulator: SimulatorServer | None = None
         self.leadership: Leadership | None = None
         self.opcua_face: OpcUaFace | None = None
+        self.sparkplug: SparkplugNode | None = None
 
     @property
     def store(self) -> Store:
@@ -283,23 +285,15 @@ class Runtime:
         )
         await recorder.start()
         stack.push_async_callback(recorder.stop)
-        if settings.opcua_server.enabled:
-            face = self._opcua_face(link, tag_map)
-            await face.start()
-            stack.push_async_callback(face.stop)
-            self.opcua_face = face
+        await self._start_scada_faces(stack, link, tag_map)
 
-    def _opcua_face(self, link: PlantLink, tag_map: TagMap) -> OpcUaFace:
-        """The OPC UA server for SCADA: the HMI snapshot as its model, the pour actions
-        and alarm acknowledgement through the supervisor, as the API does them."""
-        from service.operations.plant_view import status_body
+    def _scada_actions(self) -> dict[str, Action]:
+        """The pour actions and alarm acknowledgement of the SCADA faces, through the
+        supervisor as the API does them: an argument and the caller (``role:id``) in,
+        the new state out."""
         from service.operations.pours import start_pour
-        from service.scada.opcua_face import Actions, OpcUaFace
 
         supervisor = self.supervisor
-
-        async def changed(version: int, within_s: float) -> int:
-            return (await link.wait_changed(version, within_s)).version
 
         def role(who: str) -> str:
             return who.split(":", 1)[0]
@@ -319,17 +313,57 @@ class Runtime:
         async def acknowledge(code: str, who: str) -> str:
             return supervisor.acknowledge_alarm(code, who).state.value
 
-        return OpcUaFace(
-            self.settings.opcua_server,
-            keys=self.keys,
-            status=lambda: status_body(self),
-            changed=changed,
-            measurements={t: UNITS[t] for t in tag_map.measurements},
-            setpoints={t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags},
-            actions=Actions(
-                start=start, pause=pause, resume=resume, stop=stop, acknowledge=acknowledge
-            ),
-        )
+        return {
+            "Start": start,
+            "Pause": pause,
+            "Resume": resume,
+            "Stop": stop,
+            "Acknowledge": acknowledge,
+        }
+
+    async def _start_scada_faces(
+        self, stack: AsyncExitStack, link: PlantLink, tag_map: TagMap
+    ) -> None:
+        """The OPC UA server and the Sparkplug B edge node, when enabled: their model is
+        the HMI snapshot (``/plant/status``), so a value reads the same on every face."""
+        from service.operations.plant_view import status_body
+
+        settings = self.settings
+
+        async def changed(version: int, within_s: float) -> int:
+            return (await link.wait_changed(version, within_s)).version
+
+        measurements = {t: UNITS[t] for t in tag_map.measurements}
+        setpoints = {t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags}
+        if settings.opcua_server.enabled:
+            from service.scada.opcua_face import OpcUaFace
+
+            face = OpcUaFace(
+                settings.opcua_server,
+                keys=self.keys,
+                status=lambda: status_body(self),
+                changed=changed,
+                measurements=measurements,
+                setpoints=setpoints,
+                actions=self._scada_actions(),
+            )
+            await face.start()
+            stack.push_async_callback(face.stop)
+            self.opcua_face = face
+        if settings.sparkplug.enabled:
+            from service.scada.sparkplug import SparkplugNode
+
+            node = SparkplugNode(
+                settings.sparkplug,
+                status=lambda: status_body(self),
+                changed=changed,
+                measurements=measurements,
+                setpoints=setpoints,
+                actions=self._scada_actions(),
+            )
+            await node.start()
+            stack.push_async_callback(node.stop)
+            self.sparkplug = node
 
     async def _on_elected(self, epoch: int) -> None:
         assert self.leadership is not None
@@ -370,3 +404,4 @@ class Runtime:
         self._lab = None
         self.simulator = None
         self.opcua_face = None
+        self.sparkplug = None

@@ -174,6 +174,37 @@ class OpcUaServerSettings(BaseModel):
         return self
 
 
+class SparkplugSettings(BaseModel):
+    """The service as a Sparkplug B edge node (off by default): NBIRTH/DBIRTH with the
+    model of the OPC UA face (the plant, the pour, the recipe, the alarms), DDATA on
+    change, DDEATH while the PLC link is down, NDEATH as the broker's will and on
+    shutdown, rebirth on request. Pour commands (DCMD) only with commands_enabled."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description="MQTT broker host.")
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    group_id: str = Field(default="Backfill", pattern=r"^[^/#+]+$")
+    edge_node_id: str = Field(default="PastePlant", pattern=r"^[^/#+]+$")
+    device_id: str = Field(default="Plant", pattern=r"^[^/#+]+$")
+    keepalive_s: int = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        description="MQTT keep-alive: the broker sends the will "
+        "(NDEATH) about 1.5 times this after the service stops answering.",
+    )
+    commands_enabled: bool = Field(
+        default=False,
+        description="Accept DCMD Pour/Start, Pause, Resume, Stop and Alarms/Acknowledge from "
+        "anyone the broker lets publish to this node's DCMD topic.",
+    )
+    command_role: Role = Field(
+        default=Role.SCADA, description="The role the service records for a DCMD action."
+    )
+
+
 class SimSettings(BaseModel):
     """The built-in plant simulator (CONTRACT "Running")."""
 
@@ -418,6 +449,7 @@ class Settings(BaseSettings):
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     instruments: InstrumentSettings = Field(default_factory=InstrumentSettings)
     opcua_server: OpcUaServerSettings = Field(default_factory=OpcUaServerSettings)
+    sparkplug: SparkplugSettings = Field(default_factory=SparkplugSettings)
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=300)
     start_timeout_s: float = Field(
         default=300.0,

@@ -138,27 +138,9 @@ def _role_of(user: User | None) -> Role | None:
         return None
 
 
-class Actions:
-    """What the methods do: the same operations as the API's routes. Each takes its
-    argument (a pour id, an alarm code) and the caller (``role:key id``, as the API
-    records a caller) and returns the new state."""
-
-    def __init__(
-        self,
-        *,
-        start: Callable[[str, str], Awaitable[str]],
-        pause: Callable[[str, str], Awaitable[str]],
-        resume: Callable[[str, str], Awaitable[str]],
-        stop: Callable[[str, str], Awaitable[str]],
-        acknowledge: Callable[[str, str], Awaitable[str]],
-    ) -> None:
-        self.by_name = {
-            "Start": start,
-            "Pause": pause,
-            "Resume": resume,
-            "Stop": stop,
-            "Acknowledge": acknowledge,
-        }
+Action = Callable[[str, str], Awaitable[str]]
+"""A pour action or an acknowledgement: its argument (a pour id, an alarm code) and the
+caller (``role:key id``, as the API records a caller) in, the new state out."""
 
 
 class OpcUaFace:
@@ -171,11 +153,13 @@ class OpcUaFace:
         changed: Callable[[int, float], Awaitable[int]],
         measurements: Mapping[str, str],
         setpoints: Mapping[str, str],
-        actions: Actions,
+        actions: Mapping[str, Action],
     ) -> None:
         """``status()`` is the HMI snapshot (the REST body); ``changed(version,
         timeout)`` waits for the plant link's next snapshot and returns its version;
-        ``measurements``/``setpoints`` the tag map's tags and units."""
+        ``measurements``/``setpoints`` the tag map's tags and units; ``actions`` by
+        name: Start, Pause, Resume, Stop, Acknowledge (the same operations as the API's
+        routes)."""
         self.settings = settings
         self._keys = keys
         self._status = status
@@ -293,7 +277,7 @@ class OpcUaFace:
         )
 
     def _method(self, name: str) -> Callable[..., Awaitable[Any]]:
-        action = self._actions.by_name[name]
+        action = self._actions[name]
 
         async def call(_parent: ua.NodeId, argument: ua.Variant | str) -> Any:
             role = _role_of(_caller.get())

@@ -56,6 +56,13 @@ def test_the_opcua_server_for_scada_is_off_by_default_and_secured_when_on() -> N
     assert insecure.opcua_server.port == 4841
 
 
+def test_sparkplug_ids_cannot_break_the_topic() -> None:
+    assert Settings().sparkplug.enabled is False
+    for bad in ("a/b", "#", "plant+1"):
+        with pytest.raises(ValidationError, match="group_id"):
+            Settings(sparkplug={"group_id": bad})
+
+
 def test_the_start_timeout_leaves_room_for_a_flush() -> None:
     assert Settings().start_timeout_s == 300.0
     with pytest.raises(ValidationError) as err:
