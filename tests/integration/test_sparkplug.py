@@ -112,6 +112,14 @@ def _sparkplug(group: str, **extra: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def serving(tmp_path: Path, group: str, **extra: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(tmp_path, group, **extra) as (client, _runtime):
+        yield client
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, group: str, **extra: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'spb.db'}",
         api_keys=api_keys_setting(),
@@ -122,7 +130,7 @@ async def serving(tmp_path: Path, group: str, **extra: Any) -> AsyncIterator[htt
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+            yield client, app.state.runtime
 
 
 def _metrics(payload: Any) -> dict[str, Any]:
@@ -233,6 +241,24 @@ async def test_commands_are_refused_unless_enabled(
                 break
             await asyncio.sleep(0.5)
         assert r.status_code == 200, r.text
+
+
+async def test_the_device_dies_with_the_plc_link_and_is_born_again(tmp_path: Path) -> None:
+    async with host() as h, running(tmp_path, h.group) as (_api, runtime):
+        await h.wait("DBIRTH", lambda: h.of("DBIRTH"))
+        simulator = runtime.simulator
+        await simulator.stop()  # the PLC goes away: the link drops
+        ddeath = await h.wait("DDEATH", lambda: h.of("DDEATH"), within_s=30)
+        await simulator.start()
+        await h.wait("a second DBIRTH", lambda: len(h.of("DBIRTH")) >= 2, within_s=60)
+        sequenced = [(k, p.seq) for k, p in h.messages if k != "NDEATH"]
+        kinds = [k for k, _ in sequenced]
+        death_at = kinds.index("DDEATH")
+        assert kinds.index("DBIRTH", death_at) > death_at
+        assert ddeath[0].seq == (sequenced[death_at - 1][1] + 1) % 256
+        # No data for the dead device between its death and its new birth.
+        between = kinds[death_at + 1 : kinds.index("DBIRTH", death_at)]
+        assert "DDATA" not in between, kinds
 
 
 async def test_a_killed_service_dies_by_its_will(tmp_path: Path) -> None:
