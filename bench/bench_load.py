@@ -524,9 +524,9 @@ class _Counter:
 
 
 async def _opcua_subscriber(
-    args: argparse.Namespace, end: float, counter: _Counter, ready: asyncio.Event
+    args: argparse.Namespace, holding: asyncio.Event, counter: _Counter, ready: asyncio.Event
 ) -> None:
-    """One SCADA session: logs in with the hmi key, subscribes, holds until ``end``."""
+    """One SCADA session: logs in with the hmi key, subscribes, holds until told."""
     from asyncua import Client
 
     client = Client(args.opcua_endpoint, timeout=10)
@@ -538,7 +538,7 @@ async def _opcua_subscriber(
         subscription = await client.create_subscription(250, counter)
         await subscription.subscribe_data_change(nodes)
         ready.set()
-        await asyncio.sleep(max(0.0, end - asyncio.get_running_loop().time()))
+        await holding.wait()
         await subscription.delete()
 
 
@@ -548,14 +548,17 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     counters = [_Counter() for _ in range(args.opcua_subscribers)]
     async with httpx.AsyncClient(base_url=args.base_url, timeout=5.0) as scada:
         loop = asyncio.get_running_loop()
-        start = loop.time() + 2.0 + 0.1 * len(counters)  # after the warm-up requests
-        end = start + args.seconds
+        # The OPC UA sessions first (they take a while to open), then the HTTP clients,
+        # whose connections must not sit idle past the server's head deadline.
+        holding = asyncio.Event()
         readies = [asyncio.Event() for _ in counters]
         subscribers = [
-            asyncio.create_task(_opcua_subscriber(args, end, c, r))
+            asyncio.create_task(_opcua_subscriber(args, holding, c, r))
             for c, r in zip(counters, readies, strict=True)
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+        start = loop.time() + 2.0  # after the warm-up requests
+        end = start + args.seconds
         before = sum(c.changes for c in counters)
         tasks = [asyncio.create_task(_hmi(args, start + k / n, end, tally)) for k in range(n)]
         tasks.append(asyncio.create_task(_scada(scada, args, start, end, tally)))
@@ -566,6 +569,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         cpu_pct = (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
         changes = sum(c.changes for c in counters) - before
         fewest = min((c.changes for c in counters), default=0)
+        holding.set()
         await asyncio.gather(*subscribers)
     endpoints = {
         name: {
@@ -706,9 +710,16 @@ def report_ab(
             worst_p99 < P99_TARGET_MS,
         ),
         (f"no overrun under load ({cb.overruns})", cb.overruns == 0),
-        (
-            f"every OPC UA session received data changes ({load['opcua']['fewest']} at least)",
-            not load["opcua"]["sessions"] or load["opcua"]["fewest"] > 0,
+        *(
+            [
+                (
+                    f"every OPC UA session received data changes "
+                    f"({load['opcua']['fewest']} at least)",
+                    load["opcua"]["fewest"] > 0,
+                )
+            ]
+            if load["opcua"]["sessions"]
+            else []
         ),
         (
             f"cycle p99 bucket not above the idle phases' ({le_text(idle_p99)} idle, "
