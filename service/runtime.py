@@ -43,7 +43,8 @@ from service.store.repository import Store
 from service.store.stopes import StopeStore
 
 if TYPE_CHECKING:
-    from service.scada.opcua_face import Action, OpcUaFace
+    from service.scada.opcua_face import OpcUaFace
+    from service.scada.source import Action
     from service.scada.sparkplug import SparkplugNode
     from service.simulator.server import SimulatorServer
 
@@ -333,34 +334,28 @@ class Runtime:
         async def changed(version: int, within_s: float) -> int:
             return (await link.wait_changed(version, within_s)).version
 
-        measurements = {t: UNITS[t] for t in tag_map.measurements}
-        setpoints = {t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags}
+        if not (settings.opcua_server.enabled or settings.sparkplug.enabled):
+            return
+        from service.scada.source import ModelSource
+
+        source = ModelSource(
+            status=lambda: status_body(self),
+            changed=changed,
+            measurements={t: UNITS[t] for t in tag_map.measurements},
+            setpoints={t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags},
+            actions=self._scada_actions(),
+        )
         if settings.opcua_server.enabled:
             from service.scada.opcua_face import OpcUaFace
 
-            face = OpcUaFace(
-                settings.opcua_server,
-                keys=self.keys,
-                status=lambda: status_body(self),
-                changed=changed,
-                measurements=measurements,
-                setpoints=setpoints,
-                actions=self._scada_actions(),
-            )
+            face = OpcUaFace(settings.opcua_server, keys=self.keys, source=source)
             await face.start()
             stack.push_async_callback(face.stop)
             self.opcua_face = face
         if settings.sparkplug.enabled:
             from service.scada.sparkplug import SparkplugNode
 
-            node = SparkplugNode(
-                settings.sparkplug,
-                status=lambda: status_body(self),
-                changed=changed,
-                measurements=measurements,
-                setpoints=setpoints,
-                actions=self._scada_actions(),
-            )
+            node = SparkplugNode(settings.sparkplug, source=source)
             await node.start()
             stack.push_async_callback(node.stop)
             self.sparkplug = node

@@ -32,6 +32,13 @@ PAGE = 1000
 Batch = list[dict[str, Any]]
 TEXT, NUM, INT, FLAG, TIME = Kind.TEXT, Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.TIME
 
+# Cw and Bw placed, as pours and stages report them: volume-weighted average and range.
+_CW_BW: tuple[Column, ...] = tuple(
+    Column(f"{stat}_{what}_pct", NUM, "%")
+    for what in ("solids", "binder")
+    for stat in ("average", "min", "max")
+)
+
 # --- pours ------------------------------------------------------------------------------
 
 POUR_COLUMNS: tuple[Column, ...] = (
@@ -56,12 +63,7 @@ POUR_COLUMNS: tuple[Column, ...] = (
     *(Column(f"binder_{c}_t", NUM, "t") for c in BINDER_COMPONENTS),
     Column("water_m3", NUM, "m3"),
     Column("flush_water_m3", NUM, "m3"),
-    Column("average_solids_pct", NUM, "%"),
-    Column("min_solids_pct", NUM, "%"),
-    Column("max_solids_pct", NUM, "%"),
-    Column("average_binder_pct", NUM, "%"),
-    Column("min_binder_pct", NUM, "%"),
-    Column("max_binder_pct", NUM, "%"),
+    *_CW_BW,
     Column("dumped_m3", NUM, "m3"),
     Column("dumped_binder_t", NUM, "t"),
     Column("interruptions", INT),
@@ -141,12 +143,7 @@ STAGE_COLUMNS: tuple[Column, ...] = (
     Column("binder_t", NUM, "t"),
     *(Column(f"binder_{c}_t", NUM, "t") for c in BINDER_COMPONENTS),
     Column("dumped_binder_t", NUM, "t"),
-    Column("average_solids_pct", NUM, "%"),
-    Column("min_solids_pct", NUM, "%"),
-    Column("max_solids_pct", NUM, "%"),
-    Column("average_binder_pct", NUM, "%"),
-    Column("min_binder_pct", NUM, "%"),
-    Column("max_binder_pct", NUM, "%"),
+    *_CW_BW,
     Column("pours", INT),
     Column("cylinders", INT),
     Column("interruptions", INT),

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Any
 
@@ -41,8 +41,8 @@ from asyncua.ua.status_codes import StatusCodes
 
 from service.api.auth import KeyRing
 from service.core import scada_model as M
-from service.core.control.massbalance import BINDER_COMPONENTS
 from service.errors import BackfillError
+from service.scada.source import ModelSource
 from service.settings import OpcUaServerSettings, Role, SecurityMode
 
 log = logging.getLogger(__name__)
@@ -138,34 +138,14 @@ def _role_of(user: User | None) -> Role | None:
         return None
 
 
-Action = Callable[[str, str], Awaitable[str]]
-"""A pour action or an acknowledgement: its argument (a pour id, an alarm code) and the
-caller (``role:key id``, as the API records a caller) in, the new state out."""
-
-
 class OpcUaFace:
     def __init__(
-        self,
-        settings: OpcUaServerSettings,
-        *,
-        keys: KeyRing,
-        status: Callable[[], Mapping[str, Any]],
-        changed: Callable[[int, float], Awaitable[int]],
-        measurements: Mapping[str, str],
-        setpoints: Mapping[str, str],
-        actions: Mapping[str, Action],
+        self, settings: OpcUaServerSettings, *, keys: KeyRing, source: ModelSource
     ) -> None:
-        """``status()`` is the HMI snapshot (the REST body); ``changed(version,
-        timeout)`` waits for the plant link's next snapshot and returns its version;
-        ``measurements``/``setpoints`` the tag map's tags and units; ``actions`` by
-        name: Start, Pause, Resume, Stop, Acknowledge (the same operations as the API's
-        routes)."""
         self.settings = settings
         self._keys = keys
-        self._status = status
-        self._changed = changed
-        self._actions = actions
-        self._spec = M.specs(measurements, setpoints, BINDER_COMPONENTS)
+        self._source = source
+        self._spec = source.spec()
         self._kinds = {spec.path: spec.kind for spec in self._spec}
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -277,7 +257,7 @@ class OpcUaFace:
         )
 
     def _method(self, name: str) -> Callable[..., Awaitable[Any]]:
-        action = self._actions[name]
+        action = self._source.actions[name]
 
         async def call(_parent: ua.NodeId, argument: ua.Variant | str) -> Any:
             role = _role_of(_caller.get())
@@ -306,7 +286,7 @@ class OpcUaFace:
         version = -1
         while True:
             try:
-                version = await self._changed(version, UPDATE_S)
+                version = await self._source.changed(version, UPDATE_S)
                 await self._publish()
             except asyncio.CancelledError:
                 raise
@@ -319,7 +299,7 @@ class OpcUaFace:
         if server is None:
             return
         now = ua.DateTime.now(UTC)
-        for path, point in M.points(self._status(), self._spec).items():
+        for path, point in M.points(self._source.status(), self._spec).items():
             if self._written.get(path) == point:
                 continue
             self._written[path] = point

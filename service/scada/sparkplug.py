@@ -32,16 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 import aiomqtt
 import pysparkplug as spb
 
 from service.core import scada_model as M
-from service.core.control.massbalance import BINDER_COMPONENTS
 from service.errors import BackfillError
+from service.scada.source import ModelSource
 from service.settings import SparkplugSettings
 
 log = logging.getLogger(__name__)
@@ -64,8 +62,6 @@ _TYPES = {
     M.Kind.BOOL: spb.DataType.BOOLEAN,
 }
 
-Action = Callable[[str, str], Awaitable[str]]
-
 
 def metric_name(path: str) -> str:
     return path.replace(".", "/")
@@ -76,24 +72,10 @@ def _ms(at: datetime | None, now_ms: int) -> int:
 
 
 class SparkplugNode:
-    def __init__(
-        self,
-        settings: SparkplugSettings,
-        *,
-        status: Callable[[], Mapping[str, Any]],
-        changed: Callable[[int, float], Awaitable[int]],
-        measurements: Mapping[str, str],
-        setpoints: Mapping[str, str],
-        actions: Mapping[str, Action],
-    ) -> None:
-        """``status()`` the HMI snapshot, ``changed(version, within_s)`` the plant
-        link's next snapshot version, ``actions`` by name (Start, Pause, Resume, Stop,
-        Acknowledge): argument and caller in, the new state out."""
+    def __init__(self, settings: SparkplugSettings, *, source: ModelSource) -> None:
         self.settings = settings
-        self._status = status
-        self._changed = changed
-        self._actions = actions
-        self._spec = M.specs(measurements, setpoints, BINDER_COMPONENTS)
+        self._source = source
+        self._spec = source.spec()
         self._bd_seq = -1
         self._seq = 0
         self._client: aiomqtt.Client | None = None
@@ -203,7 +185,7 @@ class SparkplugNode:
             await self._device_birth_locked()
 
     async def _device_birth_locked(self) -> None:
-        status = self._status()
+        status = self._source.status()
         if not status.get("connected"):
             return  # the device is born when the PLC link is up
         now = spb.get_current_timestamp()
@@ -233,13 +215,13 @@ class SparkplugNode:
     async def _publish_loop(self) -> None:
         version = -1
         while True:
-            version = await self._changed(version, UPDATE_S)
+            version = await self._source.changed(version, UPDATE_S)
             await self._publish()
 
     async def _publish(self) -> None:
         """DDATA of what changed; DDEATH when the PLC link went down, DBIRTH when back."""
         async with self._lock:
-            status = self._status()
+            status = self._source.status()
             if not status.get("connected"):
                 if self._device_alive:
                     now = spb.get_current_timestamp()
@@ -303,7 +285,7 @@ class SparkplugNode:
                 log.warning("Sparkplug: %s needs a text argument", metric.name)
                 continue
             try:
-                state = await self._actions[action](
+                state = await self._source.actions[action](
                     metric.value, f"{s.command_role.value}:sparkplug"
                 )
                 log.info("Sparkplug: %s %s -> %s", metric.name, metric.value, state)

@@ -1,0 +1,35 @@
+"""What every SCADA face is built on: the HMI snapshot (the model's values), the plant
+link's change notice, the tag map's tags with their units, and the actions a SCADA may
+ask for. One source, so that a value reads the same on every face."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.core import scada_model as M
+from service.core.control.massbalance import BINDER_COMPONENTS
+
+Action = Callable[[str, str], Awaitable[str]]
+"""A pour action or an acknowledgement: its argument (a pour id, an alarm code) and the
+caller (``role:id``, as the API records a caller) in, the new state out."""
+
+ACTIONS = ("Start", "Pause", "Resume", "Stop", "Acknowledge")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """``status()`` the HMI snapshot (the body of ``GET /plant/status``);
+    ``changed(version, within_s)`` waits for the plant link's next snapshot and returns
+    its version; ``measurements`` and ``setpoints`` the tag map's tags and units;
+    ``actions`` by name (:data:`ACTIONS`), the same operations as the API's routes."""
+
+    status: Callable[[], Mapping[str, Any]]
+    changed: Callable[[int, float], Awaitable[int]]
+    measurements: Mapping[str, str]
+    setpoints: Mapping[str, str]
+    actions: Mapping[str, Action]
+
+    def spec(self) -> tuple[M.PointSpec, ...]:
+        return M.specs(self.measurements, self.setpoints, BINDER_COMPONENTS)
