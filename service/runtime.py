@@ -355,7 +355,7 @@ class Runtime:
         if settings.sparkplug.enabled:
             from service.scada.sparkplug import SparkplugNode
 
-            node = SparkplugNode(settings.sparkplug, source=source)
+            node = SparkplugNode(settings.sparkplug, source=source, active=lambda: self.is_writer)
             await node.start()
             stack.push_async_callback(node.stop)
             self.sparkplug = node

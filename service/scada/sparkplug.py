@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import aiomqtt
@@ -72,9 +73,20 @@ def _ms(at: datetime | None, now_ms: int) -> int:
 
 
 class SparkplugNode:
-    def __init__(self, settings: SparkplugSettings, *, source: ModelSource) -> None:
+    def __init__(
+        self,
+        settings: SparkplugSettings,
+        *,
+        source: ModelSource,
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """``active()``: this instance is the one that writes to the plant. Only that one
+        is the edge node (two instances of one edge node id would take each other's
+        MQTT session over); a standby connects when it is elected, and the node it was
+        leaves with its NDEATH when it is deposed."""
         self.settings = settings
         self._source = source
+        self._active = active
         self._spec = source.spec()
         self._bd_seq = -1
         self._seq = 0
@@ -111,6 +123,8 @@ class SparkplugNode:
     async def _run(self) -> None:
         delay = RECONNECT_MIN_S
         while True:
+            while not self._active():  # noqa: ASYNC110 (the writer role is polled: no event)
+                await asyncio.sleep(UPDATE_S)
             self._bd_seq = (self._bd_seq + 1) % 256
             s = self.settings
             will = aiomqtt.Will(self.topic("NDEATH"), self._death(), qos=1, retain=False)
@@ -213,10 +227,14 @@ class SparkplugNode:
         )
 
     async def _publish_loop(self) -> None:
+        """Until this instance is no longer the writer: then the NDEATH, and the
+        session ends."""
         version = -1
-        while True:
+        while self._active():
             version = await self._source.changed(version, UPDATE_S)
             await self._publish()
+        log.warning("Sparkplug: no longer the writer; leaving as edge node")
+        await self._send(self.topic("NDEATH"), self._death())
 
     async def _publish(self) -> None:
         """DDATA of what changed; DDEATH when the PLC link went down, DBIRTH when back."""

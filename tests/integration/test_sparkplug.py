@@ -25,7 +25,9 @@ import pysparkplug as spb
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.scada.source import ModelSource
+from service.scada.sparkplug import SparkplugNode
+from service.settings import Settings, SparkplugSettings
 from tests.conftest import api_keys_setting, auth, need
 from tests.e2e.helpers import approved_recipe
 from tests.e2e.procs import free_port, service_process, wait_ready
@@ -280,3 +282,41 @@ async def test_a_killed_service_dies_by_its_will(tmp_path: Path) -> None:
         # The broker sends the will after 1.5 keep-alive periods without the client.
         assert time.monotonic() - killed_at < 5 * 1.5 + 3
         assert _bd_seq(death[0]) == _bd_seq(nbirth[0])
+
+
+async def test_only_the_writer_is_the_edge_node() -> None:
+    """With failover two instances share one edge node id: only the writer connects;
+    a deposed writer leaves with its NDEATH."""
+    writer = [False]
+
+    async def changed(version: int, within_s: float) -> int:
+        await asyncio.sleep(within_s)
+        return version + 1
+
+    status = {"connected": True, "plc_mode": "stopped", "remote_enabled": True}
+    async with host() as h:
+        node = SparkplugNode(
+            SparkplugSettings(**_sparkplug(h.group)),
+            source=ModelSource(
+                status=lambda: status,
+                changed=changed,
+                measurements={"paste_density_pv": "kg/m3"},
+                setpoints={},
+                actions={},
+            ),
+            active=lambda: writer[0],
+        )
+        await node.start()
+        try:
+            await asyncio.sleep(2.5)
+            assert h.messages == []  # a standby says nothing
+            writer[0] = True
+            nbirth = await h.wait("NBIRTH", lambda: h.of("NBIRTH"))
+            await h.wait("DBIRTH", lambda: h.of("DBIRTH"))
+            writer[0] = False
+            death = await h.wait("NDEATH", lambda: h.of("NDEATH"))
+            assert _bd_seq(death[0]) == _bd_seq(nbirth[0])
+            await asyncio.sleep(2.5)
+            assert len(h.of("NBIRTH")) == 1  # and it stays away
+        finally:
+            await node.stop()
