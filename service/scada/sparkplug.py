@@ -153,6 +153,8 @@ class SparkplugNode:
                             await commands
             except aiomqtt.MqttError as err:
                 log.warning("Sparkplug: broker %s:%d: %s", s.host, s.port, err)
+            except Exception:  # a loop boundary: say it, start a new session
+                log.exception("Sparkplug: the session failed; connecting again")
             finally:
                 self._client = None
             await asyncio.sleep(delay)
