@@ -155,6 +155,11 @@ class OpcUaServerSettings(BaseModel):
     )
     certificate: Path | None = Field(default=None, description="The server's certificate.")
     private_key: Path | None = Field(default=None, description="Its private key (PEM).")
+    trust_dir: Path | None = Field(
+        default=None,
+        description="Client certificates trusted (files pinned, or CAs they chain to); "
+        "unset: any client certificate (the API key still decides).",
+    )
     allow_insecure: bool = Field(
         default=False,
         description="Allow security_mode None (API keys then cross the network in clear): "

@@ -186,19 +186,23 @@ class _Connection:
             self.lost.set()
 
 
-class _TrustList:
-    """Server certificate check: trusted when it is one of the listed certificates
-    (self-signed PLC certificates are pinned this way) or chains to a CA in the list.
+class TrustList:
+    """A peer's certificate check: trusted when it is one of the listed certificates
+    (self-signed certificates are pinned this way) or chains to a CA in the list.
 
-    An asyncua ``CertificateValidatorMethod`` (called from ``Client.create_session``).
+    An asyncua ``CertificateValidatorMethod``: the PLC link checks the PLC's (server)
+    certificate with it, the OPC UA server for SCADA its clients' (``client=True``).
     """
 
-    def __init__(self, locations: Sequence[Path]) -> None:
+    def __init__(self, locations: Sequence[Path], *, client: bool = False) -> None:
         self._locations = list(locations)
         self._store = TrustStore([p for p in self._locations if p.is_dir()], [])
-        self._basic = CertificateValidator(
-            CertificateValidatorOptions.TIME_RANGE | CertificateValidatorOptions.PEER_SERVER
+        peer = (
+            CertificateValidatorOptions.PEER_CLIENT
+            if client
+            else CertificateValidatorOptions.PEER_SERVER
         )
+        self._basic = CertificateValidator(CertificateValidatorOptions.TIME_RANGE | peer)
         self._pinned: set[bytes] = set()
         self._chains = False
 
@@ -630,7 +634,7 @@ class OpcUaPlantLink:
         )
         if not s.allow_untrusted_server:
             locations = [p for p in (s.server_certificate, s.trust_dir) if p is not None]
-            trust = _TrustList(locations)
+            trust = TrustList(locations)
             await trust.load()
             client.certificate_validator = trust
         # The server's certificate comes from its endpoints and is checked by the trust

@@ -42,6 +42,7 @@ from asyncua.ua.status_codes import StatusCodes
 from service.api.auth import KeyRing
 from service.core import scada_model as M
 from service.errors import BackfillError
+from service.plant.opcua import TrustList
 from service.scada.source import ModelSource
 from service.settings import OpcUaServerSettings, Role, SecurityMode
 
@@ -185,6 +186,16 @@ class OpcUaFace:
                     else ua.SecurityPolicyType.Basic256Sha256_Sign
                 ]
             )
+            if s.trust_dir is not None:
+                trust = TrustList([s.trust_dir], client=True)
+                await trust.load()
+                server.set_certificate_validator(trust)
+            else:
+                log.warning(
+                    "the OPC UA server on %s takes any client certificate "
+                    "(BACKFILL_OPCUA_SERVER__TRUST_DIR unset); API keys still decide",
+                    self.endpoint,
+                )
         server.set_identity_tokens([ua.UserNameIdentityToken])
         self.idx = await server.register_namespace(NAMESPACE_URI)
         await self._build(server)

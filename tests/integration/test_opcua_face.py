@@ -230,3 +230,34 @@ async def test_a_secured_server_takes_only_secured_sessions(tmp_path: Path) -> N
                 await (await _node(client, "Pour")).call_method(
                     await _node(client, "Pour.Stop"), "any-pour"
                 )
+
+
+async def test_a_trust_list_admits_only_its_client_certificates(tmp_path: Path) -> None:
+    pki, trusted = tmp_path / "pki", tmp_path / "trusted"
+    pki.mkdir()
+    trusted.mkdir()
+    server_cert = await make_cert(pki, "server", NAMESPACE_URI, ExtendedKeyUsageOID.SERVER_AUTH)
+    good = await make_cert(pki, "scada", "urn:scada:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    other = await make_cert(pki, "other", "urn:other:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    (trusted / "scada.der").write_bytes(good.read_bytes())
+    secured = {
+        "security_mode": "SignAndEncrypt",
+        "certificate": str(server_cert),
+        "private_key": str(pki / "server_key.pem"),
+        "trust_dir": str(trusted),
+    }
+    async with serving(tmp_path, **secured) as (_, endpoint):
+
+        async def session(cert: Path, key: Path) -> Client:
+            client = Client(endpoint, timeout=10)
+            await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{cert},{key}")
+            client.set_user("hmi")
+            client.set_password(KEYS["hmi"])
+            return client
+
+        async with await session(good, pki / "scada_key.pem") as client:
+            assert (await (await _node(client, "Plant.Simulated")).read_value()) is True
+        refused = await session(other, pki / "other_key.pem")
+        with pytest.raises(uaerrors.BadCertificateUntrusted):
+            async with refused:
+                pass
