@@ -23,7 +23,7 @@ from service.app import create_app
 from service.scada.opcua_face import NAMESPACE_URI
 from service.settings import Settings
 from tests.conftest import KEYS, api_keys_setting, auth
-from tests.e2e.helpers import approved_recipe
+from tests.e2e.helpers import create_pour
 from tests.e2e.procs import free_port
 from tests.integration.test_opcua_security import make_cert
 
@@ -64,20 +64,6 @@ async def opcua(endpoint: str, role: str | None) -> AsyncIterator[Client]:
 async def _node(client: Client, path: str) -> Any:
     idx = await client.get_namespace_index(NAMESPACE_URI)
     return client.get_node(f"ns={idx};s=Backfill.{path}")
-
-
-async def _pour(client: httpx.AsyncClient) -> str:
-    """A pour of a recipe the simulated plant can make (its tailings, Gs 2.8)."""
-    recipe_id = await approved_recipe(client)
-    body = {
-        "stope_id": "S-OPC",
-        "recipe_id": recipe_id,
-        "target_volume_m3": 50,
-        "paste_flow_m3_h": 100,
-    }
-    r = await client.post("/api/v1/pours", json=body, headers=auth("scada"))
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 class _Changes:
@@ -139,7 +125,7 @@ async def test_a_scada_browses_subscribes_and_runs_a_pour(tmp_path: Path) -> Non
             subscription = await hmi.create_subscription(200, changes)
             await subscription.subscribe_data_change([poured, await _node(hmi, "Pour.State")])
 
-            pour_id = await _pour(api)
+            pour_id = await create_pour(api, target_m3=50)
             start = await _node(scada, "Pour.Start")
             pour = await _node(scada, "Pour")
             # An hmi key may read but not act.

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import KEYS, auth
+from tests.e2e.helpers import create_pour
 from tests.e2e.procs import NODE_PLC_DIR, install_node_opcua
-from tests.integration.test_opcua_face import _pour, serving
+from tests.integration.test_opcua_face import serving
 
 pytestmark = pytest.mark.node_opcua
 
@@ -57,7 +58,7 @@ async def test_node_opcua_browses_subscribes_and_is_refused_with_the_wrong_role(
         pytest.skip("node-opcua interop needs Node.js and npm on PATH (not found)")
     await install_node_opcua(npm)
     async with serving(tmp_path) as (api, endpoint):
-        pour_id = await _pour(api)
+        pour_id = await create_pour(api, target_m3=50)
 
         hmi = await _client(node, endpoint, "hmi", pour_id)
         assert {"Plant", "Pour", "Recipe", "Alarms"} <= set(hmi["objects"]), hmi

@@ -29,7 +29,7 @@ from service.scada.source import ModelSource
 from service.scada.sparkplug import SparkplugNode
 from service.settings import Settings, SparkplugSettings
 from tests.conftest import api_keys_setting, auth, need
-from tests.e2e.helpers import approved_recipe
+from tests.e2e.helpers import create_pour
 from tests.e2e.procs import free_port, service_process, wait_ready
 
 BROKER = ("127.0.0.1", 1883)
@@ -145,18 +145,6 @@ def _bd_seq(payload: Any) -> int:
     return int(_metrics(payload)["bdSeq"].value)
 
 
-async def _pour(api: httpx.AsyncClient) -> str:
-    body = {
-        "stope_id": "S-SPB",
-        "recipe_id": await approved_recipe(api),
-        "target_volume_m3": 50,
-        "paste_flow_m3_h": 100,
-    }
-    r = await api.post("/api/v1/pours", json=body, headers=auth("scada"))
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
 async def _state(api: httpx.AsyncClient, pour_id: str) -> str:
     r = await api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi"))
     return str(r.json()["state"])
@@ -180,7 +168,7 @@ async def test_births_data_commands_rebirth_and_death(tmp_path: Path) -> None:
             await h.wait("DDATA", lambda: len(h.of("DDATA")) >= 2)
 
             # A command runs the pour; its state and placed volume follow as data.
-            pour_id = await _pour(api)
+            pour_id = await create_pour(api, target_m3=50)
             deadline = time.monotonic() + 30
             while await _state(api, pour_id) != "running":
                 assert time.monotonic() < deadline, "the pour did not start by DCMD"
@@ -227,7 +215,7 @@ async def test_commands_are_refused_unless_enabled(
     caplog.set_level(logging.WARNING, logger="service.scada.sparkplug")
     async with host() as h, serving(tmp_path, h.group) as api:
         await h.wait("DBIRTH", lambda: h.of("DBIRTH"))
-        pour_id = await _pour(api)
+        pour_id = await create_pour(api, target_m3=50)
         await h.command("DCMD", "Pour/Start", pour_id, device="Plant")
         await h.wait(
             "the refusal",
