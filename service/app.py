@@ -21,6 +21,7 @@ from service.api import errors, openapi
 from service.api.limits import RequestLimits
 from service.api.request_metrics import RequestMetrics
 from service.api.routes import (
+    API_PREFIX,
     alarms,
     calibrations,
     exports,
@@ -40,7 +41,24 @@ from service.api.routes import (
 from service.runtime import Runtime
 from service.settings import Settings
 
-API_PREFIX = "/api/v1"
+# In the order they are matched: the health probes and the computations first.
+_ROUTE_MODULES = (
+    health,
+    recipes,
+    recipe_store,
+    strength,
+    calibrations,
+    rheology,
+    plant,
+    pours,
+    stopes,
+    samples,
+    reconciliations,
+    alarms,
+    reports,
+    exports,
+    whoami,
+)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # Pure computations: they change nothing, so they have their own, higher rate limit.
@@ -61,6 +79,17 @@ class PageAssets(StaticFiles):
         if not name.endswith(self.SUFFIXES) or name.startswith(("_", ".")):
             raise HTTPException(status_code=404)
         return await super().get_response(path, scope)
+
+
+def add_routes_flat(app: FastAPI, router: APIRouter) -> None:
+    """The router's routes, added to the application's own table as they are.
+
+    ``app.include_router`` of FastAPI 0.16x keeps an included router as a node that
+    matches its routes anew on every request, twice (to choose it, then to dispatch
+    into it), one level more for each nesting. Every route module's router carries its
+    full prefix, and its routes go straight into one flat table: a request is matched
+    once, route by route, as Starlette does."""
+    app.router.routes.extend(router.routes)
 
 
 def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
@@ -112,23 +141,8 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     )
     # Outermost: the request limits' own refusals are counted too.
     app.add_middleware(RequestMetrics, metrics=runtime.metrics.http)
-    app.include_router(health.router)
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(recipes.router)
-    api.include_router(recipe_store.router)
-    api.include_router(strength.router)
-    api.include_router(calibrations.router)
-    api.include_router(rheology.router)
-    api.include_router(plant.router)
-    api.include_router(pours.router)
-    api.include_router(stopes.router)
-    api.include_router(samples.router)
-    api.include_router(reconciliations.router)
-    api.include_router(alarms.router)
-    api.include_router(reports.router)
-    api.include_router(exports.router)
-    api.include_router(whoami.router)
-    app.include_router(api)
+    for module in _ROUTE_MODULES:
+        add_routes_flat(app, module.router)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

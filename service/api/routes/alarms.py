@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from service.api.deps import OperatorDep, PrincipalDep, RuntimeDep, StoreDep
 from service.api.plant_status import alarm_view
+from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.api.schemas.plant import AlarmPublic
 
-router = APIRouter(tags=["alarms"])
+router = api_router("alarms")
 
 
 @router.get("/alarms", response_model=list[AlarmPublic])

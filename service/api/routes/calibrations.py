@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.schemas.calibrations import (
     CalibrationApprove,
     CalibrationCreate,
@@ -36,7 +37,7 @@ from service.operations.calibrations import (
 from service.store.records import CalibrationRecord
 from service.store.repository import Store
 
-router = APIRouter(tags=["calibrations"])
+router = api_router("calibrations")
 
 
 async def get_calibration_cache(runtime: RuntimeDep) -> CalibrationCache[StrengthModel]:

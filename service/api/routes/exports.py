@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
+from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.core import tabular
 from service.core.pour_states import PourState
@@ -25,7 +26,7 @@ from service.errors import InvalidInput
 from service.operations import exports as ex
 from service.store.history import HISTORY_TAGS
 
-router = APIRouter(tags=["export"])
+router = api_router("export")
 
 
 class Format(enum.StrEnum):

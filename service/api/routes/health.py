@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from service.api.deps import RuntimeDep
+from service.api.routes import api_router
 from service.errors import StoreUnavailable
 
-router = APIRouter(tags=["health"])
+router = api_router("health", prefix="")
 log = logging.getLogger(__name__)
 
 

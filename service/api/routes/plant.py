@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
 from service.api.plant_status import encode, status_body
+from service.api.routes import api_router
 from service.api.schemas.plant import PlantStatusPublic, TrendPublic
 from service.api.streams import EventStream
 from service.errors import InvalidInput
 from service.store.history import HISTORY_TAGS
 
-router = APIRouter(tags=["plant"])
+router = api_router("plant")
 
 _STREAM_KEEPALIVE_S = 15.0
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from service.api.deps import PathId, PrincipalDep, RuntimeDep, ScadaDep, StoreDep
+from service.api.routes import api_router
 from service.api.schemas.pours import PourCreate, PourList, PourPublic
 from service.api.schemas.samples import SamplesCast
 from service.core.pour_states import PourState
 from service.operations import pours as ops
 from service.operations.reconciled import reconcile_pour
 
-router = APIRouter(tags=["pours"])
+router = api_router("pours")
 
 
 @router.post("/pours", status_code=201, response_model=PourPublic)

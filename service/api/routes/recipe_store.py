@@ -13,9 +13,10 @@ import logging
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.routes.calibrations import (
     CalibrationCacheDep,
     design_calibration,
@@ -42,7 +43,7 @@ from service.runtime import Runtime
 from service.store.records import RecipeRecord
 from service.store.repository import Store
 
-router = APIRouter(tags=["recipes"])
+router = api_router("recipes")
 log = logging.getLogger(__name__)
 
 DESIGN_AGE_DAYS = 28.0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic_core import to_json
 
 from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.routes.calibrations import CalibrationCacheDep, design_calibration
 from service.api.routes.rheology import (
     RheologyCacheDep,
@@ -46,7 +47,7 @@ from service.core.recipe_limits import (
 )
 from service.operations.calibrations import Loaded
 
-router = APIRouter(tags=["recipes"])
+router = api_router("recipes")
 _MIX_FIELDS = {"tailings", "binder", "binder_pct", "solids_pct", "aggregate"}
 
 

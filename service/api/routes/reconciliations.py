@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.schemas.reconciled import CorrectionPublic
 from service.api.schemas.reconciliations import (
     ActiveCorrectionPublic,
@@ -21,7 +22,7 @@ from service.operations.corrections import Correction, active_correction
 from service.operations.reconciliation import ReconciliationRequest, ReconciliationService
 from service.store.records import CorrectionRecord
 
-router = APIRouter(tags=["lab"])
+router = api_router("lab")
 log = logging.getLogger(__name__)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.api.deps import PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.routes.samples import compliance_public
 from service.api.schemas.plant import TrendPublic
 from service.api.schemas.pours import PourPublic
@@ -15,7 +16,7 @@ from service.api.schemas.reports import PourReportPublic, ReportRecipePublic, Re
 from service.operations.pour_report import PourReport, build_pour_report, report_csv
 from service.runtime import Runtime
 
-router = APIRouter(tags=["pours"])
+router = api_router("pours")
 
 
 async def _report(pour_id: str, runtime: Runtime, now: datetime) -> PourReport:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.routes import api_router
 from service.api.schemas.rheology import (
     PipeFlowPublic,
     PipelineIn,
@@ -24,7 +25,7 @@ from service.operations.rheology import fit_rheology_calibration
 from service.store.records import CalibrationRecord
 from service.store.repository import Store
 
-router = APIRouter(tags=["pumpability"])
+router = api_router("pumpability")
 URL = "/rheology/calibrations"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from service.api.deps import LabDep, PathId, PrincipalDep, RuntimeDep
+from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.api.schemas.samples import (
     CompliancePublic,
@@ -34,7 +35,7 @@ from service.operations.lab import (
 )
 from service.store.records import LabResultRecord, SampleRecord
 
-router = APIRouter(tags=["lab"])
+router = api_router("lab")
 
 
 async def get_lab(runtime: RuntimeDep) -> LabService:

@@ -7,9 +7,10 @@ import dataclasses
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, ScadaDep
+from service.api.routes import api_router
 from service.api.routes.samples import LabServiceDep, compliance_public
 from service.api.schemas.pours import PourPublic
 from service.api.schemas.samples import CompliancePublic
@@ -29,7 +30,7 @@ from service.operations.stopes import StopeService, StopeView
 from service.plant.port import Quality
 from service.runtime import Runtime
 
-router = APIRouter(tags=["stopes"])
+router = api_router("stopes")
 BARRICADE_TAG = "barricade_pressure_pv"  # the one the history keeps
 
 

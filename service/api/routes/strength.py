@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fastapi import APIRouter
-
 from service.api.deps import PrincipalDep, RuntimeDep
+from service.api.routes import api_router
 from service.api.schemas.strength import (
     ArchingPublic,
     ArchingRequest,
@@ -16,7 +15,7 @@ from service.api.schemas.strength import (
 from service.core import required
 from service.settings import DesignSettings
 
-router = APIRouter(tags=["strength"])
+router = api_router("strength")
 
 CITATIONS = {
     "mitchell": "Mitchell, R.J., Olsen, R.S. & Smith, J.D. (1982). Model studies on cemented "

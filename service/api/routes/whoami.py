@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from service.api.deps import PrincipalDep
+from service.api.routes import api_router
 
-router = APIRouter(tags=["auth"])
+router = api_router("auth")
 
 
 @router.get("/whoami")
