@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service.api import errors, openapi
-from service.api.limits import RequestLimits
-from service.api.request_metrics import RequestMetrics
+from service.api.edge import ApiEdge
 from service.api.routes import (
     API_PREFIX,
     alarms,
@@ -41,15 +40,14 @@ from service.api.routes import (
 from service.runtime import Runtime
 from service.settings import Settings
 
-# In the order they are matched: the health probes and the computations first.
+# In the order they are matched: the computations, then the plant view the HMIs poll.
 _ROUTE_MODULES = (
-    health,
     recipes,
-    recipe_store,
     strength,
+    plant,
+    recipe_store,
     calibrations,
     rheology,
-    plant,
     pours,
     stopes,
     samples,
@@ -58,6 +56,7 @@ _ROUTE_MODULES = (
     reports,
     exports,
     whoami,
+    health,
 )
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _PAGE_HEADERS = {"Cache-Control": "no-cache"}
@@ -81,15 +80,17 @@ class PageAssets(StaticFiles):
         return await super().get_response(path, scope)
 
 
-def add_routes_flat(app: FastAPI, router: APIRouter) -> None:
-    """The router's routes, added to the application's own table as they are.
+def add_routes_flat(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """The routers' routes, in their order, put at the head of the application's own
+    table as they are: ahead of the interactive docs' routes the application made
+    itself, since a request is matched route by route.
 
     ``app.include_router`` of FastAPI 0.16x keeps an included router as a node that
     matches its routes anew on every request, twice (to choose it, then to dispatch
     into it), one level more for each nesting. Every route module's router carries its
-    full prefix, and its routes go straight into one flat table: a request is matched
-    once, route by route, as Starlette does."""
-    app.router.routes.extend(router.routes)
+    full prefix and operationIds (``service.api.routes.api_router``), so its routes go
+    straight into one flat table: a request is matched once, as Starlette does."""
+    app.router.routes[:0] = [route for router in routers for route in router.routes]
 
 
 def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
@@ -129,8 +130,9 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.add_middleware(
-        RequestLimits,
-        identify=runtime.keys.identify,
+        ApiEdge,
+        authenticate=runtime.keys.authenticate,
+        metrics=runtime.metrics.http,
         is_computation=lambda path: _COMPUTATIONS.match(path) is not None,
         max_body_bytes=settings.api.max_body_bytes,
         write_rate_per_s=settings.api.write_rate_per_s,
@@ -139,10 +141,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         compute_burst=settings.api.compute_burst,
         body_timeout_s=settings.api.idle_timeout_s,
     )
-    # Outermost: the request limits' own refusals are counted too.
-    app.add_middleware(RequestMetrics, metrics=runtime.metrics.http)
-    for module in _ROUTE_MODULES:
-        add_routes_flat(app, module.router)
+    add_routes_flat(app, [module.router for module in _ROUTE_MODULES])
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

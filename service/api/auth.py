@@ -50,8 +50,3 @@ class KeyRing:
         if found is None:
             return None
         return Principal(role=found, key_id=digest.hex()[:8])
-
-    def identify(self, presented: str) -> str | None:
-        """The caller id (key fingerprint) of a valid key, None otherwise."""
-        principal = self.authenticate(presented)
-        return None if principal is None else principal.key_id

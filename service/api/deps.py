@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from service.api.auth import Principal, parse_bearer
+from service.api.auth import Principal
+from service.api.edge import PRINCIPAL
 from service.api.schemas.common import ID_PATTERN
 from service.errors import InvalidInput
 from service.settings import Role
@@ -21,9 +22,14 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 
-async def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
+    """The application's runtime (for a route that takes the ``Request`` itself)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
@@ -39,21 +45,15 @@ PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 """The id of a stored resource in a path: ids are UUIDs, so nothing else (a NUL, a
 quote) ever reaches a query."""
 
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
 
 async def authenticate(request: Request) -> Principal:
-    """The caller's key and role (401 without a valid key). It takes the runtime from
-    the application itself, not through :data:`RuntimeDep`: one dependency fewer to
-    solve on every request."""
-    token = parse_bearer(request.headers.get("authorization", ""))
-    if token is None:
-        raise HTTPException(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
-    runtime: Runtime = request.app.state.runtime
-    principal = runtime.keys.authenticate(token)
-    if principal is None:
-        raise HTTPException(401, "the API key is not valid", _CHALLENGE)
-    request.state.principal = principal
+    """The caller's key and role, as the edge (``service.api.edge``) authenticated it for
+    every ``/api/`` request; a route asks for it only to check the role or to record who
+    acted. Without it (a route outside ``/api/``, or an application built without the
+    edge) the request is refused: never let through."""
+    principal = request.scope.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
     return principal
 
 

@@ -1,32 +1,25 @@
-"""HTTP request metrics, as one pure ASGI middleware: every request is counted and
-timed by method, route *template* (``/api/v1/pours/{pour_id}``, never the path a client
-sent: the number of series stays bounded whatever the clients ask) and status code.
+"""The labels of the HTTP request metrics (the edge, ``service/api/edge.py``, counts and
+times every request): method, route *template* (``/api/v1/pours/{pour_id}``, never the
+path a client sent: the number of series stays bounded whatever the clients ask) and
+status code.
 
 The template is the route FastAPI chose, read from the request's scope once the
-response is done. A request that reached no route (a 404, or one the request limits
-refused before routing: 408, 413, 429) is labelled ``route="unrouted"``, and a method
+response is done. A request that reached no route (a 404, or one the edge refused
+before routing: 401, 408, 413, 429) is labelled ``route="unrouted"``, and a method
 outside the standard ones ``method="other"``. A request whose handler failed before
 answering counts as the 500 the server then sends.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from service.metrics import HttpMetrics
-
 Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
-ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 UNROUTED = "unrouted"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def route_template(scope: Scope, path: str, root_path: str) -> str:
@@ -50,34 +43,3 @@ def route_template(scope: Scope, path: str, root_path: str) -> str:
         if isinstance(route, Route | Mount) and route.matches(probe)[0] is not Match.NONE:
             return route.path_format
     return UNROUTED
-
-
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        path, root_path = scope["path"], scope.get("root_path", "")
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            method = scope["method"]
-            self.metrics.observe(
-                method if method in _METHODS else "other",
-                route_template(scope, path, root_path),
-                status,
-                time.perf_counter() - started,
-            )

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from service.api.limits import DOCS_POLICY
+from service.api.edge import DOCS_POLICY
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

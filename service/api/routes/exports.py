@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
+from service.api.deps import RuntimeDep, utc_instant
 from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.core import tabular
@@ -91,7 +91,6 @@ async def _table(
 @router.get("/export/pours", response_class=StreamingResponse, responses=_CONTENT)
 async def export_pours(
     runtime: RuntimeDep,
-    _: PrincipalDep,
     format: FormatQuery = Format.CSV,
     from_: FromQuery = None,
     to: ToQuery = None,
@@ -114,7 +113,7 @@ async def export_pours(
 
 @router.get("/export/stope-stages", response_class=StreamingResponse, responses=_CONTENT)
 async def export_stope_stages(
-    runtime: RuntimeDep, _: PrincipalDep, format: FormatQuery = Format.CSV
+    runtime: RuntimeDep, format: FormatQuery = Format.CSV
 ) -> StreamingResponse:
     """One row per stage of every stope with a fill plan: the stage's plan (recipe,
     top, rise rate, hold), its times (started, top reached, hold end, release) and its
@@ -127,7 +126,6 @@ async def export_stope_stages(
 @router.get("/export/history", response_class=StreamingResponse, responses=_CONTENT)
 async def export_history(
     runtime: RuntimeDep,
-    _: PrincipalDep,
     format: FormatQuery = Format.CSV,
     tags: Annotated[
         str | None,
@@ -157,7 +155,6 @@ async def export_history(
 @router.get("/export/audit", response_class=StreamingResponse, responses=_CONTENT)
 async def export_audit(
     runtime: RuntimeDep,
-    _: PrincipalDep,
     format: FormatQuery = Format.CSV,
     from_: FromQuery = None,
     to: ToQuery = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from service.api.deps import PathId, PrincipalDep, RuntimeDep, ScadaDep, StoreDep
+from service.api.deps import PathId, RuntimeDep, ScadaDep, StoreDep
 from service.api.routes import api_router
 from service.api.schemas.pours import PourCreate, PourList, PourPublic
 from service.api.schemas.samples import SamplesCast
@@ -40,7 +40,6 @@ async def create_pour(
 async def list_pours(
     store: StoreDep,
     runtime: RuntimeDep,
-    _: PrincipalDep,
     state: PourState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
@@ -50,9 +49,7 @@ async def list_pours(
 
 
 @router.get("/pours/{pour_id}", response_model=PourPublic)
-async def get_pour(
-    pour_id: PathId, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
-) -> PourPublic:
+async def get_pour(pour_id: PathId, store: StoreDep, runtime: RuntimeDep) -> PourPublic:
     """The pour, with its Cw reconciled beside the one it was controlled on (with the
     newest approved correction) and its off-spec volume on the best estimate."""
     record = await store.get_pour(pour_id)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import EngineerDep, PathId, RuntimeDep, StoreDep
 from service.api.routes import api_router
 from service.api.routes.calibrations import (
     CalibrationCacheDep,
@@ -220,7 +220,6 @@ async def approve_recipe(
 
 @router.get("/recipes", response_model=list[RecipePublic])
 async def list_recipes(
-    _: PrincipalDep,
     store: StoreDep,
     runtime: RuntimeDep,
     cache: CalibrationCacheDep,
@@ -234,7 +233,6 @@ async def list_recipes(
 @router.get("/recipes/{recipe_id}", response_model=RecipePublic)
 async def get_recipe(
     recipe_id: PathId,
-    _: PrincipalDep,
     store: StoreDep,
     runtime: RuntimeDep,
     cache: CalibrationCacheDep,

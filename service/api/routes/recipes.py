@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import Response
+from fastapi import Request, Response
 from pydantic_core import to_json
 
-from service.api.deps import PrincipalDep, RuntimeDep, StoreDep
+from service.api.computation_route import computation
+from service.api.deps import RuntimeDep, StoreDep, runtime_of
 from service.api.routes import api_router
 from service.api.routes.calibrations import CalibrationCacheDep, design_calibration
 from service.api.routes.rheology import (
@@ -129,12 +130,12 @@ def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
     return body
 
 
-@router.post("/recipes/proportion", response_model=ProportionPublic)
-async def proportion(req: ProportionRequest, _: PrincipalDep, runtime: RuntimeDep) -> Response:
+@computation(router, "/recipes/proportion", response_model=ProportionPublic)
+async def proportion(req: ProportionRequest, request: Request) -> Response:
     """Masses per m3 and for ``volume_m3`` of a saturated paste (DOMAIN.md relations),
     for a mix inside the site's plausible ranges (422 ``recipe_implausible`` naming the
     field and the limit otherwise)."""
-    limits = runtime.recipe_limits
+    limits = runtime_of(request).recipe_limits
     check_mix(req.model_dump(include=_MIX_FIELDS), limits)
     tailings, binder, aggregate = mix_inputs(req)
     solids_fraction = solve_solids_fraction(req, tailings, binder, aggregate)
@@ -266,7 +267,6 @@ def _used(loaded: Loaded[Any]) -> CalibrationUsedPublic:
 @router.post("/recipes/optimize", response_model=OptimizePublic)
 async def optimize(
     req: OptimizeRequest,
-    _: PrincipalDep,
     store: StoreDep,
     runtime: RuntimeDep,
     cache: CalibrationCacheDep,

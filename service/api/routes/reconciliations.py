@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import EngineerDep, PathId, RuntimeDep, StoreDep
 from service.api.routes import api_router
 from service.api.schemas.reconciled import CorrectionPublic
 from service.api.schemas.reconciliations import (
@@ -82,7 +82,6 @@ async def propose_reconciliation(
 
 @router.get("/lab/reconciliations", response_model=ReconciliationList)
 async def list_reconciliations(
-    _: PrincipalDep,
     service: ReconciliationsDep,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -97,7 +96,7 @@ async def list_reconciliations(
 
 @router.get("/lab/reconciliations/{reconciliation_id}", response_model=ReconciliationPublic)
 async def get_reconciliation(
-    reconciliation_id: PathId, _: PrincipalDep, service: ReconciliationsDep, store: StoreDep
+    reconciliation_id: PathId, service: ReconciliationsDep, store: StoreDep
 ) -> ReconciliationPublic:
     active = await active_correction(store)
     record = await service.corrections.get(reconciliation_id)
@@ -125,7 +124,7 @@ async def approve_reconciliation(
 
 
 @router.get("/lab/correction", response_model=ActiveCorrectionPublic)
-async def current_correction(_: PrincipalDep, store: StoreDep) -> ActiveCorrectionPublic:
+async def current_correction(store: StoreDep) -> ActiveCorrectionPublic:
     """The correction control uses from now on (the newest approved), or null."""
     active = await active_correction(store)
     return ActiveCorrectionPublic(correction=None if active is None else correction_public(active))

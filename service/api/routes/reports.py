@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import Response
 
-from service.api.deps import PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import PathId, RuntimeDep, StoreDep
 from service.api.routes import api_router
 from service.api.routes.samples import compliance_public
 from service.api.schemas.plant import TrendPublic
@@ -30,9 +30,7 @@ async def _report(pour_id: str, runtime: Runtime, now: datetime) -> PourReport:
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-async def pour_report_csv(
-    pour_id: PathId, store: StoreDep, runtime: RuntimeDep, _: PrincipalDep
-) -> Response:
+async def pour_report_csv(pour_id: PathId, store: StoreDep, runtime: RuntimeDep) -> Response:
     """The pour record, its recipe version and spec bands, its Cw reconciled beside the
     one it was controlled on, the compliance of its cylinders as ``field,value`` rows,
     then the Cw/Bw trend over the pour with the band and an in-spec flag per step."""
@@ -45,7 +43,7 @@ async def pour_report_csv(
 
 
 @router.get("/pours/{pour_id}/report", response_model=PourReportPublic)
-async def pour_report(pour_id: PathId, runtime: RuntimeDep, _: PrincipalDep) -> PourReportPublic:
+async def pour_report(pour_id: PathId, runtime: RuntimeDep) -> PourReportPublic:
     """The pour report as JSON: what the CSV holds."""
     now = datetime.now(UTC)
     report = await _report(pour_id, runtime, now)

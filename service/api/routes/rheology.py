@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, StoreDep
+from service.api.deps import EngineerDep, PathId, RuntimeDep, StoreDep
 from service.api.routes import api_router
 from service.api.schemas.rheology import (
     PipeFlowPublic,
@@ -147,7 +147,7 @@ async def create_rheology_calibration(
 
 @router.get(URL, response_model=list[RheologyCalibrationPublic])
 async def list_rheology_calibrations(
-    _: PrincipalDep, store: StoreDep, cache: RheologyCacheDep
+    store: StoreDep, cache: RheologyCacheDep
 ) -> list[RheologyCalibrationPublic]:
     records = await store.list_calibrations(rheology=True)
     return [_public(r, (await cache.get(store, r.id)).model) for r in records]
@@ -155,7 +155,7 @@ async def list_rheology_calibrations(
 
 @router.get(URL + "/{calibration_id}", response_model=RheologyCalibrationPublic)
 async def get_rheology_calibration(
-    calibration_id: PathId, _: PrincipalDep, store: StoreDep, cache: RheologyCacheDep
+    calibration_id: PathId, store: StoreDep, cache: RheologyCacheDep
 ) -> RheologyCalibrationPublic:
     loaded = await cache.get(store, calibration_id)
     return _public(await store.get_calibration(calibration_id, rheology=True), loaded.model)
@@ -165,7 +165,6 @@ async def get_rheology_calibration(
 async def predict_rheology(
     calibration_id: PathId,
     req: RheologyPredictRequest,
-    _: PrincipalDep,
     store: StoreDep,
     cache: RheologyCacheDep,
 ) -> RheologyPredictionPublic:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from service.api.deps import LabDep, PathId, PrincipalDep, RuntimeDep
+from service.api.deps import LabDep, PathId, RuntimeDep
 from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.api.schemas.samples import (
@@ -168,7 +168,6 @@ def compliance_public(compliance: Compliance) -> CompliancePublic:
 
 @router.get("/samples", response_model=SampleList)
 async def list_samples(
-    _: PrincipalDep,
     lab: LabServiceDep,
     pour_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -180,7 +179,7 @@ async def list_samples(
 
 
 @router.get("/samples/{sample_id}", response_model=SamplePublic)
-async def get_sample(sample_id: PathId, _: PrincipalDep, lab: LabServiceDep) -> SamplePublic:
+async def get_sample(sample_id: PathId, lab: LabServiceDep) -> SamplePublic:
     return sample_public(await lab.sample(sample_id))
 
 
@@ -226,7 +225,7 @@ async def import_sheet(req: LabSheetImport, who: LabDep, lab: LabServiceDep) -> 
 
 
 @router.get("/lab/notices", response_model=NoticeList)
-async def notices(_: PrincipalDep, lab: LabServiceDep) -> NoticeList:
+async def notices(lab: LabServiceDep) -> NoticeList:
     """The open notices of every sample: a failed cylinder, a test overdue (not tested
     by its age plus a grace of 2 days), a group below its design's pass fraction; most
     severe first."""
@@ -235,7 +234,7 @@ async def notices(_: PrincipalDep, lab: LabServiceDep) -> NoticeList:
 
 
 @router.get("/pours/{pour_id}/compliance", response_model=CompliancePublic)
-async def pour_compliance(pour_id: PathId, _: PrincipalDep, lab: LabServiceDep) -> CompliancePublic:
+async def pour_compliance(pour_id: PathId, lab: LabServiceDep) -> CompliancePublic:
     """The pour's cylinders against the requirements at their ages (its stage's in the
     fill plan, else its recipe's design's), the pass fraction against the design's, and
     the notices."""

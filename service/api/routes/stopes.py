@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Response
 
-from service.api.deps import EngineerDep, PathId, PrincipalDep, RuntimeDep, ScadaDep
+from service.api.deps import EngineerDep, PathId, RuntimeDep, ScadaDep
 from service.api.routes import api_router
 from service.api.routes.samples import LabServiceDep, compliance_public
 from service.api.schemas.pours import PourPublic
@@ -149,14 +149,12 @@ async def create_stope(
 
 
 @router.get("/stopes", response_model=list[StopePublic])
-async def list_stopes(_: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep) -> list[StopePublic]:
+async def list_stopes(stopes: StopesDep, runtime: RuntimeDep) -> list[StopePublic]:
     return [await stope_public(v, runtime) for v in await stopes.views()]
 
 
 @router.get("/stopes/{stope_id}", response_model=StopePublic)
-async def get_stope(
-    stope_id: PathId, _: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep
-) -> StopePublic:
+async def get_stope(stope_id: PathId, stopes: StopesDep, runtime: RuntimeDep) -> StopePublic:
     return await stope_public(await stopes.view(stope_id), runtime)
 
 
@@ -227,9 +225,7 @@ async def close_stope(
 
 
 @router.get("/stopes/{stope_id}/report")
-async def stope_report(
-    stope_id: PathId, _: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+async def stope_report(stope_id: PathId, stopes: StopesDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Per stope and per stage: volume placed, dumped and off-spec placed, binder per
     component, Cw and Bw, fill height and barricade pressure against time, holds and
     releases, cylinders cast."""
@@ -243,9 +239,7 @@ async def stope_report(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-async def stope_report_csv(
-    stope_id: PathId, _: PrincipalDep, stopes: StopesDep, runtime: RuntimeDep
-) -> Response:
+async def stope_report_csv(stope_id: PathId, stopes: StopesDep, runtime: RuntimeDep) -> Response:
     report = await build_stope_report(stope_id, stopes, runtime.supervisor, runtime.history)
     return Response(
         R.stope_report_csv(report),
@@ -255,9 +249,7 @@ async def stope_report_csv(
 
 
 @router.get("/stopes/{stope_id}/compliance", response_model=CompliancePublic)
-async def stope_compliance(
-    stope_id: PathId, _: PrincipalDep, lab: LabServiceDep
-) -> CompliancePublic:
+async def stope_compliance(stope_id: PathId, lab: LabServiceDep) -> CompliancePublic:
     """The cylinders of every pour of the stope against the requirements at their ages:
     per stope, per stage and per pour the pass fraction against the design's, each
     judged cylinder, and the notices."""

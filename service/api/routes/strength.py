@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from service.api.deps import PrincipalDep, RuntimeDep
+from fastapi import Request
+
+from service.api.computation_route import computation
+from service.api.deps import runtime_of
 from service.api.routes import api_router
 from service.api.schemas.strength import (
     ArchingPublic,
@@ -90,19 +93,17 @@ def required_strength(
     )
 
 
-@router.post("/strength/required", response_model=RequiredStrengthPublic)
-async def strength_required(
-    req: StopeIn, _: PrincipalDep, runtime: RuntimeDep
-) -> RequiredStrengthPublic:
+@computation(router, "/strength/required", response_model=RequiredStrengthPublic)
+async def strength_required(req: StopeIn, request: Request) -> RequiredStrengthPublic:
     """Required UCS of an exposed fill face (Mitchell 1982 or Li & Aubertin 2012), with
     one factor-of-safety convention: FS multiplies the strength required at limit
     equilibrium (FS = 1) for both methods. The site's floors (liquefaction, 100 kPa
     unless set) apply; ``binding_floors`` names every floor above the computed UCS."""
-    return required_strength(req, site_floors(runtime.settings.design))
+    return required_strength(req, site_floors(runtime_of(request).settings.design))
 
 
-@router.post("/strength/arching", response_model=ArchingPublic)
-async def strength_arching(req: ArchingRequest, _: PrincipalDep) -> ArchingPublic:
+@computation(router, "/strength/arching", response_model=ArchingPublic)
+async def strength_arching(req: ArchingRequest) -> ArchingPublic:
     """Vertical stress in a filled stope reduced by arching (for barricades, sill mats)."""
     stress = required.arching_vertical_stress_kpa(
         depth_m=req.depth_m,

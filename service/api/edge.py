@@ -1,6 +1,10 @@
-"""Request limits and response headers, as one pure ASGI middleware (cheap on the hot
-read path):
+"""What every request meets before its route, as one pure ASGI middleware (one pass,
+not a layer per concern, on the hot path):
 
+- every request under ``/api/`` needs a valid API key (CONTRACT "Authentication"):
+  without one it is answered 401 here, before its body is read; with one, the caller's
+  :class:`~service.api.auth.Principal` is put in the scope (:data:`PRINCIPAL`) for the
+  routes that check its role or record who acted (``service.api.deps``);
 - a request body larger than ``max_body_bytes`` is refused with 413 before the route
   runs: by its Content-Length, or, for a chunked body, while it is read here (the
   route gets it whole); a body that stops arriving for ``body_timeout_s`` is a 408;
@@ -9,10 +13,13 @@ read path):
   pure computations (which change nothing) at the much higher ``compute_rate_per_s``;
   beyond it 429 with Retry-After. The caller is the API key's identity, whatever the
   spelling of the header (``bearer``, ``BEARER``, extra spaces); without a valid key it
-  is the client address;
+  is the client address, and the limit comes before the 401, so guessing keys is
+  limited too;
 - every response carries the security headers (no sniffing, no framing, no referrer)
   and the page's Content-Security-Policy (the interactive API docs their own, as strict
-  but for their inline start-up script).
+  but for their inline start-up script);
+- every request, refused here or answered by a route, is counted and timed by method,
+  route template and status (``service/api/request_metrics.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from service.api.auth import parse_bearer
+from service.api.auth import Principal, parse_bearer
+from service.api.request_metrics import METHODS, route_template
+from service.metrics import HttpMetrics
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -35,6 +44,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 _CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _MAX_CALLERS = 10_000
+_KEYED_PREFIX = "/api/"
+PRINCIPAL = "backfill.principal"
+"""The scope key of the authenticated caller's :class:`Principal` (an ASGI extension
+key of this service: never the shared ``state``)."""
+_NO_KEY = "an API key is required: Authorization: Bearer <key>"
+_BAD_KEY = "the API key is not valid"
+_CHALLENGE = ((b"www-authenticate", b"Bearer"),)
 
 # The page loads nothing but its own files and talks to nothing but this service.
 PAGE_POLICY = (
@@ -54,6 +70,8 @@ DOCS_POLICY = (
     "'none'; base-uri 'none'; form-action 'self'"
 )
 _DOCS_PAGES = ("/docs", "/redoc")
+_PAGE_POLICY_HEADER = (b"content-security-policy", PAGE_POLICY.encode())
+_DOCS_POLICY_HEADER = (b"content-security-policy", DOCS_POLICY.encode())
 
 
 class TokenBucket:
@@ -92,7 +110,8 @@ class _Limit:
 async def send_error(
     send: Send, status: int, code: str, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """An error answer in the one error shape, straight from ASGI."""
+    """An error answer in the one error shape, straight from ASGI (through the edge's
+    ``answer``, which adds the security headers)."""
     body = json.dumps({"code": code, "detail": detail}).encode()
     await send(
         {
@@ -101,7 +120,6 @@ async def send_error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                *SECURITY_HEADERS,
                 *headers,
             ],
         }
@@ -117,13 +135,21 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-class RequestLimits:
+def route_path(scope: Scope) -> str:
+    """The path the routes see: without the ``root_path`` a proxy mounts the service at."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class ApiEdge:
     def __init__(
         self,
         app: ASGIApp,
         *,
-        identify: Callable[[str], str | None],
+        authenticate: Callable[[str], Principal | None],
         is_computation: Callable[[str], bool],
+        metrics: HttpMetrics,
         max_body_bytes: int,
         write_rate_per_s: float,
         write_burst: int,
@@ -132,30 +158,52 @@ class RequestLimits:
         body_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``identify(token)`` is the caller id of a valid key (None for an invalid
-        one); ``is_computation(path)`` tells a pure computation from a write."""
+        """``authenticate(token)`` is the principal of a valid key (None for an invalid
+        one); ``is_computation(path)`` tells a pure computation from a write; every
+        request is counted and timed in ``metrics``."""
         self.app = app
-        self.identify = identify
+        self.authenticate = authenticate
         self.is_computation = is_computation
+        self.metrics = metrics
         self.max_body = max_body_bytes
         self.writes = _Limit("writes", write_rate_per_s, write_burst)
         self.computations = _Limit("computations", compute_rate_per_s, compute_burst)
         self.body_timeout_s = body_timeout_s
         self.clock = clock
 
-    def _caller(self, scope: Scope) -> str:
-        token = bearer_token(scope)
-        key_id = self.identify(token) if token is not None else None
-        if key_id is not None:
-            return f"key:{key_id}"
-        client = scope.get("client") or ("?", 0)
-        return f"addr:{client[0]}"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length: int | None = None
+        started = time.perf_counter()
+        # As the client sent them: routing may rewrite the scope's path and root.
+        sent_path, root_path = scope["path"], scope.get("root_path", "")
+        path = route_path(scope)
+        policy = _DOCS_POLICY_HEADER if path.startswith(_DOCS_PAGES) else _PAGE_POLICY_HEADER
+        status = 500  # what the server answers for a request that failed unanswered
+
+        async def answer(message: Message) -> None:
+            """Every message of the response, the edge's own refusals included: the
+            status noted, the security headers added."""
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS, policy]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, answer, path)
+        finally:
+            method = scope["method"]
+            self.metrics.observe(
+                method if method in METHODS else "other",
+                route_template(scope, sent_path, root_path),
+                status,
+                time.perf_counter() - started,
+            )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -165,11 +213,16 @@ class RequestLimits:
                 if length < 0 or length > self.max_body:
                     await self._too_large(send)
                     return
+        token = bearer_token(scope)
+        principal = self.authenticate(token) if token is not None else None
         method = scope["method"]
         if method in _CHANGING_METHODS:
-            path = scope["path"]
             limit = self.computations if self.is_computation(path) else self.writes
-            wait = limit.take(self._caller(scope), self.clock())
+            if principal is not None:
+                caller = f"key:{principal.key_id}"
+            else:
+                caller = f"addr:{(scope.get('client') or ('?', 0))[0]}"
+            wait = limit.take(caller, self.clock())
             if wait > 0:
                 await send_error(
                     send,
@@ -180,6 +233,13 @@ class RequestLimits:
                     [(b"retry-after", str(math.ceil(wait)).encode())],
                 )
                 return
+        if principal is not None:
+            scope[PRINCIPAL] = principal
+        elif path.startswith(_KEYED_PREFIX):
+            await send_error(
+                send, 401, "unauthorized", _NO_KEY if token is None else _BAD_KEY, _CHALLENGE
+            )
+            return
         if method in _BODY_METHODS:
             # The body is read here, up to the limit and with a timeout: a chunked body
             # too large is a 413 (not a body the route fails to parse), one that stops
@@ -188,7 +248,7 @@ class RequestLimits:
             if body is None:
                 return
             receive = _replay(body, receive)
-        await self.app(scope, receive, self._with_headers(scope, send))
+        await self.app(scope, receive, send)
 
     async def _too_large(self, send: Send) -> None:
         await send_error(
@@ -220,20 +280,6 @@ class RequestLimits:
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         return b"".join(chunks)
-
-    @staticmethod
-    def _with_headers(scope: Scope, send: Send) -> Send:
-        policy = DOCS_POLICY if scope["path"].startswith(_DOCS_PAGES) else PAGE_POLICY
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                headers.extend(SECURITY_HEADERS)
-                headers.append((b"content-security-policy", policy.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return send_with_headers
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
