@@ -89,12 +89,16 @@ class BinderOption:
 
 @dataclass(frozen=True, slots=True)
 class RecipeLimits:
-    """The site's Cw window and Bw limits (fractions)."""
+    """The site's Cw window and Bw limits (fractions), and the smallest fraction of the
+    blend a binder may have when it is used at all (the site's plausible recipe: a
+    feeder cannot meter a trace of binder, and such a recipe would be refused when
+    stored or poured)."""
 
     solids_fraction_min: float
     solids_fraction_max: float
     binder_ratio_min: float
     binder_ratio_max: float
+    blend_component_min: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -839,7 +843,10 @@ def optimize_recipe(
     option_fractions = _compositions(len(options), steps) / steps
     low = np.array([option.min_fraction for option in options]) - _EDGE
     high = np.array([option.max_fraction for option in options]) + _EDGE
-    keep = np.all((option_fractions >= low) & (option_fractions <= high), axis=1)
+    used = option_fractions > _EDGE
+    keep = np.all((option_fractions >= low) & (option_fractions <= high), axis=1) & np.all(
+        ~used | (option_fractions >= limits.blend_component_min - _EDGE), axis=1
+    )
     if not keep.any():
         raise RecipeInfeasible(
             "the binder fraction bounds admit no blend summing to 100 % "
@@ -899,7 +906,15 @@ def optimize_recipe(
         stope_volume_m3,
         pump,
     )
-    binding = _binding_constraints(found, len(solids), binders, blend, model, allow_extrapolation)
+    binding = _binding_constraints(
+        found,
+        len(solids),
+        binders,
+        blend,
+        model,
+        allow_extrapolation,
+        limits.blend_component_min,
+    )
     cement_only, note = _cement_only(
         model,
         binders,
@@ -947,6 +962,7 @@ def _binding_constraints(
     blend: dict[str, float],
     model: StrengthModel,
     allow_extrapolation: bool,
+    blend_component_min: float = 0.0,
 ) -> tuple[str, ...]:
     binding: list[str] = list(found.binding)
     if found.solids_index == 0:
@@ -959,6 +975,9 @@ def _binding_constraints(
             binding.append(f"binders[{option.name}].min_fraction_pct")
         if option.max_fraction < 1.0 and fraction >= option.max_fraction - 0.005:
             binding.append(f"binders[{option.name}].max_fraction_pct")
+    smallest = min((f for f in blend.values() if f > _EDGE), default=1.0)
+    if blend_component_min > 0.0 and smallest <= blend_component_min + 0.005:
+        binding.append("blend_component_pct_min")
     if not allow_extrapolation:
         for name, (low, high) in zip(
             model.components, model.accepted_fraction_ranges(), strict=True

@@ -676,3 +676,26 @@ def test_pump_limits_stay_inside_the_rheology_tests() -> None:
     assert "rheology_calibration:solids_pct_max" in result.binding_constraints
     assert result.recipe.solids_fraction <= rheology.accepted_solids_range()[1] + 1e-9
     assert not result.recipe.rheology_extrapolated
+
+
+def test_no_binder_below_the_sites_smallest_blend_component() -> None:
+    """A trace of a binder is no recipe (a feeder cannot meter it, and the site's
+    plausible-recipe check refuses it when stored or poured): with slag allowed up to
+    99 % the cheapest grid blend is 1 % cement, unless the site's smallest component
+    is larger; then the optimiser moves to the smallest blend the site takes, and says
+    that limit binds."""
+    slag_99 = BinderOption("slag", 2.90, price_per_t=90.0, max_fraction=0.99)
+    free = run(binders=[CEMENT, slag_99], required_ucs_kpa=300.0, allow_extrapolation=True)
+    assert free.recipe.blend["cement"] == pytest.approx(0.01)
+    for smallest in (0.02, 0.05):
+        limits = RecipeLimits(0.70, 0.78, 0.03, 0.08, blend_component_min=smallest)
+        kept = run(
+            binders=[CEMENT, slag_99],
+            required_ucs_kpa=300.0,
+            allow_extrapolation=True,
+            limits=limits,
+        )
+        assert kept.recipe.blend["cement"] == pytest.approx(smallest)
+        assert all(f == 0.0 or f >= smallest - 1e-9 for f in kept.recipe.blend.values())
+        assert "blend_component_pct_min" in kept.binding_constraints
+        assert kept.recipe.binder_cost_per_m3 >= free.recipe.binder_cost_per_m3

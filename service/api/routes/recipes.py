@@ -308,6 +308,7 @@ async def optimize(
             solids_fraction_max=solids_max / 100.0,
             binder_ratio_min=req.binder_pct_min / 100.0,
             binder_ratio_max=req.binder_pct_max / 100.0,
+            blend_component_min=limits.blend_component_pct_min / 100.0,
         ),
         model=calibration.model,
         rheology=rheology.model,
