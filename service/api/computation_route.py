@@ -33,6 +33,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import from_json
 from starlette.responses import Response
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -53,14 +54,24 @@ def is_json_media_type(content_type: str) -> bool:
 
 async def read_json_body(request: Request) -> Any:
     """The decoded body; the raw bytes when it is not declared JSON (validation then
-    refuses them); ``_MISSING`` when there is none."""
-    raw = await request.body()
-    if not raw:
-        return _MISSING
-    if not is_json_media_type(request.headers.get("content-type", "")):
-        return raw
+    refuses them); ``_MISSING`` when there is none. A body that cannot be read or
+    decoded is FastAPI's errors: a ``RequestValidationError`` for bad JSON, a 400 for
+    anything else (not UTF-8, nested beyond the parser, the client gone)."""
     try:
-        return json.loads(raw)
+        raw = await request.body()
+        if not raw:
+            return _MISSING
+        if not is_json_media_type(request.headers.get("content-type", "")):
+            return raw
+        try:
+            # pydantic's JSON parser, a quarter of the time of the standard library's.
+            # It takes nothing ``json.loads`` refuses (NaN and Infinity it reads as
+            # json.loads does); what it refuses (a BOM, UTF-16, a lone surrogate, a
+            # syntax error) goes the standard way below, so the value or the error is
+            # exactly FastAPI's.
+            return from_json(raw)
+        except ValueError:
+            return json.loads(raw)
     except json.JSONDecodeError as err:
         raise RequestValidationError(
             [
@@ -74,7 +85,7 @@ async def read_json_body(request: Request) -> Any:
             ],
             body=err.doc,
         ) from err
-    except ValueError as err:  # not UTF-8 (or -16, -32): FastAPI's one 400
+    except Exception as err:  # FastAPI's one 400, which the error handlers turn to a 422
         raise HTTPException(400, "There was an error parsing the body") from err
 
 
