@@ -54,6 +54,11 @@ class _HeadDeadline:
     response; TCP keep-alive finds a peer that vanished while a response (an event
     stream) is still going. Mixed in before the protocol class, which provides
     ``loop``, ``transport``, ``cycle`` and the callbacks extended here.
+
+    One timer per connection, not one per request: a request only notes when its
+    connection's wait for a head began (or that none is awaited while it runs); the
+    timer, when it fires, closes the connection if that wait has lasted the whole
+    deadline, else sets itself for what is left.
     """
 
     HEAD_TIMEOUT_S = 15.0
@@ -63,39 +68,46 @@ class _HeadDeadline:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        self._head_timer: asyncio.TimerHandle | None = None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _keep_alive(sock)
-        self._arm_head_timer()
+        self._awaiting_head_since: float | None = self.loop.time()
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.HEAD_TIMEOUT_S, self._check_head
+        )
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         if not self._request_in_progress():
-            self._arm_head_timer()
+            self._awaiting_head_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
+        timer = getattr(self, "_head_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)  # type: ignore[misc]
 
     def _request_in_progress(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self.HEAD_TIMEOUT_S, self._head_timed_out)
+    def _head_complete(self) -> None:
+        if self._request_in_progress():
+            self._awaiting_head_since = None
 
-    def _disarm_head_timer(self) -> None:
-        timer = getattr(self, "_head_timer", None)
-        if timer is not None:
-            timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
-        if self._request_in_progress() or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        self._close_idle()
+        since = self._awaiting_head_since
+        if since is None or self._request_in_progress():
+            left = self.HEAD_TIMEOUT_S  # a request is running: look again later
+        else:
+            left = since + self.HEAD_TIMEOUT_S - self.loop.time()
+            if left <= 0:
+                self._close_idle()
+                return
+        self._head_timer = self.loop.call_later(left, self._check_head)
 
     def _close_idle(self) -> None:
         self.transport.close()
@@ -106,8 +118,7 @@ class GuardedH11Protocol(_HeadDeadline, H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self._request_in_progress():
-            self._disarm_head_timer()
+        self._head_complete()
 
     def _close_idle(self) -> None:
         if self.conn.our_state not in {h11.ERROR, h11.CLOSED, h11.MUST_CLOSE}:
@@ -121,8 +132,7 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self._request_in_progress():
-            self._disarm_head_timer()
+        self._head_complete()
 
 
 def _keep_alive(sock: Any) -> None:

@@ -90,6 +90,17 @@ async def test_idle_and_trickling_connections_are_closed(tmp_path: Path, parser:
         assert await _closed_after(reader, 5.0) < IDLE_S + 1.0
         sender.cancel()
         writer.close()
+        # After a response on a kept-alive connection the next head has its own
+        # deadline, counted from that response: a request begun and left unfinished.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no end of head
+        await writer.drain()
+        assert await _closed_after(reader, 5.0) < IDLE_S + 1.0
+        writer.close()
         # A well-behaved client keeps its connection for request after request.
         async with httpx.AsyncClient(base_url=url) as client:
             for _ in range(3):
