@@ -1,15 +1,18 @@
 """The two HTTP targets of ``bench_proportion_http.py``, served by uvicorn the same way.
 
-``python bench/http_targets.py service --port P``: the service as ``create_app`` builds
-it, with settings from the environment (``BACKFILL_DATABASE_URL``, ``BACKFILL_API_KEYS``,
-...), exactly as ``python -m service`` reads them.
+``python bench/http_targets.py service --port P``: the service as ``python -m service``
+serves it (``service/server.py``): ``create_app(settings, freeze_heap=True)`` with
+settings from the environment (``BACKFILL_DATABASE_URL``, ``BACKFILL_API_KEYS``, ...),
+and the service's own HTTP protocol class (uvicorn's, with the request-head deadline)
+for the chosen parser.
 
 ``python bench/http_targets.py bare --port P``: a bare FastAPI app with one ``async def``
 POST endpoint at the same path, taking the same JSON body as a plain dict and
-returning a small dict: the floor that FastAPI + uvicorn set on this machine.
+returning a small dict, served by uvicorn's protocol class for the same parser: the
+floor that FastAPI + uvicorn set on this machine.
 
 Both run ``uvicorn.run`` with the same options (one process, loopback only,
-log level warning, no access log, the given loop and HTTP implementations), which
+log level warning, no access log, the given loop and HTTP parser), which
 ``python -m service`` does not expose; that is why this runner exists.
 """
 
@@ -34,11 +37,16 @@ def bare_app() -> FastAPI:
     return app
 
 
-def service_app() -> FastAPI:
+def service_target(parser: str) -> tuple[FastAPI, Any]:
+    """The application and the HTTP protocol class, as ``service.server.serve`` makes
+    them."""
     from service.app import create_app
+    from service.server import guarded_protocol
     from service.settings import Settings
 
-    return create_app(Settings())
+    settings = Settings()
+    app = create_app(settings, freeze_heap=True)
+    return app, guarded_protocol(settings.api.idle_timeout_s, parser=parser)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,15 +54,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("target", choices=("service", "bare"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", default="asyncio", help="uvicorn --loop (same for both)")
-    parser.add_argument("--http", default="httptools", help="uvicorn --http (same for both)")
+    parser.add_argument(
+        "--http", default="httptools", choices=("httptools", "h11"), help="the HTTP parser"
+    )
     args = parser.parse_args(argv)
-    app = service_app() if args.target == "service" else bare_app()
+    if args.target == "service":
+        app, http = service_target(args.http)
+    else:
+        app, http = bare_app(), args.http
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=args.port,
         loop=args.loop,
-        http=args.http,
+        http=http,
         log_level="warning",
         access_log=False,
         lifespan="on",
