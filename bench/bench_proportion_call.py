@@ -4,11 +4,11 @@ Measures, side by side in one run, µs per call (timeit, best of ``--repeat``):
 
 * ``proportion()``: ``service.core.proportioning.proportion`` with the CONTRACT's
   two-component blend (20 % cement, 80 % slag); target under 5 µs.
-* the stages FastAPI runs for ``POST /api/v1/recipes/proportion`` apart from HTTP
-  and routing: JSON decode of the body, validation into ``ProportionRequest``, the
-  route function itself (inputs -> ``proportion`` -> ``ProportionPublic``), and the
-  response step (validation against the response model and JSON encoding, as
-  FastAPI's ``serialize_response`` does);
+* the stages ``ComputationRoute`` (``service/api/computation_route.py``) runs for
+  ``POST /api/v1/recipes/proportion`` apart from HTTP, the edge and routing: JSON
+  decoding of the body (pydantic's parser, as the route class does), validation into
+  ``ProportionRequest``, and the route function itself (the site's limits, inputs ->
+  ``proportion`` -> the JSON response, encoded once);
 * the whole of that path as one call, and its ratio to the core call.
 
 Run: ``.venv/bin/python bench/bench_proportion_call.py [--repeat 7]``
@@ -24,12 +24,15 @@ import timeit
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from service.api.auth import Principal
+from fastapi import FastAPI
+from pydantic_core import from_json
+from starlette.requests import Request
+
 from service.api.routes.recipes import proportion as proportion_route
 from service.api.schemas.recipes import ProportionPublic, ProportionRequest
 from service.core import proportioning as prop
 from service.runtime import Runtime
-from service.settings import Role, Settings
+from service.settings import Settings
 
 TARGET_CORE_US = 5.0
 
@@ -78,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     body = json.dumps(CONTRACT_BODY).encode()
     request = ProportionRequest.model_validate(CONTRACT_BODY)
-    principal = Principal(role=Role.HMI, key_id="bench000")
-    # The route reads the site's recipe limits from the runtime: one built (not started)
-    # from default settings with a key given, so that nothing is written to disk.
-    runtime = Runtime(Settings(api_keys="hmi:" + "b" * 32))
+    # The route reads the site's recipe limits from the application's runtime: one
+    # built (not started) from default settings with a key given, so that nothing is
+    # written to disk, on an application the request points to.
+    app = FastAPI()
+    app.state.runtime = Runtime(Settings(api_keys="hmi:" + "b" * 32))
+    http_request = Request({"type": "http", "app": app, "headers": []})
     public = ProportionPublic.model_validate_json(
-        run_coroutine(proportion_route(request, principal, runtime)).body
+        run_coroutine(proportion_route(request, http_request)).body
     )
 
     # Sanity before timing: the HTTP path and the core agree, and mass closes.
@@ -100,22 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         return prop.proportion(tailings, binder, 0.045, 0.70)
 
     def decode() -> object:
-        return json.loads(body)
+        return from_json(body)
 
     def validate() -> object:
         return ProportionRequest.model_validate(CONTRACT_BODY)
 
     def route() -> object:
         # The route returns the encoded JSON response itself (no response-model pass).
-        return run_coroutine(proportion_route(request, principal, runtime))
+        return run_coroutine(proportion_route(request, http_request))
 
     def full_path() -> object:
-        req = ProportionRequest.model_validate(json.loads(body))
-        return run_coroutine(proportion_route(req, principal, runtime))
+        req = ProportionRequest.model_validate(from_json(body))
+        return run_coroutine(proportion_route(req, http_request))
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("proportion() core, 2-component blend", core),
-        ("json.loads(request body)", decode),
+        ("JSON decoding (pydantic_core.from_json)", decode),
         ("ProportionRequest.model_validate", validate),
         ("route function (inputs + core + JSON encoding)", route),
         ("full path minus HTTP (the three above)", full_path),
