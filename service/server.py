@@ -26,9 +26,11 @@ from typing import Any
 
 import h11
 import uvicorn
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.api.edge import SERVER_TIMED_BODY
 from service.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
@@ -44,42 +46,53 @@ EXIT_OVERRAN_GRACE = 70
 
 
 class _HeadDeadline:
-    """A deadline for every request head, for uvicorn's HTTP/1.1 protocols.
+    """A deadline for every request head, and for a request body that stops, for
+    uvicorn's HTTP/1.1 protocols.
 
     uvicorn closes a keep-alive connection that stays silent, but any byte re-arms it,
     and a fresh connection that never sends a complete request head is never closed:
     one that opens and waits, or trickles a header a byte at a time (a half-open or a
     slow-loris connection), would hold its socket for ever. Here a connection must
     complete each request head within ``HEAD_TIMEOUT_S`` of opening or of its last
-    response; TCP keep-alive finds a peer that vanished while a response (an event
-    stream) is still going. Mixed in before the protocol class, which provides
-    ``loop``, ``transport``, ``cycle`` and the callbacks extended here.
+    response, and a request body may not pause longer than that between two reads;
+    TCP keep-alive finds a peer that vanished while a response (an event stream) is
+    still going. A body that stops closes the connection: the route sees its client
+    gone. The edge (``service/api/edge.py``) then need not time a body the server
+    holds whole, which the scope says (:data:`~service.api.edge.SERVER_TIMED_BODY`).
+    Mixed in before the protocol class, which provides ``loop``, ``transport``,
+    ``cycle``, ``scope`` and the callbacks extended here.
 
-    One timer per connection, not one per request: a request only notes when its
-    connection's wait for a head began (or that none is awaited while it runs); the
-    timer, when it fires, closes the connection if that wait has lasted the whole
-    deadline, else sets itself for what is left.
+    One timer per connection, not one per request: the protocol notes when the
+    connection began to wait for the client (a head, or the next part of a body), or
+    that it waits for nothing; the timer, when it fires, closes a connection that
+    waited the whole deadline, else sets itself for what is left.
     """
 
     HEAD_TIMEOUT_S = 15.0
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
+    scope: Any
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _keep_alive(sock)
-        self._awaiting_head_since: float | None = self.loop.time()
+        self._waiting_since: float | None = self.loop.time()
         self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
-            self.HEAD_TIMEOUT_S, self._check_head
+            self.HEAD_TIMEOUT_S, self._check_deadline
         )
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiting_since is not None and self._request_in_progress():
+            self._waiting_since = self.loop.time()  # more of a body: its pause ends
+        super().data_received(data)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         if not self._request_in_progress():
-            self._awaiting_head_since = self.loop.time()
+            self._waiting_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         timer = getattr(self, "_head_timer", None)
@@ -91,48 +104,55 @@ class _HeadDeadline:
     def _request_in_progress(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def _head_complete(self) -> None:
-        if self._request_in_progress():
-            self._awaiting_head_since = None
+    def _request_parsed(self) -> None:
+        """After the parser's callbacks: a head complete starts the wait for its body,
+        if any; a body complete ends it."""
+        if not self._request_in_progress():
+            return
+        self.scope[SERVER_TIMED_BODY] = HIGH_WATER_LIMIT
+        self._waiting_since = self.loop.time() if self.cycle.more_body else None
 
-    def _check_head(self) -> None:
+    def _check_deadline(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
             return
-        since = self._awaiting_head_since
-        if since is None or self._request_in_progress():
-            left = self.HEAD_TIMEOUT_S  # a request is running: look again later
-        else:
-            left = since + self.HEAD_TIMEOUT_S - self.loop.time()
-            if left <= 0:
-                self._close_idle()
-                return
-        self._head_timer = self.loop.call_later(left, self._check_head)
+        since = self._waiting_since
+        left = (
+            self.HEAD_TIMEOUT_S if since is None else since + self.HEAD_TIMEOUT_S - self.loop.time()
+        )
+        if left <= 0:
+            self._close_idle()
+            return
+        self._head_timer = self.loop.call_later(left, self._check_deadline)
 
     def _close_idle(self) -> None:
         self.transport.close()
 
 
 class GuardedH11Protocol(_HeadDeadline, H11Protocol):
-    """uvicorn's h11 protocol (pure Python) with the head deadline."""
+    """uvicorn's h11 protocol (pure Python) with the head and body deadlines."""
 
     def handle_events(self) -> None:
         super().handle_events()
-        self._head_complete()
+        self._request_parsed()
 
     def _close_idle(self) -> None:
-        if self.conn.our_state not in {h11.ERROR, h11.CLOSED, h11.MUST_CLOSE}:
+        if self.conn.our_state in {h11.IDLE, h11.DONE}:  # between requests
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()
 
 
 class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the C parser of Node.js's llhttp) with the head
-    deadline: the one the service serves with."""
+    and body deadlines: the one the service serves with."""
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._head_complete()
+        self._request_parsed()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._request_parsed()
 
 
 def _keep_alive(sock: Any) -> None:

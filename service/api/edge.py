@@ -7,7 +7,9 @@ not a layer per concern, on the hot path):
   routes that check its role or record who acted (``service.api.deps``);
 - a request body larger than ``max_body_bytes`` is refused with 413 before the route
   runs: by its Content-Length, or, for a chunked body, while it is read here (the
-  route gets it whole); a body that stops arriving for ``body_timeout_s`` is a 408;
+  route gets it whole); a body that stops arriving for ``body_timeout_s`` is a 408
+  (or, for a body the service's server holds and times itself, a closed connection:
+  :data:`SERVER_TIMED_BODY`);
 - requests that change something (POST, PUT, PATCH, DELETE) are rate-limited per
   caller with token buckets: writes at ``write_rate_per_s`` (``write_burst`` at once),
   pure computations (which change nothing) at the much higher ``compute_rate_per_s``;
@@ -48,6 +50,10 @@ _KEYED_PREFIX = "/api/"
 PRINCIPAL = "backfill.principal"
 """The scope key of the authenticated caller's :class:`Principal` (an ASGI extension
 key of this service: never the shared ``state``)."""
+SERVER_TIMED_BODY = "backfill.server_timed_body"
+"""Scope key set by the service's server (``service/server.py``): the size up to which
+it holds a request body whole and closes the connection if the body pauses too long.
+A body declared no larger is left to the route; any other is read and timed here."""
 _NO_KEY = "an API key is required: Authorization: Bearer <key>"
 _BAD_KEY = "the API key is not valid"
 _CHALLENGE = ((b"www-authenticate", b"Bearer"),)
@@ -204,6 +210,7 @@ class ApiEdge:
             )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        length: int | None = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -240,10 +247,11 @@ class ApiEdge:
                 send, 401, "unauthorized", _NO_KEY if token is None else _BAD_KEY, _CHALLENGE
             )
             return
-        if method in _BODY_METHODS:
+        if method in _BODY_METHODS and (length is None or length > scope.get(SERVER_TIMED_BODY, 0)):
             # The body is read here, up to the limit and with a timeout: a chunked body
             # too large is a 413 (not a body the route fails to parse), one that stops
-            # arriving a 408 (not a task held forever).
+            # arriving a 408 (not a task held forever). A body of a declared length the
+            # server holds whole and times itself is left to the route.
             body = await self._read_body(receive, send)
             if body is None:
                 return

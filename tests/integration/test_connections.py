@@ -108,6 +108,54 @@ async def test_idle_and_trickling_connections_are_closed(tmp_path: Path, parser:
                 await asyncio.sleep(IDLE_S / 4)
 
 
+PROPORTION_BODY = (
+    b'{"tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58}, "binder": '
+    b'[{"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20}, {"name": "slag", '
+    b'"specific_gravity": 2.90, "fraction_pct": 80}], "binder_pct": 4.5, "solids_pct": 70.0}'
+)
+
+
+def _post_head(length: int) -> bytes:
+    key = auth("hmi")["Authorization"].encode()
+    return (
+        b"POST /api/v1/recipes/proportion HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nAuthorization: " + key + b"\r\n"
+        b"Content-Length: " + str(length).encode() + b"\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+async def test_a_body_that_stops_is_cut_one_that_pauses_is_served(
+    tmp_path: Path, parser: str
+) -> None:
+    """The server times a request body itself (the edge leaves such bodies to it): one
+    that stops closes its connection within the idle timeout; one sent in parts, each
+    pause shorter than that, is answered even though the whole takes longer."""
+    async with serving(tmp_path, parser) as (url, _runtime):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_post_head(len(PROPORTION_BODY)) + PROPORTION_BODY[:40])
+        await writer.drain()
+        started = time.monotonic()
+        # Closed by the server's own timer, with no answer: not the edge's 408.
+        unanswered = await asyncio.wait_for(reader.read(), 5.0)
+        assert time.monotonic() - started < IDLE_S + 1.0
+        assert unanswered == b""
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_post_head(len(PROPORTION_BODY)))
+        started = time.monotonic()
+        for start in range(0, len(PROPORTION_BODY), 60):
+            await asyncio.sleep(IDLE_S * 0.6)
+            writer.write(PROPORTION_BODY[start : start + 60])
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert time.monotonic() - started > 2 * IDLE_S
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        writer.close()
+
+
 def test_tcp_keepalive_is_set_on_a_connection() -> None:
     """A peer that vanished while a response (an event stream) goes on is found by TCP
     keep-alive probes."""
