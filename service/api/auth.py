@@ -36,17 +36,20 @@ class Principal:
 
 class KeyRing:
     def __init__(self, keys: Sequence[ApiKey]) -> None:
-        self._entries = [(k.digest(), k.role) for k in keys]
+        # Each digest with the principal it stands for (immutable, so shared by every
+        # request that presents the key).
+        self._entries: list[tuple[bytes, Principal]] = []
+        for key in keys:
+            digest = key.digest()
+            self._entries.append((digest, Principal(role=key.role, key_id=digest.hex()[:8])))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def authenticate(self, presented: str) -> Principal | None:
         digest = hashlib.sha256(presented.encode()).digest()
-        found: Role | None = None
-        for stored, role in self._entries:
+        found: Principal | None = None
+        for stored, principal in self._entries:
             if hmac.compare_digest(stored, digest):
-                found = role
-        if found is None:
-            return None
-        return Principal(role=found, key_id=digest.hex()[:8])
+                found = principal
+        return found

@@ -118,11 +118,19 @@ def check_binder_gs(field: str, specific_gravity: Any, limits: RecipeLimits) -> 
     )
 
 
-def check_tailings(tailings: Mapping[str, Any], limits: RecipeLimits, field: str) -> None:
+def _part(recipe: Any, name: str, default: Any = None) -> Any:
+    """A part of a recipe given as a mapping (a stored recipe) or as an object with the
+    same attribute names (a validated request, read as it is: no copy into a dict)."""
+    if isinstance(recipe, Mapping):
+        return recipe.get(name, default)
+    return getattr(recipe, name, default)
+
+
+def check_tailings(tailings: Any, limits: RecipeLimits, field: str) -> None:
     """The tailings' Gs and moisture (``field`` is where they sit, e.g. ``tailings``)."""
     _within(
         f"{field}.specific_gravity",
-        tailings.get("specific_gravity"),
+        _part(tailings, "specific_gravity"),
         limits.tailings_gs_min,
         limits.tailings_gs_max,
         limits,
@@ -131,7 +139,7 @@ def check_tailings(tailings: Mapping[str, Any], limits: RecipeLimits, field: str
     )
     _within(
         f"{field}.moisture_pct",
-        tailings.get("moisture_pct", 0.0),
+        _part(tailings, "moisture_pct", 0.0),
         0.0,
         limits.moisture_pct_max,
         limits,
@@ -139,32 +147,34 @@ def check_tailings(tailings: Mapping[str, Any], limits: RecipeLimits, field: str
     )
 
 
-def check_mix(mix: Mapping[str, Any], limits: RecipeLimits, *, prefix: str = "") -> None:
+def check_mix(mix: Any, limits: RecipeLimits, *, prefix: str = "") -> None:
     """Refuse (``InvalidInput``, code ``recipe_implausible``, naming the field with
     ``prefix``) a mix outside the site's plausible ranges. ``mix`` is a recipe as the
-    API takes it: ``tailings``, ``binder`` (list), ``binder_pct``, ``solids_pct`` (may be
-    absent when another target gives it), optional ``aggregate``."""
-    check_tailings(mix.get("tailings") or {}, limits, f"{prefix}tailings")
-    for i, component in enumerate(mix.get("binder") or ()):
+    API takes it, as a mapping or as the validated request itself: ``tailings``,
+    ``binder`` (list), ``binder_pct``, ``solids_pct`` (may be absent when another
+    target gives it), optional ``aggregate``."""
+    check_tailings(_part(mix, "tailings") or {}, limits, f"{prefix}tailings")
+    for i, component in enumerate(_part(mix, "binder") or ()):
         check_binder_gs(
-            f"{prefix}binder[{i}].specific_gravity", component.get("specific_gravity"), limits
+            f"{prefix}binder[{i}].specific_gravity", _part(component, "specific_gravity"), limits
         )
         _within(
             f"{prefix}binder[{i}].fraction_pct",
-            component.get("fraction_pct"),
+            _part(component, "fraction_pct"),
             limits.blend_component_pct_min,
             100.0,
             limits,
             "blend_component_pct_min",
         )
-    check_binder_pct(f"{prefix}binder_pct", mix.get("binder_pct"), limits)
-    if mix.get("solids_pct") is not None:
-        check_solids(f"{prefix}solids_pct", mix["solids_pct"], limits)
-    aggregate = mix.get("aggregate")
+    check_binder_pct(f"{prefix}binder_pct", _part(mix, "binder_pct"), limits)
+    solids_pct = _part(mix, "solids_pct")
+    if solids_pct is not None:
+        check_solids(f"{prefix}solids_pct", solids_pct, limits)
+    aggregate = _part(mix, "aggregate")
     if aggregate:
         _within(
             f"{prefix}aggregate.specific_gravity",
-            aggregate.get("specific_gravity"),
+            _part(aggregate, "specific_gravity"),
             limits.tailings_gs_min,
             limits.tailings_gs_max,
             limits,
@@ -173,7 +183,7 @@ def check_mix(mix: Mapping[str, Any], limits: RecipeLimits, *, prefix: str = "")
         )
         _within(
             f"{prefix}aggregate.fraction_pct",
-            aggregate.get("fraction_pct"),
+            _part(aggregate, "fraction_pct"),
             0.0,
             limits.aggregate_pct_max,
             limits,

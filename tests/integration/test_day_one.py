@@ -100,6 +100,20 @@ async def test_a_stored_bad_recipe_cannot_break_the_recipe_list(
         ({"solids_pct": None, "water_binder_ratio": 99.0}, "water_binder_ratio"),
         ({"solids_pct": None, "wet_density_kg_m3": 1001.0}, "wet_density_kg_m3"),
         ({"tailings": {"specific_gravity": 1.01, "moisture_pct": 30}}, "tailings.specific_gravity"),
+        ({"tailings": {"specific_gravity": 2.8, "moisture_pct": 400}}, "tailings.moisture_pct"),
+        (
+            {
+                "binder": [
+                    {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 1},
+                    {"name": "slag", "specific_gravity": 2.9, "fraction_pct": 99},
+                ]
+            },
+            "binder[0].fraction_pct",
+        ),
+        (
+            {"binder": [{"name": "cement", "specific_gravity": 9.9, "fraction_pct": 100}]},
+            "binder[0].specific_gravity",
+        ),
         ({"binder_pct": True}, "binder_pct"),
         ({"binder_pct": "5"}, "binder_pct"),
         ({"solids_pct": "1e1"}, "solids_pct"),

@@ -49,7 +49,6 @@ from service.core.recipe_limits import (
 from service.operations.calibrations import Loaded
 
 router = api_router("recipes")
-_MIX_FIELDS = {"tailings", "binder", "binder_pct", "solids_pct", "aggregate"}
 
 
 def mix_inputs(
@@ -98,7 +97,7 @@ def _target_field(req: ProportionRequest) -> str:
 def check_optimizer_limits(req: OptimizeRequest, limits: RecipeLimits) -> None:
     """The optimiser designs inside the site's plausible ranges: a search window or a
     material outside them is refused, naming its field."""
-    check_tailings(req.tailings.model_dump(), limits, "tailings")
+    check_tailings(req.tailings, limits, "tailings")
     for i, offer in enumerate(req.binders):
         check_binder_gs(f"binders[{i}].specific_gravity", offer.specific_gravity, limits)
     check_binder_pct("binder_pct_min", req.binder_pct_min, limits)
@@ -136,7 +135,7 @@ async def proportion(req: ProportionRequest, request: Request) -> Response:
     for a mix inside the site's plausible ranges (422 ``recipe_implausible`` naming the
     field and the limit otherwise)."""
     limits = runtime_of(request).recipe_limits
-    check_mix(req.model_dump(include=_MIX_FIELDS), limits)
+    check_mix(req, limits)
     tailings, binder, aggregate = mix_inputs(req)
     solids_fraction = solve_solids_fraction(req, tailings, binder, aggregate)
     if req.solids_pct is None:
