@@ -35,6 +35,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import from_json
 from starlette.responses import Response
+from starlette.routing import request_response
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _MISSING = object()
@@ -92,6 +93,13 @@ async def read_json_body(request: Request) -> Any:
 class ComputationRoute(APIRoute):
     """Use with ``router.add_api_route(..., route_class_override=ComputationRoute)``, or
     :func:`computation`."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Starlette's own wrapper: the request, the application's exception handlers,
+        # the response. FastAPI's adds two exit stacks per request, for dependencies
+        # with ``yield``, which a computation has none of.
+        self.app = request_response(self.get_route_handler())
 
     def get_route_handler(self) -> Handler:
         body_name, model, request_name = self._shape()
