@@ -145,6 +145,16 @@ def wait_ready(target: Target, key: str) -> bytes:
     raise RuntimeError(f"{target.name} did not come up on port {target.port}; its log:\n{log}")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is still there after 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 @contextlib.contextmanager
 def plc_simulator(workdir: Path) -> Iterator[str]:
     """The plant simulator as a process of its own; its endpoint once it listens."""
@@ -167,12 +177,7 @@ def plc_simulator(workdir: Path) -> Iterator[str]:
                 time.sleep(READY_POLL_S)
             yield f"opc.tcp://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process)
 
 
 @contextlib.contextmanager
@@ -201,12 +206,7 @@ def serve(name: str, env: dict[str, str], workdir: Path, loop: str, http: str) -
         try:
             yield Target(name, port, process, log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process)
 
 
 def run_wrk(
