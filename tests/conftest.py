@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,16 @@ def auth(role: str) -> dict[str, str]:
 
 def api_keys_setting() -> str:
     return ",".join(f"{role}:{key}" for role, key in KEYS.items())
+
+
+# CONTRACT.md "POST /recipes/proportion", the example request. Copy it before changing it.
+PROPORTION_EXAMPLE: dict[str, Any] = {
+    "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
+    "binder": [
+        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20},
+        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80},
+    ],
+    "binder_pct": 4.5,
+    "solids_pct": 70.0,
+    "volume_m3": 1.0,
+}

@@ -21,23 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import api_keys_setting, auth, need
+from tests.conftest import PROPORTION_EXAMPLE, api_keys_setting, auth, need
 from tests.e2e.procs import free_port, service_process, until, wait_ready
 
 pytestmark = pytest.mark.slow
 
 PACKAGE = "prometheus"
 MEMBER = "./usr/bin/promtool"
-PROPORTION = {
-    "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
-    "binder": [
-        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20},
-        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80},
-    ],
-    "binder_pct": 4.5,
-    "solids_pct": 70.0,
-    "volume_m3": 1.0,
-}
+PROPORTION = PROPORTION_EXAMPLE
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

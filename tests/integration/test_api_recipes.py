@@ -8,21 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import auth
+from tests.conftest import PROPORTION_EXAMPLE, auth
 
 # One application for the module (the client fixture of tests/integration/conftest.py).
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-BODY: dict[str, Any] = {
-    "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
-    "binder": [
-        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20},
-        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80},
-    ],
-    "binder_pct": 4.5,
-    "solids_pct": 70.0,
-    "volume_m3": 1.0,
-}
+BODY: dict[str, Any] = PROPORTION_EXAMPLE
 
 
 async def test_proportion_matches_first_principles(client: httpx.AsyncClient) -> None:

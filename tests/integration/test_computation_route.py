@@ -18,17 +18,9 @@ from service.api import errors
 from service.api.computation_route import ComputationRoute, computation, is_json_media_type
 from service.api.deps import RuntimeDep
 from service.api.schemas.recipes import ProportionRequest
+from tests.conftest import PROPORTION_EXAMPLE
 
-GOOD: dict[str, Any] = {
-    "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
-    "binder": [
-        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20},
-        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80},
-    ],
-    "binder_pct": 4.5,
-    "solids_pct": 70.0,
-    "volume_m3": 1.0,
-}
+GOOD: dict[str, Any] = PROPORTION_EXAMPLE
 JSON = "application/json"
 
 

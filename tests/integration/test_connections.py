@@ -5,6 +5,7 @@ end when the service shuts down."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from service.app import create_app
 from service.runtime import Runtime
 from service.server import ServiceServer, _keep_alive, guarded_protocol
 from service.settings import Settings
-from tests.conftest import api_keys_setting, auth
+from tests.conftest import PROPORTION_EXAMPLE, api_keys_setting, auth
 from tests.e2e.helpers import eventually
 from tests.e2e.procs import free_port
 
@@ -108,11 +109,7 @@ async def test_idle_and_trickling_connections_are_closed(tmp_path: Path, parser:
                 await asyncio.sleep(IDLE_S / 4)
 
 
-PROPORTION_BODY = (
-    b'{"tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58}, "binder": '
-    b'[{"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20}, {"name": "slag", '
-    b'"specific_gravity": 2.90, "fraction_pct": 80}], "binder_pct": 4.5, "solids_pct": 70.0}'
-)
+PROPORTION_BODY = json.dumps(PROPORTION_EXAMPLE).encode()
 
 
 def _post_head(length: int) -> bytes:
