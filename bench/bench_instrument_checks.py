@@ -66,10 +66,10 @@ from datetime import UTC, datetime, timedelta
 import bench_control_quality as cq
 
 from service.core import diversion as dv
+from service.core import instruments as ins
 from service.core import lab
 from service.core import reconcile as rc
 from service.core.control import law as control
-from service.operations import instruments as ins
 from service.settings import InstrumentSettings
 from service.simulator import dynamics as sim
 
@@ -258,7 +258,9 @@ def flow_check(
         measurements = (
             ins.flow_measurements(loop.measure, recipe, balance.errors) if settled else None
         )
-        status = balance.observe(measurements, EPOCH + timedelta(seconds=t))
+        balance = balance.observe(measurements, EPOCH + timedelta(seconds=t))
+        status = balance.status
+        assert status is not None
         threshold = status.threshold
         if not status.held:
             judged += 1

@@ -153,6 +153,12 @@ async def active_correction(store: Store) -> Correction | None:
     return None if record is None else Correction.of_record(record)
 
 
+async def correction_in_force(store: Store, mix: Mapping[str, Any]) -> Correction | None:
+    """The correction a pour of ``mix`` starts on now: the newest approved one, when it
+    applies to the mix (None otherwise)."""
+    return correction_for(mix, await active_correction(store))
+
+
 def correction_for(mix: Mapping[str, Any], correction: Correction | None) -> Correction | None:
     """``correction`` when it applies to a recipe of ``mix``, else None."""
     if correction is None or not correction.applies_to(mix):

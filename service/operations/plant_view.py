@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from service.operations.supervisor import PLANT_MODES
+from service.core.plant_readings import PLANT_MODES
+from service.core.pour_machine import PourRun
 from service.plant.port import PlantSnapshot, Quality
 
 if TYPE_CHECKING:
@@ -35,6 +36,28 @@ def alarm_view(alarm: Any) -> dict[str, Any]:
             "acknowledged_at",
             "acknowledged_by",
         )
+    }
+
+
+def active_pour_view(pour: PourRun | None, stop_pending: bool) -> dict[str, Any] | None:
+    """The active pour as the HMI shows it, with the recipe in force as control runs on
+    it (an approved Gs correction in)."""
+    if pour is None:
+        return None
+    return {
+        "id": pour.id,
+        "stope_id": pour.stope_id,
+        "state": pour.state.value,
+        "target_volume_m3": pour.target_volume_m3,
+        "paste_flow_m3_h": pour.paste_flow_m3_h,
+        "stop_pending": stop_pending,
+        "targets": {
+            "solids_pct": 100.0 * pour.recipe.solids_fraction,
+            "binder_pct": 100.0 * pour.recipe.binder_ratio,
+            "tailings_sg": pour.recipe.tailings_sg,
+            "blend_pct": {c.name: 100.0 * c.fraction for c in pour.recipe.binder},
+        },
+        **pour.totals.summary(),
     }
 
 
@@ -76,7 +99,7 @@ def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str
         "remote_enabled": remote_enabled,
         "measurements": measurements,
         "setpoints": setpoints,
-        "active_pour": supervisor.active_pour_view(),
+        "active_pour": active_pour_view(supervisor.active_pour, supervisor.stop_pending),
         "alarms": [alarm_view(a) for a in supervisor.alarms()],
         "instruments": supervisor.instruments_view(),
         "last_error": snap.last_error,

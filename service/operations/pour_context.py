@@ -12,33 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from service.core.plans import PlanEvent
+from service.core.pour_machine import PourContext
+
+__all__ = ["PlantClock", "PourContext", "StagePort"]
 from service.store.records import PourRecord
-
-
-@dataclass(frozen=True, slots=True)
-class PourContext:
-    """The stope a pour fills: its name, plan area (fill height = volume / area), the
-    barricade rating and its alarm fraction, and the rise-rate limit of its stage."""
-
-    stope: str
-    stage: int | None
-    stage_name: str | None
-    plan_area_m2: float
-    barricade_rating_kpa: float
-    barricade_high_fraction: float
-    max_rise_rate_m_h: float | None
-    placed_before_m3: float  # the stope's volume placed by its other pours
-
-    def paste_flow_limit_m3_h(self) -> float | None:
-        """The paste flow that holds the stage's rise rate (rise = flow / area)."""
-        if self.max_rise_rate_m_h is None:
-            return None
-        return self.max_rise_rate_m_h * self.plan_area_m2
 
 
 class StagePort(Protocol):

@@ -183,6 +183,8 @@ _MEASUREMENT_UNITS = {
     # CONTRACT "Optional tags"
     "barricade_pressure_pv": "kPa",
     "diverted_to_dump_pv": "bool",
+    # The PLC's paste totaliser (m3 the pump delivered, not counting its flushes)
+    "paste_volume_total_pv": "m3",
 }
 
 _SETPOINT_UNITS = {

@@ -69,6 +69,7 @@ OPTIONAL_TAGS = frozenset(
         "barricade_pressure_pv",
         "divert_to_dump_sp",
         "diverted_to_dump_pv",
+        "paste_volume_total_pv",
     }
 )
 REQUIRED_TAGS = ALL_TAGS - OPTIONAL_TAGS

@@ -319,6 +319,9 @@ class PlantState:
     instrument_errors: InstrumentErrors = NO_INSTRUMENT_ERRORS  # in force
     feed_density_drift_kg_m3: float = 0.0  # accumulated gauge drift
     paste_density_drift_kg_m3: float = 0.0
+    # The PLC's paste totaliser: volume the pump delivered while not flushing (stope and
+    # dump alike), since the PLC started; never reset with the stope.
+    paste_delivered_m3: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -858,6 +861,8 @@ def _substep(
         mass_out=state.mass_out + outflow,
         time_s=now_s,
         stope=stope,
+        paste_delivered_m3=state.paste_delivered_m3
+        + (0.0 if inputs.flushing else out_fraction * volume),
         diverted_to_dump=diverted,
         diverter_travel_elapsed_s=travel_s,
         feed_in_transit=in_transit,

@@ -70,6 +70,7 @@ NAMESPACE_URI = "urn:backfill:plant-simulator"
 NAMESPACE_INDEX = 2
 
 _FLOAT = ua.VariantType.Float
+_DOUBLE = ua.VariantType.Double
 _INT16 = ua.VariantType.Int16
 _INT32 = ua.VariantType.Int32
 _BOOL = ua.VariantType.Boolean
@@ -112,6 +113,7 @@ PUBLISHED: tuple[NodeSpec, ...] = (
     # Optional tags (CONTRACT "Optional tags"); the simulator has one barricade.
     NodeSpec("barricade_pressure_pv", "Backfill.Stope.BarricadePressurePV", _FLOAT, False),
     NodeSpec("diverted_to_dump_pv", "Backfill.Diverter.DivertedPV", _BOOL, False),
+    NodeSpec("paste_volume_total_pv", "Backfill.Paste.TotalPV", _DOUBLE, False),
     # Not in the tag map: the watchdog tripped (heartbeat lost), for HMIs and tests.
     NodeSpec("comms_fault", "Backfill.Plant.CommsFault", _BOOL, False),
     # Not in the tag map: the stope's truth (m, m3, kPa), for HMIs and tests.
@@ -586,6 +588,7 @@ class SimulatorServer:
             values[f"{name}_refill"] = ua.Variant(feeder.refilling, _BOOL)
             values[f"{name}_fault"] = ua.Variant(feeder.fault, _BOOL)
         values["diverted_to_dump_pv"] = ua.Variant(plant.diverted_to_dump, _BOOL)
+        values["paste_volume_total_pv"] = ua.Variant(plant.paste_delivered_m3, _DOUBLE)
         values["comms_fault"] = ua.Variant(plc.comms_fault, _BOOL)
         stope, plant_params = plant.stope, self.params.plant
         for tag, value in (

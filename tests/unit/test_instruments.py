@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.core import control as law
-from service.operations import instruments as ins
+from service.core import instruments as ins
 from service.settings import InstrumentSettings
 from tests.unit.test_supervisor_instruments import RECIPE, consistent_plant
 
@@ -76,14 +76,16 @@ def test_a_biased_paste_gauge_is_named_with_its_bias_and_a_gap_does_not_clear_it
     t = 0.0
     for _ in range(600):  # ten minutes of clean, calibrated noise: nothing
         t += 1.0
-        check.observe(
+        check = check.observe(
             ins.flow_measurements(_readings(rng, CALIBRATED), RECIPE, check.errors), at(t)
         )
     assert check.status is not None and not check.status.alarm
     faulty = {**CALIBRATED, "paste_density_pv": 36.0}
     for _ in range(600):
         t += 1.0
-        check.observe(ins.flow_measurements(_readings(rng, faulty), RECIPE, check.errors), at(t))
+        check = check.observe(
+            ins.flow_measurements(_readings(rng, faulty), RECIPE, check.errors), at(t)
+        )
     status = check.status
     assert status is not None and status.alarm
     assert "paste_density_pv" in {status.most_likely, *status.indistinguishable}
@@ -96,12 +98,12 @@ def test_a_biased_paste_gauge_is_named_with_its_bias_and_a_gap_does_not_clear_it
     for _ in range(30):
         t += 1.0
         good = _readings(rng, CALIBRATED)
-        check.observe(ins.flow_measurements(good, RECIPE, check.errors), at(t))
+        check = check.observe(ins.flow_measurements(good, RECIPE, check.errors), at(t))
     assert check.status is not None and check.status.alarm
     # Repaired: it clears once the average has run its time constant.
     for _ in range(900):
         t += 1.0
-        check.observe(
+        check = check.observe(
             ins.flow_measurements(_readings(rng, CALIBRATED), RECIPE, check.errors), at(t)
         )
     assert check.status is not None and not check.status.alarm

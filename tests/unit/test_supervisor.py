@@ -591,8 +591,8 @@ async def test_quiesce_with_the_link_down_keeps_the_stop_pending(
     writes = len(rig.link.writes)
     await rig.sup.quiesce()
     assert len(rig.link.writes) == writes  # nothing could be sent
-    assert rig.sup.active_pour_view() is not None
-    assert rig.sup.active_pour_view()["stop_pending"] is True  # type: ignore[index]
+    assert rig.sup.active_pour is not None
+    assert rig.sup.stop_pending is True
     assert (await store.get_pour(pour_id)).state == "paused"
 
 

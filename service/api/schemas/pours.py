@@ -76,6 +76,12 @@ class PourPublic(BaseModel):
     dumped_binder_t_by_component: dict[str, float] = Field(default_factory=dict)
     dumped_dry_tailings_t: float = 0.0
     dumped_water_m3: float = 0.0
+    recovered_m3: float = Field(
+        default=0.0,
+        description="Paste the plant placed while the service was down (around a crash), "
+        "taken into poured_m3 (or dumped_m3) afterwards from the PLC's totaliser or the "
+        "history; its interruption names the basis.",
+    )
     created_at: datetime
     created_by: str
     started_at: datetime | None

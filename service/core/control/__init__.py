@@ -56,6 +56,7 @@ from service.core.control.totals import (
     Rate,
     TotalsSample,
     accumulate,
+    add_unrecorded,
     sample_from_step,
 )
 
@@ -92,6 +93,7 @@ __all__ = [
     "TotalsSample",
     "accumulate",
     "acknowledge",
+    "add_unrecorded",
     "changes",
     "detect",
     "evaluate",

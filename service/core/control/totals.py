@@ -44,7 +44,9 @@ from service.core.control.alarms import AlarmConfig, binder_off_spec, solids_off
 from service.core.control.law import ControlInputs, ControlMode, ControlOutput, Measurement
 from service.core.control.massbalance import (
     BINDER_COMPONENTS,
+    Recipe,
     dry_solids_rate_t_h,
+    paste_density_kg_m3,
     slurry_solids_fraction,
 )
 from service.errors import InvalidInput
@@ -112,6 +114,9 @@ class PourTotals:
         default_factory=lambda: dict.fromkeys(BINDER_COMPONENTS, 0.0)
     )
     dumped_water_m3: float = 0.0
+    # Paste placed while no cycle integrated it (around a crash of the service), taken
+    # from the plant afterwards (:func:`add_unrecorded`): part of poured_m3 and dumped_m3.
+    recovered_m3: float = 0.0
 
     @property
     def binder_total_t(self) -> float:
@@ -169,6 +174,7 @@ class PourTotals:
             "dumped_binder_t": self.dumped_binder_total_t,
             "dumped_binder_t_by_component": dict(self.dumped_binder_t),
             "dumped_water_m3": self.dumped_water_m3,
+            "recovered_m3": self.recovered_m3,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +202,7 @@ class PourTotals:
             "dumped_dry_tailings_t": self.dumped_dry_tailings_t,
             "dumped_binder_t": dict(self.dumped_binder_t),
             "dumped_water_m3": self.dumped_water_m3,
+            "recovered_m3": self.recovered_m3,
         }
 
     @classmethod
@@ -237,9 +244,47 @@ class PourTotals:
                 dumped_dry_tailings_t=float(data.get("dumped_dry_tailings_t", 0.0)),
                 dumped_binder_t=by_component("dumped_binder_t"),
                 dumped_water_m3=float(data.get("dumped_water_m3", 0.0)),
+                recovered_m3=float(data.get("recovered_m3", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInput("totals", f"unreadable totals checkpoint: {err}") from err
+
+
+def add_unrecorded(
+    totals: PourTotals, volume_m3: float, *, to_dump: bool, recipe: Recipe
+) -> PourTotals:
+    """Paste the plant placed that no control cycle integrated (the service was down
+    while the plant ran on until its watchdog stopped it), as measured afterwards by the
+    plant (its totaliser) or the history. Its Cw and Bw were not measured: the volume
+    is unmeasured, and its dry tailings and binder are the recipe's per cubic metre of
+    saturated paste (wet density from the solids Gs, Cw and Bw); its dilution water is
+    not known (it depends on the feed's moisture) and is not added."""
+    if not math.isfinite(volume_m3) or volume_m3 <= 0.0:
+        return totals
+    dry_solids_t = volume_m3 * paste_density_kg_m3(recipe) * recipe.solids_fraction / 1000.0
+    dry_tailings_t = dry_solids_t / (1.0 + recipe.binder_ratio)
+    binder = {c.name: dry_tailings_t * recipe.binder_ratio * c.fraction for c in recipe.binder}
+
+    def plus(current: Mapping[str, float]) -> dict[str, float]:
+        return {k: current.get(k, 0.0) + binder.get(k, 0.0) for k in {*current, *binder}}
+
+    recovered = totals.recovered_m3 + volume_m3
+    if to_dump:
+        return replace(
+            totals,
+            dumped_m3=totals.dumped_m3 + volume_m3,
+            dumped_dry_tailings_t=totals.dumped_dry_tailings_t + dry_tailings_t,
+            dumped_binder_t=plus(totals.dumped_binder_t),
+            recovered_m3=recovered,
+        )
+    return replace(
+        totals,
+        poured_m3=totals.poured_m3 + volume_m3,
+        unmeasured_m3=totals.unmeasured_m3 + volume_m3,
+        dry_tailings_t=totals.dry_tailings_t + dry_tailings_t,
+        binder_t=plus(totals.binder_t),
+        recovered_m3=recovered,
+    )
 
 
 def _min(a: float | None, b: float) -> float:

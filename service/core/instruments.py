@@ -1,6 +1,6 @@
 """Instruments that check each other, and what a dead feed gauge does, once per cycle.
 
-The supervisor's glue to two pure cores:
+The pour machine's rules over two pure cores:
 
 - :mod:`service.core.control.fallback`: a bad tailings flow or density holds the last
   correction for ``hold_s`` only, then the binder is ratioed on the paste flow meter
@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol
 
 from service.core import reconcile as rc
 from service.core.control import law
@@ -39,7 +40,33 @@ from service.core.control.fallback import (
 )
 from service.core.control.massbalance import Recipe
 from service.errors import InvalidInput
-from service.settings import InstrumentSettings
+
+
+class InstrumentTuning(Protocol):
+    """The site's instrument settings (``BACKFILL_INSTRUMENTS__*``) as the checks read
+    them: each gauge's sd and calibration tolerance, and the alarm's persistence."""
+
+    @property
+    def flow_sd_pct(self) -> float: ...
+    @property
+    def flow_tolerance_pct(self) -> float: ...
+    @property
+    def density_sd_kg_m3(self) -> float: ...
+    @property
+    def density_tolerance_kg_m3(self) -> float: ...
+    @property
+    def binder_sd_pct(self) -> float: ...
+    @property
+    def binder_tolerance_pct(self) -> float: ...
+    @property
+    def water_sd_pct(self) -> float: ...
+    @property
+    def water_tolerance_pct(self) -> float: ...
+    @property
+    def time_constant_s(self) -> float: ...
+    @property
+    def false_alarms_per_8h(self) -> float: ...
+
 
 Measure = Callable[[str], law.Measurement]
 
@@ -143,7 +170,7 @@ class GaugeErrors:
     water_tolerance: float = 0.005
 
     @classmethod
-    def from_settings(cls, settings: InstrumentSettings) -> GaugeErrors:
+    def from_settings(cls, settings: InstrumentTuning) -> GaugeErrors:
         return cls(
             flow_sd=settings.flow_sd_pct / 100.0,
             flow_tolerance=settings.flow_tolerance_pct / 100.0,
@@ -236,7 +263,7 @@ def steady_step(
     return since, (now - since).total_seconds() >= settle_s and not holding
 
 
-def disagreement_config(settings: InstrumentSettings, cycle_s: float) -> rc.DisagreementConfig:
+def disagreement_config(settings: InstrumentTuning, cycle_s: float) -> rc.DisagreementConfig:
     """The persistence filter of the settings: averaged over ``time_constant_s``, a
     false alarm in 8 plant hours of clean noise at ``false_alarms_per_8h``; a gap in the
     judging shorter than the averaging time keeps the average."""
@@ -250,32 +277,28 @@ def disagreement_config(settings: InstrumentSettings, cycle_s: float) -> rc.Disa
     )
 
 
+@dataclass(frozen=True)
 class BalanceCheck:
     """The "instruments disagree" check across cycles (plant-wide: the gauges outlive
-    a pour). Feed it every cycle with :meth:`observe`; None when the plant is not at
-    steady production or a gauge is bad (the filter holds)."""
+    a pour), as a value: :meth:`observe` gives the check after one more cycle. Feed it
+    None when the plant is not at steady production or a gauge is bad (the filter
+    holds)."""
 
-    def __init__(self, config: rc.DisagreementConfig, errors: GaugeErrors) -> None:
-        self.config = config
-        self.errors = errors
-        self._state = rc.DisagreementState.initial()
-        self.status: rc.DisagreementStatus | None = None
-        self.reconciliation: rc.FlowReconciliation | None = None
+    config: rc.DisagreementConfig
+    errors: GaugeErrors
+    state: rc.DisagreementState = field(default_factory=rc.DisagreementState.initial)
+    status: rc.DisagreementStatus | None = None
+    reconciliation: rc.FlowReconciliation | None = None
 
-    def observe(
-        self, measurements: rc.FlowMeasurements | None, now: datetime
-    ) -> rc.DisagreementStatus:
+    def observe(self, measurements: rc.FlowMeasurements | None, now: datetime) -> BalanceCheck:
         reconciliation = None
         if measurements is not None:
             try:
                 reconciliation = rc.reconcile_flows(measurements)
             except (InvalidInput, ValueError, ArithmeticError):  # not judged this cycle
                 reconciliation = None
-        self.reconciliation = reconciliation
-        self._state, self.status = rc.update_disagreement(
-            self._state, reconciliation, now, self.config
-        )
-        return self.status
+        state, status = rc.update_disagreement(self.state, reconciliation, now, self.config)
+        return replace(self, state=state, status=status, reconciliation=reconciliation)
 
     def condition(self) -> Condition | None:
         """The alarm condition (None before any judgement: the alarm keeps its state)."""

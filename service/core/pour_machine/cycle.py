@@ -1,0 +1,467 @@
+"""One supervision cycle of the pour machine, and the plan's answer to what a pour placed."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from service.core import control as law
+from service.core import diversion as dv
+from service.core import instruments as ins
+from service.core import plant_readings as pr
+from service.core.plans import PlanEvent, PlanEventKind
+from service.core.pour_machine.actions import (
+    finish,
+    inputs_of,
+    paste_density,
+    pause,
+    send_pending_stop,
+    setpoint_values,
+)
+from service.core.pour_machine.model import (
+    Decision,
+    Effect,
+    FollowPlan,
+    Handover,
+    Keep,
+    MachineConfig,
+    MachineState,
+    Note,
+    PourRun,
+    Resume,
+    SetpointValue,
+    Tick,
+    Write,
+    WriteKind,
+)
+from service.core.pour_machine.recovery import TOTALISER_TAG, recover, totaliser_volume
+from service.core.pour_states import PourState
+
+# --- the cycle ------------------------------------------------------------------------------
+
+
+def cycle(
+    state: MachineState, readings: pr.Readings, tick: Tick, config: MachineConfig
+) -> Decision:
+    """One supervision cycle: drop-outs, the gauges, the control law, the balance, the
+    diverter, the setpoints to write, the totals, the plan or the target, the alarms
+    and the checkpoint."""
+    dt_s = 0.0 if state.last_cycle_mono is None else (tick.mono - state.last_cycle_mono)
+    dt_s *= config.scale
+    down_since = None if readings.connected else (state.link_down_since or tick.mono)
+    stuck = pr.track_stuck(state.stuck, readings, tick.mono, config.scale, config.stuck_after_s)
+    notes = _stuck_notes(state.stuck.stuck, stuck.stuck, config.stuck_after_s)
+    readings = replace(readings, stuck=stuck.stuck)
+    state = replace(state, last_cycle_mono=tick.mono, link_down_since=down_since, stuck=stuck)
+    effects: list[Effect] = list(notes)
+    if state.stop_pending is not None and readings.connected:
+        effects.extend(send_pending_stop(state, readings))
+    if state.pour is not None and state.pour.unrecorded and readings.connected:
+        decision = recover_unrecorded(state, readings, tick)
+        state = decision.state
+        effects.extend(decision.effects)
+    pour = state.pour
+    resume_now = (
+        pour is not None
+        and state.auto_resume == pour.id
+        and pour.state is PourState.PAUSED
+        and readings.not_ready_reason() is None
+    )
+    ctx = pour.context if pour is not None else None
+    stope_alarms, at_rating = pr.barricade(
+        readings,
+        None if ctx is None else ctx.barricade_rating_kpa,
+        1.0 if ctx is None else ctx.barricade_high_fraction,
+    )
+    inputs: law.ControlInputs | None = None
+    output: law.ControlOutput | None = None
+    if pour is not None and pour.state is PourState.RUNNING:
+        reason = _dropout_reason(readings, pour, state, tick, config) or at_rating
+        if reason is not None:
+            decision = pause(state, pour.id, tick, readings, role="service", reason=reason)
+            state = decision.state
+            effects.extend(decision.effects)
+        elif readings.connected:
+            state, pour, inputs, fallback_notes = _binder_source(
+                state, pour, readings, inputs_of(readings, pour), tick, config
+            )
+            effects.extend(fallback_notes)
+        # With the link down nothing is judged (the diverter's position, the gauges
+        # are unknown, not wrong): the pour pauses once the loss has lasted.
+        if inputs is not None and state.fallback is not None and state.fallback.pause:
+            state = replace(state, pour=pour)
+            decision = pause(
+                state, pour.id, tick, readings, role="service", reason=ins.PAUSE_REASON
+            )
+            state = decision.state
+            effects.extend(decision.effects)
+            inputs = None
+        elif inputs is not None:
+            control, output = law.step(pour.control, inputs, config.control, dt_s)
+            pour = replace(
+                pour,
+                control=control,
+                plant_was_running=pour.plant_was_running or output.mode is law.ControlMode.ACTIVE,
+            )
+            pour, balance, balance_notes = _check_balance(
+                pour, state.balance, readings, inputs, output, tick, config
+            )
+            effects.extend(balance_notes)
+            pour, divert = _divert(pour, readings, output, tick, config)
+            stope_alarms[law.AlarmCode.DIVERTER_NOT_IN_POSITION] = law.Condition(
+                divert.fault is not None, "" if divert.fault is None else divert.fault.detail
+            )
+            state = replace(state, pour=pour, balance=balance, last_output=output)
+            if divert.pause_requested:
+                decision = pause(
+                    state, pour.id, tick, readings, role="service", reason=dv.FAULT_CODE
+                )
+            else:
+                decision = _produce(
+                    state, pour, readings, inputs, output, divert, dt_s, tick, config
+                )
+            state = decision.state
+            effects.extend(decision.effects)
+    if state.pour is None or state.pour.state is not PourState.RUNNING:
+        state = replace(state, fallback=None)
+    cycle_pour = state.pour if state.pour is not None else pour
+    state, alarm_notes = _evaluate_alarms(
+        state, cycle_pour, readings, inputs, output, stope_alarms, tick, config
+    )
+    effects.extend(alarm_notes)
+    active = state.pour
+    if (
+        active is not None
+        and active.state is PourState.RUNNING
+        and tick.mono - active.last_checkpoint_mono >= config.checkpoint_interval_wall_s
+    ):
+        active = replace(active, last_checkpoint_mono=tick.mono)
+        state = replace(state, pour=active)
+        effects.append(Keep(active))
+    if resume_now and pour is not None:
+        effects.append(Resume(pour.id))  # last: it acts on the state this cycle leaves
+    return Decision(state, tuple(effects))
+
+
+def _produce(
+    state: MachineState,
+    pour: PourRun,
+    readings: pr.Readings,
+    inputs: law.ControlInputs,
+    output: law.ControlOutput,
+    divert: dv.DiverterOutput,
+    dt_s: float,
+    tick: Tick,
+    config: MachineConfig,
+) -> Decision:
+    """Write the law's setpoints (and the diverter's command) when they changed, add the
+    step to the totals (to the dump's, when the valve is proven there), and follow the
+    plan, or end the pour at its target."""
+    effects: list[Effect] = []
+    if output.mode is not law.ControlMode.HOLD:
+        values = setpoint_values(output, readings, divert_to_dump=divert.divert_to_dump_sp)
+        if _changed(state, values, tick.mono, config):
+            effects.append(Write(values, pour.id, "correction", "service", WriteKind.CORRECTION))
+    sample = law.sample_from_step(
+        inputs,
+        output,
+        paste_flow_m3_h=readings.measurement("paste_flow_pv"),
+        water_flow_m3_h=readings.measurement("water_flow_pv"),
+        flushing=readings.mode_is(pr.MODE_FLUSHING),
+        to_dump=divert.to_dump,
+    )
+    totaliser = readings.measurement(TOTALISER_TAG)
+    pour = replace(
+        pour,
+        totals=law.accumulate(pour.totals, sample, dt_s, config.alarms),
+        totaliser_m3=totaliser.value if totaliser.usable else None,
+        to_dump=divert.to_dump,
+    )
+    state = replace(state, pour=pour)
+    if pour.context is not None:
+        effects.append(FollowPlan(pour))
+        return Decision(state, tuple(effects))
+    decision = _at_target(state, pour, readings, tick)
+    return Decision(decision.state, (*effects, *decision.effects))
+
+
+def _at_target(state: MachineState, pour: PourRun, readings: pr.Readings, tick: Tick) -> Decision:
+    if pour.totals.poured_m3 >= pour.target_volume_m3:
+        return finish(state, pour.id, PourState.COMPLETED, tick, readings, role="service")
+    return Decision(state)
+
+
+def plan_answer(
+    state: MachineState,
+    pour_id: str,
+    events: Sequence[PlanEvent],
+    tick: Tick,
+    readings: pr.Readings,
+) -> Decision:
+    """Carry out the plan's answer to what the pour placed: stop at a stage's top (the
+    hold starts), or hand over to the next stage's recipe without stopping (a
+    continuous plan); otherwise the pour ends at its target volume."""
+    pour = state.pour
+    if pour is None or pour.id != pour_id or pour.state is not PourState.RUNNING:
+        return Decision(state)
+    for event in events:
+        if event.kind is PlanEventKind.SWITCH_RECIPE:
+            return Decision(state, (Handover(pour, event),))
+        if event.stop_pour:
+            decision = finish(state, pour.id, PourState.COMPLETED, tick, readings, role="service")
+            note = Note(logging.INFO, f"pour {pour.id}: stage top reached ({event.detail})")
+            return Decision(decision.state, (note, *decision.effects))
+    return _at_target(state, pour, readings, tick)
+
+
+def take_over(state: MachineState, following: PourRun, event: PlanEvent, tick: Tick) -> Decision:
+    """A continuous plan's next stage takes over without a stop (run_request stays
+    true): the stage's pour is completed, the next one carries the controller's state
+    on, so the new recipe's setpoints ramp in at the law's rate limits (bumpless)."""
+    pour = state.pour
+    assert pour is not None
+    ended = replace(pour, state=PourState.COMPLETED, ended_at=tick.wall)
+    nxt = replace(
+        following,
+        control=pour.control,
+        plant_was_running=pour.plant_was_running,
+        run_requested_mono=pour.run_requested_mono,
+        diverter=pour.diverter,
+        binder=pour.binder,
+        last_checkpoint_mono=tick.mono,
+    )
+    note = Note(
+        logging.INFO,
+        f"pour {pour.id} handed over to pour {following.id} ({event.detail}) without a stop",
+    )
+    return Decision(replace(state, pour=nxt), (Keep(ended), note))
+
+
+# --- the cycle's parts ----------------------------------------------------------------------
+
+
+def recover_unrecorded(state: MachineState, readings: pr.Readings, tick: Tick) -> Decision:
+    """A pour found running after a crash: the paste since its last checkpoint, from
+    the PLC's totaliser once it reads good (a plant without one was settled at start)."""
+    pour = state.pour
+    assert pour is not None
+    reading = readings.measurement(TOTALISER_TAG)
+    if not reading.usable:
+        return Decision(state)
+    volume, why = totaliser_volume(pour.totaliser_m3, reading)
+    return recover(state, pour.id, volume, basis="plc_totaliser", detail=why, tick=tick)
+
+
+def _stuck_notes(before: frozenset[str], now: frozenset[str], after_s: float) -> list[Effect]:
+    notes: list[Effect] = [
+        Note(
+            logging.WARNING, f"{tag} has not changed for {after_s:.0f} s: treated as a stuck sensor"
+        )
+        for tag in sorted(now - before)
+    ]
+    notes.extend(Note(logging.WARNING, f"{tag} moves again") for tag in sorted(before - now))
+    return notes
+
+
+def _dropout_reason(
+    readings: pr.Readings, pour: PourRun, state: MachineState, tick: Tick, config: MachineConfig
+) -> str | None:
+    if not readings.connected:
+        down_for = tick.mono - (state.link_down_since or tick.mono)
+        return "plant_link_lost" if down_for >= config.link_loss_pause_wall_s else None
+    if readings.remote_refused():
+        return "plc_not_remote"
+    mode = readings.mode()
+    if mode == pr.MODE_FAULT:
+        return "plc_fault"
+    if mode is not None and pour.plant_was_running and mode != pr.MODE_RUNNING:
+        return "plc_stopped"
+    requested = pour.run_requested_mono
+    if not pour.plant_was_running and requested is not None:
+        waited_s = (tick.mono - requested) * config.scale
+        return "plc_did_not_start" if waited_s >= config.start_timeout_s else None
+    return None
+
+
+def _binder_source(
+    state: MachineState,
+    pour: PourRun,
+    readings: pr.Readings,
+    inputs: law.ControlInputs,
+    tick: Tick,
+    config: MachineConfig,
+) -> tuple[MachineState, PourRun, law.ControlInputs, list[Effect]]:
+    """The dead-gauge fallback, judged while the plant produces: the law's inputs with
+    the binder on the paste flow meter when the feed gauges cannot carry it."""
+    if law.mode_of(inputs) is not law.ControlMode.ACTIVE:
+        return replace(state, fallback=None), pour, inputs, []
+    before = pour.binder.state.mode
+    binder, decision, inputs = ins.binder_source_step(
+        pour.binder, inputs, readings.measurement("paste_flow_pv"), tick.plant, config.fallback
+    )
+    notes: list[Effect] = []
+    if decision.mode is not before:
+        notes.append(
+            Note(
+                logging.WARNING,
+                f"pour {pour.id}: binder source {decision.mode}: {decision.reason}",
+            )
+        )
+    pour = replace(pour, binder=binder)
+    return replace(state, pour=pour, fallback=decision), pour, inputs, notes
+
+
+def _check_balance(
+    pour: PourRun,
+    balance: ins.BalanceCheck | None,
+    readings: pr.Readings,
+    inputs: law.ControlInputs,
+    output: law.ControlOutput,
+    tick: Tick,
+    config: MachineConfig,
+) -> tuple[PourRun, ins.BalanceCheck | None, list[Effect]]:
+    """One cycle of "instruments disagree", judged at steady production only
+    (:func:`ins.steady_step`: from the first paste in band for ``balance_settle_s``,
+    held while a feeder refills or a reading is unusable). The mixer's hold-up is not
+    measured: at steady production in - out is 0."""
+    if balance is None:
+        return pour, None, []
+    recipe = pour.recipe
+    in_band = all(
+        dv.in_band(measured, target, solids=solids, config=config.alarms) is True
+        for measured, target, solids in (
+            (output.measured_solids_fraction, recipe.solids_fraction, True),
+            (output.measured_binder_ratio, recipe.binder_ratio, False),
+        )
+    )
+    steady_since, judge = ins.steady_step(
+        pour.steady_since,
+        producing=(
+            output.mode is law.ControlMode.ACTIVE
+            and inputs.binder_on_paste_flow_t_h is None
+            and not readings.mode_is(pr.MODE_FLUSHING)
+        ),
+        in_band=in_band,
+        holding=bool(output.stale_inputs) or bool(inputs.refilling & set(recipe.component_names)),
+        now=tick.plant,
+        settle_s=config.balance_settle_s,
+    )
+    measurements = (
+        ins.flow_measurements(
+            lambda tag: (
+                paste_density(readings, pour)
+                if tag == "paste_density_pv"
+                else readings.measurement(tag)
+            ),
+            recipe,
+            balance.errors,
+        )
+        if judge
+        else None
+    )
+    balance = balance.observe(measurements, tick.plant)
+    notes: list[Effect] = []
+    if balance.status is not None and balance.status.raised:
+        notes.append(Note(logging.WARNING, balance.status.detail))
+    return replace(pour, steady_since=steady_since), balance, notes
+
+
+def _divert(
+    pour: PourRun,
+    readings: pr.Readings,
+    output: law.ControlOutput,
+    tick: Tick,
+    config: MachineConfig,
+) -> tuple[PourRun, dv.DiverterOutput]:
+    """The dump diverter's decision for this cycle (inactive without its tags)."""
+    recipe = pour.recipe
+    diverter, decision = dv.step(
+        pour.diverter,
+        dv.DiverterInputs(
+            phase=dv.PourPhase.RUNNING if pour.plant_was_running else dv.PourPhase.STARTING,
+            solids_in_band=dv.in_band(
+                output.measured_solids_fraction,
+                recipe.solids_fraction,
+                solids=True,
+                config=config.alarms,
+            ),
+            binder_in_band=dv.in_band(
+                output.measured_binder_ratio,
+                recipe.binder_ratio,
+                solids=False,
+                config=config.alarms,
+            ),
+            proven_to_dump=readings.proven_to_dump(),
+            plant_running=readings.mode_is(pr.MODE_RUNNING),
+            plant_flushing=readings.mode_is(pr.MODE_FLUSHING),
+        ),
+        tick.plant,
+        replace(config.diverter, installed=readings.diverter_installed()),
+    )
+    return replace(pour, diverter=diverter), decision
+
+
+def _changed(
+    state: MachineState,
+    values: Mapping[str, SetpointValue],
+    mono: float,
+    config: MachineConfig,
+) -> bool:
+    """Whether a set is worth writing: something moved by more than 0.1 % of its span,
+    or ``write_refresh_s`` passed since the last write."""
+    if mono - state.last_write_mono >= config.write_refresh_s / config.scale:
+        return True
+    for tag, value in values.items():
+        old = state.written.get(tag)
+        if old is None or type(old) is not type(value):
+            return True
+        if isinstance(value, bool):
+            if value != old:
+                return True
+            continue
+        span = config.control.limit(tag).maximum if tag in law.SETPOINT_TAGS else 1.0
+        if abs(float(value) - float(old)) > 1e-3 * max(span, 1.0):
+            return True
+    return False
+
+
+def _evaluate_alarms(
+    state: MachineState,
+    pour: PourRun | None,
+    readings: pr.Readings,
+    inputs: law.ControlInputs | None,
+    output: law.ControlOutput | None,
+    stope: Mapping[law.AlarmCode, law.Condition],
+    tick: Tick,
+    config: MachineConfig,
+) -> tuple[MachineState, list[Effect]]:
+    pressure = readings.measurement("pump_pressure_pv")
+    recipe = pour.recipe if pour is not None else None
+    conditions = law.detect(
+        solids_fraction_target=recipe.solids_fraction if recipe else math.nan,
+        binder_ratio_target=recipe.binder_ratio if recipe else math.nan,
+        measured_solids_fraction=output.measured_solids_fraction if output else None,
+        measured_binder_ratio=output.measured_binder_ratio if output else None,
+        pump_pressure_kpa=pressure.value if pressure.usable else None,
+        faulted_feeders=inputs.faulted if inputs else frozenset(),
+        link_up=readings.connected,
+        stale_inputs=output.stale_inputs if output else (),
+        recipe_unreachable=output.recipe_unreachable if output else False,
+        remote_enabled=readings.flag("remote_enabled"),
+        producing=output is not None and output.mode is law.ControlMode.ACTIVE,
+        config=config.alarms,
+    )
+    conditions.update(stope if readings.connected else {})
+    conditions.update(
+        ins.fallback_conditions(state.fallback, None if pour is None else pour.binder)
+    )
+    balance = None if state.balance is None else state.balance.condition()
+    if balance is not None:
+        conditions[law.AlarmCode.INSTRUMENTS_DISAGREE] = balance
+    book = law.evaluate(state.alarms, conditions, tick.wall, config.alarms)
+    notes: list[Effect] = [
+        Note(logging.WARNING, f"alarm {change}") for change in law.changes(state.alarms, book)
+    ]
+    return replace(state, alarms=book), notes

@@ -1,0 +1,306 @@
+"""The pour machine alone: no link, no store, no clock. Each test hands it the plant's
+readings and the time and reads the effects it asks for."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from service.core import plant_readings as pr
+from service.core import pour_machine as pm
+from service.core.pour_machine.recovery import recover, totaliser_volume
+from service.core.pour_states import PourState
+from service.errors import Conflict, PlantLinkDown, PlantNotReady
+
+MIX: dict[str, Any] = {
+    "tailings": {"specific_gravity": 2.8, "moisture_pct": 35.7},
+    "binder": [
+        {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20.0},
+        {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80.0},
+    ],
+    "binder_pct": 5.0,
+    "solids_pct": 72.0,
+}
+RECIPE = pm.RecipeFacts(id="r1", name="body", version=1, mix=MIX, approved=True)
+SETPOINTS = frozenset(
+    {
+        "tailings_flow_sp",
+        "cement_rate_sp",
+        "slag_rate_sp",
+        "water_flow_sp",
+        "paste_density_sp",
+        "run_request",
+    }
+)
+PLANT = {
+    "tailings_flow_pv": 60.0,
+    "tailings_density_pv": 1900.0,
+    "cement_rate_pv": 0.9,
+    "slag_rate_pv": 3.6,
+    "water_flow_pv": 10.0,
+    "paste_flow_pv": 100.0,
+    "paste_density_pv": 1860.0,
+    "pump_pressure_pv": 3000.0,
+    "plant_mode": 0,
+    "remote_enabled": True,
+}
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CONFIG = pm.MachineConfig()
+
+
+def readings(connected: bool = True, **values: Any) -> pr.Readings:
+    plant = {**PLANT, **values}
+    return pr.Readings(
+        connected=connected,
+        values={tag: pr.Reading(v, "good" if connected else "bad") for tag, v in plant.items()},
+        setpoint_tags=SETPOINTS,
+    )
+
+
+def tick(s: float = 0.0) -> pm.Tick:
+    return pm.Tick(mono=1000.0 + s, plant=T0 + timedelta(seconds=s), wall=T0 + timedelta(seconds=s))
+
+
+def planned(context: pm.PourContext | None = None, **fields: Any) -> pm.PourRun:
+    return pm.PourRun(
+        id="p1",
+        stope_id="S-1",
+        state=PourState(fields.pop("state", "planned")),
+        target_volume_m3=fields.pop("target", 50.0),
+        paste_flow_m3_h=100.0,
+        recipe=pm.control_recipe(MIX),
+        context=context,
+        **fields,
+    )
+
+
+def context(**fields: Any) -> pm.PourContext:
+    base: dict[str, Any] = {
+        "stope": "S-1",
+        "stage": 0,
+        "stage_name": "plug",
+        "plan_area_m2": 100.0,
+        "barricade_rating_kpa": 150.0,
+        "barricade_high_fraction": 0.8,
+        "max_rise_rate_m_h": None,
+        "placed_before_m3": 0.0,
+        "plan_version": 1,
+        "stage_state": "ready",
+    }
+    return pm.PourContext(**{**base, **fields})
+
+
+def writes(decision: pm.Decision) -> list[pm.Write]:
+    return [e for e in decision.effects if isinstance(e, pm.Write)]
+
+
+def started(state: pm.MachineState | None = None) -> pm.MachineState:
+    state = state or pm.MachineState.initial(CONFIG)
+    decision = pm.start(state, planned(), RECIPE, readings(), tick(), CONFIG, role="scada")
+    for write in writes(decision):
+        decision = replace(decision, state=pm.written(decision.state, write, True, 1000.0))
+    return decision.state
+
+
+# --- a start ----------------------------------------------------------------------------
+
+
+def test_a_start_drops_run_request_first_then_writes_the_first_set() -> None:
+    decision = pm.start(
+        pm.MachineState.initial(CONFIG), planned(), RECIPE, readings(), tick(), CONFIG, role="scada"
+    )
+    first, second = writes(decision)
+    assert first.kind is pm.WriteKind.EDGE and first.values["run_request"] is False
+    assert second.kind is pm.WriteKind.COMMAND and second.values["run_request"] is True
+    assert set(second.values) <= SETPOINTS
+    assert decision.state.pour is not None and decision.state.pour.state is PourState.RUNNING
+    assert decision.state.pour.started_at == tick().wall
+
+
+def test_a_start_after_a_stop_the_plc_took_needs_no_falling_edge() -> None:
+    held = replace(readings(), held={"run_request": False})
+    decision = pm.start(
+        pm.MachineState.initial(CONFIG), planned(), RECIPE, held, tick(), CONFIG, role="scada"
+    )
+    assert [w.kind for w in writes(decision)] == [pm.WriteKind.COMMAND]
+
+
+@pytest.mark.parametrize(
+    ("plant", "error"),
+    [
+        (readings(connected=False), PlantLinkDown),
+        (readings(remote_enabled=False), PlantNotReady),
+        (readings(plant_mode=3), PlantNotReady),
+    ],
+)
+def test_a_plant_that_cannot_take_it_refuses_a_start(plant: pr.Readings, error: type) -> None:
+    with pytest.raises(error):
+        pm.start(
+            pm.MachineState.initial(CONFIG), planned(), RECIPE, plant, tick(), CONFIG, role="s"
+        )
+
+
+def test_one_pour_at_a_time_and_only_an_approved_recipe() -> None:
+    state = started()
+    other = replace(planned(), id="p2")
+    with pytest.raises(Conflict) as err:
+        pm.start(state, other, RECIPE, readings(), tick(), CONFIG, role="scada")
+    assert err.value.code == "pour_already_active"
+    unapproved = replace(RECIPE, approved=False)
+    with pytest.raises(Conflict) as err:
+        pm.start(
+            pm.MachineState.initial(CONFIG), planned(), unapproved, readings(), tick(), CONFIG,
+            role="scada",
+        )  # fmt: skip
+    assert err.value.code == "recipe_not_approved"
+
+
+@pytest.mark.parametrize(
+    ("ctx", "code"),
+    [
+        (context(stage_state="curing"), "stage_not_ready"),
+        (context(stage_state="not_current"), "stage_not_ready"),
+        (context(stage_state="closed"), "stage_not_ready"),
+        (context(stage=None, stage_name=None, stage_state=None), "stope_planned"),
+    ],
+)
+def test_a_stope_takes_paste_only_through_its_filling_stage(ctx: pm.PourContext, code: str) -> None:
+    with pytest.raises(Conflict) as err:
+        pm.start(
+            pm.MachineState.initial(CONFIG), planned(ctx), RECIPE, readings(), tick(), CONFIG,
+            role="scada",
+        )  # fmt: skip
+    assert err.value.code == code
+
+
+def test_a_stope_without_a_plan_and_a_ready_stage_take_a_start() -> None:
+    for ctx in (context(plan_version=None, stage=None, stage_state=None), context()):
+        decision = pm.start(
+            pm.MachineState.initial(CONFIG), planned(ctx), RECIPE, readings(), tick(), CONFIG,
+            role="scada",
+        )  # fmt: skip
+        assert decision.state.pour is not None
+
+
+# --- stops that must reach the PLC --------------------------------------------------------
+
+
+def test_a_pause_keeps_the_record_before_it_asks_the_plc_to_stop() -> None:
+    state = started()
+    decision = pm.pause(state, "p1", tick(5), readings(), role="scada", reason="operator")
+    kinds = [type(e) for e in decision.effects if not isinstance(e, pm.Note)]
+    assert kinds == [pm.Keep, pm.Write]
+    stop = writes(decision)[0]
+    assert stop.kind is pm.WriteKind.STOP and stop.values["run_request"] is False
+    assert stop.values["cement_rate_sp"] == 0.0 and stop.values["slag_rate_sp"] == 0.0
+    assert decision.state.stop_pending == ("p1", "operator")
+    paused = decision.state.pour
+    assert paused is not None and paused.state is PourState.PAUSED
+    assert paused.interruptions[-1]["reason"] == "operator"
+    # Not written: it stays pending and the next cycle with the link up sends it again.
+    failed = pm.written(decision.state, stop, False, 1005.0)
+    assert failed.stop_pending == ("p1", "operator")
+    again = pm.cycle(failed, readings(), tick(6), CONFIG)
+    assert [w.kind for w in writes(again)] == [pm.WriteKind.STOP]
+    assert pm.written(again.state, writes(again)[0], True, 1006.0).stop_pending is None
+
+
+def test_with_the_link_down_a_stop_waits_and_the_pour_pauses_after_the_loss_lasts() -> None:
+    state = started()
+    down = readings(connected=False)
+    for s in range(1, 5):
+        decision = pm.cycle(state, down, tick(s), CONFIG)
+        state = decision.state
+        assert state.pour is not None and state.pour.state is PourState.RUNNING
+    decision = pm.cycle(state, down, tick(6), CONFIG)
+    assert decision.state.pour is not None
+    assert decision.state.pour.state is PourState.PAUSED
+    assert decision.state.pour.interruptions[-1]["reason"] == "plant_link_lost"
+    assert not writes(decision)  # nothing can go out; the stop is pending
+    assert decision.state.stop_pending is not None
+
+
+def test_the_barricade_at_its_rating_pauses_the_pour_naming_it() -> None:
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), planned(context()), RECIPE, readings(), tick(), CONFIG,
+        role="scada",
+    ).state  # fmt: skip
+    decision = pm.cycle(state, readings(barricade_pressure_pv=151.0), tick(1), CONFIG)
+    assert decision.state.pour is not None
+    assert decision.state.pour.interruptions[-1]["reason"] == (
+        "barricade_at_rating:barricade_pressure_pv"
+    )
+
+
+def test_the_input_state_is_never_changed() -> None:
+    state = started()
+    before = repr(state)
+    pm.cycle(state, readings(plant_mode=2), tick(1), CONFIG)
+    pm.pause(state, "p1", tick(1), readings(), role="scada", reason="operator")
+    assert repr(state) == before
+
+
+# --- paste placed around a crash ----------------------------------------------------------
+
+
+def crashed(**fields: Any) -> pm.MachineState:
+    run = planned(state="paused", unrecorded=True, **fields)
+    run = run.interrupted("service_restart", T0)
+    return replace(pm.MachineState.initial(CONFIG), pour=run)
+
+
+def test_the_totaliser_gives_the_paste_placed_since_the_checkpoint() -> None:
+    totals = replace(planned().totals, poured_m3=2.024)
+    state = crashed(totals=totals, totaliser_m3=512.0)
+    decision = pm.cycle(state, readings(paste_volume_total_pv=512.294), tick(1), CONFIG)
+    pour = decision.state.pour
+    assert pour is not None and not pour.unrecorded
+    assert pour.totals.poured_m3 == pytest.approx(2.318)
+    assert pour.totals.recovered_m3 == pytest.approx(0.294)
+    assert pour.totals.unmeasured_m3 == pytest.approx(0.294)
+    assert pour.totals.binder_total_t > 0.0  # at the recipe's proportions
+    last = pour.interruptions[-1]
+    assert last["recovered_basis"] == "plc_totaliser" and last["recovered_to"] == "stope"
+    assert last["recovered_m3"] == pytest.approx(0.294)
+    assert any(isinstance(e, pm.Keep) for e in decision.effects)
+
+
+def test_paste_that_went_to_the_dump_is_recovered_as_dumped() -> None:
+    state = crashed(totaliser_m3=10.0, to_dump=True)
+    pour = pm.cycle(state, readings(paste_volume_total_pv=10.5), tick(1), CONFIG).state.pour
+    assert pour is not None
+    assert pour.totals.poured_m3 == 0.0 and pour.totals.dumped_m3 == pytest.approx(0.5)
+
+
+def test_a_totaliser_that_restarted_says_the_volume_is_not_known() -> None:
+    state = crashed(totaliser_m3=500.0)
+    pour = pm.cycle(state, readings(paste_volume_total_pv=3.0), tick(1), CONFIG).state.pour
+    assert pour is not None and not pour.unrecorded
+    assert pour.totals.recovered_m3 == 0.0
+    assert pour.interruptions[-1]["recovered_basis"] == "none"
+    assert "restarted" in pour.interruptions[-1]["recovered_detail"]
+    assert totaliser_volume(None, pr.Readings(True, {}).measurement("x"))[0] is None
+
+
+def test_until_the_totaliser_reads_the_pour_waits_and_cannot_resume() -> None:
+    state = crashed(totaliser_m3=500.0)
+    bad = replace(
+        readings(), values={**readings().values, "paste_volume_total_pv": pr.Reading(1.0, "bad")}
+    )
+    decision = pm.cycle(state, bad, tick(1), CONFIG)
+    assert decision.state.pour is not None and decision.state.pour.unrecorded
+    with pytest.raises(Conflict) as err:
+        pm.resume(decision.state, "p1", RECIPE, bad, tick(2), CONFIG, role="scada")
+    assert err.value.code == "pour_volume_unknown"
+
+
+def test_a_history_volume_is_taken_as_given_with_its_basis() -> None:
+    decision = recover(
+        crashed(), "p1", 0.2, basis="paste_flow_history", detail="12 rows", tick=tick(1)
+    )
+    pour = decision.state.pour
+    assert pour is not None and pour.totals.poured_m3 == pytest.approx(0.2)
+    assert pour.interruptions[-1]["recovered_basis"] == "paste_flow_history"
