@@ -477,6 +477,9 @@ class PlanLogKind(StrEnum):
     RELEASED = "released"
     REVISED = "revised"
     CLOSED = "closed"
+    # Paste that reached the stope while no stage was filling (a plant that ran on
+    # after a stop, a crash): it counts in the stope's volume and height all the same.
+    PLACED_OUTSIDE_FILLING = "placed_outside_filling"
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,15 +791,20 @@ def on_volume(
     index = out.current
     if out.stages[index].state is not StageState.FILLING or out.closed_at is not None:
         if added > 0.0:
+            detail = (
+                f"{added:.3f} m3 placed while stage {plan.stages[index].name!r} was "
+                f"{'closed' if out.closed_at is not None else out.stages[index].state.value}"
+            )
+            previous = out.history[-1] if out.history else None
+            if previous is None or previous.kind is not PlanLogKind.PLACED_OUTSIDE_FILLING:
+                # Once per episode: the stope's volume and height carry the rest.
+                entry = PlanLogEntry(
+                    PlanLogKind.PLACED_OUTSIDE_FILLING, index, now, SERVICE, detail
+                )
+                out = _log(out, entry)
             events.append(
                 PlanEvent(
-                    PlanEventKind.PLACED_OUTSIDE_FILLING,
-                    index,
-                    now,
-                    height,
-                    added,
-                    detail=f"{added:.3f} m3 placed while stage "
-                    f"{plan.stages[index].name!r} was {out.stages[index].state.value}",
+                    PlanEventKind.PLACED_OUTSIDE_FILLING, index, now, height, added, detail=detail
                 )
             )
         return out, tuple(events)

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.core import control as law
-from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import Conflict
-from service.operations.corrections import active_correction, correction_for
 from service.operations.supervisor import Supervisor, control_recipe
 from service.store.records import DEFAULT_TEST_AGES_DAYS, PourRecord
 from service.store.repository import Store
+from service.store.stopes import StopeStore
 
 
 async def create_pour(
@@ -32,7 +31,18 @@ async def create_pour(
     """The pour and, for an inline mix, its recipe version (unapproved), and a sample
     record for each of its sample ids (cast now, nothing placed yet): one transaction.
     The recipe must be inside the site's plausible ranges; a sample id cast from another
-    pour is a Conflict (``sample_exists``)."""
+    pour is a Conflict (``sample_exists``). A stope with a fill plan takes paste only
+    through its plan: a plain pour naming it is a Conflict (``stope_planned``)."""
+    stopes = StopeStore(store.engine)
+    stope = await stopes.stope_named(stope_id)
+    if stope is not None and await stopes.get_progress(stope.id) is not None:
+        raise Conflict(
+            f"stope {stope_id!r} has a fill plan: paste enters it only through the pour of "
+            f"its current stage (POST /api/v1/stopes/{stope.id}/pours)",
+            code="stope_planned",
+            stope_id=stope.id,
+            field="stope_id",
+        )
     new_recipe: dict[str, Any] | None = None
     if mix is not None:
         check_mix(mix, limits, prefix="recipe.")
@@ -66,7 +76,8 @@ async def create_pour(
 def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, Any]:
     live = supervisor.live_totals(record.id) if supervisor is not None else None
     totals = live.summary() if live is not None else dict(record.totals)
-    totals.pop("integrator", None)
+    for internal in ("integrator", "plc_totaliser_m3", "to_dump"):
+        totals.pop(internal, None)
     newer = supervisor.live_record(record.id) if supervisor is not None else None
     if newer is not None:
         record = newer
@@ -96,27 +107,10 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
 
 
 async def start_pour(store: Store, supervisor: Supervisor, pour_id: str, role: str) -> PourRecord:
-    """Start a planned pour under the Cw correction in force: the newest approved one
-    that applies to its recipe (:mod:`service.operations.corrections`) is written on the
-    pour first (``correction``, None when none applies), so the supervisor activates the
-    pour with it and the record says what control ran on; then the supervisor starts it
-    (and refuses it as it would any start). A pour that is not planned goes to the
-    supervisor unchanged, which says why it cannot start. A service shutting down or a
-    standby refuses first, before the pour is read or written."""
+    """Start a planned pour (the supervisor reads it, its recipe and the correction in
+    force, decides, and writes it once). A service shutting down or a standby refuses
+    first, before the pour is read."""
     supervisor.require_running()
-    record = await store.get_pour(pour_id)
-    if record.state == PourState.PLANNED.value:
-        recipe = await store.get_recipe(record.recipe_id)
-        correction = correction_for(recipe.mix, await active_correction(store))
-        wanted = None if correction is None else correction.to_pour()
-        if record.correction != wanted:
-            try:
-                await store.update_pour(
-                    pour_id, expect_state=PourState.PLANNED.value, correction=wanted
-                )
-            except Conflict as err:  # moved meanwhile: the supervisor says how
-                if err.code != "pour_state_conflict":
-                    raise
     return await supervisor.start_pour(pour_id, role)
 
 

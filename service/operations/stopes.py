@@ -13,6 +13,7 @@ control cycle: the placed volume between events is the pours' own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 from service.core import plans as P
 from service.core.control import PourTotals
-from service.core.pour_states import FINAL_STATES, PourState
+from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import Conflict
 from service.operations.pour_context import PlantClock, PourContext
@@ -173,66 +174,72 @@ class StopeService:
         paste_flow_m3_h: float,
         sample_ids: Sequence[str],
         role: str,
-        state: PourState = PourState.PLANNED,
+        handing_over: PourRecord | None = None,
     ) -> PourRecord:
         """The pour of the stope's current stage: its recipe, the volume to the stage's
-        top, and a paste flow that holds the stage's rise rate."""
-        view = await self.view(stope_id)
-        if view.plan is None or view.progress is None or view.plan_record is None:
-            raise Conflict(f"stope {view.record.name!r} has no fill plan", code="plan_not_found")
-        progress, plan = view.progress, view.plan
-        index = progress.current
-        stage_state = progress.current_stage.state
-        if progress.closed_at is not None or stage_state not in (
-            P.StageState.READY,
-            P.StageState.FILLING,
-        ):
-            raise Conflict(
-                f"stage {plan.stages[index].name!r} of stope {view.record.name!r} is "
-                f"{stage_state.value}: no pour now"
-                + (
-                    " (its hold must elapse and be released)"
-                    if stage_state.value == "curing"
-                    else ""
-                ),
-                code="stage_not_ready",
-                state=stage_state.value,
+        top, and a paste flow that holds the stage's rise rate. One open pour per stope:
+        the check and the insert are one transaction that takes the stope's progress
+        row, so of callers at once exactly one gets the pour. ``handing_over``: a
+        continuous plan's pour whose next stage takes over (the new pour runs at once)."""
+        for _ in range(5):
+            view = await self.view(stope_id)
+            if view.plan is None or view.progress is None or view.plan_record is None:
+                raise Conflict(
+                    f"stope {view.record.name!r} has no fill plan: an engineer gives it one "
+                    f"(POST /api/v1/stopes/{view.record.id}/plans)",
+                    code="plan_not_found",
+                )
+            progress, plan, index = view.progress, view.plan, view.progress.current
+            stage_state = progress.current_stage.state
+            if progress.closed_at is not None or stage_state not in (
+                P.StageState.READY,
+                P.StageState.FILLING,
+            ):
+                raise Conflict(
+                    _not_ready(view.record.name, plan.stages[index].name, progress),
+                    code="stage_not_ready",
+                    state="closed" if progress.closed_at is not None else stage_state.value,
+                )
+            placed = _placed(await self.pours(view.record.name))
+            remaining = plan.top_volumes_m3[index] - placed
+            if remaining <= 1e-6:
+                raise Conflict(
+                    f"stage {plan.stages[index].name!r} is full", code="stage_not_ready",
+                    state="full",
+                )  # fmt: skip
+            stage = plan.stages[index]
+            stope, revision = view.record, view.revision
+            assert revision is not None
+
+            claim = functools.partial(
+                StopeStore.claim_stage,
+                stope_id=stope.id,
+                stope_name=stope.name,
+                expect_revision=revision,
+                handing_over=None if handing_over is None else handing_over.id,
             )
-        pours = await self.pours(view.record.name)
-        open_pours = [p for p in pours if PourState(p.state) not in FINAL_STATES]
-        if open_pours and state is PourState.PLANNED:
-            raise Conflict(
-                f"stope {view.record.name!r} has pour {open_pours[0].id} "
-                f"({open_pours[0].state}): one pour of a stope at a time",
-                code="stope_pour_open",
-                pour_id=open_pours[0].id,
-            )
-        placed = _placed(pours)
-        remaining = plan.top_volumes_m3[index] - placed
-        if remaining <= 1e-6:
-            raise Conflict(
-                f"stage {plan.stages[index].name!r} is full", code="stage_not_ready", state="full"
-            )
-        stage = plan.stages[index]
-        flow = P.rise_rate_limited_flow_m3_h(
-            paste_flow_m3_h, stage.max_rise_rate_m_h, plan.geometry.plan_area_m2
-        )
-        record = await self._store.add_pour(
-            stope_id=view.record.name,
-            recipe_id=stage.recipe_id,
-            target_volume_m3=remaining,
-            paste_flow_m3_h=flow,
-            created_by=role,
-            totals=PourTotals().summary(),
-            sample_ids=list(sample_ids),
-            plan_id=view.plan_record.id,
-            stage=index,
-        )
-        if state is not PourState.PLANNED:
-            record = await self._store.update_pour(
-                record.id, state=state.value, started_at=self.clock.now()
-            )
-        return record
+            try:
+                return await self._store.add_pour(
+                    stope_id=stope.name,
+                    recipe_id=stage.recipe_id,
+                    target_volume_m3=remaining,
+                    paste_flow_m3_h=P.rise_rate_limited_flow_m3_h(
+                        paste_flow_m3_h, stage.max_rise_rate_m_h, plan.geometry.plan_area_m2
+                    ),
+                    created_by=role,
+                    totals=PourTotals().summary(),
+                    sample_ids=list(sample_ids),
+                    plan_id=view.plan_record.id,
+                    stage=index,
+                    state="planned" if handing_over is None else PourState.RUNNING.value,
+                    started_at=None if handing_over is None else self.clock.now(),
+                    guard=claim,
+                )
+            except Conflict as err:
+                if err.code != "plan_progress_conflict":
+                    raise
+                self._cached.pop(stope.name, None)  # moved meanwhile: read it again
+        raise Conflict("the plan progress kept changing; try again", code="plan_busy")
 
     # --- the StagePort of the supervisor --------------------------------------------------
 
@@ -251,6 +258,16 @@ class StopeService:
             rise = view.plan.stages[record.stage].max_rise_rate_m_h
             name = view.plan.stages[record.stage].name
         others = [p for p in await self.pours(stope.name) if p.id != record.id]
+        stage_state = None
+        if view.progress is not None and record.stage is not None:
+            progress = view.progress
+            stage_state = (
+                "closed"
+                if progress.closed_at is not None
+                else progress.stages[record.stage].state.value
+                if record.stage == progress.current
+                else "not_current"
+            )
         return PourContext(
             stope=stope.name,
             stage=record.stage,
@@ -260,6 +277,8 @@ class StopeService:
             barricade_high_fraction=view.stope.barricade_high_fraction,
             max_rise_rate_m_h=rise,
             placed_before_m3=_placed(others),
+            plan_version=None if view.plan is None else view.plan.version,
+            stage_state=stage_state,
         )
 
     async def started(self, record: PourRecord) -> None:
@@ -294,8 +313,11 @@ class StopeService:
                 return ()
             total = context.placed_before_m3 + poured_m3
             progress, events = P.on_volume(view.progress, view.plan, total, self.clock.now())
-            relevant = [e for e in events if e.kind is not P.PlanEventKind.PLACED_OUTSIDE_FILLING]
-            if relevant:
+            relevant = list(events)
+            logged = len(progress.history) != len(view.progress.history)
+            if logged or any(
+                e.kind is not P.PlanEventKind.PLACED_OUTSIDE_FILLING for e in relevant
+            ):
                 try:
                     await self._save(view, progress)
                 except Conflict as err:  # changed elsewhere: read it again, next cycle
@@ -304,7 +326,14 @@ class StopeService:
                     await self.view(view.record.id)
                     return ()
                 for event in relevant:
-                    log.info("stope %s: %s %s", context.stope, event.kind.value, event.detail)
+                    outside = event.kind is P.PlanEventKind.PLACED_OUTSIDE_FILLING
+                    log.log(
+                        logging.WARNING if outside else logging.INFO,
+                        "stope %s: %s %s",
+                        context.stope,
+                        event.kind.value,
+                        event.detail,
+                    )
             else:
                 self._cached[context.stope] = StopeView(
                     view.record,
@@ -314,7 +343,9 @@ class StopeService:
                     progress,
                     view.revision,
                 )
-            return tuple(relevant)
+            return tuple(
+                e for e in relevant if e.kind is not P.PlanEventKind.PLACED_OUTSIDE_FILLING
+            )
 
     async def next_pour(self, record: PourRecord, event: P.PlanEvent) -> PourRecord:
         stope = await self._stopes.stope_named(record.stope_id)
@@ -325,7 +356,7 @@ class StopeService:
             paste_flow_m3_h=record.paste_flow_m3_h,
             sample_ids=(),
             role="service",
-            state=PourState.RUNNING,
+            handing_over=record,
         )
 
     # --- holds ----------------------------------------------------------------------------
@@ -387,6 +418,19 @@ class StopeService:
             view.record, view.stope, view.plan_record, view.plan, progress, saved.revision
         )
         return saved
+
+
+def _not_ready(stope: str, stage: str, progress: P.PlanProgress) -> str:
+    """Why a stage takes no pour now, and what to do instead."""
+    if progress.closed_at is not None:
+        return f"stope {stope!r} is closed: no pour"
+    state = progress.current_stage.state
+    if state is P.StageState.CURING:
+        return (
+            f"stage {stage!r} of stope {stope!r} is curing: its hold must elapse and an "
+            "engineer release it (POST /api/v1/stopes/{id}/release) before the next pour"
+        )
+    return f"stage {stage!r} of stope {stope!r} is {state.value}: no pour now"
 
 
 def _placed(pours: Sequence[PourRecord]) -> float:

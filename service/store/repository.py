@@ -510,12 +510,18 @@ class Store(StoreBase):
         plan_id: str | None = None,
         stage: int | None = None,
         test_ages_days: Sequence[float] = DEFAULT_TEST_AGES_DAYS,
+        state: str = "planned",
+        started_at: datetime | None = None,
+        guard: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> PourRecord:
-        """A planned pour. With ``new_recipe`` (the arguments of ``add_recipe``) that
-        recipe's first or next version is written in the same transaction and the pour
-        uses it: both are stored, or neither. Each of ``sample_ids`` becomes a sample
-        record (cast now, nothing placed yet) in the same transaction; an id cast from
-        another pour is a Conflict (``sample_exists``) and nothing is stored."""
+        """A pour (planned, or running from ``started_at`` for a continuous plan's next
+        stage). ``guard`` runs first in the same transaction and may refuse it (a stage
+        pour: :meth:`service.store.stopes.StopeStore.claim_stage`). With ``new_recipe``
+        (the arguments of ``add_recipe``) that recipe's first or next version is written
+        in the same transaction and the pour uses it: both are stored, or neither. Each
+        of ``sample_ids`` becomes a sample record (cast now, nothing placed yet) in the
+        same transaction; an id cast from another pour is a Conflict (``sample_exists``)
+        and nothing is stored."""
         if (recipe_id is None) == (new_recipe is None):
             raise ValueError("give recipe_id or new_recipe, not both")
         recipe = None if new_recipe is None else _recipe_values(**new_recipe)
@@ -524,12 +530,12 @@ class Store(StoreBase):
             "id": str(uuid.uuid4()),
             "stope_id": stope_id,
             "recipe_id": recipe["id"] if recipe is not None else recipe_id,
-            "state": "planned",
+            "state": state,
             "target_volume_m3": target_volume_m3,
             "paste_flow_m3_h": paste_flow_m3_h,
             "created_at": now,
             "created_by": created_by,
-            "started_at": None,
+            "started_at": started_at,
             "ended_at": None,
             "updated_at": now,
             "totals": totals,
@@ -550,6 +556,8 @@ class Store(StoreBase):
         )
 
         async def work(conn: AsyncConnection) -> None:
+            if guard is not None:
+                await guard(conn)
             if recipe is not None:
                 await self._insert_versioned(conn, t.recipes, recipe)
             await conn.execute(t.pours.insert().values(**values))

@@ -148,6 +148,43 @@ class StopeStore(StoreBase):
         return await self._write(work, what=f"progress of stope {stope_id}")
 
     @staticmethod
+    async def claim_stage(
+        conn: AsyncConnection,
+        *,
+        stope_id: str,
+        stope_name: str,
+        expect_revision: int,
+        handing_over: str | None = None,
+    ) -> None:
+        """Inside the transaction that adds a stage's pour: take the stope's progress row
+        (its revision moves on, so of two callers only one commits; the other reads it
+        again and finds the first one's pour) and refuse while the stope has an open
+        pour (``handing_over``: the pour a continuous plan's next stage replaces)."""
+        moved = await conn.execute(
+            t.plan_progress.update()
+            .where(t.plan_progress.c.stope_id == stope_id)
+            .where(t.plan_progress.c.revision == expect_revision)
+            .values(revision=expect_revision + 1, updated_at=datetime.now(UTC))
+        )
+        if moved.rowcount == 0:
+            raise Conflict(
+                f"the plan progress of stope {stope_id} moved on", code="plan_progress_conflict"
+            )
+        q = (
+            select(t.pours.c.id, t.pours.c.state)
+            .where(t.pours.c.stope_id == stope_name)
+            .where(t.pours.c.state.in_(("planned", "running", "paused")))
+        )
+        for row in (await conn.execute(q)).mappings():
+            if row["id"] != handing_over:
+                raise Conflict(
+                    f"stope {stope_name!r} has pour {row['id']} ({row['state']}): one pour "
+                    "of a stope at a time",
+                    code="stope_pour_open",
+                    pour_id=row["id"],
+                )
+
+    @staticmethod
     async def _put_progress(
         conn: AsyncConnection,
         stope_id: str,
