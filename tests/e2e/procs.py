@@ -143,12 +143,22 @@ def tag_map_without_diverter(directory: Path) -> Path:
 
 
 @contextmanager
-def simulator_process(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m service.simulator`` as the plant's PLC; always ended on exit (and
-    woken first, should a test have frozen it with SIGSTOP)."""
+def simulator_process(port: int, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m service.simulator`` as the plant's PLC (``extra``: more of its
+    options); always ended on exit (and woken first, should a test have frozen it with
+    SIGSTOP)."""
     with log.open("wb") as out:
         sim = subprocess.Popen(
-            [sys.executable, "-m", "service.simulator", "--port", str(port), "--seed", "3"],
+            [
+                sys.executable,
+                "-m",
+                "service.simulator",
+                "--port",
+                str(port),
+                "--seed",
+                "3",
+                *extra,
+            ],
             env=service_env({}),
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -304,3 +304,19 @@ def test_a_history_volume_is_taken_as_given_with_its_basis() -> None:
     pour = decision.state.pour
     assert pour is not None and pour.totals.poured_m3 == pytest.approx(0.2)
     assert pour.interruptions[-1]["recovered_basis"] == "paste_flow_history"
+
+
+def test_with_a_totaliser_each_cycle_places_what_it_counted() -> None:
+    state = started()
+    plant = {"plant_mode": 2, "paste_flow_pv": 500.0}  # a flow reading far off the truth
+    state = pm.cycle(state, readings(paste_volume_total_pv=100.0, **plant), tick(1), CONFIG).state
+    for s, total in ((2, 100.02), (3, 100.05), (4, 100.05)):
+        state = pm.cycle(
+            state, readings(paste_volume_total_pv=total, **plant), tick(s), CONFIG
+        ).state
+    assert state.pour is not None
+    assert state.pour.totals.poured_m3 == pytest.approx(0.05)  # the first cycle has no dt
+    # A totaliser that goes back (a PLC restart) is no volume: the flow reading is used.
+    after = pm.cycle(state, readings(paste_volume_total_pv=1.0, **plant), tick(5), CONFIG).state
+    assert after.pour is not None
+    assert after.pour.totals.poured_m3 == pytest.approx(0.05 + 500.0 / 3600.0)

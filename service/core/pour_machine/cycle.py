@@ -164,15 +164,16 @@ def _produce(
         values = setpoint_values(output, readings, divert_to_dump=divert.divert_to_dump_sp)
         if _changed(state, values, tick.mono, config):
             effects.append(Write(values, pour.id, "correction", "service", WriteKind.CORRECTION))
+    flushing = readings.mode_is(pr.MODE_FLUSHING)
+    totaliser = readings.measurement(TOTALISER_TAG)
     sample = law.sample_from_step(
         inputs,
         output,
-        paste_flow_m3_h=readings.measurement("paste_flow_pv"),
+        paste_flow_m3_h=_paste_volume_rate(readings, pour.totaliser_m3, totaliser, dt_s, flushing),
         water_flow_m3_h=readings.measurement("water_flow_pv"),
-        flushing=readings.mode_is(pr.MODE_FLUSHING),
+        flushing=flushing,
         to_dump=divert.to_dump,
     )
-    totaliser = readings.measurement(TOTALISER_TAG)
     pour = replace(
         pour,
         totals=law.accumulate(pour.totals, sample, dt_s, config.alarms),
@@ -185,6 +186,28 @@ def _produce(
         return Decision(state, tuple(effects))
     decision = _at_target(state, pour, readings, tick)
     return Decision(decision.state, (*effects, *decision.effects))
+
+
+# No paste plant pumps more: a totaliser that jumps further glitched (a rate is used).
+_MAX_PASTE_M3_H = 1000.0
+
+
+def _paste_volume_rate(
+    readings: pr.Readings,
+    before_m3: float | None,
+    totaliser: law.Measurement,
+    dt_s: float,
+    flushing: bool,
+) -> law.Measurement:
+    """The paste flow this cycle integrates: the PLC's totaliser's increase over the
+    cycle where it reads good twice (the meter integrated at the PLC's scan rate, so
+    the sum over a pour is exact whatever the sampling), else the paste flow reading.
+    A flush is line flow, not paste: the reading (the totaliser does not count it)."""
+    flow = readings.measurement("paste_flow_pv")
+    if flushing or before_m3 is None or not totaliser.usable or dt_s <= 0.0:
+        return flow
+    rate = (totaliser.value - before_m3) * 3600.0 / dt_s
+    return law.Measurement(rate) if 0.0 <= rate <= _MAX_PASTE_M3_H else flow
 
 
 def _at_target(state: MachineState, pour: PourRun, readings: pr.Readings, tick: Tick) -> Decision:
