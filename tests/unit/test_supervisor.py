@@ -169,6 +169,35 @@ async def new_pour(store: Store, target_m3: float = 5.0, *, approved: bool = Tru
     return pour.id
 
 
+class CountingStore(Store):
+    """The real store, counting the writes of pour records."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.engine)
+        self.pour_writes: list[dict[str, Any]] = []
+
+    async def update_pour(self, pour_id: str, **fields: Any) -> Any:
+        self.pour_writes.append(fields)
+        return await super().update_pour(pour_id, **fields)
+
+
+async def test_a_start_writes_the_pour_once_with_its_correction(store: Store) -> None:
+    counting = CountingStore(store)
+    rig = await _make_rig(counting)
+    try:
+        pour_id = await new_pour(store)
+        started = await rig.sup.start_pour(pour_id, "scada")
+        assert started.state == "running"
+        assert len(counting.pour_writes) == 1, counting.pour_writes
+        (write,) = counting.pour_writes
+        assert write["state"] == "running" and write["expect_state"] == "planned"
+        assert "correction" in write and "started_at" in write
+        # The PLC was told after the record: a falling edge, then the first set.
+        assert [w["run_request"] for w in rig.link.writes] == [False, True]
+    finally:
+        await rig.sup.stop()
+
+
 async def test_start_refuses_a_plant_that_cannot_take_it(store: Store, make_rig: MakeRig) -> None:
     rig = await make_rig(store)
     pour_id = await new_pour(store)
