@@ -256,6 +256,8 @@ class Runtime:
                     hold_s=settings.fallback.hold_s, recover_s=settings.fallback.recover_s
                 ),
                 instruments=settings.instruments,
+                dump=settings.dump,
+                estimate=settings.estimate,
             ),
             time_scale=self.time_scale,
         )

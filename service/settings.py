@@ -339,6 +339,52 @@ class DiverterSettings(BaseModel):
     )
 
 
+class DumpSettings(BaseModel):
+    """What a pour may send to the dump (start-up paste, paste out of spec) since its
+    last start or resume before it pauses with a high alarm naming the cause; 0 turns a
+    limit off."""
+
+    max_volume_m3: float = Field(
+        default=10.0, ge=0, le=10_000, description="Paste volume to the dump (m3)."
+    )
+    max_minutes: float = Field(
+        default=15.0, ge=0, le=1440, description="Plant minutes of paste to the dump."
+    )
+    unreachable_pause_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Plant seconds the recipe may stay out of the feed's reach (too wet to "
+        "reach its Cw by adding water) before the pour pauses.",
+    )
+
+
+class EstimateSettings(BaseModel):
+    """The estimate of the paste placed (its Cw and Bw from the 1 s readings, filtered as
+    the mixer mixes), on which every pour record judges the paste."""
+
+    mixer_volume_m3: float = Field(
+        default=2.5,
+        gt=0,
+        le=200,
+        description="Paste the mixer and its hopper hold at 100 % of mixer_level_pv (m3); "
+        "the residence time is the hold-up over the paste flow.",
+    )
+    residence_s: float = Field(
+        default=45.0,
+        ge=1,
+        le=3600,
+        description="Plant seconds of residence used while the level or the paste flow is "
+        "not read.",
+    )
+    feed_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="Plant seconds from the feed flow meter and density gauge to the mixer.",
+    )
+
+
 class FallbackSettings(BaseModel):
     """What the binder follows when a feed gauge (tailings flow or density) goes bad."""
 
@@ -451,6 +497,8 @@ class Settings(BaseSettings):
     recipes: RecipeSettings = Field(default_factory=RecipeSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
     diverter: DiverterSettings = Field(default_factory=DiverterSettings)
+    dump: DumpSettings = Field(default_factory=DumpSettings)
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     instruments: InstrumentSettings = Field(default_factory=InstrumentSettings)
     opcua_server: OpcUaServerSettings = Field(default_factory=OpcUaServerSettings)

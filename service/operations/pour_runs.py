@@ -11,6 +11,7 @@ from typing import Any
 
 from service.core import control as law
 from service.core import instruments as ins
+from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
 from service.core import pour_machine as pm
 from service.core.diversion import DiverterConfig
@@ -18,7 +19,7 @@ from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits
 from service.operations.corrections import Correction, controlled_mix
 from service.plant.port import PlantSnapshot
-from service.settings import InstrumentSettings
+from service.settings import DumpSettings, EstimateSettings, InstrumentSettings
 from service.store.records import PourRecord, RecipeRecord
 
 
@@ -42,6 +43,8 @@ class SupervisorConfig:
     balance_settle_s: float = 60.0
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
+    dump: DumpSettings = field(default_factory=DumpSettings)
+    estimate: EstimateSettings = field(default_factory=EstimateSettings)
 
     def machine(self, scale: float) -> pm.MachineConfig:
         balance = None
@@ -66,6 +69,22 @@ class SupervisorConfig:
             balance_settle_s=self.balance_settle_s,
             control=self.control,
             alarms=self.alarms,
+            estimate=pe.EstimateConfig(
+                mixer_volume_m3=self.estimate.mixer_volume_m3,
+                residence_s=self.estimate.residence_s,
+                feed_delay_s=self.estimate.feed_delay_s,
+                density_sd_kg_m3=self.instruments.density_sd_kg_m3,
+                density_tolerance_kg_m3=self.instruments.density_tolerance_kg_m3,
+                binder_sd=self.instruments.binder_sd_pct / 100.0,
+                binder_tolerance=self.instruments.binder_tolerance_pct / 100.0,
+                flow_sd=self.instruments.flow_sd_pct / 100.0,
+                flow_tolerance=self.instruments.flow_tolerance_pct / 100.0,
+            ),
+            dump=pm.DumpLimits(
+                max_volume_m3=self.dump.max_volume_m3,
+                max_s=60.0 * self.dump.max_minutes,
+                unreachable_s=self.dump.unreachable_pause_s,
+            ),
         )
 
 

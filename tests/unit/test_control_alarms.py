@@ -8,6 +8,7 @@ import pytest
 
 from service.core.control.alarms import (
     INSTRUMENT_CODES,
+    POUR_PAUSE_CODES,
     STOPE_CODES,
     AlarmBook,
     AlarmChange,
@@ -164,7 +165,7 @@ def active(conds: dict[AlarmCode, Condition]) -> set[AlarmCode]:
 def test_nothing_active_on_spec() -> None:
     conds = conditions()
     assert active(conds) == set()
-    assert set(conds) == set(AlarmCode) - STOPE_CODES - INSTRUMENT_CODES
+    assert set(conds) == set(AlarmCode) - STOPE_CODES - INSTRUMENT_CODES - POUR_PAUSE_CODES
 
 
 @pytest.mark.parametrize(

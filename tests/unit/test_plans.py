@@ -230,12 +230,17 @@ def test_a_staged_plan_stops_at_the_plug_holds_and_waits_for_a_release() -> None
     assert stope_state(p) is StopeState.CURING
     assert hold_remaining_s(p, hours(10)) == pytest.approx(23 * 3600.0)
 
-    # The pour ran on a little after the stop: recorded, no transition.
+    # The pour ran on a little after the stop: recorded, no transition, logged once.
     p, events = on_volume(p, STAGED, 1510.0, hours(9.1))
     assert [e.kind for e in events] == [PlanEventKind.PLACED_OUTSIDE_FILLING]
     assert events[0].volume_m3 == pytest.approx(8.0)
     assert not events[0].stop_pour
     assert p.placed_m3 == 1510.0
+    assert p.history[-1].kind is PlanLogKind.PLACED_OUTSIDE_FILLING
+    assert "8.000 m3 placed while stage 'plug' was curing" in p.history[-1].detail
+    p, events = on_volume(p, STAGED, 1511.0, hours(9.2))
+    assert [e.kind for e in events] == [PlanEventKind.PLACED_OUTSIDE_FILLING]
+    assert p.placed_m3 == 1511.0 and len(p.history) == 3
 
     with pytest.raises(Conflict) as err:
         start_stage(p, STAGED, hours(20))  # body is waiting for the release
@@ -257,7 +262,7 @@ def test_a_staged_plan_stops_at_the_plug_holds_and_waits_for_a_release() -> None
     assert hold_remaining_s(p, hours(33)) is None
 
     p = start_stage(p, STAGED, hours(34))
-    assert p.stages[1].start_volume_m3 == 1510.0
+    assert p.stages[1].start_volume_m3 == 1511.0
     p, events = on_volume(p, STAGED, 9000.0, hours(60))
     assert [e.kind for e in events] == [PlanEventKind.PLAN_COMPLETE]
     assert events[0].stop_pour
@@ -278,6 +283,7 @@ def test_a_staged_plan_stops_at_the_plug_holds_and_waits_for_a_release() -> None
     assert [(e.kind, e.stage, e.by) for e in p.history] == [
         (PlanLogKind.STAGE_STARTED, 0, "scada"),
         (PlanLogKind.HOLD_STARTED, 0, "service"),
+        (PlanLogKind.PLACED_OUTSIDE_FILLING, 0, "service"),
         (PlanLogKind.RELEASED, 0, "engineer:ana"),
         (PlanLogKind.STAGE_STARTED, 1, "service"),
         (PlanLogKind.HOLD_STARTED, 1, "service"),

@@ -320,3 +320,75 @@ def test_with_a_totaliser_each_cycle_places_what_it_counted() -> None:
     after = pm.cycle(state, readings(paste_volume_total_pv=1.0, **plant), tick(5), CONFIG).state
     assert after.pour is not None
     assert after.pour.totals.poured_m3 == pytest.approx(0.05 + 500.0 / 3600.0)
+
+
+# --- the dump's allowance ---------------------------------------------------------------
+
+DIVERTER = SETPOINTS | {"divert_to_dump_sp"}
+
+
+def dumping(**values: Any) -> pr.Readings:
+    plant = readings(**{"plant_mode": 2, "diverted_to_dump_pv": True, **values})
+    return replace(plant, setpoint_tags=DIVERTER)
+
+
+def run_until_paused(state: pm.MachineState, plant: pr.Readings, seconds: int) -> pm.Decision:
+    decision = pm.Decision(state)
+    for s in range(1, seconds + 1):
+        decision = pm.cycle(decision.state, plant, tick(s), CONFIG)
+        pour = decision.state.pour
+        assert pour is not None
+        if pour.state is PourState.PAUSED:
+            return decision
+    raise AssertionError(f"still running after {seconds} s")
+
+
+def test_paste_never_in_spec_pauses_at_the_dump_allowance_naming_the_cause() -> None:
+    state = started()
+    # Paste far too light for 72 % Cw: the diverter never lets it into the stope.
+    decision = run_until_paused(state, dumping(paste_density_pv=1500.0), 1200)
+    pour = decision.state.pour
+    assert pour is not None
+    dumped = pour.totals.dumped_m3
+    assert dumped == pytest.approx(10.0, abs=100.0 / 3600.0 + 1e-6)  # one cycle past the limit
+    assert pour.totals.poured_m3 == 0.0
+    last = pour.interruptions[-1]
+    assert last["reason"] == "dump_limit"
+    assert "never settled in spec" in last["detail"] and "limit 10 m3" in last["detail"]
+    assert any(w.values.get("run_request") is False for w in writes(decision))
+    alarms = {a.code.value: a for a in decision.state.alarms.annunciated()}
+    assert alarms["dump_limit_pause"].active and alarms["dump_limit_pause"].severity.value == "high"
+    # The alarm stays until an operator resumes: then the allowance starts again.
+    later = pm.cycle(decision.state, dumping(paste_density_pv=1500.0), tick(1300), CONFIG)
+    assert later.state.alarms["dump_limit_pause"].active
+    resumed = pm.resume(
+        later.state, "p1", RECIPE, dumping(plant_mode=0), tick(1301), CONFIG, role="scada"
+    )
+    assert resumed.state.pour is not None
+    assert resumed.state.pour.dump_base_m3 == pytest.approx(dumped)
+    after = pm.Decision(resumed.state)
+    for s in range(1302, 1310):  # past the alarms' off-delay
+        after = pm.cycle(after.state, dumping(paste_density_pv=1500.0), tick(s), CONFIG)
+    assert not after.state.alarms["dump_limit_pause"].active
+
+
+def test_a_recipe_the_feed_cannot_reach_pauses_after_its_allowance() -> None:
+    state = started()
+    # A feed at 1,450 kg/m3 (about 47 % solids) cannot make 72 % Cw by adding water.
+    wet = readings(plant_mode=2, tailings_density_pv=1450.0)
+    decision = run_until_paused(state, wet, 400)
+    pour = decision.state.pour
+    assert pour is not None
+    assert pour.interruptions[-1]["reason"] == "recipe_unreachable"
+    assert pour.unreachable_s == pytest.approx(300.0, abs=1.0)
+    assert decision.state.alarms["recipe_unreachable_pause"].active
+
+
+def test_a_limit_of_zero_is_off() -> None:
+    off = replace(CONFIG, dump=pm.DumpLimits(max_volume_m3=0.0, max_s=0.0, unreachable_s=0.0))
+    decision = pm.Decision(started())
+    for s in range(1, 900):
+        decision = pm.cycle(decision.state, dumping(paste_density_pv=1500.0), tick(s), off)
+    assert decision.state.pour is not None
+    assert decision.state.pour.state is PourState.RUNNING
+    assert decision.state.pour.totals.dumped_m3 > 20.0

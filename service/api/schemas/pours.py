@@ -82,6 +82,27 @@ class PourPublic(BaseModel):
         "taken into poured_m3 (or dumped_m3) afterwards from the PLC's totaliser or the "
         "history; its interruption names the basis.",
     )
+    judged_on: str = Field(
+        default="paste_estimate",
+        description="What Cw, Bw and off_spec_m3 are judged on: the paste as the mixer "
+        "delivers it, estimated from the readings over its residence time, never single "
+        "readings.",
+    )
+    solids_sd_pct: float | None = Field(
+        default=None,
+        description="The estimate's Cw sd from the gauges' noise (volume-weighted, points).",
+    )
+    solids_tolerance_pct: float | None = Field(
+        default=None,
+        description="The Cw error the density gauge's calibration tolerance allows (points).",
+    )
+    binder_sd_pct: float | None = Field(
+        default=None, description="The estimate's Bw sd from the readings' noise (points)."
+    )
+    binder_tolerance_pct: float | None = Field(
+        default=None,
+        description="The Bw error the scales' and feed meter's tolerances allow (points).",
+    )
     created_at: datetime
     created_by: str
     started_at: datetime | None

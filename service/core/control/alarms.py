@@ -54,6 +54,10 @@ class AlarmCode(StrEnum):
     GAUGES_DEAD_PAUSE = "gauges_dead_pause"
     # The mass and volume balances across the mixer do not close (service.core.reconcile).
     INSTRUMENTS_DISAGREE = "instruments_disagree"
+    # The pour paused because too much paste went to the dump, or the recipe stayed out of
+    # the feed's reach (service.core.pour_machine): active until an operator resumes.
+    DUMP_LIMIT_PAUSE = "dump_limit_pause"
+    RECIPE_UNREACHABLE_PAUSE = "recipe_unreachable_pause"
 
 
 class Severity(StrEnum):
@@ -72,7 +76,7 @@ class AlarmState(StrEnum):
     CLEARED_UNACKNOWLEDGED = "cleared_unacknowledged"
 
 
-#: Judged by the stope's guards (service.operations.guards), not by :func:`detect`.
+#: Judged by the pour machine's stope rules (service.core.plant_readings), not by :func:`detect`.
 STOPE_CODES = frozenset(
     {
         AlarmCode.BARRICADE_PRESSURE_HIGH,
@@ -82,7 +86,7 @@ STOPE_CODES = frozenset(
     }
 )
 
-#: Judged by the instrument checks (service.operations.instruments), not by :func:`detect`.
+#: Judged by the instrument checks (service.core.instruments), not by :func:`detect`.
 INSTRUMENT_CODES = frozenset(
     {
         AlarmCode.FEED_GAUGE_HOLDING,
@@ -91,6 +95,9 @@ INSTRUMENT_CODES = frozenset(
         AlarmCode.INSTRUMENTS_DISAGREE,
     }
 )
+
+#: Judged by the pour machine from the pauses it made (service.core.pour_machine.cycle).
+POUR_PAUSE_CODES = frozenset({AlarmCode.DUMP_LIMIT_PAUSE, AlarmCode.RECIPE_UNREACHABLE_PAUSE})
 
 DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.SOLIDS_OFF_SPEC: Severity.HIGH,
@@ -109,6 +116,8 @@ DEFAULT_SEVERITY: Mapping[AlarmCode, Severity] = {
     AlarmCode.BINDER_ON_PASTE_FLOW: Severity.MEDIUM,
     AlarmCode.GAUGES_DEAD_PAUSE: Severity.HIGH,
     AlarmCode.INSTRUMENTS_DISAGREE: Severity.MEDIUM,
+    AlarmCode.DUMP_LIMIT_PAUSE: Severity.HIGH,
+    AlarmCode.RECIPE_UNREACHABLE_PAUSE: Severity.HIGH,
 }
 
 DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
@@ -129,6 +138,8 @@ DEFAULT_ON_DELAY_S: Mapping[AlarmCode, float] = {
     AlarmCode.BINDER_ON_PASTE_FLOW: 0.0,
     AlarmCode.GAUGES_DEAD_PAUSE: 0.0,
     AlarmCode.INSTRUMENTS_DISAGREE: 0.0,
+    AlarmCode.DUMP_LIMIT_PAUSE: 0.0,
+    AlarmCode.RECIPE_UNREACHABLE_PAUSE: 0.0,
 }
 
 

@@ -82,6 +82,12 @@ class TotalsSample:
     plant_running: bool = True  # the PLC reports it is running (placing paste)
     flushing: bool = False  # the PLC reports it is flushing: the line carries water
     to_dump: bool = False  # the diverter's proven position is the dump: not stope volume
+    # What the Cw and Bw rest on (service.core.paste_estimate): the sd of the estimate
+    # from the gauges' noise and their calibration tolerance, in the same units.
+    solids_sd: float | None = None
+    solids_tolerance: float | None = None
+    binder_sd: float | None = None
+    binder_tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,12 @@ class PourTotals:
     # Paste placed while no cycle integrated it (around a crash of the service), taken
     # from the plant afterwards (:func:`add_unrecorded`): part of poured_m3 and dumped_m3.
     recovered_m3: float = 0.0
+    # The uncertainty of the Cw and Bw judged (volume-weighted sums of the estimate's sd
+    # and calibration tolerance, over the volume where each was known).
+    solids_sd_weighted_m3: float = 0.0
+    solids_tolerance_weighted_m3: float = 0.0
+    binder_sd_weighted_m3: float = 0.0
+    binder_tolerance_weighted_m3: float = 0.0
 
     @property
     def binder_total_t(self) -> float:
@@ -175,7 +187,19 @@ class PourTotals:
             "dumped_binder_t_by_component": dict(self.dumped_binder_t),
             "dumped_water_m3": self.dumped_water_m3,
             "recovered_m3": self.recovered_m3,
+            "solids_sd_pct": pct(self._mean(self.solids_sd_weighted_m3, self.solids_measured_m3)),
+            "solids_tolerance_pct": pct(
+                self._mean(self.solids_tolerance_weighted_m3, self.solids_measured_m3)
+            ),
+            "binder_sd_pct": pct(self._mean(self.binder_sd_weighted_m3, self.binder_measured_m3)),
+            "binder_tolerance_pct": pct(
+                self._mean(self.binder_tolerance_weighted_m3, self.binder_measured_m3)
+            ),
         }
+
+    @staticmethod
+    def _mean(weighted: float, volume: float) -> float | None:
+        return weighted / volume if volume > 0.0 and weighted > 0.0 else None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to resume integration (checkpoint)."""
@@ -203,6 +227,10 @@ class PourTotals:
             "dumped_binder_t": dict(self.dumped_binder_t),
             "dumped_water_m3": self.dumped_water_m3,
             "recovered_m3": self.recovered_m3,
+            "solids_sd_weighted_m3": self.solids_sd_weighted_m3,
+            "solids_tolerance_weighted_m3": self.solids_tolerance_weighted_m3,
+            "binder_sd_weighted_m3": self.binder_sd_weighted_m3,
+            "binder_tolerance_weighted_m3": self.binder_tolerance_weighted_m3,
         }
 
     @classmethod
@@ -245,6 +273,10 @@ class PourTotals:
                 dumped_binder_t=by_component("dumped_binder_t"),
                 dumped_water_m3=float(data.get("dumped_water_m3", 0.0)),
                 recovered_m3=float(data.get("recovered_m3", 0.0)),
+                solids_sd_weighted_m3=float(data.get("solids_sd_weighted_m3", 0.0)),
+                solids_tolerance_weighted_m3=float(data.get("solids_tolerance_weighted_m3", 0.0)),
+                binder_sd_weighted_m3=float(data.get("binder_sd_weighted_m3", 0.0)),
+                binder_tolerance_weighted_m3=float(data.get("binder_tolerance_weighted_m3", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInput("totals", f"unreadable totals checkpoint: {err}") from err
@@ -356,6 +388,9 @@ def accumulate(
             new,
             solids_weighted_m3=new.solids_weighted_m3 + cw * volume,
             solids_measured_m3=new.solids_measured_m3 + volume,
+            solids_sd_weighted_m3=new.solids_sd_weighted_m3 + (sample.solids_sd or 0.0) * volume,
+            solids_tolerance_weighted_m3=new.solids_tolerance_weighted_m3
+            + (sample.solids_tolerance or 0.0) * volume,
             solids_min=_min(new.solids_min, cw),
             solids_max=_max(new.solids_max, cw),
         )
@@ -366,6 +401,9 @@ def accumulate(
             new,
             binder_weighted_m3=new.binder_weighted_m3 + bw * volume,
             binder_measured_m3=new.binder_measured_m3 + volume,
+            binder_sd_weighted_m3=new.binder_sd_weighted_m3 + (sample.binder_sd or 0.0) * volume,
+            binder_tolerance_weighted_m3=new.binder_tolerance_weighted_m3
+            + (sample.binder_tolerance or 0.0) * volume,
             binder_min=_min(new.binder_min, bw),
             binder_max=_max(new.binder_max, bw),
         )

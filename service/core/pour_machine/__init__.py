@@ -36,6 +36,7 @@ from service.core.pour_machine.actions import (
 from service.core.pour_machine.cycle import cycle, plan_answer, take_over
 from service.core.pour_machine.model import (
     Decision,
+    DumpLimits,
     Effect,
     FollowPlan,
     Handover,
@@ -55,6 +56,7 @@ from service.core.pour_machine.model import (
 
 __all__ = [
     "Decision",
+    "DumpLimits",
     "Effect",
     "FollowPlan",
     "Handover",

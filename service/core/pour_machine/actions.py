@@ -10,6 +10,7 @@ from datetime import datetime
 
 from service.core import control as law
 from service.core import diversion as dv
+from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
 from service.core.pour_machine.model import (
     Decision,
@@ -110,6 +111,10 @@ def start(
         started_at=tick.wall,
         last_checkpoint_mono=tick.mono,
         run_requested_mono=tick.mono,
+        estimate=pe.PasteEstimate(),
+        dump_base_m3=pour.totals.dumped_m3,
+        dump_s=0.0,
+        unreachable_s=0.0,
     )
     return _go(replace(state, pour=started), started, readings, tick, config, role=role)
 
@@ -144,6 +149,11 @@ def resume(
         plant_was_running=False,
         binder=pour.binder.resumed(),
         run_requested_mono=tick.mono,
+        # The plant flushed at the pause: a new mixer load, a new allowance of the dump.
+        estimate=pe.PasteEstimate(),
+        dump_base_m3=pour.totals.dumped_m3,
+        dump_s=0.0,
+        unreachable_s=0.0,
     )
     return _go(
         replace(state, pour=resumed, auto_resume=None), resumed, readings, tick, config, role=role
@@ -181,20 +191,33 @@ def _go(
 
 
 def pause(
-    state: MachineState, pour_id: str, tick: Tick, readings: pr.Readings, *, role: str, reason: str
+    state: MachineState,
+    pour_id: str,
+    tick: Tick,
+    readings: pr.Readings,
+    *,
+    role: str,
+    reason: str,
+    detail: str | None = None,
 ) -> Decision:
     """Pause: the new record is kept in the same step that makes it (a store outage
-    never holds up a stop), then the PLC is asked to stop."""
+    never holds up a stop), then the PLC is asked to stop. ``detail`` says why, in the
+    interruption."""
     pour = require_active(state, pour_id)
     target = next_state(pour.state, PourAction.PAUSE)
-    paused = replace(pour.interrupted(reason, tick.wall), state=target)
+    paused = replace(pour.interrupted(reason, tick.wall, detail), state=target)
     return _request_stop(
         replace(state, pour=paused),
         paused,
         readings,
         role=role,
         reason="operator" if role != "service" else reason,
-        notes=(Note(logging.WARNING, f"pour {pour_id} paused: {reason}"),),
+        notes=(
+            Note(
+                logging.WARNING,
+                f"pour {pour_id} paused: {reason}" + (f" ({detail})" if detail else ""),
+            ),
+        ),
     )
 
 

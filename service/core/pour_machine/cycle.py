@@ -10,7 +10,9 @@ from dataclasses import replace
 from service.core import control as law
 from service.core import diversion as dv
 from service.core import instruments as ins
+from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
+from service.core.control import massbalance as mb
 from service.core.plans import PlanEvent, PlanEventKind
 from service.core.pour_machine.actions import (
     finish,
@@ -104,6 +106,7 @@ def cycle(
                 pour,
                 control=control,
                 plant_was_running=pour.plant_was_running or output.mode is law.ControlMode.ACTIVE,
+                estimate=_estimate(pour, readings, inputs, output, dt_s, config),
             )
             pour, balance, balance_notes = _check_balance(
                 pour, state.balance, readings, inputs, output, tick, config
@@ -166,13 +169,27 @@ def _produce(
             effects.append(Write(values, pour.id, "correction", "service", WriteKind.CORRECTION))
     flushing = readings.mode_is(pr.MODE_FLUSHING)
     totaliser = readings.measurement(TOTALISER_TAG)
-    sample = law.sample_from_step(
-        inputs,
-        output,
-        paste_flow_m3_h=_paste_volume_rate(readings, pour.totaliser_m3, totaliser, dt_s, flushing),
-        water_flow_m3_h=readings.measurement("water_flow_pv"),
-        flushing=flushing,
-        to_dump=divert.to_dump,
+    est = pour.estimate
+    sample = replace(
+        law.sample_from_step(
+            inputs,
+            output,
+            paste_flow_m3_h=_paste_volume_rate(
+                readings, pour.totaliser_m3, totaliser, dt_s, flushing
+            ),
+            water_flow_m3_h=readings.measurement("water_flow_pv"),
+            flushing=flushing,
+            to_dump=divert.to_dump,
+        ),
+        # Judged on the paste as estimated (its uncertainty recorded), not on a reading.
+        solids_fraction=est.solids_fraction
+        if output.measured_solids_fraction is not None
+        else None,
+        binder_ratio=est.binder_ratio if output.measured_binder_ratio is not None else None,
+        solids_sd=est.solids_sd,
+        solids_tolerance=est.solids_tolerance,
+        binder_sd=est.binder_sd,
+        binder_tolerance=est.binder_tolerance,
     )
     pour = replace(
         pour,
@@ -180,12 +197,80 @@ def _produce(
         totaliser_m3=totaliser.value if totaliser.usable else None,
         to_dump=divert.to_dump,
     )
+    producing = output.mode is law.ControlMode.ACTIVE and not flushing
+    pour = replace(
+        pour,
+        dump_s=pour.dump_s + (dt_s if divert.to_dump and producing else 0.0),
+        unreachable_s=pour.unreachable_s + dt_s if output.recipe_unreachable else 0.0,
+    )
     state = replace(state, pour=pour)
+    stop = _dump_stop(pour, output, divert, config)
+    if stop is not None:
+        reason, detail = stop
+        decision = pause(
+            state, pour.id, tick, readings, role="service", reason=reason, detail=detail
+        )
+        return Decision(decision.state, (*effects, *decision.effects))
     if pour.context is not None:
         effects.append(FollowPlan(pour))
         return Decision(state, tuple(effects))
     decision = _at_target(state, pour, readings, tick)
     return Decision(decision.state, (*effects, *decision.effects))
+
+
+DUMP_LIMIT = "dump_limit"
+RECIPE_UNREACHABLE = "recipe_unreachable"
+PAUSE_ALARMS = {
+    DUMP_LIMIT: law.AlarmCode.DUMP_LIMIT_PAUSE,
+    RECIPE_UNREACHABLE: law.AlarmCode.RECIPE_UNREACHABLE_PAUSE,
+}
+
+
+def _dump_stop(
+    pour: PourRun, output: law.ControlOutput, divert: dv.DiverterOutput, config: MachineConfig
+) -> tuple[str, str] | None:
+    """Why the pour must pause now, if it must: the dump took more than its allowance
+    since the last start or resume (naming the cause), or the recipe has been out of
+    the feed's reach too long. None: go on."""
+    limits = config.dump
+    if limits.unreachable_s > 0.0 and pour.unreachable_s >= limits.unreachable_s:
+        return RECIPE_UNREACHABLE, (
+            f"the feed cannot reach the recipe's Cw {100 * pour.recipe.solids_fraction:.1f} % "
+            f"(too wet: water to add would be negative) for {pour.unreachable_s:.0f} s; "
+            "a drier feed or a recipe the feed can make"
+        )
+    dumped = pour.totals.dumped_m3 - pour.dump_base_m3
+    over_volume = limits.max_volume_m3 > 0.0 and dumped >= limits.max_volume_m3
+    over_time = limits.max_s > 0.0 and pour.dump_s >= limits.max_s
+    if not (over_volume or over_time):
+        return None
+    est, recipe = pour.estimate, pour.recipe
+    if output.recipe_unreachable:
+        cause = "the recipe is out of the feed's reach"
+    elif divert.fault is not None:
+        cause = f"the diverter: {divert.fault.detail}"
+    else:
+        cw = "unknown" if est.solids_fraction is None else f"{100 * est.solids_fraction:.2f} %"
+        bw = "unknown" if est.binder_ratio is None else f"{100 * est.binder_ratio:.2f} %"
+        cause = (
+            f"the paste never settled in spec: Cw {cw} for {100 * recipe.solids_fraction:.2f} %, "
+            f"Bw {bw} for {100 * recipe.binder_ratio:.2f} %"
+        )
+    return DUMP_LIMIT, (
+        f"{dumped:.1f} m3 in {pour.dump_s / 60.0:.1f} min sent to the dump since the start "
+        f"(limit {limits.max_volume_m3:g} m3 or {limits.max_s / 60.0:g} min): {cause}"
+    )
+
+
+def pause_conditions(pour: PourRun | None) -> dict[law.AlarmCode, law.Condition]:
+    """The alarms of a pause the machine made for the paste (the dump's allowance, an
+    unreachable recipe): active until an operator resumes the pour."""
+    waiting = None if pour is None else pour.paused_for
+    detail = "" if pour is None or not pour.interruptions else pour.interruptions[-1].get("detail")
+    return {
+        code: law.Condition(waiting == reason, str(detail or "") if waiting == reason else "")
+        for reason, code in PAUSE_ALARMS.items()
+    }
 
 
 # No paste plant pumps more: a totaliser that jumps further glitched (a rate is used).
@@ -277,6 +362,43 @@ def recover_unrecorded(state: MachineState, readings: pr.Readings, tick: Tick) -
     return recover(state, pour.id, volume, basis="plc_totaliser", detail=why, tick=tick)
 
 
+def _estimate(
+    pour: PourRun,
+    readings: pr.Readings,
+    inputs: law.ControlInputs,
+    output: law.ControlOutput,
+    dt_s: float,
+    config: MachineConfig,
+) -> pe.PasteEstimate:
+    """The paste estimate after this cycle's readings: Cw from the paste density (a gauge
+    correction's bias off), Bw from the feeders' rates over the measured dry tailings
+    (none while the binder follows the paste flow: its own rates say nothing then)."""
+    if output.mode is not law.ControlMode.ACTIVE:
+        return pour.estimate
+    density = paste_density(readings, pour)
+    rates = {c: m.value for c, m in inputs.binder_rates_t_h.items() if m.usable}
+    binder_known = (
+        inputs.binder_on_paste_flow_t_h is None
+        and not inputs.refilling
+        and len(rates) == len(pour.recipe.component_names)
+    )
+    ff = output.feed_forward
+    level = readings.measurement("mixer_level_pv")
+    flow = readings.measurement("paste_flow_pv")
+    return pe.step(
+        pour.estimate,
+        solids_fraction=output.measured_solids_fraction,
+        density_kg_m3=density.value if density.usable else None,
+        solids_sg=mb.solids_sg(pour.recipe),
+        binder_t_h=rates if binder_known else None,
+        dry_tailings_t_h=ff.dry_tailings_t_h if ff is not None else None,
+        level_pct=level.value if level.usable else None,
+        paste_flow_m3_h=flow.value if flow.usable else None,
+        dt_s=dt_s,
+        config=config.estimate,
+    )
+
+
 def _stuck_notes(before: frozenset[str], now: frozenset[str], after_s: float) -> list[Effect]:
     notes: list[Effect] = [
         Note(
@@ -355,8 +477,8 @@ def _check_balance(
     in_band = all(
         dv.in_band(measured, target, solids=solids, config=config.alarms) is True
         for measured, target, solids in (
-            (output.measured_solids_fraction, recipe.solids_fraction, True),
-            (output.measured_binder_ratio, recipe.binder_ratio, False),
+            (pour.estimate.solids_fraction, recipe.solids_fraction, True),
+            (pour.estimate.binder_ratio, recipe.binder_ratio, False),
         )
     )
     steady_since, judge = ins.steady_step(
@@ -405,13 +527,13 @@ def _divert(
         dv.DiverterInputs(
             phase=dv.PourPhase.RUNNING if pour.plant_was_running else dv.PourPhase.STARTING,
             solids_in_band=dv.in_band(
-                output.measured_solids_fraction,
+                pour.estimate.solids_fraction,
                 recipe.solids_fraction,
                 solids=True,
                 config=config.alarms,
             ),
             binder_in_band=dv.in_band(
-                output.measured_binder_ratio,
+                pour.estimate.binder_ratio,
                 recipe.binder_ratio,
                 solids=False,
                 config=config.alarms,
@@ -465,8 +587,9 @@ def _evaluate_alarms(
     conditions = law.detect(
         solids_fraction_target=recipe.solids_fraction if recipe else math.nan,
         binder_ratio_target=recipe.binder_ratio if recipe else math.nan,
-        measured_solids_fraction=output.measured_solids_fraction if output else None,
-        measured_binder_ratio=output.measured_binder_ratio if output else None,
+        # The paste as estimated, not a single reading (service.core.paste_estimate).
+        measured_solids_fraction=pour.estimate.solids_fraction if output and pour else None,
+        measured_binder_ratio=pour.estimate.binder_ratio if output and pour else None,
         pump_pressure_kpa=pressure.value if pressure.usable else None,
         faulted_feeders=inputs.faulted if inputs else frozenset(),
         link_up=readings.connected,
@@ -477,6 +600,7 @@ def _evaluate_alarms(
         config=config.alarms,
     )
     conditions.update(stope if readings.connected else {})
+    conditions.update(pause_conditions(pour))
     conditions.update(
         ins.fallback_conditions(state.fallback, None if pour is None else pour.binder)
     )

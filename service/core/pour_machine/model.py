@@ -13,6 +13,7 @@ from typing import Any
 from service.core import control as law
 from service.core import diversion as dv
 from service.core import instruments as ins
+from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
 from service.core.plans import PlanEvent
 from service.core.pour_states import PourState
@@ -53,6 +54,19 @@ class MachineConfig:
     balance_settle_s: float = 60.0
     control: law.ControlConfig = field(default_factory=law.ControlConfig)
     alarms: law.AlarmConfig = field(default_factory=law.AlarmConfig)
+    estimate: pe.EstimateConfig = field(default_factory=pe.EstimateConfig)
+    dump: DumpLimits = field(default_factory=lambda: DumpLimits())
+
+
+@dataclass(frozen=True)
+class DumpLimits:
+    """What a pour may send to the dump since its last start or resume before it pauses
+    (plant seconds): the volume, the time, and how long the recipe may stay out of the
+    feed's reach. 0 turns a limit off."""
+
+    max_volume_m3: float = 10.0
+    max_s: float = 900.0
+    unreachable_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +171,27 @@ class PourRun:
     # Found running after a crash: the paste placed since its last checkpoint is not in
     # the totals yet (taken from the totaliser once the link is up).
     unrecorded: bool = False
+    # The paste it places, estimated from the readings (service.core.paste_estimate).
+    estimate: pe.PasteEstimate = field(default_factory=pe.PasteEstimate)
+    # Since the last start or resume: the dumped volume then, the plant seconds of paste
+    # sent to the dump, and how long the recipe has been out of the feed's reach.
+    dump_base_m3: float = 0.0
+    dump_s: float = 0.0
+    unreachable_s: float = 0.0
 
-    def interrupted(self, reason: str, at: datetime) -> PourRun:
-        return replace(
-            self,
-            interruptions=(*self.interruptions, {"reason": reason, "started_at": at.isoformat()}),
-        )
+    def interrupted(self, reason: str, at: datetime, detail: str | None = None) -> PourRun:
+        entry: dict[str, Any] = {"reason": reason, "started_at": at.isoformat()}
+        if detail:
+            entry["detail"] = detail
+        return replace(self, interruptions=(*self.interruptions, entry))
+
+    @property
+    def paused_for(self) -> str | None:
+        """The reason of the interruption a paused pour waits in (None: not paused)."""
+        if self.state is not PourState.PAUSED or not self.interruptions:
+            return None
+        last = self.interruptions[-1]
+        return None if "ended_at" in last else str(last.get("reason"))
 
     def interruption_ended(self, at: datetime) -> PourRun:
         items = list(self.interruptions)
