@@ -165,9 +165,35 @@ class OpcUaServerSettings(BaseModel):
         description="Allow security_mode None (API keys then cross the network in clear): "
         "for a test or a loopback-only SCADA, never in production.",
     )
+    max_connections: int = Field(
+        default=64, ge=2, le=1000, description="Connections held at once, logged in or not."
+    )
+    max_connections_per_peer: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Connections one address may hold; a newcomer beyond it takes the place "
+        "of that address's oldest connection that has not opened a secured channel.",
+    )
+    max_unactivated: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Connections not yet logged in, in all (the rest of max_connections is "
+        "kept for sessions that did); a newcomer beyond it takes the place of the oldest "
+        "that has not opened a secured channel, or is refused.",
+    )
+    activation_timeout_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=120,
+        description="Seconds a connection has to log in before it is closed.",
+    )
 
     @model_validator(mode="after")
     def _secured(self) -> OpcUaServerSettings:
+        if self.max_unactivated > self.max_connections:
+            raise ValueError("max_unactivated cannot exceed max_connections")
         if self.security_mode is SecurityMode.NONE:
             if self.enabled and not self.allow_insecure:
                 raise ValueError(

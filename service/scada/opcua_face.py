@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -40,16 +41,20 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
 from service.api.auth import KeyRing
+from service.core import admission
 from service.core import scada_model as M
+from service.core.untrusted import clip
 from service.errors import BackfillError
 from service.plant.opcua import TrustList
-from service.scada.source import ModelSource
+from service.scada.opcua_guard import Doorkeeper, GuardedInternalServer, GuardedServer
+from service.scada.source import Caller, ModelSource
 from service.settings import OpcUaServerSettings, Role, SecurityMode
 
 log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:backfill:service"
 UPDATE_S = 1.0  # the longest a value waits for its update
+LOGIN_CHARS = 128  # of a client's user name, kept with its session
 _ACTIONS = (Role.SCADA, Role.ADMIN)
 
 _caller: contextvars.ContextVar[User | None] = contextvars.ContextVar("opcua_caller", default=None)
@@ -93,7 +98,7 @@ class _Session(InternalSession):
             _caller.reset(token)
 
 
-class _Server(InternalServer):
+class _Server(GuardedInternalServer):
     def create_session(
         self, name: str, user: User | None = None, external: bool = False
     ) -> InternalSession:
@@ -105,6 +110,15 @@ class _Server(InternalServer):
             user=user or User(role=UserRole.Anonymous),
             external=external,
         )
+
+
+@dataclass
+class _KeyUser(User):
+    """A logged-in client: ``name`` is ``role:key id`` (what the service records today),
+    ``login`` the user name the client gave (bounded), for the audit that will name a
+    person."""
+
+    login: str = ""
 
 
 class _KeyUsers(UserManager):
@@ -125,9 +139,13 @@ class _KeyUsers(UserManager):
             return None
         principal = self._keys.authenticate(password)
         if principal is None:
-            log.warning("OPC UA login refused for user %r: not a valid API key", username)
+            log.warning("OPC UA login refused for user %s: not a valid API key", clip(username))
             return None
-        return User(role=UserRole.User, name=f"{principal.role.value}:{principal.key_id}")
+        return _KeyUser(
+            role=UserRole.User,
+            name=f"{principal.role.value}:{principal.key_id}",
+            login=(username or "")[:LOGIN_CHARS],
+        )
 
 
 def _role_of(user: User | None) -> Role | None:
@@ -149,6 +167,7 @@ class OpcUaFace:
         self._spec = source.spec()
         self._kinds = {spec.path: spec.kind for spec in self._spec}
         self._server: Server | None = None
+        self.doorkeeper: Doorkeeper | None = None
         self._task: asyncio.Task[None] | None = None
         self._nodes: dict[str, ua.NodeId] = {}
         self._written: dict[str, M.Point] = {}
@@ -163,7 +182,20 @@ class OpcUaFace:
 
     async def start(self) -> None:
         s = self.settings
-        server = Server(iserver=_Server(user_manager=_KeyUsers(self._keys)))
+        iserver = _Server(user_manager=_KeyUsers(self._keys))
+        # A connection that has not logged in by then is closed (asyncua's own hook).
+        iserver.max_pending_activation_seconds = s.activation_timeout_s
+        # asyncua's first-come count stays as a backstop above the doorkeeper's limits
+        # (a connection the doorkeeper closed leaves asyncua's list a moment later).
+        iserver.max_connections = 2 * s.max_connections + 16
+        self.doorkeeper = Doorkeeper(
+            admission.Limits(
+                max_connections=s.max_connections,
+                max_per_peer=s.max_connections_per_peer,
+                max_unactivated=s.max_unactivated,
+            )
+        )
+        server = GuardedServer(iserver, self.doorkeeper)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("Paste backfill service")
@@ -279,11 +311,23 @@ class OpcUaFace:
             if not isinstance(value, str) or not value:
                 return ua.StatusCode(ua.UInt32(StatusCodes.BadInvalidArgument))
             user = _caller.get()
-            assert user is not None and user.name is not None  # the role came from it
+            assert role is not None and user is not None and user.name is not None
+            caller = Caller(
+                role=role,
+                key_id=user.name.split(":", 1)[1],
+                user=getattr(user, "login", ""),
+                face="opcua",
+            )
             try:
-                state = await action(value, user.name)
+                state = await action(value, caller)
             except BackfillError as err:
-                log.warning("OPC UA %s %s refused: %s", name, value, err.detail)
+                log.warning(
+                    "OPC UA %s %s by %s refused: %s",
+                    name,
+                    clip(value),
+                    clip(caller.user),
+                    clip(err.detail, 200),
+                )
                 code = _REFUSALS.get(err.code, StatusCodes.BadInvalidState)
                 return ua.StatusCode(ua.UInt32(code))
             await self._publish()  # the change shows at once, not at the next update

@@ -10,10 +10,29 @@ from typing import Any
 
 from service.core import scada_model as M
 from service.core.control.massbalance import BINDER_COMPONENTS
+from service.settings import Role
 
-Action = Callable[[str, str], Awaitable[str]]
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks a SCADA face for an action: the role and key id the service records
+    today (``who``, as the API records a caller), and the user name the client gave (the
+    OPC UA session's user, the Sparkplug host), kept for the audit that will name a
+    person; ``face`` is ``opcua`` or ``sparkplug``."""
+
+    role: Role
+    key_id: str
+    user: str
+    face: str
+
+    @property
+    def who(self) -> str:
+        return f"{self.role.value}:{self.key_id}"
+
+
+Action = Callable[[str, Caller], Awaitable[str]]
 """A pour action or an acknowledgement: its argument (a pour id, an alarm code) and the
-caller (``role:id``, as the API records a caller) in, the new state out."""
+caller in, the new state out."""
 
 ACTIONS = ("Start", "Pause", "Resume", "Stop", "Acknowledge")
 

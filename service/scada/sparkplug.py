@@ -39,8 +39,9 @@ import aiomqtt
 import pysparkplug as spb
 
 from service.core import scada_model as M
+from service.core.untrusted import clip
 from service.errors import BackfillError
-from service.scada.source import ModelSource
+from service.scada.source import Caller, ModelSource
 from service.settings import SparkplugSettings
 
 log = logging.getLogger(__name__)
@@ -291,24 +292,28 @@ class SparkplugNode:
         for metric in command.metrics:
             action = COMMANDS.get(metric.name or "")
             if action is None:
-                log.warning("Sparkplug: unknown device command %r", metric.name)
+                log.warning("Sparkplug: unknown device command %s", clip(metric.name))
                 continue
             if not s.commands_enabled:
                 log.warning(
-                    "Sparkplug: %s %r refused: commands are not enabled "
+                    "Sparkplug: %s %s refused: commands are not enabled "
                     "(BACKFILL_SPARKPLUG__COMMANDS_ENABLED)",
                     metric.name,
-                    metric.value,
+                    clip(metric.value),
                 )
                 continue
             if not isinstance(metric.value, str) or not metric.value:
                 log.warning("Sparkplug: %s needs a text argument", metric.name)
                 continue
+            caller = Caller(role=s.command_role, key_id="sparkplug", user="", face="sparkplug")
             try:
-                state = await self._source.actions[action](
-                    metric.value, f"{s.command_role.value}:sparkplug"
-                )
-                log.info("Sparkplug: %s %s -> %s", metric.name, metric.value, state)
+                state = await self._source.actions[action](metric.value, caller)
+                log.info("Sparkplug: %s %s -> %s", metric.name, clip(metric.value), state)
             except BackfillError as err:
-                log.warning("Sparkplug: %s %s refused: %s", metric.name, metric.value, err.detail)
+                log.warning(
+                    "Sparkplug: %s %s refused: %s",
+                    metric.name,
+                    clip(metric.value),
+                    clip(err.detail, 200),
+                )
             await self._publish()
