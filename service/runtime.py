@@ -356,6 +356,7 @@ class Runtime:
             measurements={t: UNITS[t] for t in tag_map.measurements},
             setpoints={t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags},
             actions=self._scada_actions(),
+            ranges=tag_map.ranges,
         )
         if settings.opcua_server.enabled:
             from service.scada.opcua_face import OpcUaFace

@@ -149,6 +149,14 @@ class OpcUaServerSettings(BaseModel):
     enabled: bool = False
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=4841, ge=1, le=65535)
+    application_uri: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=200,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$",
+        description="This instance's application URI, carried by its certificate (python "
+        "-m service.scada.cert makes one); unset: urn:<host name>:backfill:service.",
+    )
     security_mode: SecurityMode = Field(
         default=SecurityMode.SIGN_AND_ENCRYPT,
         description="Basic256Sha256 with this mode; None only with allow_insecure.",

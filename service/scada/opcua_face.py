@@ -1,22 +1,34 @@
 """The service as an OPC UA server, for a SCADA to browse without scripting.
 
-The address space (namespace ``urn:backfill:service``) holds the model of
-:mod:`service.core.scada_model`: objects ``Plant`` (with ``Measurements`` and
-``Setpoints``), ``Pour``, ``Recipe`` and ``Alarms`` (one object per alarm code), each
-point a read-only variable with its engineering unit (the ``EngineeringUnits`` text of
-the Data Access model is not built; the unit is the variable's description prefix and
-a property ``Unit``), the quality as the value's status code (Good, Uncertain, Bad,
-BadWaitingForInitialData) and the PLC's source timestamp. Values change by subscription:
-one task rebuilds the model whenever the plant link's snapshot changes (and at least
-every second, for the pour's totals), and writes only the points that changed.
+The address space (namespace ``urn:backfill:service``, every browse name in it) holds
+the model of :mod:`service.core.scada_model`: objects ``Plant`` (with ``Measurements``
+and ``Setpoints``), ``Pour``, ``Recipe`` and ``Alarms`` (one object per alarm code),
+each point a read-only variable, the quality as the value's status code (Good,
+Uncertain, Bad, BadWaitingForInitialData) and the PLC's source timestamp. A number with
+an engineering range is an AnalogItemType (OPC UA Part 8 §5.3.2) with ``EURange`` and,
+where it has a unit, ``EngineeringUnits`` (EUInformation with the UN/CEFACT code:
+:mod:`service.core.eng_units`); every point with a unit also keeps the property
+``Unit`` (the unit as ``/plant/status`` writes it). Values change by subscription: one
+task rebuilds the model whenever the plant link's snapshot changes (and at least every
+second, for the pour's totals), and writes only the points that changed.
+
+Each alarm is also an Alarms & Conditions condition (:mod:`.opcua_alarms`): events from
+the Server object, acknowledgement through the condition's Acknowledge, ConditionRefresh.
 
 Methods: ``Pour.Start``, ``Pause``, ``Resume``, ``Stop`` (a pour id in, its state out)
 and ``Alarms.Acknowledge`` (an alarm code in), allowed to the roles the API allows
 (scada and admin), through the same operations as the API. A client logs in with a user
-name (any) and an API key as its password; anonymous sessions are refused; a wrong role
-gets ``BadUserAccessDenied``, a refused action the status code of its reason
+name (kept with its session and passed with every action it takes) and an API key as
+its password; anonymous sessions are refused; a wrong role gets
+``BadUserAccessDenied``, a refused action the status code of its reason
 (``BadNotFound``, ``BadInvalidState``, ``BadResourceUnavailable``). The calling user
 reaches a method through a context variable set by the server's session for its calls.
+Which channel may carry a session and who may hold a connection: :mod:`.opcua_guard`.
+
+The server's application URI is this instance's own (``application_uri``, by default
+``urn:<host name>:backfill:service``: two failover instances are two applications),
+and a secured server's certificate must carry it (``python -m service.scada.cert``
+makes one that does).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from asyncua import ua
@@ -43,9 +56,13 @@ from asyncua.ua.status_codes import StatusCodes
 from service.api.auth import KeyRing
 from service.core import admission
 from service.core import scada_model as M
+from service.core.control.alarms import AlarmCode
+from service.core.eng_units import UNECE_NAMESPACE, UNITS
 from service.core.untrusted import clip
 from service.errors import BackfillError
 from service.plant.opcua import TrustList
+from service.scada.cert import certificate_uris, default_application_uri
+from service.scada.opcua_alarms import OpcUaAlarms
 from service.scada.opcua_guard import Doorkeeper, GuardedInternalServer, GuardedServer
 from service.scada.source import Caller, ModelSource
 from service.settings import OpcUaServerSettings, Role, SecurityMode
@@ -157,6 +174,21 @@ def _role_of(user: User | None) -> Role | None:
         return None
 
 
+def _acting_caller() -> Caller | None:
+    """The calling session's caller when its role may act (None: refused, logged)."""
+    user = _caller.get()
+    role = _role_of(user)
+    if role not in _ACTIONS or user is None or user.name is None:
+        log.warning("OPC UA action refused to role %s", role)
+        return None
+    return Caller(
+        role=role,
+        key_id=user.name.split(":", 1)[1],
+        user=getattr(user, "login", ""),
+        face="opcua",
+    )
+
+
 class OpcUaFace:
     def __init__(
         self, settings: OpcUaServerSettings, *, keys: KeyRing, source: ModelSource
@@ -171,10 +203,19 @@ class OpcUaFace:
         self._task: asyncio.Task[None] | None = None
         self._nodes: dict[str, ua.NodeId] = {}
         self._written: dict[str, M.Point] = {}
+        self.alarms = OpcUaAlarms(
+            caller=_acting_caller,
+            acknowledge=source.actions["Acknowledge"],
+            refresh=self._publish,
+        )
+        self.application_uri = settings.application_uri or default_application_uri()
         self.idx = 0
 
     def _nid(self, name: str) -> ua.NodeId:
         return ua.NodeId(ua.String(name), ua.Int16(self.idx))
+
+    def _qname(self, name: str) -> ua.QualifiedName:
+        return ua.QualifiedName(name, ua.Int16(self.idx))
 
     @property
     def endpoint(self) -> str:
@@ -183,6 +224,7 @@ class OpcUaFace:
     async def start(self) -> None:
         s = self.settings
         iserver = _Server(user_manager=_KeyUsers(self._keys))
+        iserver.bind_condition_methods = True  # ConditionRefresh (asyncua's)
         # A connection that has not logged in by then is closed (asyncua's own hook).
         iserver.max_pending_activation_seconds = s.activation_timeout_s
         # asyncua's first-come count stays as a backstop above the doorkeeper's limits
@@ -199,7 +241,8 @@ class OpcUaFace:
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("Paste backfill service")
-        await server.set_application_uri(NAMESPACE_URI)
+        server.product_uri = NAMESPACE_URI
+        await server.set_application_uri(self.application_uri)
         if s.security_mode is SecurityMode.NONE:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
             log.warning(
@@ -209,6 +252,7 @@ class OpcUaFace:
             )
         else:
             assert s.certificate is not None and s.private_key is not None  # settings say so
+            self._check_certificate(s.certificate)
             await server.load_certificate(str(s.certificate))
             await server.load_private_key(str(s.private_key))
             server.set_security_policy(
@@ -235,7 +279,30 @@ class OpcUaFace:
         self._server = server
         await self._publish()
         self._task = asyncio.create_task(self._run(), name="opcua-face")
-        log.info("OPC UA server for SCADA on %s", self.endpoint)
+        log.info(
+            "OPC UA server for SCADA on %s (application URI %s)",
+            self.endpoint,
+            self.application_uri,
+        )
+
+    def _check_certificate(self, path: Path) -> None:
+        """Clients refuse a server whose certificate does not carry its application URI:
+        say so at start, not at every client's connect."""
+        try:
+            uris = certificate_uris(path)
+        except (OSError, ValueError) as err:
+            raise BackfillError(
+                f"the OPC UA server certificate {path} cannot be read: {err}",
+                code="opcua_certificate_invalid",
+            ) from err
+        if self.application_uri not in uris:
+            raise BackfillError(
+                f"the OPC UA server certificate {path} carries the URI(s) "
+                f"{', '.join(uris) or 'none'}, not this instance's application URI "
+                f"{self.application_uri} (BACKFILL_OPCUA_SERVER__APPLICATION_URI): make one "
+                f"with python -m service.scada.cert --uri {self.application_uri} --host <name>",
+                code="opcua_certificate_invalid",
+            )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -258,7 +325,7 @@ class OpcUaFace:
                 return objects[path]
             parent_path, _, name = path.rpartition(".")
             parent = root if not parent_path else await folder(parent_path)
-            node = await parent.add_object(self._nid(f"Backfill.{path}"), name)
+            node = await parent.add_object(self._nid(f"Backfill.{path}"), self._qname(name))
             objects[path] = node
             return node
 
@@ -266,9 +333,12 @@ class OpcUaFace:
             parent_path, _, name = spec.path.rpartition(".")
             parent = await folder(parent_path)
             node_id = self._nid(f"Backfill.{spec.path}")
-            variable = await parent.add_variable(
-                node_id, name, _EMPTY[spec.kind], datatype=_datatype(spec.kind)
-            )
+            if spec.analog:
+                variable = await self._add_analog(server, parent, node_id, name, spec)
+            else:
+                variable = await parent.add_variable(
+                    node_id, self._qname(name), _EMPTY[spec.kind], datatype=_datatype(spec.kind)
+                )
             text = f"[{spec.unit}] {spec.description}".strip() if spec.unit else spec.description
             if text:
                 await variable.write_attribute(
@@ -277,7 +347,7 @@ class OpcUaFace:
                 )
             if spec.unit:
                 await variable.add_property(
-                    self._nid(f"Backfill.{spec.path}.Unit"), "Unit", spec.unit
+                    self._nid(f"Backfill.{spec.path}.Unit"), self._qname("Unit"), spec.unit
                 )
             self._nodes[spec.path] = node_id
 
@@ -285,7 +355,7 @@ class OpcUaFace:
         for name in ("Start", "Pause", "Resume", "Stop"):
             await pour.add_method(
                 self._nid(f"Backfill.Pour.{name}"),
-                name,
+                self._qname(name),
                 self._method(name),
                 [_argument("PourId", ObjectIds.String)],
                 [_argument("State", ObjectIds.String)],
@@ -293,31 +363,71 @@ class OpcUaFace:
         alarms = await folder("Alarms")
         await alarms.add_method(
             self._nid("Backfill.Alarms.Acknowledge"),
-            "Acknowledge",
+            self._qname("Acknowledge"),
             self._method("Acknowledge"),
             [_argument("Code", ObjectIds.String)],
             [_argument("State", ObjectIds.String)],
         )
+        sources = {code: await folder(f"Alarms.{code.value}") for code in AlarmCode}
+        await self.alarms.build(server, sources, self._nid)
+
+    async def _add_analog(
+        self, server: Server, parent: Any, node_id: ua.NodeId, name: str, spec: M.PointSpec
+    ) -> Any:
+        """An AnalogItemType variable (Part 8 §5.3.2) with EURange and, where its unit has
+        a UN/CEFACT code, EngineeringUnits."""
+        item = ua.AddNodesItem()
+        item.RequestedNewNodeId = node_id
+        item.BrowseName = self._qname(name)
+        item.NodeClass = ua.NodeClass.Variable
+        item.ParentNodeId = parent.nodeid
+        item.ReferenceTypeId = _ns0(ObjectIds.HasComponent)
+        item.TypeDefinition = _ns0(ObjectIds.AnalogItemType)
+        attrs = ua.VariableAttributes()
+        attrs.DisplayName = ua.LocalizedText(name)
+        attrs.Description = ua.LocalizedText(name)
+        attrs.DataType = _ns0(ObjectIds.Double)
+        attrs.Value = _EMPTY[M.Kind.DOUBLE]
+        attrs.ValueRank = ua.ValueRank.Scalar
+        attrs.WriteMask = attrs.UserWriteMask = 0
+        attrs.Historizing = False
+        attrs.AccessLevel = attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+        item.NodeAttributes = attrs
+        [result] = await server.iserver.isession.add_nodes([item])
+        result.StatusCode.check()
+        variable = server.get_node(node_id)
+        assert spec.low is not None and spec.high is not None  # analog says so
+        await variable.add_property(
+            self._nid(f"Backfill.{spec.path}.EURange"),
+            ua.QualifiedName("EURange", 0),
+            ua.Range(Low=spec.low, High=spec.high),
+            datatype=_ns0(ObjectIds.Range),
+        )
+        unit = UNITS.get(spec.unit)
+        if unit is not None and spec.unit:
+            await variable.add_property(
+                self._nid(f"Backfill.{spec.path}.EngineeringUnits"),
+                ua.QualifiedName("EngineeringUnits", 0),
+                ua.EUInformation(
+                    NamespaceUri=UNECE_NAMESPACE,
+                    UnitId=unit.unit_id,
+                    DisplayName=ua.LocalizedText(unit.display),
+                    Description=ua.LocalizedText(unit.description),
+                ),
+                datatype=_ns0(ObjectIds.EUInformation),
+            )
+        return variable
 
     def _method(self, name: str) -> Callable[..., Awaitable[Any]]:
         action = self._source.actions[name]
 
         async def call(_parent: ua.NodeId, argument: ua.Variant | str) -> Any:
-            role = _role_of(_caller.get())
-            if role not in _ACTIONS:
-                log.warning("OPC UA %s refused to role %s", name, role)
+            caller = _acting_caller()
+            if caller is None:
                 return ua.StatusCode(ua.UInt32(StatusCodes.BadUserAccessDenied))
             value = argument.Value if isinstance(argument, ua.Variant) else argument
             if not isinstance(value, str) or not value:
                 return ua.StatusCode(ua.UInt32(StatusCodes.BadInvalidArgument))
-            user = _caller.get()
-            assert role is not None and user is not None and user.name is not None
-            caller = Caller(
-                role=role,
-                key_id=user.name.split(":", 1)[1],
-                user=getattr(user, "login", ""),
-                face="opcua",
-            )
             try:
                 state = await action(value, caller)
             except BackfillError as err:
@@ -354,7 +464,8 @@ class OpcUaFace:
         if server is None:
             return
         now = ua.DateTime.now(UTC)
-        for path, point in M.points(self._source.status(), self._spec).items():
+        status = self._source.status()
+        for path, point in M.points(status, self._spec).items():
             if self._written.get(path) == point:
                 continue
             self._written[path] = point
@@ -371,6 +482,7 @@ class OpcUaFace:
                     ServerTimestamp=now,
                 ),
             )
+        await self.alarms.update(status.get("alarms"))
 
 
 def _datatype(kind: M.Kind) -> ua.NodeId:

@@ -5,7 +5,7 @@ ask for. One source, so that a value reads the same on every face."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.core import scada_model as M
@@ -42,13 +42,15 @@ class ModelSource:
     """``status()`` the HMI snapshot (the body of ``GET /plant/status``);
     ``changed(version, within_s)`` waits for the plant link's next snapshot and returns
     its version; ``measurements`` and ``setpoints`` the tag map's tags and units;
-    ``actions`` by name (:data:`ACTIONS`), the same operations as the API's routes."""
+    ``actions`` by name (:data:`ACTIONS`), the same operations as the API's routes;
+    ``ranges`` the site's engineering ranges by tag (the tag map's [ranges])."""
 
     status: Callable[[], Mapping[str, Any]]
     changed: Callable[[int, float], Awaitable[int]]
     measurements: Mapping[str, str]
     setpoints: Mapping[str, str]
     actions: Mapping[str, Action]
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def spec(self) -> tuple[M.PointSpec, ...]:
-        return M.specs(self.measurements, self.setpoints, BINDER_COMPONENTS)
+        return M.specs(self.measurements, self.setpoints, BINDER_COMPONENTS, self.ranges)

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.scada.opcua_face import NAMESPACE_URI
 from tests.conftest import KEYS
-from tests.integration.test_opcua_face import serving
+from tests.integration.test_opcua_face import server_pki, serving
 from tests.integration.test_opcua_security import make_cert
 
 FLOOD = Path(__file__).with_name("hello_flood.py")
@@ -31,15 +31,8 @@ FLOOD = Path(__file__).with_name("hello_flood.py")
 async def _secured(tmp_path: Path, **extra: Any) -> tuple[dict[str, Any], Path]:
     pki = tmp_path / "pki"
     pki.mkdir()
-    server_cert = await make_cert(pki, "server", NAMESPACE_URI, ExtendedKeyUsageOID.SERVER_AUTH)
     await make_cert(pki, "scada", "urn:scada:client", ExtendedKeyUsageOID.CLIENT_AUTH)
-    security = {
-        "security_mode": "SignAndEncrypt",
-        "certificate": str(server_cert),
-        "private_key": str(pki / "server_key.pem"),
-        **extra,
-    }
-    return security, pki
+    return {**server_pki(pki), **extra}, pki
 
 
 async def _scada(endpoint: str, pki: Path, client_class: type[Client] = Client) -> Client:
