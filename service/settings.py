@@ -215,9 +215,11 @@ class OpcUaServerSettings(BaseModel):
 
 class SparkplugSettings(BaseModel):
     """The service as a Sparkplug B edge node (off by default): NBIRTH/DBIRTH with the
-    model of the OPC UA face (the plant, the pour, the recipe, the alarms), DDATA on
-    change, DDEATH while the PLC link is down, NDEATH as the broker's will and on
-    shutdown, rebirth on request. Pour commands (DCMD) only with commands_enabled."""
+    model of the OPC UA face (the plant, the pour, the recipe, the alarms; units and
+    quality as metric properties, aliases, the commands as writable metrics), DDATA on
+    change past a deadband at a bounded rate, DDEATH while the PLC link is down, NDEATH as
+    the broker's will and on shutdown, rebirth on request, a primary host's STATE
+    awaited. Pour commands (DCMD) only with commands_enabled."""
 
     enabled: bool = False
     host: str = Field(default="127.0.0.1", description="MQTT broker host.")
@@ -242,6 +244,63 @@ class SparkplugSettings(BaseModel):
     command_role: Role = Field(
         default=Role.SCADA, description="The role the service records for a DCMD action."
     )
+    tls: bool = Field(default=False, description="Connect to the broker over TLS.")
+    ca_certificate: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) the broker's certificate must chain to; unset "
+        "with tls: the system's CAs.",
+    )
+    client_certificate: Path | None = Field(
+        default=None, description="Client certificate (PEM) for a broker that asks for one."
+    )
+    client_key: Path | None = Field(default=None, description="Its private key (PEM).")
+    primary_host_id: str | None = Field(
+        default=None,
+        pattern=r"^[^/#+]+$",
+        max_length=200,
+        description="The primary host application's id: the node waits for its STATE "
+        "online before its birth, and leaves (NDEATH) while it is offline; unset: no wait.",
+    )
+    bd_seq_file: Path = Field(
+        default=Path("sparkplug-bdseq"),
+        description="File that keeps the last bdSeq, so that it goes on across restarts.",
+    )
+    max_ddata_per_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=50,
+        description="Most DDATA messages a second; changes in between wait and merge.",
+    )
+    deadband_pct: float = Field(
+        default=0.1,
+        ge=0,
+        le=10,
+        description="A measurement or setpoint is sent again when it moved more than this "
+        "% of its engineering range (the tag map's [ranges]) since last sent.",
+    )
+    deadbands: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per metric deadband, absolute, in the metric's unit, as JSON "
+        '({"Plant/Measurements/paste_density_pv": 2.0}); 0: every change.',
+    )
+
+    @field_validator("deadbands")
+    @classmethod
+    def _deadbands_valid(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, band in value.items():
+            if not math.isfinite(band) or band < 0:
+                raise ValueError(f"deadband of {name} must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> SparkplugSettings:
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise ValueError("client_certificate and client_key go together")
+        if not self.tls and (self.ca_certificate or self.client_certificate):
+            raise ValueError("ca_certificate and client_certificate need tls")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        return self
 
 
 class SimSettings(BaseModel):
