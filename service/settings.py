@@ -177,7 +177,7 @@ class OpcUaServerSettings(BaseModel):
         default=64, ge=2, le=1000, description="Connections held at once, logged in or not."
     )
     max_connections_per_peer: int = Field(
-        default=16,
+        default=32,
         ge=1,
         le=1000,
         description="Connections one address may hold; a newcomer beyond it takes the place "

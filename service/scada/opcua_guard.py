@@ -13,12 +13,15 @@ each class as narrowly as it can:
 
 * :class:`_Processor` (asyncua's ``UaProcessor``) serves nothing but discovery
   (GetEndpoints, FindServers) on a channel whose security matches no offered endpoint
-  (OPC UA Part 4 §5.6.2: a session belongs to an endpoint) and never RegisterServer
+  (OPC UA Part 4 §5.6.2, CreateSession: a session belongs to an endpoint) and answers
+  a session request there with ``BadSecurityModeInsufficient``; it never serves
+  RegisterServer
   (the face is no discovery server); it names the channel's security policy to the
   token check;
 * :meth:`GuardedInternalServer.decrypt_user_token` requires the user-name token
-  encrypted with the endpoint's own policy and the server nonce inside it (Part 4
-  §7.41.2.3), refusing a token in clear with ``BadIdentityTokenInvalid``;
+  encrypted with the endpoint's own policy and the server nonce inside it (Part 4,
+  UserNameIdentityToken: §7.36 in release 1.04), refusing a token in clear with
+  ``BadIdentityTokenInvalid``;
 * :class:`_Connection` and :class:`_Listener` (asyncua's ``OPCUAProtocol`` and
   ``BinaryServer``) admit connections by :mod:`service.core.admission`;
 * :meth:`GuardedServer.start` is asyncua's ``Server.start`` with that listener and with
