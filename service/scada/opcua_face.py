@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
@@ -53,7 +53,6 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
-from service.api.auth import KeyRing
 from service.core import admission
 from service.core import scada_model as M
 from service.core.control.alarms import AlarmCode
@@ -138,11 +137,25 @@ class _KeyUser(User):
     login: str = ""
 
 
+class _Principal(Protocol):
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+
+class Keys(Protocol):
+    """The API's key ring as the face uses it (the face does not import the API)."""
+
+    def authenticate(self, presented: str) -> _Principal | None: ...
+
+
 class _KeyUsers(UserManager):
     """Any user name, an API key as the password; the key's role goes into the user's
     name (``role:key id``), which the methods read."""
 
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: Keys) -> None:
         self._keys = keys
 
     def get_user(
@@ -190,9 +203,7 @@ def _acting_caller() -> Caller | None:
 
 
 class OpcUaFace:
-    def __init__(
-        self, settings: OpcUaServerSettings, *, keys: KeyRing, source: ModelSource
-    ) -> None:
+    def __init__(self, settings: OpcUaServerSettings, *, keys: Keys, source: ModelSource) -> None:
         self.settings = settings
         self._keys = keys
         self._source = source
