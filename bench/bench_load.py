@@ -25,6 +25,11 @@ read at the start and at the end of each phase and subtracted.
   OPC UA sessions besides the HMI clients, each logged in with the hmi key and
   subscribed (250 ms publishing) to the pour's placed volume, state and Cw, and four
   measurements; it counts the data changes each receives.
+* With ``--sparkplug`` the service also runs its Sparkplug B edge node (the machine's
+  Mosquitto, ``--mqtt-port``, a group of its own, at most ``--ddata-rate`` DDATA a
+  second) in every phase, and a host in this process (paho-mqtt, in its own thread)
+  times every DDATA: each phase reports the rate and the shortest gap between two
+  messages against the limit.
 * Phase C, ``--pairs N`` (off by default): 1, 2, 4, ... up to N service processes,
   each with its own simulator, database, port and running pour, ``--pair-seconds``
   each step; a step passes when no instance overran a cycle and every instance's
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -177,9 +183,16 @@ def free_port() -> int:
 class Instance:
     """``python -m service`` on a free loopback port, with its own folder and keys."""
 
-    def __init__(self, name: str, workdir: Path, opcua: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        opcua: bool = False,
+        sparkplug: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.opcua_port = free_port() if opcua else None
+        self.sparkplug = sparkplug  # BACKFILL_SPARKPLUG__* settings, or None
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.port = free_port()
@@ -208,6 +221,12 @@ class Instance:
                 "BACKFILL_OPCUA_SERVER__PORT": str(self.opcua_port),
                 "BACKFILL_OPCUA_SERVER__SECURITY_MODE": "None",
                 "BACKFILL_OPCUA_SERVER__ALLOW_INSECURE": "true",
+            }
+        if self.sparkplug is not None:
+            env |= {
+                "BACKFILL_SPARKPLUG__ENABLED": "true",
+                "BACKFILL_SPARKPLUG__BD_SEQ_FILE": str(self.dir / "bdseq"),
+                **{f"BACKFILL_SPARKPLUG__{k.upper()}": v for k, v in self.sparkplug.items()},
             }
         for key in ("BACKFILL_PLC__ENDPOINT", "BACKFILL_FAILOVER__ENABLED"):
             env.pop(key, None)
@@ -302,12 +321,17 @@ class Instance:
 
 @contextlib.contextmanager
 def instances(
-    count: int, workdir: Path, prefix: str, *, opcua: bool = False
+    count: int,
+    workdir: Path,
+    prefix: str,
+    *,
+    opcua: bool = False,
+    sparkplug: dict[str, str] | None = None,
 ) -> Iterator[list[Instance]]:
     started: list[Instance] = []
     try:
         for i in range(count):
-            inst = Instance(f"{prefix}{i}", workdir, opcua)
+            inst = Instance(f"{prefix}{i}", workdir, opcua, sparkplug)
             started.append(inst)
             inst.start()
         for inst in started:
@@ -642,11 +666,74 @@ def load_window(inst: Instance, args: argparse.Namespace) -> tuple[Window, dict[
             proc.wait(timeout=10)
 
 
+class DdataWatch:
+    """A Sparkplug host of the bench's own: every DDATA of one group, timed on arrival
+    (paho-mqtt's network thread, so the bench's sleeps do not delay it)."""
+
+    def __init__(self, host: str, port: int, group: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.arrivals: list[float] = []
+        self.births = 0
+        self._client = mqtt.Client(client_id=f"bench-host-{group}", clean_session=True)
+
+        def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+            kind = str(message.topic).split("/")[2]
+            if kind == "DDATA":
+                self.arrivals.append(time.monotonic())
+            elif kind == "NBIRTH":
+                self.births += 1
+
+        self._client.on_message = on_message
+        self._client.connect(host, port, keepalive=30)
+        self._client.subscribe(f"spBv1.0/{group}/#", qos=0)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+    def between(self, start: float, end: float) -> tuple[int, float, float]:
+        """DDATA messages in [start, end), their rate a second, the shortest gap (s)."""
+        times = [t for t in self.arrivals if start <= t < end]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        return len(times), len(times) / (end - start), min(gaps, default=math.inf)
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
+def report_sparkplug(
+    watch: DdataWatch, phases: list[tuple[str, float, float]], rate: float
+) -> list[tuple[str, bool]]:
+    """DDATA rate and shortest gap per phase against the limit; the verdict's lines."""
+    print(f"\nSparkplug DDATA (limit {rate:g} a second: gaps of at least {1 / rate:.3f} s)")
+    print(f"  {'phase':8} {'messages':>9} {'per s':>7} {'shortest gap':>13}")
+    checks: list[tuple[str, bool]] = []
+    # The node paces on its monotonic clock; the host sees the broker's delivery, which
+    # may bunch two messages by a few milliseconds.
+    jitter_s = 0.02
+    for name, start, end in phases:
+        count, per_s, gap = watch.between(start, end)
+        print(f"  {name:8} {count:>9} {per_s:>7.2f} {gap:>12.3f}s")
+        checks.append(
+            (
+                f"Sparkplug phase {name}: {per_s:.2f} DDATA/s <= {rate:g}, shortest gap "
+                f"{gap:.3f} s >= {1 / rate - jitter_s:.3f} s",
+                count > 0 and per_s <= rate and gap >= 1 / rate - jitter_s,
+            )
+        )
+    checks.append((f"one Sparkplug birth in all phases ({watch.births})", watch.births == 1))
+    return checks
+
+
 def report_ab(
-    a: Window, b: Window, a2: Window, load: dict[str, Any], args: argparse.Namespace
+    a: Window,
+    b: Window,
+    a2: Window,
+    load: dict[str, Any],
+    args: argparse.Namespace,
+    extra: list[tuple[str, bool]] | None = None,
 ) -> bool:
     ca, cb, ca2 = a.cycles[0], b.cycles[0], a2.cycles[0]
     idle_mean = (ca.mean_ms + ca2.mean_ms) / 2
@@ -726,6 +813,7 @@ def report_ab(
             f"{le_text(cb.p99_le_ms)} loaded)",
             cb.p99_le_ms <= idle_p99,
         ),
+        *(extra or []),
     ]
     print("\nVerdict")
     for text, ok in checks:
@@ -789,6 +877,13 @@ def main(argv: list[str] | None = None) -> int:
         help="OPC UA sessions subscribed to the service's OPC UA server in phase B (0: off)",
     )
     parser.add_argument("--opcua-endpoint", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help="the service also runs its Sparkplug B node (the local broker) in every phase",
+    )
+    parser.add_argument("--mqtt-port", type=int, default=1883, help="the broker on 127.0.0.1")
+    parser.add_argument("--ddata-rate", type=float, default=2.0, help="DDATA a second at most")
     parser.add_argument("--skip-ab", action="store_true", help="only phase C")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -811,19 +906,44 @@ def main(argv: list[str] | None = None) -> int:
             f"speed 1, SQLite; one pour running throughout"
         )
         if not args.skip_ab:
-            with instances(1, workdir, "ab", opcua=args.opcua_subscribers > 0) as (inst,):
+            group = f"bench{secrets.token_hex(4)}"
+            sparkplug = (
+                {
+                    "host": "127.0.0.1",
+                    "port": str(args.mqtt_port),
+                    "group_id": group,
+                    "max_ddata_per_s": str(args.ddata_rate),
+                }
+                if args.sparkplug
+                else None
+            )
+            watch = DdataWatch("127.0.0.1", args.mqtt_port, group) if args.sparkplug else None
+            phases: list[tuple[str, float, float]] = []
+            with instances(
+                1, workdir, "ab", opcua=args.opcua_subscribers > 0, sparkplug=sparkplug
+            ) as (inst,):
                 inst.start_pour()
                 time.sleep(args.settle)
                 print(f"Phase A: {args.seconds:.0f} s, no HTTP load ...", flush=True)
+                t0 = time.monotonic()
                 a = idle_window([inst], args.seconds)
+                phases.append(("A", t0, time.monotonic()))
                 print(
                     f"Phase B: {args.seconds:.0f} s, {args.clients} HMI clients + SCADA writes ...",
                     flush=True,
                 )
+                t0 = time.monotonic()
                 b, load = load_window(inst, args)
+                phases.append(("B", t0, time.monotonic()))
                 print(f"Phase A2: {args.seconds:.0f} s, no HTTP load again ...", flush=True)
+                t0 = time.monotonic()
                 a2 = idle_window([inst], args.seconds)
-            ok = report_ab(a, b, a2, load, args)
+                phases.append(("A2", t0, time.monotonic()))
+            extra = None
+            if watch is not None:
+                watch.close()
+                extra = report_sparkplug(watch, phases, args.ddata_rate)
+            ok = report_ab(a, b, a2, load, args, extra)
         if args.pairs:
             phase_c(args, workdir)
     finally:

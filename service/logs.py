@@ -24,6 +24,20 @@ class _PourIdFilter(logging.Filter):
         return True
 
 
+#: The longest message a log line carries: a client's text that reached a message whole
+#: (a library's own line, say) is cut there, with the length of the whole.
+MAX_MESSAGE_CHARS = 4096
+
+
+class _BoundedMessage(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > MAX_MESSAGE_CHARS:
+            record.msg = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message)} chars)"
+            record.args = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, object] = {
@@ -57,6 +71,7 @@ def configure(level: str, fmt: str, opcua_level: str = "WARNING") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_PourIdFilter())
+    handler.addFilter(_BoundedMessage())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -19,6 +19,7 @@ from service.api.streams import StreamSlots
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
 from service.core.recipe_limits import RecipeLimits
+from service.core.untrusted import clip
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import (
     CalibrationCache,
@@ -44,7 +45,7 @@ from service.store.stopes import StopeStore
 
 if TYPE_CHECKING:
     from service.scada.opcua_face import OpcUaFace
-    from service.scada.source import Action
+    from service.scada.source import Action, Caller
     from service.scada.sparkplug import SparkplugNode
     from service.simulator.server import SimulatorServer
 
@@ -292,29 +293,40 @@ class Runtime:
 
     def _scada_actions(self) -> dict[str, Action]:
         """The pour actions and alarm acknowledgement of the SCADA faces, through the
-        supervisor as the API does them: an argument and the caller (``role:id``) in,
-        the new state out."""
+        supervisor as the API does them: an argument and the caller in, the new state
+        out. The caller's user name (the OPC UA session's, the Sparkplug host) is logged
+        with the action, for the audit that will name a person."""
         from service.operations.pours import start_pour
 
         supervisor = self.supervisor
 
-        def role(who: str) -> str:
-            return who.split(":", 1)[0]
+        def note(action: str, argument: str, caller: Caller) -> str:
+            log.info(
+                "%s %s %s by %s (user %s)",
+                caller.face,
+                action,
+                clip(argument),
+                caller.who,
+                clip(caller.user),
+            )
+            return caller.role.value
 
-        async def start(pour_id: str, who: str) -> str:
-            return (await start_pour(self.store, supervisor, pour_id, role(who))).state
+        async def start(pour_id: str, caller: Caller) -> str:
+            role = note("start", pour_id, caller)
+            return (await start_pour(self.store, supervisor, pour_id, role)).state
 
-        async def pause(pour_id: str, who: str) -> str:
-            return (await supervisor.pause_pour(pour_id, role(who))).state
+        async def pause(pour_id: str, caller: Caller) -> str:
+            return (await supervisor.pause_pour(pour_id, note("pause", pour_id, caller))).state
 
-        async def resume(pour_id: str, who: str) -> str:
-            return (await supervisor.resume_pour(pour_id, role(who))).state
+        async def resume(pour_id: str, caller: Caller) -> str:
+            return (await supervisor.resume_pour(pour_id, note("resume", pour_id, caller))).state
 
-        async def stop(pour_id: str, who: str) -> str:
-            return (await supervisor.stop_pour(pour_id, role(who))).state
+        async def stop(pour_id: str, caller: Caller) -> str:
+            return (await supervisor.stop_pour(pour_id, note("stop", pour_id, caller))).state
 
-        async def acknowledge(code: str, who: str) -> str:
-            return supervisor.acknowledge_alarm(code, who).state.value
+        async def acknowledge(code: str, caller: Caller) -> str:
+            note("acknowledge", code, caller)
+            return supervisor.acknowledge_alarm(code, caller.who).state.value
 
         return {
             "Start": start,
@@ -346,6 +358,7 @@ class Runtime:
             measurements={t: UNITS[t] for t in tag_map.measurements},
             setpoints={t: UNITS[t] for t in tag_map.setpoints if t in link.setpoint_tags},
             actions=self._scada_actions(),
+            ranges=tag_map.ranges,
         )
         if settings.opcua_server.enabled:
             from service.scada.opcua_face import OpcUaFace

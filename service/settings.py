@@ -149,6 +149,14 @@ class OpcUaServerSettings(BaseModel):
     enabled: bool = False
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=4841, ge=1, le=65535)
+    application_uri: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=200,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$",
+        description="This instance's application URI, carried by its certificate (python "
+        "-m service.scada.cert makes one); unset: urn:<host name>:backfill:service.",
+    )
     security_mode: SecurityMode = Field(
         default=SecurityMode.SIGN_AND_ENCRYPT,
         description="Basic256Sha256 with this mode; None only with allow_insecure.",
@@ -165,9 +173,35 @@ class OpcUaServerSettings(BaseModel):
         description="Allow security_mode None (API keys then cross the network in clear): "
         "for a test or a loopback-only SCADA, never in production.",
     )
+    max_connections: int = Field(
+        default=64, ge=2, le=1000, description="Connections held at once, logged in or not."
+    )
+    max_connections_per_peer: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Connections one address may hold; a newcomer beyond it takes the place "
+        "of that address's oldest connection that has not opened a secured channel.",
+    )
+    max_unactivated: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Connections not yet logged in, in all (the rest of max_connections is "
+        "kept for sessions that did); a newcomer beyond it takes the place of the oldest "
+        "that has not opened a secured channel, or is refused.",
+    )
+    activation_timeout_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=120,
+        description="Seconds a connection has to log in before it is closed.",
+    )
 
     @model_validator(mode="after")
     def _secured(self) -> OpcUaServerSettings:
+        if self.max_unactivated > self.max_connections:
+            raise ValueError("max_unactivated cannot exceed max_connections")
         if self.security_mode is SecurityMode.NONE:
             if self.enabled and not self.allow_insecure:
                 raise ValueError(
@@ -181,9 +215,11 @@ class OpcUaServerSettings(BaseModel):
 
 class SparkplugSettings(BaseModel):
     """The service as a Sparkplug B edge node (off by default): NBIRTH/DBIRTH with the
-    model of the OPC UA face (the plant, the pour, the recipe, the alarms), DDATA on
-    change, DDEATH while the PLC link is down, NDEATH as the broker's will and on
-    shutdown, rebirth on request. Pour commands (DCMD) only with commands_enabled."""
+    model of the OPC UA face (the plant, the pour, the recipe, the alarms; units and
+    quality as metric properties, aliases, the commands as writable metrics), DDATA on
+    change past a deadband at a bounded rate, DDEATH while the PLC link is down, NDEATH as
+    the broker's will and on shutdown, rebirth on request, a primary host's STATE
+    awaited. Pour commands (DCMD) only with commands_enabled."""
 
     enabled: bool = False
     host: str = Field(default="127.0.0.1", description="MQTT broker host.")
@@ -208,6 +244,63 @@ class SparkplugSettings(BaseModel):
     command_role: Role = Field(
         default=Role.SCADA, description="The role the service records for a DCMD action."
     )
+    tls: bool = Field(default=False, description="Connect to the broker over TLS.")
+    ca_certificate: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) the broker's certificate must chain to; unset "
+        "with tls: the system's CAs.",
+    )
+    client_certificate: Path | None = Field(
+        default=None, description="Client certificate (PEM) for a broker that asks for one."
+    )
+    client_key: Path | None = Field(default=None, description="Its private key (PEM).")
+    primary_host_id: str | None = Field(
+        default=None,
+        pattern=r"^[^/#+]+$",
+        max_length=200,
+        description="The primary host application's id: the node waits for its STATE "
+        "online before its birth, and leaves (NDEATH) while it is offline; unset: no wait.",
+    )
+    bd_seq_file: Path = Field(
+        default=Path("sparkplug-bdseq"),
+        description="File that keeps the last bdSeq, so that it goes on across restarts.",
+    )
+    max_ddata_per_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=50,
+        description="Most DDATA messages a second; changes in between wait and merge.",
+    )
+    deadband_pct: float = Field(
+        default=0.1,
+        ge=0,
+        le=10,
+        description="A measurement or setpoint is sent again when it moved more than this "
+        "% of its engineering range (the tag map's [ranges]) since last sent.",
+    )
+    deadbands: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per metric deadband, absolute, in the metric's unit, as JSON "
+        '({"Plant/Measurements/paste_density_pv": 2.0}); 0: every change.',
+    )
+
+    @field_validator("deadbands")
+    @classmethod
+    def _deadbands_valid(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, band in value.items():
+            if not math.isfinite(band) or band < 0:
+                raise ValueError(f"deadband of {name} must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> SparkplugSettings:
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise ValueError("client_certificate and client_key go together")
+        if not self.tls and (self.ca_certificate or self.client_certificate):
+            raise ValueError("ca_certificate and client_certificate need tls")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        return self
 
 
 class SimSettings(BaseModel):

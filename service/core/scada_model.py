@@ -37,12 +37,25 @@ class Quality(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PointSpec:
-    """A point of the model: its path, kind, unit and meaning."""
+    """A point of the model: its path, kind, unit and meaning, and for an analog value
+    its engineering range (``low``-``high``: the span a SCADA scales its trends and
+    percent deadbands on)."""
 
     path: str
     kind: Kind
     unit: str = ""
     description: str = ""
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def analog(self) -> bool:
+        """A number with an engineering range (OPC UA AnalogItemType)."""
+        return self.kind is Kind.DOUBLE and self.low is not None and self.high is not None
+
+    @property
+    def span(self) -> float | None:
+        return None if self.low is None or self.high is None else self.high - self.low
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,22 @@ class Point:
     quality: Quality
     source_time: datetime | None = None
 
+
+# Instrument spans of a plant of 30-300 m3/h (the tag map's [ranges] table sets a site's
+# own): a SCADA's trend scale and percent deadband, not limits the service enforces.
+_UNIT_RANGES: Mapping[str, tuple[float, float]] = {
+    "m3/h": (0.0, 400.0),
+    "kg/m3": (1000.0, 2500.0),
+    "t/h": (0.0, 50.0),
+    "kPa": (0.0, 10_000.0),
+    "%": (0.0, 100.0),
+}
+_TAG_RANGES: Mapping[str, tuple[float, float]] = {
+    "water_flow_pv": (0.0, 200.0),
+    "water_flow_sp": (0.0, 200.0),
+    "barricade_pressure_pv": (0.0, 500.0),
+}
+_VOLUME = (0.0, 1_000_000.0)  # m3: POST /pours takes targets up to 1e6
 
 _PLANT = (
     PointSpec("Plant.Connected", Kind.BOOL, "", "The service's link to the PLC is up."),
@@ -63,20 +92,22 @@ _POUR = (
     PointSpec("Pour.Id", Kind.STRING, "", "The active pour (empty: none)."),
     PointSpec("Pour.State", Kind.STRING, "", "running, paused (none: no active pour)."),
     PointSpec("Pour.StopeId", Kind.STRING, "", "The stope the pour fills."),
-    PointSpec("Pour.TargetVolumeM3", Kind.DOUBLE, "m3", "Volume to place."),
-    PointSpec("Pour.PouredM3", Kind.DOUBLE, "m3", "Paste placed in the stope."),
-    PointSpec("Pour.ProgressPct", Kind.DOUBLE, "%", "Placed / target."),
-    PointSpec("Pour.SolidsPct", Kind.DOUBLE, "%", "Cw placed, volume-weighted average."),
-    PointSpec("Pour.BinderPct", Kind.DOUBLE, "%", "Bw placed, volume-weighted average."),
-    PointSpec("Pour.BinderT", Kind.DOUBLE, "t", "Binder placed, all components."),
-    PointSpec("Pour.OffSpecM3", Kind.DOUBLE, "m3", "Paste placed outside the Cw or Bw band."),
-    PointSpec("Pour.DumpedM3", Kind.DOUBLE, "m3", "Paste sent to the dump."),
+    PointSpec("Pour.TargetVolumeM3", Kind.DOUBLE, "m3", "Volume to place.", *_VOLUME),
+    PointSpec("Pour.PouredM3", Kind.DOUBLE, "m3", "Paste placed in the stope.", *_VOLUME),
+    PointSpec("Pour.ProgressPct", Kind.DOUBLE, "%", "Placed / target.", 0.0, 100.0),
+    PointSpec("Pour.SolidsPct", Kind.DOUBLE, "%", "Cw placed, volume-weighted average.", 0, 100),
+    PointSpec("Pour.BinderPct", Kind.DOUBLE, "%", "Bw placed, volume-weighted average.", 0, 50),
+    PointSpec("Pour.BinderT", Kind.DOUBLE, "t", "Binder placed, all components.", 0, 100_000),
+    PointSpec(
+        "Pour.OffSpecM3", Kind.DOUBLE, "m3", "Paste placed outside the Cw or Bw band.", *_VOLUME
+    ),
+    PointSpec("Pour.DumpedM3", Kind.DOUBLE, "m3", "Paste sent to the dump.", *_VOLUME),
 )
 
 _RECIPE = (
-    PointSpec("Recipe.SolidsPct", Kind.DOUBLE, "%", "Cw target of the pour's recipe."),
-    PointSpec("Recipe.BinderPct", Kind.DOUBLE, "%", "Bw target (binder / dry tailings)."),
-    PointSpec("Recipe.TailingsSg", Kind.DOUBLE, "", "Tailings Gs control runs on."),
+    PointSpec("Recipe.SolidsPct", Kind.DOUBLE, "%", "Cw target of the pour's recipe.", 0, 100),
+    PointSpec("Recipe.BinderPct", Kind.DOUBLE, "%", "Bw target (binder / dry tailings).", 0, 50),
+    PointSpec("Recipe.TailingsSg", Kind.DOUBLE, "", "Tailings Gs control runs on.", 1.0, 8.0),
 )
 
 _ALARM_FIELDS = (
@@ -90,27 +121,53 @@ _ALARM_FIELDS = (
 _NO_DATA = Point(None, Quality.NO_DATA)
 
 
+def tag_range(
+    tag: str, unit: str, ranges: Mapping[str, tuple[float, float]]
+) -> tuple[float, float] | tuple[None, None]:
+    """A tag's engineering range: the site's (the tag map's [ranges]), else the span of
+    its kind of instrument; none for a flag, a mode or a counter."""
+    if tag in ranges:
+        return ranges[tag]
+    if tag in _TAG_RANGES:
+        return _TAG_RANGES[tag]
+    if tag.startswith("barricade_") and unit == "kPa":
+        return _TAG_RANGES["barricade_pressure_pv"]
+    return _UNIT_RANGES.get(unit, (None, None))
+
+
 def specs(
     measurements: Mapping[str, str],
     setpoints: Mapping[str, str],
     binder_components: Iterable[str],
+    ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[PointSpec, ...]:
     """Every point, in browse order: the plant, its measurements and setpoints (tag
-    name -> unit, as the tag map has them), the pour, the recipe (with one blend point
-    per binder component) and every alarm code."""
+    name -> unit, as the tag map has them, with their ranges: :func:`tag_range`), the
+    pour, the recipe (with one blend point per binder component) and every alarm code."""
+    site = ranges or {}
     out: list[PointSpec] = list(_PLANT)
     out += [
-        PointSpec(f"Plant.Measurements.{tag}", _kind_of(unit), unit)
+        PointSpec(
+            f"Plant.Measurements.{tag}", _kind_of(unit), unit, "", *tag_range(tag, unit, site)
+        )
         for tag, unit in measurements.items()
     ]
     out += [
-        PointSpec(f"Plant.Setpoints.{tag}", _kind_of(unit), unit, "Last written by the service.")
+        PointSpec(
+            f"Plant.Setpoints.{tag}",
+            _kind_of(unit),
+            unit,
+            "Last written by the service.",
+            *tag_range(tag, unit, site),
+        )
         for tag, unit in setpoints.items()
     ]
     out += _POUR
     out += _RECIPE
     out += [
-        PointSpec(f"Recipe.Blend.{name}Pct", Kind.DOUBLE, "%", f"{name} share of the binder.")
+        PointSpec(
+            f"Recipe.Blend.{name}Pct", Kind.DOUBLE, "%", f"{name} share of the binder.", 0, 100
+        )
         for name in binder_components
     ]
     for code in AlarmCode:

@@ -15,10 +15,11 @@ instrumented barricades are named by the pattern ``barricade_2_pressure_pv``,
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -123,6 +124,9 @@ class TagMap:
 
     node_ids: Mapping[str, str]
     source: str = "<memory>"
+    #: Optional ``[ranges]`` table: a tag's engineering range (its instrument's span),
+    #: ``tag = [low, high]``, for the SCADA faces (OPC UA EURange, Sparkplug deadbands).
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def measurements(self) -> tuple[str, ...]:
@@ -192,7 +196,45 @@ def parse_tag_map(data: Mapping[str, object], *, source: str = "<memory>") -> Ta
                 source=source,
             )
         seen[node_id] = tag
-    return TagMap(node_ids=MappingProxyType(node_ids), source=source)
+    return TagMap(
+        node_ids=MappingProxyType(node_ids),
+        source=source,
+        ranges=MappingProxyType(_ranges(data.get("ranges"), node_ids, source)),
+    )
+
+
+def _ranges(
+    table: object, node_ids: Mapping[str, str], source: str
+) -> dict[str, tuple[float, float]]:
+    """The optional [ranges] table: ``tag = [low, high]``, finite, low below high, for
+    a tag of the map."""
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping):
+        raise TagMapError(f"{source}: [ranges] must be a table of tag = [low, high]", source=source)
+    out: dict[str, tuple[float, float]] = {}
+    for tag, value in table.items():
+        if tag not in node_ids:
+            raise TagMapError(
+                f"{source}: [ranges] names {tag!r}, which is not a tag of the map",
+                tag=tag,
+                source=source,
+            )
+        numbers = value if isinstance(value, list) else []
+        if (
+            len(numbers) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+            or not all(math.isfinite(float(v)) for v in numbers)
+            or not float(numbers[0]) < float(numbers[1])
+        ):
+            raise TagMapError(
+                f"{source}: [ranges] {tag} must be [low, high], two finite numbers with "
+                f"low below high, not {value!r}",
+                tag=tag,
+                source=source,
+            )
+        out[tag] = (float(numbers[0]), float(numbers[1]))
+    return out
 
 
 def load_tag_map(path: Path) -> TagMap:

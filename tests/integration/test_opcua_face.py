@@ -20,6 +20,8 @@ from asyncua.ua import uaerrors
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.app import create_app
+from service.core.eng_units import UNECE_NAMESPACE, unit_id
+from service.scada.cert import make_certificate
 from service.scada.opcua_face import NAMESPACE_URI
 from service.settings import Settings
 from tests.conftest import KEYS, api_keys_setting, auth
@@ -27,11 +29,34 @@ from tests.e2e.helpers import create_pour
 from tests.e2e.procs import free_port
 from tests.integration.test_opcua_security import make_cert
 
+APPLICATION_URI = "urn:test-host:backfill:service"
+
+
+def server_pki(folder: Path) -> dict[str, Any]:
+    """The face's security settings with a certificate made as an operator makes it
+    (python -m service.scada.cert), for this instance's application URI."""
+    cert, key = make_certificate(folder, APPLICATION_URI, ["127.0.0.1", "localhost"])
+    return {
+        "security_mode": "SignAndEncrypt",
+        "certificate": str(cert),
+        "private_key": str(key),
+        "application_uri": APPLICATION_URI,
+    }
+
 
 @asynccontextmanager
 async def serving(tmp_path: Path, **security: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """The service with its OPC UA server for SCADA: unsecured on loopback unless
     ``security`` says otherwise."""
+    async with running(tmp_path, **security) as (client, endpoint, _runtime):
+        yield client, endpoint
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, **security: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, Any]]:
+    """:func:`serving`, with the runtime (its simulator, its face)."""
     port = free_port()
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'face.db'}",
@@ -48,14 +73,14 @@ async def serving(tmp_path: Path, **security: Any) -> AsyncIterator[tuple[httpx.
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app.state.runtime.opcua_face.endpoint
+            yield client, app.state.runtime.opcua_face.endpoint, app.state.runtime
 
 
 @asynccontextmanager
-async def opcua(endpoint: str, role: str | None) -> AsyncIterator[Client]:
+async def opcua(endpoint: str, role: str | None, user: str | None = None) -> AsyncIterator[Client]:
     client = Client(endpoint, timeout=10)
     if role is not None:
-        client.set_user(role)
+        client.set_user(user or role)
         client.set_password(KEYS[role])
     async with client:
         yield client
@@ -189,19 +214,15 @@ async def test_a_scada_browses_subscribes_and_runs_a_pour(tmp_path: Path) -> Non
 async def test_a_secured_server_takes_only_secured_sessions(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     pki.mkdir()
-    server_cert = await make_cert(pki, "server", NAMESPACE_URI, ExtendedKeyUsageOID.SERVER_AUTH)
     client_cert = await make_cert(pki, "scada", "urn:scada:client", ExtendedKeyUsageOID.CLIENT_AUTH)
-    secured = {
-        "security_mode": "SignAndEncrypt",
-        "certificate": str(server_cert),
-        "private_key": str(pki / "server_key.pem"),
-    }
+    secured = server_pki(pki)
     async with serving(tmp_path, **secured) as (_, endpoint):
-        # No security: no endpoint offers it.
+        # No security: no endpoint offers it, and the server creates no session on a
+        # None channel (test_opcua_face_security.py forces one).
         plain = Client(endpoint, timeout=10)
         plain.set_user("scada")
         plain.set_password(KEYS["scada"])
-        with pytest.raises(ua.UaError, match="No matching endpoints"):
+        with pytest.raises(uaerrors.BadSecurityModeInsufficient):
             async with plain:
                 pass
         client = Client(endpoint, timeout=10)
@@ -222,16 +243,10 @@ async def test_a_trust_list_admits_only_its_client_certificates(tmp_path: Path) 
     pki, trusted = tmp_path / "pki", tmp_path / "trusted"
     pki.mkdir()
     trusted.mkdir()
-    server_cert = await make_cert(pki, "server", NAMESPACE_URI, ExtendedKeyUsageOID.SERVER_AUTH)
     good = await make_cert(pki, "scada", "urn:scada:client", ExtendedKeyUsageOID.CLIENT_AUTH)
     other = await make_cert(pki, "other", "urn:other:client", ExtendedKeyUsageOID.CLIENT_AUTH)
     (trusted / "scada.der").write_bytes(good.read_bytes())
-    secured = {
-        "security_mode": "SignAndEncrypt",
-        "certificate": str(server_cert),
-        "private_key": str(pki / "server_key.pem"),
-        "trust_dir": str(trusted),
-    }
+    secured = {**server_pki(pki), "trust_dir": str(trusted)}
     async with serving(tmp_path, **secured) as (_, endpoint):
 
         async def session(cert: Path, key: Path) -> Client:
@@ -247,3 +262,126 @@ async def test_a_trust_list_admits_only_its_client_certificates(tmp_path: Path) 
         with pytest.raises(uaerrors.BadCertificateUntrusted):
             async with refused:
                 pass
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def event_notification(self, event: Any) -> None:
+        self.events.append(event)
+
+    def of(self, code: str) -> list[Any]:
+        return [e for e in self.events if getattr(e, "ConditionName", None) == code]
+
+    async def wait(self, what: str, probe: Any, within_s: float = 30.0) -> Any:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            found = probe()
+            if found:
+                return found
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no {what}: {[vars(e).get('ConditionName') for e in self.events]}")
+
+
+async def test_units_ranges_browse_paths_and_alarm_conditions(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path) as (_api, endpoint, runtime),
+        opcua(endpoint, "hmi") as hmi,
+        opcua(endpoint, "scada", user="shift-operator") as scada,
+    ):
+        idx = await hmi.get_namespace_index(NAMESPACE_URI)
+        # A browse path in the service's namespace, as a SCADA's tag import resolves it.
+        density = await hmi.nodes.objects.get_child(
+            [f"{idx}:Plant", f"{idx}:Measurements", f"{idx}:paste_density_pv"]
+        )
+        assert (await density.read_type_definition()) == ua.NodeId(ua.ObjectIds.AnalogItemType)
+        eu_range = await (await density.get_child("0:EURange")).read_value()
+        assert (eu_range.Low, eu_range.High) == (1000.0, 2500.0)
+        units = await (await density.get_child("0:EngineeringUnits")).read_value()
+        assert units.NamespaceUri == UNECE_NAMESPACE
+        assert units.UnitId == unit_id("KMQ") and units.DisplayName.Text == "kg/m³"
+        flow = await hmi.nodes.objects.get_child(
+            [f"{idx}:Plant", f"{idx}:Measurements", f"{idx}:paste_flow_pv"]
+        )
+        flow_units = await (await flow.get_child("0:EngineeringUnits")).read_value()
+        assert flow_units.UnitId == unit_id("MQH")
+        mode = await hmi.nodes.objects.get_child([f"{idx}:Plant", f"{idx}:PlcMode"])
+        assert (await mode.read_type_definition()) == ua.NodeId(ua.ObjectIds.BaseDataVariableType)
+
+        # Alarms & Conditions: events from the Server object, ConditionRefresh.
+        events = _Events()
+        subscription = await hmi.create_subscription(100, events)
+        condition_type = hmi.get_node(ua.ObjectIds.AlarmConditionType)
+        await subscription.subscribe_events(hmi.nodes.server, condition_type)
+        await hmi.get_node(ua.ObjectIds.ConditionType).call_method(
+            ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+            ua.Variant(subscription.subscription_id, ua.VariantType.UInt32),
+        )
+        await runtime.simulator.stop()  # the PLC goes away: plant_link_lost, critical
+        [raised] = await events.wait(
+            "plant_link_lost raised",
+            lambda: [e for e in events.of("plant_link_lost") if getattr(e, "ActiveState/Id")],
+        )
+        assert raised.Retain is True and getattr(raised, "AckedState/Id") is False
+        assert raised.Severity == 900 and "PLC" in raised.Message.Text
+        condition_id = raised.NodeId
+        assert condition_id == ua.NodeId(
+            ua.String("Backfill.Alarms.plant_link_lost.Condition"), ua.Int16(idx)
+        )
+
+        acknowledge = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
+        args = (
+            ua.Variant(raised.EventId, ua.VariantType.ByteString),
+            ua.Variant(ua.LocalizedText("seen, PLC rebooting"), ua.VariantType.LocalizedText),
+        )
+        with pytest.raises(uaerrors.BadUserAccessDenied):
+            await hmi.get_node(condition_id).call_method(acknowledge, *args)
+        with pytest.raises(uaerrors.BadEventIdUnknown):
+            await scada.get_node(condition_id).call_method(
+                acknowledge, ua.Variant(b"not-an-event", ua.VariantType.ByteString), args[1]
+            )
+        await scada.get_node(condition_id).call_method(acknowledge, *args)
+        [acked] = await events.wait(
+            "plant_link_lost acknowledged",
+            lambda: [e for e in events.of("plant_link_lost") if getattr(e, "AckedState/Id")],
+        )
+        assert acked.Comment.Text == "seen, PLC rebooting"
+        assert acked.ClientUserId == "shift-operator"
+        with pytest.raises(uaerrors.BadConditionBranchAlreadyAcked):
+            await scada.get_node(condition_id).call_method(
+                acknowledge,
+                ua.Variant(acked.EventId, ua.VariantType.ByteString),
+                args[1],
+            )
+        state = await (await hmi.get_node(condition_id).get_child("0:AckedState")).get_child("0:Id")
+        assert await state.read_value() is True
+        # The plain variables say the same.
+        acknowledged = await _node(hmi, "Alarms.plant_link_lost.Acknowledged")
+        assert await acknowledged.read_value() is True
+
+        # A refresh sends the retained condition again, between RefreshStart and End.
+        before = len(events.events)
+        await hmi.get_node(ua.ObjectIds.ConditionType).call_method(
+            ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+            ua.Variant(subscription.subscription_id, ua.VariantType.UInt32),
+        )
+        await events.wait(
+            "the refreshed condition",
+            lambda: [
+                e
+                for e in events.events[before:]
+                if getattr(e, "ConditionName", "") == "plant_link_lost"
+            ],
+        )
+        await runtime.simulator.start()  # back: the condition clears and is not retained
+        await events.wait(
+            "plant_link_lost cleared",
+            lambda: [
+                e
+                for e in events.of("plant_link_lost")
+                if not getattr(e, "ActiveState/Id") and e.Retain is False
+            ],
+            within_s=60,
+        )
+        await subscription.delete()

@@ -93,11 +93,17 @@ async def host() -> AsyncIterator[Host]:
         await client.subscribe(f"spBv1.0/{h.group}/#", qos=1)
 
         async def listen() -> None:
+            birth: Any = None  # DATA carries aliases only: the DBIRTH names them
             async for message in client.messages:
                 kind = str(message.topic).split("/")[2]
                 if kind in DECODERS:
                     assert isinstance(message.payload, bytes)
-                    h.messages.append((kind, DECODERS[kind].decode(message.payload)))
+                    decoded = DECODERS[kind].decode(
+                        message.payload, birth=birth if kind == "DDATA" else None
+                    )
+                    if kind == "DBIRTH":
+                        birth = decoded
+                    h.messages.append((kind, decoded))
 
         task = asyncio.create_task(listen())
         try:
@@ -108,8 +114,14 @@ async def host() -> AsyncIterator[Host]:
                 await task
 
 
-def _sparkplug(group: str, **extra: Any) -> dict[str, Any]:
-    return {"enabled": True, "group_id": group, "keepalive_s": 5, **extra}
+def _sparkplug(group: str, folder: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "group_id": group,
+        "keepalive_s": 5,
+        "bd_seq_file": str(folder / "bdseq"),
+        **extra,
+    }
 
 
 @asynccontextmanager
@@ -126,7 +138,7 @@ async def running(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'spb.db'}",
         api_keys=api_keys_setting(),
         sim={"speed": 20.0, "seed": 5},
-        sparkplug=_sparkplug(group, **extra),
+        sparkplug=_sparkplug(group, tmp_path, **extra),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -161,7 +173,7 @@ async def test_births_data_commands_rebirth_and_death(tmp_path: Path) -> None:
             assert model["Pour/State"].value == "none"
             assert model["Pour/PouredM3"].is_null  # no pour: no value, not a zero
             density = model["Plant/Measurements/paste_density_pv"]
-            assert density.metadata is not None and "kg/m3" in (density.metadata.description or "")
+            assert density.alias is not None  # its unit: test_sparkplug_host.py (engUnit)
             assert "Alarms/instruments_disagree/Severity" in model
 
             # Data on change: the measurements move.
@@ -260,6 +272,7 @@ async def test_a_killed_service_dies_by_its_will(tmp_path: Path) -> None:
             "BACKFILL_SPARKPLUG__ENABLED": "true",
             "BACKFILL_SPARKPLUG__GROUP_ID": h.group,
             "BACKFILL_SPARKPLUG__KEEPALIVE_S": "5",
+            "BACKFILL_SPARKPLUG__BD_SEQ_FILE": str(tmp_path / "bdseq"),
         }
         with service_process(env=env, cwd=tmp_path, port=port, log=tmp_path / "s.log") as proc:
             await wait_ready(proc, within_s=60)
@@ -272,7 +285,7 @@ async def test_a_killed_service_dies_by_its_will(tmp_path: Path) -> None:
         assert _bd_seq(death[0]) == _bd_seq(nbirth[0])
 
 
-async def test_only_the_writer_is_the_edge_node() -> None:
+async def test_only_the_writer_is_the_edge_node(tmp_path: Path) -> None:
     """With failover two instances share one edge node id: only the writer connects;
     a deposed writer leaves with its NDEATH."""
     writer = [False]
@@ -284,7 +297,7 @@ async def test_only_the_writer_is_the_edge_node() -> None:
     status = {"connected": True, "plc_mode": "stopped", "remote_enabled": True}
     async with host() as h:
         node = SparkplugNode(
-            SparkplugSettings(**_sparkplug(h.group)),
+            SparkplugSettings(**_sparkplug(h.group, tmp_path)),
             source=ModelSource(
                 status=lambda: status,
                 changed=changed,

@@ -27,3 +27,17 @@ def test_json_lines_carry_the_pour_id(capsys: pytest.CaptureFixture[str]) -> Non
     assert lines[0]["message"] == "paused: plc_not_remote"
     assert lines[0]["level"] == "WARNING"
     assert "pour_id" not in lines[1]
+
+
+def test_no_log_line_carries_a_clients_megabytes(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", "text")
+        logging.getLogger("asyncua.test").warning("user %s", "x" * 4_000_000)
+        line = capsys.readouterr().err.strip()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert len(line) < logs.MAX_MESSAGE_CHARS + 200
+    assert line.endswith("(4000005 chars)")
