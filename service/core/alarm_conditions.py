@@ -50,6 +50,8 @@ MEANING: Mapping[AlarmCode, str] = {
     AlarmCode.BINDER_ON_PASTE_FLOW: "Feed gauge dead: binder on the paste flow meter",
     AlarmCode.GAUGES_DEAD_PAUSE: "Feed and paste gauges dead: pour paused",
     AlarmCode.INSTRUMENTS_DISAGREE: "Flows across the mixer do not balance",
+    AlarmCode.DUMP_LIMIT_PAUSE: "Dump allowance reached: pour paused",
+    AlarmCode.RECIPE_UNREACHABLE_PAUSE: "Recipe out of the feed's reach: pour paused",
 }
 
 
