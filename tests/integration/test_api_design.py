@@ -161,8 +161,9 @@ async def test_floors_apply_by_default_and_are_named(client: httpx.AsyncClient) 
     assert (out["governed_by"], out["binding_floors"]) == ("computed", [])
 
 
-async def test_one_factor_of_safety_convention(client: httpx.AsyncClient) -> None:
-    """At phi = 0 in a narrow stope (H* ~ H) the two methods agree at every FS."""
+async def test_each_method_states_its_factor_of_safety(client: httpx.AsyncClient) -> None:
+    """At phi = 0 in a narrow stope (H* ~ H) the two methods meet at FS 1 only: Mitchell as
+    commonly applied multiplies by FS, Li & Aubertin solve the wedge at FS."""
     for fs in (1.0, 1.5, 2.0, 3.0):
         common = {
             "fill_height_m": 30,
@@ -175,8 +176,13 @@ async def test_one_factor_of_safety_convention(client: httpx.AsyncClient) -> Non
         li = {**common, "method": "li_aubertin", "stope_width_m": 0.01, "friction_angle_deg": 0}
         a = await client.post("/api/v1/strength/required", json=mitchell, headers=auth("hmi"))
         b = await client.post("/api/v1/strength/required", json=li, headers=auth("hmi"))
-        assert b.json()["required_ucs_kpa"] == pytest.approx(a.json()["required_ucs_kpa"], rel=1e-3)
-    assert a.json()["required_ucs_kpa"] == pytest.approx(3.0 * 600 / 3)  # 3 x (20 x 30 / 3)
+        assert a.json()["required_ucs_kpa"] == pytest.approx(fs * 600 / 3)  # FS x 20 x 30 / 3
+        h_star = 30 - 0.005
+        assert b.json()["required_ucs_kpa"] == pytest.approx(
+            fs * 20 * h_star / (1 + fs * h_star / 15), rel=1e-12
+        )
+        assert "multiplies" in a.json()["fs_definition"]
+        assert "sliding wedge" in b.json()["fs_definition"]
 
 
 RHEOLOGY_CSV = (
