@@ -857,12 +857,19 @@ def optimize_recipe(
     columns = [model.components.index(option.name) for option in options]
     model_fractions = np.zeros((len(option_fractions), len(model.components)))
     model_fractions[:, columns] = option_fractions
+    # Blends the offer allows beyond a tested limit: only there can the limit bind.
+    removed: set[str] = set()
     if not allow_extrapolation:
         inside = np.ones(len(model_fractions), dtype=bool)
-        for j, (accepted_low, accepted_high) in enumerate(model.accepted_fraction_ranges()):
-            inside &= (model_fractions[:, j] >= accepted_low - _EDGE) & (
-                model_fractions[:, j] <= accepted_high + _EDGE
-            )
+        for j, (tested_low, tested_high) in enumerate(model.accepted_fraction_ranges()):
+            below = model_fractions[:, j] < tested_low - _EDGE
+            above = model_fractions[:, j] > tested_high + _EDGE
+            name = model.components[j]
+            if below.any():
+                removed.add(f"calibration:binder.{name}.fraction_pct_min")
+            if above.any():
+                removed.add(f"calibration:binder.{name}.fraction_pct_max")
+            inside &= ~below & ~above
         if not inside.any():
             ranges = ", ".join(
                 f"{name} {_pct(low)}-{_pct(high)} %"
@@ -871,7 +878,8 @@ def optimize_recipe(
                 )
             )
             raise RecipeInfeasible(
-                f"no allowed blend lies inside the calibrated blend range ({ranges})",
+                f"no allowed blend lies inside the tested blends ({ranges}); a blend outside "
+                "them is extrapolation (allow extrapolation to design there, flagged)",
                 constraint="calibration:blend",
             )
         option_fractions = option_fractions[inside]
@@ -907,13 +915,7 @@ def optimize_recipe(
         pump,
     )
     binding = _binding_constraints(
-        found,
-        len(solids),
-        binders,
-        blend,
-        model,
-        allow_extrapolation,
-        limits.blend_component_min,
+        found, len(solids), binders, blend, model, removed, limits.blend_component_min
     )
     cement_only, note = _cement_only(
         model,
@@ -961,9 +963,13 @@ def _binding_constraints(
     binders: Sequence[BinderOption],
     blend: dict[str, float],
     model: StrengthModel,
-    allow_extrapolation: bool,
+    removed: set[str],
     blend_component_min: float = 0.0,
 ) -> tuple[str, ...]:
+    """The active limits of the found recipe. A tested blend limit of the calibration
+    (``calibration:binder.<name>.fraction_pct_min`` / ``_max``) is named when the recipe
+    sits on it and the offer allowed blends beyond it (``removed``): a single-binder
+    calibration, or an offer that stops at the tested blends, has none."""
     binding: list[str] = list(found.binding)
     if found.solids_index == 0:
         binding.append("solids_pct_min")
@@ -978,15 +984,14 @@ def _binding_constraints(
     smallest = min((f for f in blend.values() if f > _EDGE), default=1.0)
     if blend_component_min > 0.0 and smallest <= blend_component_min + 0.005:
         binding.append("blend_component_pct_min")
-    if not allow_extrapolation:
-        for name, (low, high) in zip(
-            model.components, model.accepted_fraction_ranges(), strict=True
-        ):
-            fraction = blend.get(name, 0.0)
-            if low > 0.0 and fraction <= low + _EDGE:
-                binding.append(f"calibration:binder.{name}.fraction_pct_min")
-            if high < 1.0 and fraction >= high - _EDGE:
-                binding.append(f"calibration:binder.{name}.fraction_pct_max")
+    for name, (low, high) in zip(model.components, model.accepted_fraction_ranges(), strict=True):
+        fraction = blend.get(name, 0.0)
+        at_min = f"calibration:binder.{name}.fraction_pct_min"
+        at_max = f"calibration:binder.{name}.fraction_pct_max"
+        if at_min in removed and fraction <= low + _EDGE:
+            binding.append(at_min)
+        if at_max in removed and fraction >= high - _EDGE:
+            binding.append(at_max)
     return tuple(binding)
 
 

@@ -18,8 +18,11 @@ it refuses (or, when asked to, flags) predictions outside the tested range.
 
 Validity is judged on the model's own regressors, u = ln(Mb/Mw), ln t and each blend
 fraction f_i, not on Bw and Cw taken alone (they enter only through Mb/Mw): a point is
-extrapolated when a regressor lies outside its tested range widened by
-``range_tolerance`` of its span (on the regressor's scale), or when its leverage
+extrapolated when u or ln t lies outside its tested range widened by
+``range_tolerance`` of its span (on the regressor's scale), when a blend fraction lies
+outside its tested range at all (no tolerance: the blend term is linear, so a design
+that is allowed past the tested blends always goes to the edge of what is allowed, on
+a prediction no cylinder supports), or when its leverage
 h0 = x0'(X'X)^-1 x0 exceeds the largest leverage of the data rows (hidden extrapolation
 outside the regressor variable hull; Montgomery, Peck & Vining 2012, *Introduction to
 Linear Regression Analysis*, 5th ed., §3.8). The fit keeps (X'X)^-1, s^2 = SSE/(n - p)
@@ -294,8 +297,11 @@ class StrengthModel:
         )
 
     def accepted_fraction_ranges(self) -> tuple[tuple[float, float], ...]:
-        """Accepted fraction (0-1) of each component, aligned with ``components``."""
-        return tuple(r.accepted(self.range_tolerance) for r in self.fraction_ranges)
+        """Accepted fraction (0-1) of each component, aligned with ``components``: the
+        tested range itself. ``range_tolerance`` does not widen it: a blend outside the
+        tested blends is extrapolation (the linear blend term would otherwise always
+        take a cheapest-blend search to the widened edge)."""
+        return tuple((r.minimum, r.maximum) for r in self.fraction_ranges)
 
     def design_rows(
         self, fractions: FloatArray, curing_days: float, log_ratio: float = 0.0
@@ -386,8 +392,8 @@ class StrengthModel:
                         fraction * 100.0,
                         low * 100.0,
                         high * 100.0,
-                        f"{name} at {fraction * 100:g} % of the blend is outside the accepted "
-                        f"{low * 100:g}-{high * 100:g} %",
+                        f"{name} at {fraction * 100:g} % of the blend is outside the tested "
+                        f"blends ({name} {low * 100:g}-{high * 100:g} %)",
                     )
                 )
         if reliability.beyond_hull(h0, stats.leverage_max):

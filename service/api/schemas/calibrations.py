@@ -84,8 +84,9 @@ class CalibrationCreate(Strict):
         Field(
             ge=0.0,
             le=100.0,
-            description="Predictions are accepted this % of each variable's span beyond "
-            "the data range.",
+            description="Predictions are accepted this % of the span beyond the tested "
+            "binder/water ratios (ln Mb/Mw) and ages (ln t); never beyond the tested blends "
+            "(a blend outside them is extrapolation).",
         ),
     ] = 10.0
 
@@ -130,8 +131,9 @@ class RangePublic(Public):
 
 
 class DataRangePublic(Public):
-    """The calibration data's range in API units; predictions are accepted within it
-    widened by ``tolerance_pct`` of each span."""
+    """The calibration data's range in API units. Predictions are accepted within the
+    tested binder/water ratios and ages widened by ``tolerance_pct`` of their span (on
+    ln Mb/Mw and ln t), and within the tested blends (``blend_pct``) exactly."""
 
     binder_pct: RangePublic
     solids_pct: RangePublic
