@@ -7,7 +7,10 @@ x = c + u e_u, u = ln(Mb/Mw) (Cw enters only through Mb/Mw), so for each blend a
 requirement j (R_j kPa at t_j days) the smallest u whose strength meets R_j is closed
 form: at the median, u = (ln R_j - a_j)/n; at a pass fraction p, the smallest u whose
 lower prediction bound exp(x'b - t_{p,n-p} s sqrt(1 + h(u))) reaches R_j, h(u) quadratic
-in u (:func:`service.core.reliability.log_ratio_interval_for_lower_bound`). The dose is
+in u (:func:`service.core.reliability.log_ratio_interval_for_lower_bound`); at a pass
+fraction p with confidence c, the smallest u whose tolerance bound exp(x'b - k(h(u)) s)
+reaches R, k the noncentral-t factor, found by bracketing and bisection
+(:func:`service.core.tolerance.log_ratio_interval_for_tolerance_bound`). The dose is
 set by the largest over the requirements (the *binding* requirement), raised to the site
 minimum Bw and, unless the caller allows extrapolation, into the tested combinations of
 the model's regressors at every requirement's age: the accepted range of ln(Mb/Mw) and
@@ -31,7 +34,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from service.core import reliability
+from service.core import reliability, tolerance
 from service.core.proportioning import (
     WATER_DENSITY_KG_M3,
     BinderComponent,
@@ -50,6 +53,7 @@ from service.core.rheology import (
     slump_from_yield_stress,
 )
 from service.core.strength_model import FloatArray, StrengthModel
+from service.core.tolerance import ToleranceTable
 from service.errors import InvalidInput, OutsideCalibrationRange, RecipeInfeasible
 
 # A found u = ln(Mb/Mw) is raised by this much (a relative 1e-9 on Mb/Mw) so that rounding
@@ -114,10 +118,12 @@ class Requirement:
 @dataclass(frozen=True, slots=True)
 class RequirementCheck:
     """How a recipe meets one requirement: the median UCS at its age, the lower bound a
-    fraction ``pass_fraction`` of new cylinders exceeds (None for a median design), the
-    probability that a new cylinder reaches the requirement, whether this requirement
-    set the dose (``binding``), and whether the prediction at its age is extrapolated
-    (``outside`` naming why)."""
+    fraction ``pass_fraction`` of new cylinders is expected to exceed (None for a median
+    design), the expected probability that a new cylinder reaches the requirement (both
+    on average over calibrations), the tolerance bound that the fraction exceeds with
+    ``confidence`` (None without one), whether this requirement set the dose
+    (``binding``), and whether the prediction at its age is extrapolated (``outside``
+    naming why)."""
 
     name: str
     required_ucs_kpa: float
@@ -128,6 +134,8 @@ class RequirementCheck:
     binding: bool
     extrapolated: bool
     outside: tuple[str, ...]
+    tolerance_lower_ucs_kpa: float | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class CostedRecipe:
     proportioning: Proportioning
     requirement_checks: tuple[RequirementCheck, ...] = ()
     pass_fraction: float | None = None
+    confidence: float | None = None
     yield_stress_pa: float | None = None
     slump_mm: float | None = None
     pump_pressure_kpa: float | None = None
@@ -194,6 +203,7 @@ class OptimizedRecipe:
     requirements: tuple[Requirement, ...] = ()
     pass_fraction: float | None = None
     binding_requirement: str | None = None
+    confidence: float | None = None
 
 
 # --- the grids ----------------------------------------------------------------------------
@@ -374,6 +384,53 @@ def _pump(
 
 
 @dataclass(frozen=True, slots=True)
+class _Bound:
+    """What a requirement is designed on: the median (``spread`` 0, no table), the
+    expected pass fraction (``spread`` k = t_{p,n-p} s, the prediction bound) or the
+    tolerance bound (``table`` of k(h) at (p, c, n - p), times ``residual_sd`` s)."""
+
+    spread: float = 0.0
+    table: ToleranceTable | None = None
+    residual_sd: float = 0.0
+
+    @property
+    def needs_leverage(self) -> bool:
+        return self.spread > 0.0 or self.table is not None
+
+    def interval(
+        self,
+        offset: FloatArray,
+        exponent: float,
+        q0: FloatArray,
+        q1: FloatArray,
+        q2: float,
+        required_log: float,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The u = ln(Mb/Mw) interval where the bound reaches ln R, per blend."""
+        if self.table is not None:
+            return tolerance.log_ratio_interval_for_tolerance_bound(
+                offset, exponent, q0, q1, q2, required_log, self.residual_sd, self.table
+            )
+        return reliability.log_ratio_interval_for_lower_bound(
+            offset, exponent, q0, q1, q2, required_log, self.spread
+        )
+
+
+def _design_bound(
+    model: StrengthModel, pass_fraction: float | None, confidence: float | None
+) -> _Bound:
+    if pass_fraction is None:
+        return _Bound()
+    stats = model.statistics()
+    if confidence is not None:
+        table = tolerance.tolerance_table(pass_fraction, confidence, stats.degrees_of_freedom)
+        return _Bound(table=table, residual_sd=stats.residual_sd)
+    return _Bound(
+        spread=reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * stats.residual_sd
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Found:
     blend_index: int
     solids_index: int
@@ -396,7 +453,7 @@ def _bw_from_log_ratio(log_ratio: FloatArray, log_cw_term: FloatArray) -> FloatA
 def _search(
     model: StrengthModel,
     requirements: Sequence[Requirement],
-    spread: float,
+    bound: _Bound,
     model_fractions: FloatArray,
     option_fractions: FloatArray,
     options: Sequence[BinderOption],
@@ -407,10 +464,11 @@ def _search(
     pump: _Pump,
 ) -> _Found:
     """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
-    RecipeInfeasible naming the limit. ``spread`` is k = t_{p,n-p} s (0: median design)."""
+    RecipeInfeasible naming the limit. ``bound`` is the strength each requirement is
+    designed on (median, expected pass fraction or tolerance bound)."""
     count = len(model_fractions)
     exponent = model.binder_water_exponent
-    need_leverage = spread > 0.0 or validity
+    need_leverage = bound.needs_leverage or validity
     q2 = 0.0
     covariance = np.zeros((0, 0))
     index_u = model.log_ratio_index
@@ -430,8 +488,8 @@ def _search(
             q1 = projected[:, index_u]
         else:
             q0 = q1 = np.zeros(count)
-        low, high = reliability.log_ratio_interval_for_lower_bound(
-            offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa), spread
+        low, high = bound.interval(
+            offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa)
         )
         lows_by_requirement[j] = low
         strength_high = np.minimum(strength_high, high)
@@ -657,6 +715,7 @@ def _costed(
     requirements: Sequence[Requirement],
     found: _Found,
     pass_fraction: float | None,
+    confidence: float | None,
     tailings: Tailings,
     stope_volume_m3: float | None,
     pump: _Pump,
@@ -677,6 +736,7 @@ def _costed(
             requirement.curing_days,
             allow_extrapolation=True,
             pass_fraction=pass_fraction,
+            confidence=confidence,
         )
         checks.append(
             RequirementCheck(
@@ -689,6 +749,8 @@ def _costed(
                 binding=found.strength_binds and j == found.binding_requirement,
                 extrapolated=prediction.extrapolated,
                 outside=prediction.outside,
+                tolerance_lower_ucs_kpa=prediction.tolerance_lower_ucs_kpa,
+                confidence=prediction.confidence,
             )
         )
     components_kg = mix.binder_components_kg_m3
@@ -722,6 +784,7 @@ def _costed(
         proportioning=mix,
         requirement_checks=tuple(checks),
         pass_fraction=pass_fraction,
+        confidence=confidence,
         yield_stress_pa=yield_stress,
         slump_mm=slump,
         pump_pressure_kpa=pressure,
@@ -778,6 +841,7 @@ def optimize_recipe(
     solids_step: float = 0.0025,
     requirements: Sequence[Requirement] | None = None,
     pass_fraction: float | None = None,
+    confidence: float | None = None,
     rheology: RheologyModel | None = None,
     pipeline: PipeLine | None = None,
     max_yield_stress_pa: float | None = None,
@@ -787,8 +851,11 @@ def optimize_recipe(
 
     Requirements: the pair ``required_ucs_kpa`` / ``curing_days`` (one requirement, named
     ``required_ucs``) and/or the list ``requirements``. ``pass_fraction`` p (0.5-0.9999)
-    designs each so that a fraction p of new cylinders passes (its lower prediction
-    bound meets it); None designs at the median, as before. ``rheology`` predicts the
+    designs each so that a fraction p of new cylinders passes: with ``confidence`` c
+    (0.5-0.999) its tolerance bound meets it (p of the cylinders with confidence c,
+    :mod:`service.core.tolerance`), without it its lower prediction bound does (p
+    expected, on average over calibrations); None designs at the median. ``rheology``
+    predicts the
     yield stress, slump and (with ``pipeline``) the pump pressure of the recipes;
     ``max_yield_stress_pa`` and ``max_pump_pressure_kpa`` (which needs ``pipeline``)
     drop the candidates that break them, typically in place of a fixed upper Cw.
@@ -803,17 +870,18 @@ def optimize_recipe(
     _validate(binders, tailings, limits, stope_volume_m3, blend_step, solids_step)
     if pass_fraction is not None:
         reliability.check_pass_fraction(pass_fraction)
+    if confidence is not None:
+        tolerance.check_confidence(confidence)
+        if pass_fraction is None:
+            raise InvalidInput(
+                "confidence_pct", "a confidence is stated for a pass fraction: give both"
+            )
     pump = _pump(
         rheology, pipeline, max_yield_stress_pa, max_pump_pressure_kpa, allow_extrapolation
     )
     if not allow_extrapolation:
         _check_ages(model, designs, prefixes)
-    spread = 0.0
-    if pass_fraction is not None:
-        stats = model.statistics()
-        spread = reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * (
-            stats.residual_sd
-        )
+    bound = _design_bound(model, pass_fraction, confidence)
     solids = _solids_grid(limits.solids_fraction_min, limits.solids_fraction_max, solids_step)
 
     # Binders the model knows; the others can only stay at zero.
@@ -888,7 +956,7 @@ def optimize_recipe(
     found = _search(
         model,
         designs,
-        spread,
+        bound,
         model_fractions,
         option_fractions,
         options,
@@ -910,6 +978,7 @@ def optimize_recipe(
         designs,
         found,
         pass_fraction,
+        confidence,
         tailings,
         stope_volume_m3,
         pump,
@@ -921,8 +990,9 @@ def optimize_recipe(
         model,
         binders,
         designs,
-        spread,
+        bound,
         pass_fraction,
+        confidence,
         tailings,
         solids,
         limits,
@@ -954,6 +1024,7 @@ def optimize_recipe(
         requirements=designs,
         pass_fraction=pass_fraction,
         binding_requirement=governing.name,
+        confidence=confidence,
     )
 
 
@@ -999,8 +1070,9 @@ def _cement_only(
     model: StrengthModel,
     binders: Sequence[BinderOption],
     requirements: Sequence[Requirement],
-    spread: float,
+    bound: _Bound,
     pass_fraction: float | None,
+    confidence: float | None,
     tailings: Tailings,
     solids: FloatArray,
     limits: RecipeLimits,
@@ -1033,7 +1105,7 @@ def _cement_only(
         found = _search(
             model,
             requirements,
-            spread,
+            bound,
             model_fractions,
             np.ones((1, 1)),
             [cement],
@@ -1057,6 +1129,7 @@ def _cement_only(
             requirements,
             found,
             pass_fraction,
+            confidence,
             tailings,
             stope_volume_m3,
             pump,

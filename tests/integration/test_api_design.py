@@ -128,15 +128,37 @@ async def test_a_single_requirement_is_met_at_the_pass_fraction(client: httpx.As
         "required_ucs_kpa": 500,
         "curing_days": 28,
     }
-    median = {**body, "pass_fraction_pct": 50}
-    at_90 = (await client.post("/api/v1/recipes/optimize", json=body, headers=auth("hmi"))).json()
-    at_50 = (await client.post("/api/v1/recipes/optimize", json=median, headers=auth("hmi"))).json()
+    median = {**body, "pass_fraction_pct": 50, "design_basis": "expected"}
+    expected = {**body, "design_basis": "expected"}
+    url = "/api/v1/recipes/optimize"
+    at_90 = (await client.post(url, json=body, headers=auth("hmi"))).json()
+    at_90_expected = (await client.post(url, json=expected, headers=auth("hmi"))).json()
+    at_50 = (await client.post(url, json=median, headers=auth("hmi"))).json()
     assert at_90["binding_requirement"] == "required_ucs"
+    # The site's default: 90 % of cylinders with 95 % confidence, and said so.
+    assert (at_90["design_basis"], at_90["confidence_pct"]) == ("tolerance", 95)
+    assert at_90["recipe"]["confidence_pct"] == 95
+    assert "at least 90 % of cylinders" in at_90["design_statement"]
+    assert "95 % confidence" in at_90["design_statement"]
     (check,) = at_90["recipe"]["requirements"]
-    assert check["pass_probability_pct"] >= 90 - 1e-6
+    assert check["tolerance_lower_ucs_kpa"] >= 500 * (1 - 1e-9)
+    assert check["tolerance_lower_ucs_kpa"] < check["lower_ucs_kpa"]
+    assert check["pass_probability_pct"] > 90
+    # The expected basis meets the prediction bound instead, with less binder.
+    assert (at_90_expected["design_basis"], at_90_expected["confidence_pct"]) == ("expected", None)
+    assert "expected" in at_90_expected["design_statement"]
+    (expected_check,) = at_90_expected["recipe"]["requirements"]
+    assert expected_check["pass_probability_pct"] == pytest.approx(90, abs=1e-6)
+    assert expected_check["tolerance_lower_ucs_kpa"] is None
+    assert at_90_expected["recipe"]["binder_kg_m3"] < at_90["recipe"]["binder_kg_m3"]
     # Designing for 90 % costs binder; the median design passes about half.
-    assert at_90["recipe"]["binder_kg_m3"] > at_50["recipe"]["binder_kg_m3"]
+    assert at_90_expected["recipe"]["binder_kg_m3"] > at_50["recipe"]["binder_kg_m3"]
     assert at_50["recipe"]["requirements"][0]["pass_probability_pct"] == pytest.approx(50, abs=1)
+    # A confidence belongs to a tolerance design.
+    r = await client.post(url, json={**expected, "confidence_pct": 95}, headers=auth("hmi"))
+    assert (r.status_code, r.json()["field"]) == (422, "confidence_pct")
+    r = await client.post(url, json={**body, "confidence_pct": 40}, headers=auth("hmi"))
+    assert (r.status_code, r.json()["field"]) == (422, "confidence_pct")
 
 
 async def test_floors_apply_by_default_and_are_named(client: httpx.AsyncClient) -> None:
