@@ -326,6 +326,21 @@ class DesignSettings(BaseModel):
         description="The confidence of a tolerance design: PASS_FRACTION_PCT % of the "
         "cylinders pass with this confidence; a request may ask for another.",
     )
+    consecutive_tests: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Acceptance (ACI 318 adapted): every average of this many consecutive "
+        "strength tests of a stope (a test: the mean of the cylinders of a pour cast together, "
+        "at the requirement's age) must reach the requirement.",
+    )
+    gross_low_margin_pct: float = Field(
+        default=25.0,
+        ge=0.0,
+        le=90.0,
+        description="Acceptance: a strength test more than this % below the requirement is "
+        "grossly low (a high notice); ACI 318's 500 psi means nothing at backfill strengths.",
+    )
     liquefaction_floor_kpa: float = Field(
         default=100.0,
         ge=0.0,

@@ -35,12 +35,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.core import acceptance as A
 from service.core import compliance as C
 from service.core import plans as P
 from service.core import recalibration as R
 from service.core.lab import LabResult, RowError, make_lab_result, parse_lab_sheet
 from service.core.strength_model import CylinderResult
 from service.errors import Conflict, InvalidInput, NotFound
+from service.settings import DesignSettings
 from service.store.lab import LabStore
 from service.store.records import (
     LabResultRecord,
@@ -414,6 +416,16 @@ def _zone(name: str | None) -> ZoneInfo | None:
 
 
 # --- the service ---------------------------------------------------------------------------
+
+
+def compliance_config(design: DesignSettings) -> C.ComplianceConfig:
+    """The compliance rules of the site's design settings (the acceptance rules)."""
+    return C.ComplianceConfig(
+        acceptance=A.AcceptanceRules(
+            consecutive_tests=design.consecutive_tests,
+            gross_low_margin=design.gross_low_margin_pct / 100.0,
+        )
+    )
 
 
 class LabService:
