@@ -208,15 +208,16 @@ async def test_each_method_states_its_factor_of_safety(client: httpx.AsyncClient
 
 
 RHEOLOGY_CSV = (
-    "solids_pct,binder_pct,yield_stress_pa,slump_mm,density_kg_m3,plastic_viscosity_pa_s\n"
-    """70,4,28,,1890,0.11
-72,4,48,,1940,0.15
-74,4,80,,1990,0.21
-76,4,140,,2040,0.29
-78,4,240,,2100,0.42
-74,7,95,,1990,0.22
-76,7,165,,2040,0.30
-72,7,,235,1940,
+    "solids_pct,binder_pct,yield_stress_pa,slump_mm,density_kg_m3,plastic_viscosity_pa_s,"
+    "slump_mould\n"
+    """70,4,28,,1890,0.11,
+72,4,48,,1940,0.15,
+74,4,80,,1990,0.21,
+76,4,140,,2040,0.29,
+78,4,240,,2100,0.42,
+74,7,95,,1990,0.22,
+76,7,165,,2040,0.30,
+72,7,,235,1940,,cone
 """
 )
 
@@ -230,6 +231,9 @@ async def test_a_rheology_calibration_from_the_mines_tests(client: httpx.AsyncCl
     made = r.json()
     assert (made["n_rows"], made["slump_rows"], made["example"]) == (8, 1, False)
     assert made["coefficients"]["solids"] > 0  # yield stress rises with solids
+    assert made["cylinder_slump_rows"] == 0
+    assert made["rows"][-1]["slump_mould"] == "cone"
+    assert made["rows"][-1]["fitted_yield_stress_pa"] > 0
     assert made["r2_log"] > 0.85
     listed = (await client.get("/api/v1/rheology/calibrations", headers=auth("hmi"))).json()
     assert {c["id"] for c in listed} >= {made["id"], await example(client, "rheology/calibrations")}
@@ -251,6 +255,65 @@ async def test_a_rheology_calibration_from_the_mines_tests(client: httpx.AsyncCl
     out = await client.post("/api/v1/recipes/optimize", json=design, headers=auth("hmi"))
     assert out.status_code == 200, out.text
     assert out.json()["rheology_calibration"]["id"] == made["id"]
+    # A slump must name its mould.
+    unnamed = {**body, "csv": RHEOLOGY_CSV.replace(",cone", ",")}
+    r = await client.post("/api/v1/rheology/calibrations", json=unnamed, headers=auth("engineer"))
+    assert (r.status_code, r.json()["field"]) == (422, "csv.rows[7].slump_mould")
     bad = {**body, "csv": "solids_pct,binder_pct,yield_stress_pa\n70,4,x\n"}
     r = await client.post("/api/v1/rheology/calibrations", json=bad, headers=auth("engineer"))
     assert (r.status_code, r.json()["field"]) == (422, "csv.rows[0].yield_stress_pa")
+
+
+async def test_cylinder_and_cone_slump_rows_are_converted_in_their_own_mould(
+    client: httpx.AsyncClient,
+) -> None:
+    vane = [
+        {"solids_pct": cw, "binder_pct": 4, "yield_stress_pa": tau, "density_kg_m3": rho}
+        for cw, tau, rho in ((70, 28, 1890), (72, 48, 1940), (74, 80, 1990), (78, 240, 2100))
+    ]
+    slumps = [
+        {"solids_pct": 76, "binder_pct": 5, "slump_mm": 178, "density_kg_m3": 2000,
+         "slump_mould": "cone", "sample_id": "SL-CONE"},
+        {"solids_pct": 76, "binder_pct": 6, "slump_mm": 178, "density_kg_m3": 2000,
+         "slump_mould": "cylinder", "mould_height_mm": 300, "sample_id": "SL-CYL"},
+    ]  # fmt: skip
+    body = {"name": "mine slumps", "rows": vane + slumps}
+    r = await client.post("/api/v1/rheology/calibrations", json=body, headers=auth("engineer"))
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert (made["slump_rows"], made["cylinder_slump_rows"]) == (2, 1)
+    rows = {row["sample_id"]: row for row in made["rows"]}
+    # One slump of 178 mm at 2,000 kg/m3: 296 Pa in the Abrams cone, 399 Pa in a 300 mm
+    # cylinder (Pashias et al. 1996).
+    assert round(rows["SL-CONE"]["fitted_yield_stress_pa"], 1) == 296.2
+    assert round(rows["SL-CYL"]["fitted_yield_stress_pa"], 1) == 399.1
+    assert (rows["SL-CYL"]["slump_mould"], rows["SL-CYL"]["mould_height_mm"]) == ("cylinder", 300)
+    got = await client.get(f"/api/v1/rheology/calibrations/{made['id']}", headers=auth("hmi"))
+    assert got.json() == made
+    # The prediction states its slump in either mould.
+    url = f"/api/v1/rheology/calibrations/{made['id']}/predict"
+    point = {"solids_pct": 75, "binder_pct": 5, "density_kg_m3": 2000}
+    cone = (await client.post(url, json=point, headers=auth("hmi"))).json()
+    cylinder = (
+        await client.post(
+            url,
+            json={**point, "slump_mould": "cylinder", "mould_height_mm": 300},
+            headers=auth("hmi"),
+        )
+    ).json()
+    assert (cone["slump_mould"], cone["mould_height_mm"]) == ("cone", 300)
+    assert cylinder["slump_mould"] == "cylinder"
+    assert cylinder["slump_mm"] > cone["slump_mm"]  # the same paste slumps more in a cylinder
+    for bad, field in (
+        ({**slumps[0], "slump_mould": None}, "rows[4].slump_mould"),
+        ({**slumps[1], "mould_height_mm": None}, "rows[4].mould_height_mm"),
+        ({**slumps[0], "mould_height_mm": 250}, "rows[4].mould_height_mm"),
+        ({**slumps[1], "slump_mm": 310}, "rows[4].mould_height_mm"),
+        ({**slumps[0], "slump_mould": "funnel"}, "rows[4].slump_mould"),
+    ):
+        r = await client.post(
+            "/api/v1/rheology/calibrations",
+            json={"name": "bad", "rows": [*vane, bad]},
+            headers=auth("engineer"),
+        )
+        assert (r.status_code, r.json()["field"]) == (422, field), (bad, r.text)
