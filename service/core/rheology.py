@@ -41,7 +41,8 @@ pressure of a Bingham plastic in laminar pipe flow.
   the Bingham Reynolds number Re_B = rho V D/mu_p stays below Hanks' critical value
   Re_c = He/(8 phi_c) (1 - (4/3) phi_c + (1/3) phi_c^4), phi_c/(1 - phi_c)^3 = He/16800,
   He = rho D^2 tau_y/mu_p^2 (Hanks, R.W. (1963), AIChE J. 9(3):306-309; Chhabra &
-  Richardson 2008, ch. 3).
+  Richardson 2008, ch. 3). Where a drop outweighs the friction the line cannot run
+  full (slack flow): :mod:`service.core.slack_flow` says where, from the line's profile.
 
 Units: Cw and Bw fractions (0-1), stresses Pa, viscosity Pa s, densities kg/m3, lengths
 m, pressures kPa, flows m3/h, slump mm.
@@ -62,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq  # type: ignore[import-untyped]
 
+from service.core.slack_flow import LineFill, LineSection, check_profile, line_fill, profile
 from service.core.strength_model import DataRange, FloatArray
 from service.errors import CalibrationRejected, InvalidInput
 
@@ -172,22 +174,27 @@ def yield_stress_from_slump(
 @dataclass(frozen=True, slots=True)
 class PipeLine:
     """A paste line: developed length, inner diameter, static head dz of the discharge
-    above the pump (m; positive lifting, negative a gravity drop) and the design flow."""
+    above the pump (m; positive lifting, negative a gravity drop) and the design flow;
+    optionally its profile (``sections`` from the pump, making the length and the head;
+    without it a drop is the borehole at the plant, :func:`service.core.slack_flow.profile`)."""
 
     length_m: float
     inner_diameter_m: float
     static_head_m: float
     flow_m3_h: float
+    sections: tuple[LineSection, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PipeFlow:
     """Laminar Bingham flow in a line (Buckingham-Reiner; see the module docstring).
 
-    ``pump_pressure_kpa`` = ``friction_loss_kpa`` + ``static_pressure_kpa``; negative when
-    a gravity drop more than carries the friction. ``laminar`` is False when Re_B
-    exceeds Hanks' critical Reynolds number: the laminar friction is then too low and
-    ``note`` says so.
+    ``pump_pressure_kpa`` = ``friction_loss_kpa`` + ``static_pressure_kpa``, the line
+    running full; negative when a gravity drop more than carries the friction, and then
+    the line cannot run full: ``fill`` says where it free-falls (slack flow,
+    :mod:`service.core.slack_flow`), the pressure the pump does need and the design
+    condition to state. ``laminar`` is False when Re_B exceeds Hanks' critical Reynolds
+    number: the laminar friction is then too low and ``note`` says so.
     """
 
     wall_shear_stress_pa: float
@@ -201,6 +208,7 @@ class PipeFlow:
     critical_reynolds: float
     laminar: bool
     note: str | None
+    fill: LineFill
 
 
 def check_line(line: PipeLine, field: str = "pipeline") -> None:
@@ -221,6 +229,7 @@ def check_line(line: PipeLine, field: str = "pipeline") -> None:
             f"{field}.static_head_m",
             f"static_head_m must be between -10000 and 10000 (got {line.static_head_m!r})",
         )
+    check_profile(line.sections, line.length_m, line.static_head_m, field)
 
 
 def buckingham_reiner_flow_m3_s(
@@ -319,6 +328,11 @@ def pipe_flow(
         critical_reynolds=critical,
         laminar=laminar,
         note=note,
+        fill=line_fill(
+            profile(line.sections, line.length_m, line.static_head_m),
+            friction / line.length_m,
+            density,
+        ),
     )
 
 

@@ -317,3 +317,61 @@ async def test_cylinder_and_cone_slump_rows_are_converted_in_their_own_mould(
             headers=auth("engineer"),
         )
         assert (r.status_code, r.json()["field"]) == (422, field), (bad, r.text)
+
+
+async def test_a_borehole_line_that_cannot_run_full_is_a_design_condition(
+    client: httpx.AsyncClient,
+) -> None:
+    rid = await example(client, "rheology/calibrations")
+    url = f"/api/v1/rheology/calibrations/{rid}/predict"
+    borehole = {"length_m": 1500, "inner_diameter_m": 0.15, "static_head_m": -600, "flow_m3_h": 100}
+    point = {"solids_pct": 76, "binder_pct": 5, "density_kg_m3": 2044, "pipeline": borehole}
+    r = await client.post(url, json=point, headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    line = r.json()["line"]
+    # The full-line pressure is negative: the symptom. The answer says where it runs full.
+    assert line["pump_pressure_kpa"] < 0 and line["runs_full"] is False
+    (stretch,) = line["slack"]
+    f = line["friction_kpa_per_m"]
+    weight = 2044 * 9.80665 / 1000
+    assert stretch["full_depth_m"] == pytest.approx(600 - 900 * f / (weight - f), rel=1e-9)
+    assert line["pump_pressure_needed_kpa"] == 0
+    assert "free-falls" in line["design_condition"]
+    # A profile given section by section: a level run at the plant, then the shaft.
+    profiled = {
+        **borehole,
+        "sections": [
+            {"length_m": 200, "rise_m": 0},
+            {"length_m": 600, "rise_m": -600},
+            {"length_m": 700, "rise_m": 0},
+        ],
+    }
+    out = (await client.post(url, json={**point, "pipeline": profiled}, headers=auth("hmi"))).json()
+    (stretch,) = out["line"]["slack"]
+    assert stretch["from_m"] == 200
+    assert out["line"]["pump_pressure_needed_kpa"] == pytest.approx(200 * f, rel=1e-9)
+    # A lift runs full.
+    lift = {**borehole, "static_head_m": 30}
+    out = (await client.post(url, json={**point, "pipeline": lift}, headers=auth("hmi"))).json()
+    assert out["line"]["runs_full"] is True and out["line"]["design_condition"] is None
+    # Impossible lines are refused, naming the field.
+    for bad, field in (
+        ({**borehole, "length_m": 500}, "pipeline.static_head_m"),
+        ({**profiled, "length_m": 1600}, "pipeline.sections"),
+        (
+            {**profiled, "sections": [{"length_m": 100, "rise_m": -300}] * 5},
+            "pipeline.sections[0].rise_m",
+        ),
+    ):
+        r = await client.post(url, json={**point, "pipeline": bad}, headers=auth("hmi"))
+        assert (r.status_code, r.json()["field"]) == (422, field), r.text
+    # A design on that line states the condition with its pumpability.
+    design = {
+        **{k: v for k, v in DESIGN.items() if k != "max_pump_pressure_kpa"},
+        "pipeline": borehole,
+        "solids_pct_max": 76,
+    }
+    r = await client.post("/api/v1/recipes/optimize", json=design, headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    pumped = r.json()["recipe"]["pumpability"]["line"]
+    assert pumped["runs_full"] is False and pumped["design_condition"]

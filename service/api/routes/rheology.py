@@ -17,8 +17,10 @@ from service.api.schemas.rheology import (
     RheologyPredictionPublic,
     RheologyPredictRequest,
     RheologyTestPublic,
+    SlackStretchPublic,
 )
 from service.core import rheology as rh
+from service.core.slack_flow import LineSection
 from service.errors import InvalidInput, NotFound, OutsideCalibrationRange
 from service.operations.calibrations import CalibrationCache, Loaded
 from service.operations.rheology import fit_rheology_calibration, test_dict, test_of
@@ -37,12 +39,25 @@ RheologyCacheDep = Annotated[CalibrationCache[rh.RheologyModel], Depends(get_rhe
 
 
 def pipeline_of(line: PipelineIn) -> rh.PipeLine:
-    return rh.PipeLine(line.length_m, line.inner_diameter_m, line.static_head_m, line.flow_m3_h)
+    return rh.PipeLine(
+        line.length_m,
+        line.inner_diameter_m,
+        line.static_head_m,
+        line.flow_m3_h,
+        tuple(LineSection(s.length_m, s.rise_m) for s in line.sections or ()),
+    )
 
 
 def pipe_flow_public(flow: rh.PipeFlow) -> PipeFlowPublic:
     return PipeFlowPublic(
         pump_pressure_kpa=flow.pump_pressure_kpa,
+        runs_full=flow.fill.runs_full,
+        slack=[
+            SlackStretchPublic(from_m=s.from_m, to_m=s.to_m, full_depth_m=s.full_depth_m)
+            for s in flow.fill.slack
+        ],
+        pump_pressure_needed_kpa=flow.fill.pump_pressure_kpa,
+        design_condition=flow.fill.design_condition,
         friction_loss_kpa=flow.friction_loss_kpa,
         friction_kpa_per_m=flow.friction_kpa_per_m,
         static_pressure_kpa=flow.static_pressure_kpa,

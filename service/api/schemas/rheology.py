@@ -113,14 +113,25 @@ class RheologyCalibrationCreate(Strict):
         return self
 
 
+class LineSectionIn(Strict):
+    """A straight section of the line: its length and its rise (negative: a drop)."""
+
+    length_m: Annotated[float, Field(gt=0.0, le=1.0e5)]
+    rise_m: Annotated[float, Field(ge=-1.0e4, le=1.0e4)]
+
+
 class PipelineIn(Strict):
     """A paste line: developed length, inner diameter, static head of the discharge
-    above the pump (positive a lift, negative a gravity drop) and the design flow."""
+    above the pump (positive a lift, negative a gravity drop) and the design flow;
+    optionally its profile, section by section from the pump (the sections make the
+    length and the head). Without a profile a drop is taken as the borehole at the
+    plant, then the level run: where the line runs full is stated from it."""
 
     length_m: Annotated[float, Field(gt=0.0, le=1.0e5)]
     inner_diameter_m: Annotated[float, Field(gt=0.0, le=2.0)]
     static_head_m: Annotated[float, Field(ge=-1.0e4, le=1.0e4)] = 0.0
     flow_m3_h: Annotated[float, Field(gt=0.0, le=1.0e4)]
+    sections: Annotated[list[LineSectionIn] | None, Field(min_length=1, max_length=50)] = None
 
 
 class RheologyPredictRequest(Strict):
@@ -151,10 +162,31 @@ class RheologyPredictRequest(Strict):
         return value
 
 
-class PipeFlowPublic(Public):
-    """Laminar Bingham flow in the line (Buckingham-Reiner)."""
+class SlackStretchPublic(Public):
+    """A stretch where the paste free-falls: from from_m to to_m along the line (from
+    the pump); the line runs full again at to_m, full_depth_m below the pump."""
 
-    pump_pressure_kpa: float = Field(description="Friction plus the static term.")
+    from_m: float
+    to_m: float
+    full_depth_m: float
+
+
+class PipeFlowPublic(Public):
+    """Laminar Bingham flow in the line (Buckingham-Reiner), and where it runs full."""
+
+    pump_pressure_kpa: float = Field(
+        description="Friction plus the static term, the line running full; negative: it "
+        "cannot run full (see runs_full and slack)."
+    )
+    runs_full: bool = Field(
+        description="False: a drop outweighs the friction and the paste free-falls part of "
+        "the way (slack flow), a design condition to state."
+    )
+    slack: list[SlackStretchPublic]
+    pump_pressure_needed_kpa: float = Field(
+        description="The pressure the pump needs with the slack stretches open (>= 0)."
+    )
+    design_condition: str | None = Field(description="What to state when it does not run full.")
     friction_loss_kpa: float
     friction_kpa_per_m: float
     static_pressure_kpa: float
