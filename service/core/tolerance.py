@@ -27,7 +27,7 @@ vectorised over the blends. Linear interpolation of k, convex in sqrt(h) for c >
 errs on the high side (a slightly stronger design), and a relative margin of
 :data:`TABLE_MARGIN` covers the rest.
 
-Values in, values out; scipy gives the normal and noncentral t quantiles.
+Values in, values out; scipy.special gives the normal and noncentral t quantiles.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import chdtri, ndtri  # type: ignore[import-untyped]
-from scipy.stats import nct  # type: ignore[import-untyped]
+from scipy.special import chdtri, nctdtrit, ndtri  # type: ignore[import-untyped]
 
 from service.errors import InvalidInput
 
@@ -89,7 +88,7 @@ def tolerance_factor(
     root = np.sqrt(h)
     z = float(ndtri(pass_fraction))
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.asarray(nct.ppf(confidence, degrees_of_freedom, z / root), dtype=np.float64)
+        factor = np.asarray(nctdtrit(degrees_of_freedom, z / root, confidence), dtype=np.float64)
     factor = factor * root
     limit = z * math.sqrt(degrees_of_freedom / float(chdtri(degrees_of_freedom, confidence)))
     result: FloatArray = np.where(np.isfinite(factor), factor, limit)
