@@ -26,7 +26,7 @@ from service.operations.calibrations import (
     model_of,
     seed_example_calibration,
 )
-from service.operations.lab import LabService
+from service.operations.lab import LabService, compliance_config
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
@@ -237,6 +237,7 @@ class Runtime:
             lab=LabStore(engine),
             stopes=stope_store,
             pass_fraction_pct=settings.design.pass_fraction_pct,
+            config=compliance_config(settings.design),
         )
         supervisor = Supervisor(
             store=self._store,

@@ -394,14 +394,45 @@ class ApiSettings(BaseModel):
 
 class DesignSettings(BaseModel):
     """How recipes are designed on this site: the pass fraction every design and
-    prediction is stated at, and the strength floors that apply by default."""
+    prediction is stated at, on which basis (a tolerance bound with its confidence, or
+    the expected pass fraction), the acceptance rules the lab's tests are judged by, and
+    the strength floors that apply by default."""
 
     pass_fraction_pct: float = Field(
         default=90.0,
         ge=50.0,
         le=99.99,
-        description="Designs are made so that this % of cylinders passes each requirement "
-        "(the fit's prediction interval); a request may ask for another.",
+        description="Designs are made so that this % of cylinders passes each requirement; "
+        "a request may ask for another.",
+    )
+    basis: Literal["tolerance", "expected"] = Field(
+        default="tolerance",
+        description="tolerance: the pass fraction holds with CONFIDENCE_PCT confidence for "
+        "the calibration at hand (a one-sided tolerance bound); expected: it holds on "
+        "average over calibrations (the prediction interval), which one calibration of "
+        "few cylinders can fall well short of. A request may ask for the other.",
+    )
+    confidence_pct: float = Field(
+        default=95.0,
+        ge=50.0,
+        le=99.9,
+        description="The confidence of a tolerance design: PASS_FRACTION_PCT % of the "
+        "cylinders pass with this confidence; a request may ask for another.",
+    )
+    consecutive_tests: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Acceptance (ACI 318 adapted): every average of this many consecutive "
+        "strength tests of a stope (a test: the mean of the cylinders of a pour cast together, "
+        "at the requirement's age) must reach the requirement.",
+    )
+    gross_low_margin_pct: float = Field(
+        default=25.0,
+        ge=0.0,
+        le=90.0,
+        description="Acceptance: a strength test more than this % below the requirement is "
+        "grossly low (a high notice); ACI 318's 500 psi means nothing at backfill strengths.",
     )
     liquefaction_floor_kpa: float = Field(
         default=100.0,

@@ -70,9 +70,9 @@ _RHEOLOGY_ROWS: list[dict[str, Any]] = [
         ("RH-010", 76, 3, {"yield_stress_pa": 132, "plastic_viscosity_pa_s": 0.281}),
         ("RH-014", 78, 5, {"yield_stress_pa": 273, "plastic_viscosity_pa_s": 0.444}),
         ("RH-018", 80, 8, {"yield_stress_pa": 517, "plastic_viscosity_pa_s": 0.575}),
-        ("RH-019", 72, 4.5, {"slump_mm": 270, "density_kg_m3": 1937}),
-        ("RH-023", 76, 4.5, {"slump_mm": 225, "density_kg_m3": 2044}),
-        ("RH-026", 78, 6, {"slump_mm": 195, "density_kg_m3": 2101}),
+        ("RH-019", 72, 4.5, {"slump_mm": 270, "density_kg_m3": 1937, "slump_mould": "cone"}),
+        ("RH-023", 76, 4.5, {"slump_mm": 225, "density_kg_m3": 2044, "slump_mould": "cone"}),
+        ("RH-026", 78, 6, {"slump_mm": 195, "density_kg_m3": 2101, "slump_mould": "cone"}),
     )
 ]
 

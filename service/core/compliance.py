@@ -1,32 +1,41 @@
-"""Compliance of the placed fill with its strength requirements, and recalibration.
+"""Compliance of the placed fill with its strength requirements.
 
-A design holds for the cylinders, not on average (DOMAIN.md): a recipe is designed so
-that a chosen fraction p of new cylinders reaches the requirement R at its age t
-(:mod:`service.core.reliability`). The lab then tells whether it did:
+A design holds for the cylinders, not on average: a recipe is designed so that a chosen
+fraction p of new cylinders reaches the requirement R at its age t
+(:mod:`service.core.reliability`, :mod:`service.core.tolerance`). The lab then tells
+whether it did:
 
-- each tested UCS at the requirement's age passes when UCS >= R (one cylinder, the unit
-  the design's pass fraction is stated for);
+- acceptance as concrete practice judges it (:mod:`service.core.acceptance`, ACI 318-19
+  §26.12.3 adapted): a strength test is the mean of the cylinders of one pour cast
+  together and tested at the requirement's age; every running average of the site's
+  number of consecutive tests (3) of a stope must reach R, and a test below R by more
+  than the site's gross-low margin is grossly low. Either failure is a high notice;
+- each tested cylinder passes when UCS >= R, the unit the design's pass fraction is
+  stated for; one below R is information, not an alarm (a design at p expects 1 - p);
 - per sample, pour, stage and stope the observed pass fraction k/n carries a confidence
   interval, Wilson's score interval (Wilson, E.B. (1927), "Probable inference, the law
   of succession, and statistical inference", J. Am. Stat. Assoc. 22(158):209-212) or
   the exact Clopper-Pearson interval (Clopper, C.J. & Pearson, E.S. (1934), "The use of
   confidence or fiducial limits illustrated in the case of the binomial", Biometrika
   26(4):404-413); the design's p is judged against it (below when the interval lies
-  wholly below p), with the exact binomial probability P(X <= k | n, p) of seeing so few
-  passes if the design held;
+  wholly below p), with the binomial probability P(X <= k | n, p) of seeing so few
+  passes if the design held. Cylinders of one pour share its paste and are not
+  independent: the counts are those of clustered binary data, divided by the design
+  effect d estimated from the clusters (Rao, J.N.K. & Scott, A.J. (1992), "A simple
+  method for the analysis of clustered binary data", Biometrics 48(2):577-585): clusters
+  are the pours in a stage or stope, the casts (cylinders cast together) in a pour;
+  d = v_c / (p^(1 - p^)/n), v_c = m/(m - 1) sum_i (k_i - p^ n_i)^2 / n^2 the variance of
+  the pass fraction over the m clusters (Cochran, W.G. (1977), *Sampling Techniques*, 3rd
+  ed., Wiley, §6.2, the ratio estimator), kept between 1 (independent cylinders) and
+  n/m (each cluster one observation), and n/m itself when it cannot be estimated (one
+  cluster, or every cylinder passing or failing);
 - a cylinder cast at t0 to be tested at d days and not tested by t0 + d + grace is
   overdue; a result before the requirement's age can be compared with the strength it
   should have on the way, R (t_test/t_req)^m with m the fitted model's time exponent for
   the blend (the time factor UCS(t) = UCS28 (t/28)^m of :mod:`service.core.strength_model`),
   an early warning, not a failure.
 
-Recalibration: new lab results join the calibration's rows; the model is refitted
-(:func:`service.core.strength_model.fit_strength_model`) and the proposal reports each
-coefficient's change, R^2 before and after, and how well the *old* model predicted the
-*new* results (RMSE and bias of ln UCS and of kPa, with a t test of the bias; Montgomery,
-Peck & Vining 2012, *Introduction to Linear Regression Analysis*, 5th ed., §11.2 on
-validating a model on new data), and the fraction of new cylinders above the old
-model's lower prediction bound at the design pass fraction (it should be about p).
+Recalibration from the same results is :mod:`service.core.recalibration`.
 
 Values in, values out; ``now`` is a parameter.
 """
@@ -37,34 +46,51 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
-import numpy as np
-from scipy.special import bdtr, betaincinv, ndtri, stdtr  # type: ignore[import-untyped]
+from scipy.special import betainc, betaincinv, ndtri  # type: ignore[import-untyped]
 
-from service.core.control.alarms import Severity
+from service.core import acceptance
 from service.core.lab import LabResult
 from service.core.strength_model import (
-    CylinderResult,
     StrengthModel,
-    fit_strength_model,
 )
-from service.errors import CalibrationRejected, InvalidInput, OutsideCalibrationRange
+from service.errors import InvalidInput, OutsideCalibrationRange
 
 _DAY = timedelta(days=1)
 
 GroupKind = Literal["sample", "pour", "stage", "stope"]
 IntervalMethod = Literal["wilson", "clopper_pearson"]
 GroupVerdict = Literal["no_results", "no_design", "below_design", "consistent", "above_design"]
-NoticeKind = Literal["failed", "overdue", "behind", "below_design", "unknown_sample"]
+NoticeKind = Literal[
+    "low_cylinder",
+    "gross_low",
+    "running_average",
+    "overdue",
+    "behind",
+    "below_design",
+    "unknown_sample",
+]
+
+
+class NoticeSeverity(StrEnum):
+    """How much a notice asks of the engineer: ``info`` is expected and asks nothing
+    (a single low cylinder of a design at p < 1), then low, medium and high."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
 
 
 # --- confidence intervals of a proportion -------------------------------------------------
 
 
-def wilson_interval(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(passed: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson's score interval of a proportion k/n (Wilson 1927):
-    (k + z^2/2 +- z sqrt(k(n - k)/n + z^2/4)) / (n + z^2), z = Phi^-1((1 + c)/2)."""
+    (k + z^2/2 +- z sqrt(k(n - k)/n + z^2/4)) / (n + z^2), z = Phi^-1((1 + c)/2); k and n
+    may be effective (non-integer) counts."""
     _check_counts(passed, n)
     _check_confidence(confidence)
     z = float(ndtri(0.5 + confidence / 2.0))
@@ -77,9 +103,12 @@ def wilson_interval(passed: int, n: int, confidence: float = 0.95) -> tuple[floa
     return low, high
 
 
-def clopper_pearson_interval(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def clopper_pearson_interval(
+    passed: float, n: float, confidence: float = 0.95
+) -> tuple[float, float]:
     """The exact interval (Clopper & Pearson 1934): the a/2 quantile of Beta(k, n - k + 1)
-    and the 1 - a/2 quantile of Beta(k + 1, n - k), a = 1 - c (0 and 1 at the ends)."""
+    and the 1 - a/2 quantile of Beta(k + 1, n - k), a = 1 - c (0 and 1 at the ends); k and
+    n may be effective (non-integer) counts."""
     _check_counts(passed, n)
     _check_confidence(confidence)
     alpha = 1.0 - confidence
@@ -88,18 +117,20 @@ def clopper_pearson_interval(passed: int, n: int, confidence: float = 0.95) -> t
     return low, high
 
 
-def binomial_at_most(passed: int, n: int, probability: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p): the chance of so few passes if the design held."""
+def binomial_at_most(passed: float, n: float, probability: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p): the chance of so few passes if the design held;
+    I_{1-p}(n - k, k + 1), the regularised incomplete beta function, which extends it to
+    effective (non-integer) counts."""
     _check_counts(passed, n)
     if not 0.0 <= probability <= 1.0:
         raise InvalidInput("probability", f"probability must be between 0 and 1 ({probability!r})")
     if passed >= n:
         return 1.0
-    return float(bdtr(passed, n, probability))
+    return float(betainc(n - passed, passed + 1.0, 1.0 - probability))
 
 
-def _check_counts(passed: int, n: int) -> None:
-    if n < 1 or not 0 <= passed <= n:
+def _check_counts(passed: float, n: float) -> None:
+    if not n >= 1 or not 0 <= passed <= n:
         raise InvalidInput("n", f"need n >= 1 and 0 <= passed <= n (got {passed}/{n})")
 
 
@@ -170,13 +201,15 @@ class ComplianceConfig:
     """``confidence`` of the pass-fraction intervals (``interval``: ``wilson`` or
     ``clopper_pearson``); a result matches an age d when its nominal age is within
     max(``age_tolerance_min_days``, ``age_tolerance_fraction`` d); a scheduled test is
-    overdue ``overdue_grace_days`` after it fell due."""
+    overdue ``overdue_grace_days`` after it fell due; ``acceptance`` the site's rules for
+    strength tests (consecutive tests averaged, gross-low margin)."""
 
     confidence: float = 0.95
     interval: IntervalMethod = "wilson"
     age_tolerance_fraction: float = 0.1
     age_tolerance_min_days: float = 0.5
     overdue_grace_days: float = 2.0
+    acceptance: acceptance.AcceptanceRules = field(default_factory=acceptance.AcceptanceRules)
 
     def __post_init__(self) -> None:
         _check_confidence(self.confidence)
@@ -191,7 +224,7 @@ class ComplianceConfig:
         allowed = max(self.age_tolerance_min_days, self.age_tolerance_fraction * target_days)
         return abs(age_days - target_days) <= allowed
 
-    def interval_of(self, passed: int, n: int) -> tuple[float, float]:
+    def interval_of(self, passed: float, n: float) -> tuple[float, float]:
         if self.interval == "wilson":
             return wilson_interval(passed, n, self.confidence)
         return clopper_pearson_interval(passed, n, self.confidence)
@@ -224,9 +257,11 @@ class Judgement:
 @dataclass(frozen=True)
 class PassFraction:
     """The pass fraction of one group (a sample, pour, stage or stope) for one
-    requirement: ``passed`` of ``n`` cylinders, ``fraction`` (None without results),
-    its interval [``low``, ``high``] at ``confidence``, the design's pass fraction and
-    the probability of at most ``passed`` passes had the design held (``p_at_most``)."""
+    requirement: ``passed`` of ``n`` cylinders in ``clusters`` clusters (pours in a stage
+    or stope, casts in a pour), ``fraction`` (None without results), the
+    ``design_effect`` d and the ``effective_n`` n/d the interval [``low``, ``high``] at
+    ``confidence`` and ``p_at_most`` (the probability of so few passes had the design
+    held) are computed on, and the design's pass fraction."""
 
     group: GroupKind
     group_id: str
@@ -242,6 +277,9 @@ class PassFraction:
     design_pass_fraction: float | None
     p_at_most: float | None
     verdict: GroupVerdict
+    clusters: int = 0
+    design_effect: float | None = None
+    effective_n: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -261,16 +299,21 @@ class PassFraction:
             ),
             "p_at_most": self.p_at_most,
             "verdict": self.verdict,
+            "clusters": self.clusters,
+            "design_effect": self.design_effect,
+            "effective_n": self.effective_n,
         }
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Something the engineer must see: a failed or behind-schedule cylinder, an overdue
-    test, a group below its design pass fraction, a result for an unknown sample."""
+    """Something the engineer should see: a grossly low test or a running average below
+    the requirement (high), a group below its design pass fraction (high), an overdue
+    test (medium), a cylinder behind its strength curve or a result for an unknown
+    sample (low), a single cylinder below the requirement (information)."""
 
     kind: NoticeKind
-    severity: Severity
+    severity: NoticeSeverity
     detail: str
     sample_id: str | None = None
     pour_id: str | None = None
@@ -293,24 +336,29 @@ class Notice:
         }
 
 
-NOTICE_SEVERITY: Mapping[NoticeKind, Severity] = {
-    "failed": Severity.HIGH,
-    "below_design": Severity.HIGH,
-    "overdue": Severity.MEDIUM,
-    "behind": Severity.LOW,
-    "unknown_sample": Severity.LOW,
+NOTICE_SEVERITY: Mapping[NoticeKind, NoticeSeverity] = {
+    "gross_low": NoticeSeverity.HIGH,
+    "running_average": NoticeSeverity.HIGH,
+    "below_design": NoticeSeverity.HIGH,
+    "overdue": NoticeSeverity.MEDIUM,
+    "behind": NoticeSeverity.LOW,
+    "unknown_sample": NoticeSeverity.LOW,
+    "low_cylinder": NoticeSeverity.INFO,
 }
 
 
 @dataclass(frozen=True)
 class ComplianceReport:
-    """Every judgement, every group's pass fraction, the notices (most severe first) and
-    the results that belong to no known sample."""
+    """Every judgement, every group's pass fraction, the notices (most severe first),
+    the results that belong to no known sample, the strength tests and the running
+    averages of consecutive tests (:mod:`service.core.acceptance`)."""
 
     judgements: tuple[Judgement, ...]
     pass_fractions: tuple[PassFraction, ...]
     notices: tuple[Notice, ...]
     unmatched_results: tuple[LabResult, ...]
+    tests: tuple[acceptance.StrengthTest, ...] = ()
+    running_averages: tuple[acceptance.RunningAverage, ...] = ()
 
     def pass_fraction(
         self, group: GroupKind, group_id: str, requirement: str
@@ -324,7 +372,12 @@ class ComplianceReport:
 
 # --- assessment ---------------------------------------------------------------------------
 
-_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+_SEVERITY_ORDER = {
+    NoticeSeverity.HIGH: 0,
+    NoticeSeverity.MEDIUM: 1,
+    NoticeSeverity.LOW: 2,
+    NoticeSeverity.INFO: 3,
+}
 
 
 def _on_track_ucs_kpa(
@@ -349,16 +402,19 @@ def assess_compliance(
     config: ComplianceConfig | None = None,
     model: StrengthModel | None = None,
 ) -> ComplianceReport:
-    """Judge every tested cylinder, summarise per sample / pour / stage / stope, and list
-    the notices (failed, overdue, behind, below the design's pass fraction, unknown
-    sample) at ``now``.
+    """Judge every tested cylinder and every strength test, summarise per sample / pour
+    / stage / stope, and list the notices at ``now`` (see :data:`NOTICE_SEVERITY`).
 
     A result is judged against each of its plan's requirements whose age it matches
     (its nominal age, see :class:`ComplianceConfig`); ``ucs_kpa`` 0 (too weak to test)
-    fails. Results at other ages are not judged; with ``model`` an earlier one below
-    the on-track strength R (t/t_req)^m is a ``behind`` notice. A scheduled age with no
-    tested result by due + grace is ``overdue``. A pour, stage or stope whose interval
-    lies wholly below the design's pass fraction is ``below_design``.
+    fails. A cylinder below R is a ``low_cylinder`` notice (information). The cylinders
+    of a pour cast together make a strength test (:mod:`service.core.acceptance`): one
+    grossly low is ``gross_low``, a running average of consecutive tests of a stope below
+    R is ``running_average``. Results at other ages are not judged; with ``model`` an
+    earlier one below the on-track strength R (t/t_req)^m is a ``behind`` notice. A
+    scheduled age with no tested result by due + grace is ``overdue``. A pour, stage or
+    stope whose (clustered) interval lies wholly below the design's pass fraction is
+    ``below_design``.
     """
     cfg = config or ComplianceConfig()
     if now.tzinfo is None:
@@ -408,15 +464,23 @@ def assess_compliance(
                 )
                 judgements.append(judgement)
                 if not judgement.passed:
+                    expected = requirement.design_pass_fraction
                     notices.append(
                         Notice(
-                            "failed",
-                            NOTICE_SEVERITY["failed"],
+                            "low_cylinder",
+                            NOTICE_SEVERITY["low_cylinder"],
                             f"sample {plan.sample_id} (pour {plan.pour_id}, stope "
                             f"{plan.stope_id}) tested {result.ucs_kpa:g} kPa at "
                             f"{result.age_days:.1f} days, below the {requirement.name} "
                             f"requirement of {requirement.required_ucs_kpa:g} kPa at "
-                            f"{requirement.curing_days:g} days",
+                            f"{requirement.curing_days:g} days"
+                            + (
+                                ""
+                                if expected is None
+                                else f"; a design at {expected * 100:g} % expects "
+                                f"{(1.0 - expected) * 100:g} % of its cylinders below it"
+                            )
+                            + " (the tests and running averages judge the fill)",
                             sample_id=plan.sample_id,
                             pour_id=plan.pour_id,
                             stope_id=plan.stope_id,
@@ -465,6 +529,25 @@ def assess_compliance(
                     due_at=due_at,
                 )
             )
+    tests = acceptance.strength_tests(
+        (
+            acceptance.JudgedCylinder(
+                sample_id=j.sample_id,
+                pour_id=j.pour_id,
+                stope_id=j.stope_id,
+                stage_id=j.stage_id,
+                cast_at=by_id[j.sample_id].cast_at,
+                requirement=j.requirement,
+                required_ucs_kpa=j.required_ucs_kpa,
+                curing_days=j.requirement_days,
+                ucs_kpa=j.ucs_kpa,
+            )
+            for j in judgements
+        ),
+        cfg.acceptance,
+    )
+    averages = acceptance.running_averages(tests, cfg.acceptance)
+    notices += _acceptance_notices(tests, averages, cfg.acceptance)
     fractions = _pass_fractions(plans, judgements, cfg)
     for entry in fractions:
         if entry.verdict == "below_design" and entry.group != "sample":
@@ -486,63 +569,140 @@ def assess_compliance(
                 )
             )
     notices.sort(key=lambda n: _SEVERITY_ORDER[n.severity])
-    return ComplianceReport(tuple(judgements), tuple(fractions), tuple(notices), tuple(unmatched))
+    return ComplianceReport(
+        tuple(judgements),
+        tuple(fractions),
+        tuple(notices),
+        tuple(unmatched),
+        tests,
+        averages,
+    )
+
+
+def _acceptance_notices(
+    tests: Sequence[acceptance.StrengthTest],
+    averages: Sequence[acceptance.RunningAverage],
+    rules: acceptance.AcceptanceRules,
+) -> list[Notice]:
+    """A ``gross_low`` notice per grossly low test, a ``running_average`` notice per
+    average of consecutive tests below the requirement (both high)."""
+    out = []
+    for test in tests:
+        if test.gross_low:
+            out.append(
+                Notice(
+                    "gross_low",
+                    NOTICE_SEVERITY["gross_low"],
+                    f"pour {test.pour_id} (stope {test.stope_id}): the test of "
+                    f"{len(test.sample_ids)} cylinder(s) cast {test.cast_at.isoformat()} "
+                    f"({', '.join(test.sample_ids)}) averaged {test.strength_kpa:.0f} kPa, "
+                    f"more than {rules.gross_low_margin * 100:g} % below the "
+                    f"{test.requirement} requirement of {test.required_ucs_kpa:g} kPa at "
+                    f"{test.curing_days:g} days (limit {test.gross_low_limit_kpa:.0f} kPa)",
+                    sample_id=test.sample_ids[0] if len(test.sample_ids) == 1 else None,
+                    pour_id=test.pour_id,
+                    stope_id=test.stope_id,
+                    stage_id=test.stage_id,
+                    requirement=test.requirement,
+                )
+            )
+    for average in averages:
+        if not average.passed:
+            pours = ", ".join(pour for pour, _ in average.tests)
+            out.append(
+                Notice(
+                    "running_average",
+                    NOTICE_SEVERITY["running_average"],
+                    f"stope {average.stope_id}: {len(average.tests)} consecutive tests (pours "
+                    f"{pours}) averaged {average.average_kpa:.0f} kPa, below the "
+                    f"{average.requirement} requirement of {average.required_ucs_kpa:g} kPa "
+                    f"at {average.curing_days:g} days",
+                    pour_id=average.tests[-1][0],
+                    stope_id=average.stope_id,
+                    requirement=average.requirement,
+                )
+            )
+    return out
 
 
 # (group kind, group id, requirement name, required kPa, days, design pass fraction)
 _GroupKey = tuple[GroupKind, str, str, float, float, float | None]
 
 
+def design_effect(clusters: Sequence[tuple[int, int]]) -> float:
+    """The design effect d of clustered pass/fail counts ``(n_i, k_i)`` (Rao & Scott 1992):
+    the cluster variance of the pass fraction over the binomial one, kept in [1, n/m];
+    n/m (each cluster one observation) when it cannot be estimated."""
+    m = len(clusters)
+    n = sum(size for size, _ in clusters)
+    passed = sum(k for _, k in clusters)
+    if n == 0:
+        return 1.0
+    worst = n / m
+    if m < 2 or passed in (0, n):
+        return worst
+    p = passed / n
+    variance = m / (m - 1) * sum((k - p * size) ** 2 for size, k in clusters) / (n * n)
+    return min(worst, max(1.0, variance / (p * (1.0 - p) / n)))
+
+
 def _pass_fractions(
     plans: Sequence[SamplePlan], judgements: Sequence[Judgement], cfg: ComplianceConfig
 ) -> list[PassFraction]:
     # One entry per group and requirement that any plan of the group carries, so a group
-    # with no results yet is listed as such.
-    counts: dict[_GroupKey, list[int]] = {}
+    # with no results yet is listed as such. Within a group, cylinders are counted per
+    # cluster: the pour in a stage or stope, the cast in a pour, the sample itself.
+    counts: dict[_GroupKey, dict[str, list[int]]] = {}
+    cast_of = {plan.sample_id: plan.cast_at.isoformat() for plan in plans}
 
     def keys(
         sample_id: str, pour_id: str, stage_id: str | None, stope_id: str, req: Requirement
-    ) -> list[_GroupKey]:
-        groups: list[tuple[GroupKind, str]] = [
-            ("sample", sample_id),
-            ("pour", pour_id),
-            ("stope", stope_id),
+    ) -> list[tuple[_GroupKey, str]]:
+        groups: list[tuple[GroupKind, str, str]] = [
+            ("sample", sample_id, sample_id),
+            ("pour", pour_id, cast_of[sample_id]),
+            ("stope", stope_id, pour_id),
         ]
         if stage_id is not None:
-            groups.append(("stage", stage_id))
+            groups.append(("stage", stage_id, pour_id))
+        fraction = req.design_pass_fraction
         return [
-            (kind, gid, req.name, req.required_ucs_kpa, req.curing_days, req.design_pass_fraction)
-            for kind, gid in groups
+            ((kind, gid, req.name, req.required_ucs_kpa, req.curing_days, fraction), cluster)
+            for kind, gid, cluster in groups
         ]
 
     requirement_of: dict[tuple[str, str], Requirement] = {}
     for plan in plans:
         for req in plan.requirements:
             requirement_of[(plan.sample_id, req.name)] = req
-            for key in keys(plan.sample_id, plan.pour_id, plan.stage_id, plan.stope_id, req):
-                counts.setdefault(key, [0, 0])
+            for key, _ in keys(plan.sample_id, plan.pour_id, plan.stage_id, plan.stope_id, req):
+                counts.setdefault(key, {})
     for j in judgements:
         req = requirement_of[(j.sample_id, j.requirement)]
-        for key in keys(j.sample_id, j.pour_id, j.stage_id, j.stope_id, req):
-            tally = counts.setdefault(key, [0, 0])
+        for key, cluster in keys(j.sample_id, j.pour_id, j.stage_id, j.stope_id, req):
+            tally = counts.setdefault(key, {}).setdefault(cluster, [0, 0])
             tally[0] += 1
             tally[1] += int(j.passed)
     order: dict[GroupKind, int] = {"stope": 0, "stage": 1, "pour": 2, "sample": 3}
     out: list[PassFraction] = []
     for key in sorted(counts, key=lambda k: (order[k[0]], k[1], k[2], k[4])):
         kind, gid, name, required, days, design = key
-        n, passed = counts[key]
-        fraction = low = high = p_at_most = None
+        clusters = [(size, k) for size, k in counts[key].values()]
+        n = sum(size for size, _ in clusters)
+        passed = sum(k for _, k in clusters)
+        fraction = low = high = p_at_most = effect = effective_n = None
         verdict: GroupVerdict
         if n == 0:
             verdict = "no_results"
         else:
             fraction = passed / n
-            low, high = cfg.interval_of(passed, n)
+            effect = design_effect(clusters)
+            effective_n = n / effect
+            low, high = cfg.interval_of(passed / effect, effective_n)
             if design is None:
                 verdict = "no_design"
             else:
-                p_at_most = binomial_at_most(passed, n, design)
+                p_at_most = binomial_at_most(passed / effect, effective_n, design)
                 if high < design:
                     verdict = "below_design"
                 elif low > design:
@@ -565,298 +725,9 @@ def _pass_fractions(
                 design_pass_fraction=design,
                 p_at_most=p_at_most,
                 verdict=verdict,
+                clusters=len(clusters),
+                design_effect=effect,
+                effective_n=effective_n,
             )
         )
     return out
-
-
-# --- recalibration ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SkippedRow:
-    """A lab result that could not become a calibration row, and why."""
-
-    sample_id: str
-    reason: str
-
-
-def cylinder_rows(
-    plans: Sequence[SamplePlan],
-    results: Iterable[LabResult],
-    *,
-    prefer_lab_solids: bool = True,
-) -> tuple[tuple[CylinderResult, ...], tuple[SkippedRow, ...]]:
-    """Calibration rows (blend, Bw, Cw, age, UCS) from lab results and their plans.
-
-    The age is the actual one (tested_at - cast_at) when known. Cw is the sample's own
-    (lab dry/wet) when ``prefer_lab_solids`` and the masses were measured, else the plan's
-    (as produced, best reconciled); the lab's Cw of a cured cylinder reads high by the
-    bound water (see :mod:`service.core.lab`): pass corrected values in the plans and
-    ``prefer_lab_solids`` False when that matters. Skipped (with the reason): unknown
-    sample, no UCS, UCS 0 (too weak to test: ln 0 has no place in a log-linear fit), no
-    blend or Bw, no Cw.
-    """
-    by_id = {plan.sample_id: plan for plan in plans}
-    rows: list[CylinderResult] = []
-    skipped: list[SkippedRow] = []
-    for result in results:
-        plan = by_id.get(result.sample_id)
-        reason = None
-        if plan is None:
-            reason = "no pour cast this sample"
-        elif result.ucs_kpa is None:
-            reason = "no UCS"
-        elif result.ucs_kpa <= 0.0:
-            reason = "UCS 0 (too weak to test) cannot enter a log-linear fit"
-        elif plan.blend is None or plan.binder_ratio is None:
-            reason = "the pour's blend or Bw is unknown"
-        if reason is not None or plan is None or result.ucs_kpa is None:
-            skipped.append(SkippedRow(result.sample_id, reason or "unusable"))
-            continue
-        solids = result.solids_fraction if prefer_lab_solids else None
-        if solids is None:
-            solids = plan.solids_fraction
-        if solids is None or plan.blend is None or plan.binder_ratio is None:
-            skipped.append(
-                SkippedRow(result.sample_id, "no Cw (neither lab masses nor the pour's)")
-            )
-            continue
-        rows.append(
-            CylinderResult(
-                blend=dict(plan.blend),
-                binder_ratio=plan.binder_ratio,
-                solids_fraction=solids,
-                curing_days=result.age_days,
-                ucs_kpa=result.ucs_kpa,
-                sample_id=result.sample_id,
-            )
-        )
-    return tuple(rows), tuple(skipped)
-
-
-@dataclass(frozen=True)
-class CoefficientChange:
-    """One model term before and after the refit (None when the term is absent)."""
-
-    term: str
-    before: float | None
-    after: float | None
-
-    @property
-    def change(self) -> float | None:
-        if self.before is None or self.after is None:
-            return None
-        return self.after - self.before
-
-
-@dataclass(frozen=True)
-class PredictionError:
-    """How a model predicted a set of results.
-
-    Residuals are measured minus predicted: ``rmse_log`` / ``bias_log`` of ln UCS,
-    ``rmse_kpa`` / ``bias_kpa`` in kPa (a positive bias: the model under-predicts).
-    ``bias_t`` / ``bias_p_value``: the one-sample t test of the mean ln residual (two
-    sided; None with fewer than two results). ``above_lower_fraction``: the fraction of
-    results at or above the model's lower bound at ``pass_fraction`` (about that
-    fraction when the model's spread holds). ``n_extrapolated`` results lay outside the
-    model's tested combinations; ``n_not_predictable`` had a binder the model has no
-    data for (not counted in the statistics).
-    """
-
-    n: int
-    n_not_predictable: int
-    n_extrapolated: int
-    rmse_log: float | None
-    bias_log: float | None
-    rmse_kpa: float | None
-    bias_kpa: float | None
-    bias_t: float | None
-    bias_p_value: float | None
-    pass_fraction: float
-    above_lower_fraction: float | None
-
-
-@dataclass(frozen=True)
-class RecalibrationProposal:
-    """A proposed new calibration version, for an engineer to approve.
-
-    ``model`` is refitted on ``rows`` (the current calibration's ``n_old`` rows then the
-    ``n_new`` new ones); ``changes`` lists every term; R^2 of ln UCS and of kPa before
-    (the current fit on its rows) and after (the refit on all rows);
-    ``old_model_on_new`` is the current model's prediction error on the new results and
-    ``new_model_on_new`` the refit's (in-sample).
-    """
-
-    model: StrengthModel
-    rows: tuple[CylinderResult, ...]
-    n_old: int
-    n_new: int
-    changes: tuple[CoefficientChange, ...]
-    r2_log_before: float
-    r2_log_after: float
-    r2_kpa_before: float
-    r2_kpa_after: float
-    residual_sd_log_before: float | None
-    residual_sd_log_after: float | None
-    old_model_on_new: PredictionError
-    new_model_on_new: PredictionError
-
-
-def model_coefficients(model: StrengthModel) -> dict[str, float]:
-    """The model's coefficients by term name (``intercept``, ``ln_binder_water``,
-    ``ln_time``, ``blend:<name>``, ``time_blend:<name>``)."""
-    out: dict[str, float] = {}
-    for term in model.terms:
-        kind, _, name = term.partition(":")
-        if term == "intercept":
-            out[term] = model.intercept
-        elif term == "ln_binder_water":
-            out[term] = model.binder_water_exponent
-        elif term == "ln_time":
-            out[term] = model.time_coefficient
-        elif kind == "blend":
-            out[term] = model.blend_coefficients[model.components.index(name)]
-        elif kind == "time_blend":
-            out[term] = model.time_blend_coefficients[model.components.index(name)]
-    return out
-
-
-def prediction_error(
-    model: StrengthModel, rows: Sequence[CylinderResult], pass_fraction: float = 0.9
-) -> PredictionError:
-    """The model's error on ``rows`` (see :class:`PredictionError`); predictions outside
-    the tested combinations are made (flagged, counted), a binder unknown to the model
-    cannot be."""
-    if not 0.5 <= pass_fraction < 1.0:
-        raise InvalidInput(
-            "pass_fraction_pct", f"pass_fraction must be in [0.5, 1) ({pass_fraction!r})"
-        )
-    residual_log: list[float] = []
-    residual_kpa: list[float] = []
-    above = 0
-    not_predictable = extrapolated = 0
-    for row in rows:
-        try:
-            prediction = model.predict(
-                row.blend,
-                row.binder_ratio,
-                row.solids_fraction,
-                row.curing_days,
-                allow_extrapolation=True,
-                pass_fraction=pass_fraction,
-            )
-        except OutsideCalibrationRange:
-            not_predictable += 1
-            continue
-        extrapolated += int(prediction.extrapolated)
-        residual_log.append(math.log(row.ucs_kpa) - math.log(prediction.ucs_kpa))
-        residual_kpa.append(row.ucs_kpa - prediction.ucs_kpa)
-        assert prediction.lower_ucs_kpa is not None  # a pass fraction was asked
-        above += int(row.ucs_kpa >= prediction.lower_ucs_kpa)
-    m = len(residual_log)
-    if m == 0:
-        return PredictionError(
-            0,
-            not_predictable,
-            extrapolated,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            pass_fraction,
-            None,
-        )
-    logs = np.asarray(residual_log)
-    kpa = np.asarray(residual_kpa)
-    bias_t = p_value = None
-    if m >= 2:
-        sd = float(logs.std(ddof=1))
-        if sd > 0.0:
-            bias_t = float(logs.mean()) / (sd / math.sqrt(m))
-            p_value = float(2.0 * stdtr(m - 1, -abs(bias_t)))
-    return PredictionError(
-        n=m,
-        n_not_predictable=not_predictable,
-        n_extrapolated=extrapolated,
-        rmse_log=math.sqrt(float(np.mean(logs**2))),
-        bias_log=float(logs.mean()),
-        rmse_kpa=math.sqrt(float(np.mean(kpa**2))),
-        bias_kpa=float(kpa.mean()),
-        bias_t=bias_t,
-        bias_p_value=p_value,
-        pass_fraction=pass_fraction,
-        above_lower_fraction=above / m,
-    )
-
-
-def _check_reproduces(model: StrengthModel, rows: Sequence[CylinderResult]) -> None:
-    """CalibrationRejected unless refitting ``rows`` gives ``model`` (the rows are the
-    calibration's own)."""
-    refit = fit_strength_model(
-        rows,
-        reference_component=model.reference_component,
-        label=model.label,
-        range_tolerance=model.range_tolerance,
-    )
-    before, again = model_coefficients(model), model_coefficients(refit)
-    if refit.terms != model.terms or not np.allclose(
-        [before[t] for t in model.terms], [again[t] for t in model.terms], rtol=1e-6, atol=1e-9
-    ):
-        raise CalibrationRejected(
-            "the calibration rows given do not reproduce the current strength model: "
-            "recalibrate from the rows the current version was fitted on"
-        )
-
-
-def propose_recalibration(
-    current_model: StrengthModel,
-    current_rows: Sequence[CylinderResult],
-    new_rows: Sequence[CylinderResult],
-    *,
-    label: str = "",
-    pass_fraction: float = 0.9,
-) -> RecalibrationProposal:
-    """Refit the strength model on the current calibration's rows plus the new lab
-    results and report what changed (see the module docstring).
-
-    Refuses (CalibrationRejected) when ``current_rows`` do not reproduce
-    ``current_model``, when there are no new rows, and whatever
-    :func:`fit_strength_model` refuses on the combined rows. The refit keeps the current
-    reference component and range tolerance.
-    """
-    if not new_rows:
-        raise CalibrationRejected("no new laboratory results to recalibrate with")
-    _check_reproduces(current_model, current_rows)
-    rows = (*current_rows, *new_rows)
-    refit = fit_strength_model(
-        rows,
-        reference_component=current_model.reference_component,
-        label=label or current_model.label,
-        range_tolerance=current_model.range_tolerance,
-    )
-    before = model_coefficients(current_model)
-    after = model_coefficients(refit)
-    terms = [*current_model.terms, *(t for t in refit.terms if t not in before)]
-    changes = tuple(CoefficientChange(t, before.get(t), after.get(t)) for t in terms)
-
-    def residual_sd(model: StrengthModel) -> float | None:
-        return None if model.regression is None else model.regression.residual_sd
-
-    return RecalibrationProposal(
-        model=refit,
-        rows=rows,
-        n_old=len(current_rows),
-        n_new=len(new_rows),
-        changes=changes,
-        r2_log_before=current_model.fit.r2_log,
-        r2_log_after=refit.fit.r2_log,
-        r2_kpa_before=current_model.fit.r2_kpa,
-        r2_kpa_after=refit.fit.r2_kpa,
-        residual_sd_log_before=residual_sd(current_model),
-        residual_sd_log_after=residual_sd(refit),
-        old_model_on_new=prediction_error(current_model, new_rows, pass_fraction),
-        new_model_on_new=prediction_error(refit, new_rows, pass_fraction),
-    )

@@ -1,62 +1,82 @@
 """The cheapest binder blend and dose that meets every strength requirement.
 
-Search: every blend on a grid of the binder fractions (1 % steps for up to three
-components, coarser beyond) inside the allowed fraction bounds, times every Cw on a grid
-of the site's solids window. With the blend and an age fixed, the model's design row is
-x = c + u e_u, u = ln(Mb/Mw) (Cw enters only through Mb/Mw), so for each blend and each
-requirement j (R_j kPa at t_j days) the smallest u whose strength meets R_j is closed
-form: at the median, u = (ln R_j - a_j)/n; at a pass fraction p, the smallest u whose
-lower prediction bound exp(x'b - t_{p,n-p} s sqrt(1 + h(u))) reaches R_j, h(u) quadratic
-in u (:func:`service.core.reliability.log_ratio_interval_for_lower_bound`). The dose is
-set by the largest over the requirements (the *binding* requirement), raised to the site
-minimum Bw and, unless the caller allows extrapolation, into the tested combinations of
-the model's regressors at every requirement's age: the accepted range of ln(Mb/Mw) and
-the regressor hull h(u) <= h_max (:func:`service.core.reliability.log_ratio_interval_inside_hull`;
-Montgomery, Peck & Vining 2012, §3.8). A point needing more than the site maximum Bw,
-or Mb/Mw beyond the tested combinations, is infeasible; so is one a pumpability limit
-(maximum yield stress, maximum pump pressure of a line; :mod:`service.core.rheology`)
-rules out. Bw follows from u and Cw: Bw/(1 + Bw) = (Mb/Mw)(1 - Cw)/Cw. The binder cost
-per m3 is binder kg per m3 of the saturated paste (the proportioning relations, Belem &
-Benzaazoua convention) times the blend's price per kg. Everything is vectorised with
-numpy over the (blend, Cw) grid.
+The search over the blends and the Cw window, with the bound each requirement is
+designed on (the median, the expected pass fraction of the prediction interval, or a
+tolerance bound at a pass fraction and confidence) and the tested combinations of the
+strength model, is :mod:`service.core.optimizer_search`. This module validates the
+request, runs the search for the offered blends and for cement alone, and states the
+answer: the recipe's masses per m3 (the proportioning relations of a saturated paste,
+Belem & Benzaazoua convention), its binder cost (binder kg per m3 times the blend's
+price per kg), each requirement's median, expected and tolerance bounds, the predicted
+pumpability (:mod:`service.core.rheology`, with where the line runs full,
+:mod:`service.core.slack_flow`), the limits that bind and the saving against cement.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "LN_BINDER_WATER_MAX",
+    "LN_BINDER_WATER_MIN",
+    "MAX_PUMP_PRESSURE",
+    "MAX_YIELD_STRESS",
+    "REGRESSOR_HULL",
+    "REQUIRED_UCS",
+    "RHEOLOGY_SOLIDS_MAX",
+    "BinderOption",
+    "CostedRecipe",
+    "OptimizedRecipe",
+    "RecipeLimits",
+    "Requirement",
+    "RequirementCheck",
+    "optimize_recipe",
+]
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from typing import NoReturn
 
 import numpy as np
 
-from service.core import reliability
+from service.core import reliability, tolerance
+from service.core.optimizer_search import (
+    EDGE,
+    LN_BINDER_WATER_MAX,
+    LN_BINDER_WATER_MIN,
+    MAX_PUMP_PRESSURE,
+    MAX_YIELD_STRESS,
+    REGRESSOR_HULL,
+    REQUIRED_UCS,
+    RHEOLOGY_SOLIDS_MAX,
+    BinderOption,
+    Bound,
+    Found,
+    Pump,
+    RecipeLimits,
+    Requirement,
+    blend_steps,
+    bounded,
+    compositions,
+    design_bound,
+    pump_inputs,
+    search,
+    solids_grid,
+)
 from service.core.proportioning import (
-    WATER_DENSITY_KG_M3,
     BinderComponent,
     Proportioning,
     Tailings,
     proportion,
 )
 from service.core.rheology import (
-    BoolArray,
     PipeFlow,
     PipeLine,
     RheologyModel,
-    check_line,
     pipe_flow,
-    pressure_within_grid,
     slump_from_yield_stress,
 )
 from service.core.strength_model import FloatArray, StrengthModel
 from service.errors import InvalidInput, OutsideCalibrationRange, RecipeInfeasible
 
-# A found u = ln(Mb/Mw) is raised by this much (a relative 1e-9 on Mb/Mw) so that rounding
-# can never leave the strength a hair below the requirement.
-_LOG_MARGIN = 1.0e-9
-_EDGE = 1.0e-9
-_MAX_BLEND_POINTS = 20_000
 _UCS_KPA_MAX = 1.0e6
 _DAYS_MAX = 3650.0
 _PRICE_MAX = 1.0e7
@@ -65,59 +85,16 @@ _STRESS_MAX = 1.0e6
 _CEMENT = "cement"
 _SINGLE_NAME = "required_ucs"
 
-# binding_constraints names of the limits added with the pass-fraction design.
-REQUIRED_UCS = "required_ucs"
-LN_BINDER_WATER_MIN = "calibration:ln_binder_water_min"
-LN_BINDER_WATER_MAX = "calibration:ln_binder_water_max"
-REGRESSOR_HULL = "calibration:regressor_hull"
-MAX_YIELD_STRESS = "max_yield_stress_pa"
-MAX_PUMP_PRESSURE = "max_pump_pressure_kpa"
-RHEOLOGY_SOLIDS_MAX = "rheology_calibration:solids_pct_max"
-
-
-@dataclass(frozen=True, slots=True)
-class BinderOption:
-    """A binder the plant can dose: Gs, price per tonne (any currency, the costs come
-    out in the same) and the allowed range of its fraction of the blend (0-1)."""
-
-    name: str
-    specific_gravity: float
-    price_per_t: float
-    min_fraction: float = 0.0
-    max_fraction: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class RecipeLimits:
-    """The site's Cw window and Bw limits (fractions), and the smallest fraction of the
-    blend a binder may have when it is used at all (the site's plausible recipe: a
-    feeder cannot meter a trace of binder, and such a recipe would be refused when
-    stored or poured)."""
-
-    solids_fraction_min: float
-    solids_fraction_max: float
-    binder_ratio_min: float
-    binder_ratio_max: float
-    blend_component_min: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """A required UCS (kPa) at a curing age (days); ``name`` says which (e.g. "plug",
-    "body"); an empty name becomes ``requirements[<i>]``."""
-
-    required_ucs_kpa: float
-    curing_days: float
-    name: str = ""
-
 
 @dataclass(frozen=True, slots=True)
 class RequirementCheck:
     """How a recipe meets one requirement: the median UCS at its age, the lower bound a
-    fraction ``pass_fraction`` of new cylinders exceeds (None for a median design), the
-    probability that a new cylinder reaches the requirement, whether this requirement
-    set the dose (``binding``), and whether the prediction at its age is extrapolated
-    (``outside`` naming why)."""
+    fraction ``pass_fraction`` of new cylinders is expected to exceed (None for a median
+    design), the expected probability that a new cylinder reaches the requirement (both
+    on average over calibrations), the tolerance bound that the fraction exceeds with
+    ``confidence`` (None without one), whether this requirement set the dose
+    (``binding``), and whether the prediction at its age is extrapolated (``outside``
+    naming why)."""
 
     name: str
     required_ucs_kpa: float
@@ -128,6 +105,8 @@ class RequirementCheck:
     binding: bool
     extrapolated: bool
     outside: tuple[str, ...]
+    tolerance_lower_ucs_kpa: float | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +133,7 @@ class CostedRecipe:
     proportioning: Proportioning
     requirement_checks: tuple[RequirementCheck, ...] = ()
     pass_fraction: float | None = None
+    confidence: float | None = None
     yield_stress_pa: float | None = None
     slump_mm: float | None = None
     pump_pressure_kpa: float | None = None
@@ -194,48 +174,10 @@ class OptimizedRecipe:
     requirements: tuple[Requirement, ...] = ()
     pass_fraction: float | None = None
     binding_requirement: str | None = None
-
-
-# --- the grids ----------------------------------------------------------------------------
-
-
-@cache
-def _compositions(parts: int, steps: int) -> np.ndarray:
-    """All ways to write ``steps`` as an ordered sum of ``parts`` non-negative integers,
-    as a read-only (m, parts) array."""
-    if parts == 1:
-        grid = np.array([[steps]])
-    elif parts == 2:
-        counts = np.arange(steps + 1)
-        grid = np.column_stack([counts, steps - counts])
-    else:
-        blocks = []
-        for head in range(steps + 1):
-            rest = _compositions(parts - 1, steps - head)
-            blocks.append(np.column_stack([np.full(len(rest), head), rest]))
-        grid = np.vstack(blocks)
-    grid.setflags(write=False)
-    return grid
-
-
-def _blend_steps(parts: int, blend_step: float) -> int:
-    """Grid divisions of 100 %: 1/blend_step, coarsened until the grid stays small."""
-    steps = max(1, round(1.0 / blend_step))
-    while steps > 1 and math.comb(steps + parts - 1, parts - 1) > _MAX_BLEND_POINTS:
-        steps = max(1, steps // 2)
-    return steps
+    confidence: float | None = None
 
 
 # --- validation ---------------------------------------------------------------------------
-
-
-def _bounded(field_name: str, value: float, low: float, high: float, scale: float = 1.0) -> None:
-    if not low <= value <= high:
-        raise InvalidInput(
-            field_name,
-            f"{field_name} must be between {low * scale:g} and {high * scale:g} "
-            f"(got {value * scale!r})",
-        )
 
 
 def _requirements(
@@ -293,21 +235,21 @@ def _validate(
                 f"specific_gravity must be above 1 and at most 10 "
                 f"(got {option.specific_gravity!r})",
             )
-        _bounded(f"{prefix}.price_per_t", option.price_per_t, 0.0, _PRICE_MAX)
-        _bounded(f"{prefix}.min_fraction_pct", option.min_fraction, 0.0, 1.0, 100.0)
-        _bounded(f"{prefix}.max_fraction_pct", option.max_fraction, option.min_fraction, 1.0, 100.0)
+        bounded(f"{prefix}.price_per_t", option.price_per_t, 0.0, _PRICE_MAX)
+        bounded(f"{prefix}.min_fraction_pct", option.min_fraction, 0.0, 1.0, 100.0)
+        bounded(f"{prefix}.max_fraction_pct", option.max_fraction, option.min_fraction, 1.0, 100.0)
     if not 1.0 < tailings.specific_gravity <= 10.0:
         raise InvalidInput(
             "tailings.specific_gravity",
             f"specific_gravity must be above 1 and at most 10 (got {tailings.specific_gravity!r})",
         )
-    _bounded("tailings.moisture_pct", tailings.moisture_ratio, 0.0, 20.0, 100.0)
+    bounded("tailings.moisture_pct", tailings.moisture_ratio, 0.0, 20.0, 100.0)
     if not 0.0 < limits.solids_fraction_min < 1.0:
         raise InvalidInput("solids_pct_min", "solids_pct_min must be above 0 and below 100")
-    _bounded("solids_pct_max", limits.solids_fraction_max, limits.solids_fraction_min, 0.999, 100.0)
+    bounded("solids_pct_max", limits.solids_fraction_max, limits.solids_fraction_min, 0.999, 100.0)
     if not 0.0 < limits.binder_ratio_min <= 1.0:
         raise InvalidInput("binder_pct_min", "binder_pct_min must be above 0 and at most 100")
-    _bounded("binder_pct_max", limits.binder_ratio_max, limits.binder_ratio_min, 1.0, 100.0)
+    bounded("binder_pct_max", limits.binder_ratio_max, limits.binder_ratio_min, 1.0, 100.0)
     if stope_volume_m3 is not None and not 0.0 < stope_volume_m3 <= _VOLUME_M3_MAX:
         raise InvalidInput(
             "stope_volume_m3", f"stope_volume_m3 must be above 0 (got {stope_volume_m3!r})"
@@ -318,336 +260,6 @@ def _validate(
         raise InvalidInput("solids_step_pct", "solids_step_pct must be above 0 and at most 10")
 
 
-@dataclass(frozen=True, slots=True)
-class _Pump:
-    """Pumpability inputs, validated: what to predict and which limits to impose."""
-
-    rheology: RheologyModel | None
-    pipeline: PipeLine | None
-    max_yield_stress_pa: float | None
-    max_pump_pressure_kpa: float | None
-    stay_in_tested_solids: bool
-
-    @property
-    def limited(self) -> bool:
-        return self.max_yield_stress_pa is not None or self.max_pump_pressure_kpa is not None
-
-
-def _pump(
-    rheology: RheologyModel | None,
-    pipeline: PipeLine | None,
-    max_yield_stress_pa: float | None,
-    max_pump_pressure_kpa: float | None,
-    allow_extrapolation: bool,
-) -> _Pump:
-    if pipeline is not None:
-        check_line(pipeline)
-    if max_yield_stress_pa is not None:
-        _bounded("max_yield_stress_pa", max_yield_stress_pa, 1.0e-9, _STRESS_MAX)
-        if rheology is None:
-            raise InvalidInput(
-                "max_yield_stress_pa", "a yield stress limit needs a rheology calibration"
-            )
-    if max_pump_pressure_kpa is not None:
-        _bounded("max_pump_pressure_kpa", max_pump_pressure_kpa, 1.0e-9, _STRESS_MAX)
-        if rheology is None or pipeline is None:
-            raise InvalidInput(
-                "max_pump_pressure_kpa",
-                "a pump pressure limit needs a rheology calibration and the pipeline",
-            )
-        if not rheology.has_viscosity:
-            raise InvalidInput(
-                "max_pump_pressure_kpa",
-                "the rheology calibration has no plastic viscosity: no line pressure",
-            )
-    limited = max_yield_stress_pa is not None or max_pump_pressure_kpa is not None
-    return _Pump(
-        rheology,
-        pipeline,
-        max_yield_stress_pa,
-        max_pump_pressure_kpa,
-        stay_in_tested_solids=limited and not allow_extrapolation,
-    )
-
-
-# --- the search ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    blend_index: int
-    solids_index: int
-    binder_ratio: float
-    binding: tuple[str, ...]
-    binding_requirement: int
-    strength_binds: bool
-
-
-def _bw_from_log_ratio(log_ratio: FloatArray, log_cw_term: FloatArray) -> FloatArray:
-    """Bw from u = ln(Mb/Mw) and Cw: Bw/(1 + Bw) = exp(u - ln(Cw/(1 - Cw))); inf where that
-    is >= 1 (no Bw reaches the ratio) or u is not finite."""
-    exponent = log_ratio - log_cw_term
-    reachable = np.isfinite(exponent) & (exponent < 0.0)
-    share = np.exp(np.where(reachable, exponent, -1.0))
-    result: FloatArray = np.where(reachable, share / (1.0 - share), np.inf)
-    return result
-
-
-def _search(
-    model: StrengthModel,
-    requirements: Sequence[Requirement],
-    spread: float,
-    model_fractions: FloatArray,
-    option_fractions: FloatArray,
-    options: Sequence[BinderOption],
-    tailings_specific_gravity: float,
-    solids: FloatArray,
-    limits: RecipeLimits,
-    validity: bool,
-    pump: _Pump,
-) -> _Found:
-    """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
-    RecipeInfeasible naming the limit. ``spread`` is k = t_{p,n-p} s (0: median design)."""
-    count = len(model_fractions)
-    exponent = model.binder_water_exponent
-    need_leverage = spread > 0.0 or validity
-    q2 = 0.0
-    covariance = np.zeros((0, 0))
-    index_u = model.log_ratio_index
-    if need_leverage:
-        covariance = model.statistics().covariance_matrix()
-        q2 = float(covariance[index_u, index_u])
-    lows_by_requirement = np.empty((len(requirements), count))
-    strength_high = np.full(count, np.inf)
-    hull_low = np.full(count, -np.inf)
-    hull_high = np.full(count, np.inf)
-    for j, requirement in enumerate(requirements):
-        offset = model.log_offset_grid(model_fractions, requirement.curing_days)
-        if need_leverage:
-            rows = model.design_rows(model_fractions, requirement.curing_days)
-            projected = rows @ covariance
-            q0 = np.einsum("ij,ij->i", rows, projected)
-            q1 = projected[:, index_u]
-        else:
-            q0 = q1 = np.zeros(count)
-        low, high = reliability.log_ratio_interval_for_lower_bound(
-            offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa), spread
-        )
-        lows_by_requirement[j] = low
-        strength_high = np.minimum(strength_high, high)
-        if validity:
-            inside_low, inside_high = reliability.log_ratio_interval_inside_hull(
-                q0, q1, q2, model.statistics().leverage_max
-            )
-            hull_low = np.maximum(hull_low, inside_low)
-            hull_high = np.minimum(hull_high, inside_high)
-    binding_requirement = np.argmax(lows_by_requirement, axis=0)
-    strength_low = lows_by_requirement.max(axis=0)
-
-    log_cw_term = np.log(solids / (1.0 - solids))[None, :]
-    site_low = math.log(limits.binder_ratio_min / (1.0 + limits.binder_ratio_min)) + log_cw_term
-    site_high = math.log(limits.binder_ratio_max / (1.0 + limits.binder_ratio_max)) + log_cw_term
-    strength_need = (strength_low + _LOG_MARGIN)[:, None]
-    shape = (count, len(solids))
-    lows: dict[str, FloatArray] = {
-        REQUIRED_UCS: np.broadcast_to(strength_need, shape),
-        "binder_pct_min": np.broadcast_to(site_low, shape),
-    }
-    highs: dict[str, FloatArray] = {"binder_pct_max": np.broadcast_to(site_high, shape)}
-    tested_low = tested_high = 0.0
-    if validity:
-        tested_low, tested_high = model.accepted_log_ratio_range()
-        lows[LN_BINDER_WATER_MIN] = np.full(shape, tested_low)
-        lows[REGRESSOR_HULL] = np.broadcast_to(hull_low[:, None], shape)
-        highs[LN_BINDER_WATER_MAX] = np.full(shape, tested_high)
-        highs[REGRESSOR_HULL] = np.broadcast_to(hull_high[:, None], shape)
-    log_ratio = np.maximum.reduce(list(lows.values()))
-    cap = np.minimum(np.minimum.reduce(list(highs.values())), strength_high[:, None])
-    feasible = np.isfinite(log_ratio) & (log_ratio <= cap)
-    if not feasible.any():
-        _explain_infeasible(
-            requirements,
-            strength_need,
-            strength_high,
-            site_low,
-            site_high,
-            log_cw_term,
-            limits,
-            validity,
-            tested_low,
-            tested_high,
-        )
-    binder_ratio = np.where(
-        feasible,
-        np.clip(
-            _bw_from_log_ratio(np.where(feasible, log_ratio, 0.0), log_cw_term),
-            limits.binder_ratio_min,
-            limits.binder_ratio_max,
-        ),
-        np.inf,
-    )
-    # Exactly the site minimum when it sets the dose (a round trip through logs is not).
-    at_site_min = feasible & (lows["binder_pct_min"] >= log_ratio)
-    binder_ratio = np.where(at_site_min, limits.binder_ratio_min, binder_ratio)
-
-    inverse_gs = np.array([1.0 / option.specific_gravity for option in options])
-    price_per_kg = np.array([option.price_per_t / 1000.0 for option in options])
-    binder_gs = 1.0 / (option_fractions @ inverse_gs)
-    blend_price = option_fractions @ price_per_kg
-    cw = solids[None, :]
-    finite_ratio = np.where(feasible, binder_ratio, limits.binder_ratio_min)
-    solids_gs = (1.0 + finite_ratio) / (
-        1.0 / tailings_specific_gravity + finite_ratio / binder_gs[:, None]
-    )
-    density = WATER_DENSITY_KG_M3 / (cw / solids_gs + 1.0 - cw)
-    binder_kg = density * cw * finite_ratio / (1.0 + finite_ratio)
-    cost = np.where(feasible, binder_kg * blend_price[:, None], np.inf)
-
-    masks = _pump_masks(pump, solids, finite_ratio, density)
-    allowed = feasible.copy()
-    for mask in masks.values():
-        allowed &= mask
-    if not allowed.any():
-        _explain_unpumpable(masks, feasible, pump)
-    priced = np.where(allowed, cost, np.inf)
-    blend_index, solids_index = np.unravel_index(int(np.argmin(priced)), priced.shape)
-    best = float(priced[blend_index, solids_index])
-    chosen = float(log_ratio[blend_index, solids_index])
-
-    binding = [name for name, low in lows.items() if low[blend_index, solids_index] >= chosen]
-    for name, high in highs.items():
-        if high[blend_index, solids_index] - chosen <= 1.0e-6 and name not in binding:
-            binding.append(name)
-    for name in masks:
-        relaxed = feasible.copy()
-        for other, mask in masks.items():
-            if other != name:
-                relaxed &= mask
-        if float(np.where(relaxed, cost, np.inf).min()) < best * (1.0 - 1.0e-12):
-            binding.append(name)
-    return _Found(
-        blend_index=int(blend_index),
-        solids_index=int(solids_index),
-        binder_ratio=float(binder_ratio[blend_index, solids_index]),
-        binding=tuple(binding),
-        binding_requirement=int(binding_requirement[blend_index]),
-        strength_binds=REQUIRED_UCS in binding,
-    )
-
-
-def _pump_masks(
-    pump: _Pump, solids: FloatArray, binder_ratio: FloatArray, density: FloatArray
-) -> dict[str, BoolArray]:
-    """Which (blend, Cw) points each pumpability limit allows (vectorised)."""
-    masks: dict[str, BoolArray] = {}
-    if pump.rheology is None or not pump.limited:
-        return masks
-    cw = solids[None, :]
-    yield_stress = pump.rheology.yield_stress_grid(cw, binder_ratio)
-    if pump.max_yield_stress_pa is not None:
-        masks[MAX_YIELD_STRESS] = yield_stress <= pump.max_yield_stress_pa
-    if pump.max_pump_pressure_kpa is not None and pump.pipeline is not None:
-        viscosity = pump.rheology.plastic_viscosity_grid(cw)
-        masks[MAX_PUMP_PRESSURE] = pressure_within_grid(
-            pump.pipeline, pump.max_pump_pressure_kpa, density, yield_stress, viscosity
-        )
-    if pump.stay_in_tested_solids:
-        # An exponential fit beyond the thickest tested paste is not trusted for a limit;
-        # below the tested range it predicts less yield stress, the pumpable side.
-        _, high = pump.rheology.accepted_solids_range()
-        masks[RHEOLOGY_SOLIDS_MAX] = np.broadcast_to(cw <= high + _EDGE, binder_ratio.shape)
-    return masks
-
-
-def _explain_unpumpable(masks: dict[str, BoolArray], feasible: BoolArray, pump: _Pump) -> NoReturn:
-    for name, mask in masks.items():
-        if not (feasible & mask).any():
-            detail = {
-                MAX_YIELD_STRESS: f"every recipe that meets the strength has a yield stress "
-                f"above the limit of {pump.max_yield_stress_pa} Pa",
-                MAX_PUMP_PRESSURE: f"every recipe that meets the strength needs a pump "
-                f"pressure above the limit of {pump.max_pump_pressure_kpa} kPa on this line",
-                RHEOLOGY_SOLIDS_MAX: "every recipe that meets the strength is thicker than "
-                "the rheology calibration's tests (allow extrapolation to go further)",
-            }[name]
-            raise RecipeInfeasible(detail, constraint=name)
-    raise RecipeInfeasible(
-        "no recipe that meets the strength meets every pumpability limit at once",
-        constraint="pumpability",
-    )
-
-
-def _explain_infeasible(
-    requirements: Sequence[Requirement],
-    strength_need: FloatArray,
-    strength_high: FloatArray,
-    site_low: FloatArray,
-    site_high: FloatArray,
-    log_cw_term: FloatArray,
-    limits: RecipeLimits,
-    validity: bool,
-    tested_low: float,
-    tested_high: float,
-) -> NoReturn:
-    """Raise RecipeInfeasible naming the limit that left no candidate."""
-    described = ", ".join(
-        f"{r.required_ucs_kpa:g} kPa at {r.curing_days:g} days" for r in requirements
-    )
-    site_need = np.maximum(strength_need, site_low)
-    strength_ok = np.isfinite(strength_need) & (site_need <= strength_high[:, None])
-    needed_bw = np.where(strength_ok, _bw_from_log_ratio(site_need, log_cw_term), np.inf)
-    smallest = float(needed_bw.min())
-    if math.isinf(smallest):
-        raise RecipeInfeasible(
-            f"no Bw reaches {described} inside the solids window: the model's binder/water "
-            "ratio would have to exceed what any Bw gives",
-            constraint=REQUIRED_UCS,
-        )
-    within_site = strength_ok & (site_need <= site_high)
-    if not within_site.any():
-        raise RecipeInfeasible(
-            f"Bw above the site maximum of {limits.binder_ratio_max * 100:g} % would be "
-            f"needed (at least {smallest * 100:.2f} %)",
-            constraint="binder_pct_max",
-            binder_pct_needed=smallest * 100.0,
-        )
-    if not validity:  # unreachable: without validity, within_site points are feasible
-        raise RecipeInfeasible(f"no recipe reaches {described}", constraint=REQUIRED_UCS)
-    within_tested = within_site & (site_need <= tested_high)
-    if not within_tested.any():
-        needed = float(needed_bw[within_site].min())
-        if (within_site & (strength_need <= tested_high)).any():
-            raise RecipeInfeasible(
-                f"the site minimum Bw of {limits.binder_ratio_min * 100:g} % gives a "
-                "binder/water ratio Mb/Mw above the tested combinations (accepted up to "
-                f"{math.exp(tested_high):.4g}) at every Cw of the window (allow "
-                "extrapolation to go further)",
-                constraint=LN_BINDER_WATER_MAX,
-                binder_pct_needed=needed * 100.0,
-            )
-        raise RecipeInfeasible(
-            f"Bw of {needed * 100:.2f} % would be needed, a binder/water ratio Mb/Mw above "
-            f"the tested combinations (accepted up to {math.exp(tested_high):.4g}; the model "
-            "is not trusted beyond its data: allow extrapolation to go further)",
-            constraint=LN_BINDER_WATER_MAX,
-            binder_pct_needed=needed * 100.0,
-        )
-    lifted = within_tested & (np.maximum(site_need, tested_low) <= site_high)
-    if not lifted.any():
-        raise RecipeInfeasible(
-            f"the tested binder/water ratios start at Mb/Mw {math.exp(tested_low):.4g}, which "
-            f"needs more binder than the site maximum of {limits.binder_ratio_max * 100:g} % "
-            "in this solids window (allow extrapolation to go below the tested ratios)",
-            constraint=LN_BINDER_WATER_MIN,
-        )
-    raise RecipeInfeasible(
-        "every recipe that meets the requirements lies outside the tested combinations of "
-        "the model's regressors (its leverage exceeds the laboratory mixes' largest; allow "
-        "extrapolation to go further)",
-        constraint=REGRESSOR_HULL,
-    )
-
-
 def _costed(
     model: StrengthModel,
     options: Sequence[BinderOption],
@@ -655,11 +267,12 @@ def _costed(
     binder_ratio: float,
     solids_fraction: float,
     requirements: Sequence[Requirement],
-    found: _Found,
+    found: Found,
     pass_fraction: float | None,
+    confidence: float | None,
     tailings: Tailings,
     stope_volume_m3: float | None,
-    pump: _Pump,
+    pump: Pump,
 ) -> CostedRecipe:
     mix = proportion(
         tailings,
@@ -677,6 +290,7 @@ def _costed(
             requirement.curing_days,
             allow_extrapolation=True,
             pass_fraction=pass_fraction,
+            confidence=confidence,
         )
         checks.append(
             RequirementCheck(
@@ -689,6 +303,8 @@ def _costed(
                 binding=found.strength_binds and j == found.binding_requirement,
                 extrapolated=prediction.extrapolated,
                 outside=prediction.outside,
+                tolerance_lower_ucs_kpa=prediction.tolerance_lower_ucs_kpa,
+                confidence=prediction.confidence,
             )
         )
     components_kg = mix.binder_components_kg_m3
@@ -722,20 +338,13 @@ def _costed(
         proportioning=mix,
         requirement_checks=tuple(checks),
         pass_fraction=pass_fraction,
+        confidence=confidence,
         yield_stress_pa=yield_stress,
         slump_mm=slump,
         pump_pressure_kpa=pressure,
         pipe_flow=flow,
         rheology_extrapolated=rheology_extrapolated,
     )
-
-
-def _solids_grid(low: float, high: float, solids_step: float) -> FloatArray:
-    if high - low <= _EDGE:
-        return np.array([low])
-    count = max(1, math.ceil((high - low) / solids_step - 1.0e-9))
-    grid: FloatArray = np.linspace(low, high, count + 1)
-    return grid
 
 
 def _pct(value: float) -> str:
@@ -778,6 +387,7 @@ def optimize_recipe(
     solids_step: float = 0.0025,
     requirements: Sequence[Requirement] | None = None,
     pass_fraction: float | None = None,
+    confidence: float | None = None,
     rheology: RheologyModel | None = None,
     pipeline: PipeLine | None = None,
     max_yield_stress_pa: float | None = None,
@@ -787,8 +397,11 @@ def optimize_recipe(
 
     Requirements: the pair ``required_ucs_kpa`` / ``curing_days`` (one requirement, named
     ``required_ucs``) and/or the list ``requirements``. ``pass_fraction`` p (0.5-0.9999)
-    designs each so that a fraction p of new cylinders passes (its lower prediction
-    bound meets it); None designs at the median, as before. ``rheology`` predicts the
+    designs each so that a fraction p of new cylinders passes: with ``confidence`` c
+    (0.5-0.999) its tolerance bound meets it (p of the cylinders with confidence c,
+    :mod:`service.core.tolerance`), without it its lower prediction bound does (p
+    expected, on average over calibrations); None designs at the median. ``rheology``
+    predicts the
     yield stress, slump and (with ``pipeline``) the pump pressure of the recipes;
     ``max_yield_stress_pa`` and ``max_pump_pressure_kpa`` (which needs ``pipeline``)
     drop the candidates that break them, typically in place of a fixed upper Cw.
@@ -803,18 +416,19 @@ def optimize_recipe(
     _validate(binders, tailings, limits, stope_volume_m3, blend_step, solids_step)
     if pass_fraction is not None:
         reliability.check_pass_fraction(pass_fraction)
-    pump = _pump(
+    if confidence is not None:
+        tolerance.check_confidence(confidence)
+        if pass_fraction is None:
+            raise InvalidInput(
+                "confidence_pct", "a confidence is stated for a pass fraction: give both"
+            )
+    pump = pump_inputs(
         rheology, pipeline, max_yield_stress_pa, max_pump_pressure_kpa, allow_extrapolation
     )
     if not allow_extrapolation:
         _check_ages(model, designs, prefixes)
-    spread = 0.0
-    if pass_fraction is not None:
-        stats = model.statistics()
-        spread = reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * (
-            stats.residual_sd
-        )
-    solids = _solids_grid(limits.solids_fraction_min, limits.solids_fraction_max, solids_step)
+    bound = design_bound(model, pass_fraction, confidence)
+    solids = solids_grid(limits.solids_fraction_min, limits.solids_fraction_max, solids_step)
 
     # Binders the model knows; the others can only stay at zero.
     options = [option for option in binders if option.name in model.components]
@@ -830,7 +444,7 @@ def optimize_recipe(
             f"none of the offered binders is in the strength model ({', '.join(model.components)})",
             constraint="binders",
         )
-    if sum(option.max_fraction for option in options) < 1.0 - _EDGE:
+    if sum(option.max_fraction for option in options) < 1.0 - EDGE:
         unknown = [option.name for option in binders if option.name not in model.components]
         raise RecipeInfeasible(
             "the binders the strength model has data for ("
@@ -839,13 +453,13 @@ def optimize_recipe(
             + (f"; no laboratory data for {', '.join(unknown)}" if unknown else ""),
             constraint="blend_bounds",
         )
-    steps = _blend_steps(len(options), blend_step)
-    option_fractions = _compositions(len(options), steps) / steps
-    low = np.array([option.min_fraction for option in options]) - _EDGE
-    high = np.array([option.max_fraction for option in options]) + _EDGE
-    used = option_fractions > _EDGE
+    steps = blend_steps(len(options), blend_step)
+    option_fractions = compositions(len(options), steps) / steps
+    low = np.array([option.min_fraction for option in options]) - EDGE
+    high = np.array([option.max_fraction for option in options]) + EDGE
+    used = option_fractions > EDGE
     keep = np.all((option_fractions >= low) & (option_fractions <= high), axis=1) & np.all(
-        ~used | (option_fractions >= limits.blend_component_min - _EDGE), axis=1
+        ~used | (option_fractions >= limits.blend_component_min - EDGE), axis=1
     )
     if not keep.any():
         raise RecipeInfeasible(
@@ -857,12 +471,19 @@ def optimize_recipe(
     columns = [model.components.index(option.name) for option in options]
     model_fractions = np.zeros((len(option_fractions), len(model.components)))
     model_fractions[:, columns] = option_fractions
+    # Blends the offer allows beyond a tested limit: only there can the limit bind.
+    removed: set[str] = set()
     if not allow_extrapolation:
         inside = np.ones(len(model_fractions), dtype=bool)
-        for j, (accepted_low, accepted_high) in enumerate(model.accepted_fraction_ranges()):
-            inside &= (model_fractions[:, j] >= accepted_low - _EDGE) & (
-                model_fractions[:, j] <= accepted_high + _EDGE
-            )
+        for j, (tested_low, tested_high) in enumerate(model.accepted_fraction_ranges()):
+            below = model_fractions[:, j] < tested_low - EDGE
+            above = model_fractions[:, j] > tested_high + EDGE
+            name = model.components[j]
+            if below.any():
+                removed.add(f"calibration:binder.{name}.fraction_pct_min")
+            if above.any():
+                removed.add(f"calibration:binder.{name}.fraction_pct_max")
+            inside &= ~below & ~above
         if not inside.any():
             ranges = ", ".join(
                 f"{name} {_pct(low)}-{_pct(high)} %"
@@ -871,16 +492,17 @@ def optimize_recipe(
                 )
             )
             raise RecipeInfeasible(
-                f"no allowed blend lies inside the calibrated blend range ({ranges})",
+                f"no allowed blend lies inside the tested blends ({ranges}); a blend outside "
+                "them is extrapolation (allow extrapolation to design there, flagged)",
                 constraint="calibration:blend",
             )
         option_fractions = option_fractions[inside]
         model_fractions = model_fractions[inside]
 
-    found = _search(
+    found = search(
         model,
         designs,
-        spread,
+        bound,
         model_fractions,
         option_fractions,
         options,
@@ -902,25 +524,21 @@ def optimize_recipe(
         designs,
         found,
         pass_fraction,
+        confidence,
         tailings,
         stope_volume_m3,
         pump,
     )
     binding = _binding_constraints(
-        found,
-        len(solids),
-        binders,
-        blend,
-        model,
-        allow_extrapolation,
-        limits.blend_component_min,
+        found, len(solids), binders, blend, model, removed, limits.blend_component_min
     )
     cement_only, note = _cement_only(
         model,
         binders,
         designs,
-        spread,
+        bound,
         pass_fraction,
+        confidence,
         tailings,
         solids,
         limits,
@@ -952,18 +570,23 @@ def optimize_recipe(
         requirements=designs,
         pass_fraction=pass_fraction,
         binding_requirement=governing.name,
+        confidence=confidence,
     )
 
 
 def _binding_constraints(
-    found: _Found,
+    found: Found,
     solids_count: int,
     binders: Sequence[BinderOption],
     blend: dict[str, float],
     model: StrengthModel,
-    allow_extrapolation: bool,
+    removed: set[str],
     blend_component_min: float = 0.0,
 ) -> tuple[str, ...]:
+    """The active limits of the found recipe. A tested blend limit of the calibration
+    (``calibration:binder.<name>.fraction_pct_min`` / ``_max``) is named when the recipe
+    sits on it and the offer allowed blends beyond it (``removed``): a single-binder
+    calibration, or an offer that stops at the tested blends, has none."""
     binding: list[str] = list(found.binding)
     if found.solids_index == 0:
         binding.append("solids_pct_min")
@@ -975,18 +598,17 @@ def _binding_constraints(
             binding.append(f"binders[{option.name}].min_fraction_pct")
         if option.max_fraction < 1.0 and fraction >= option.max_fraction - 0.005:
             binding.append(f"binders[{option.name}].max_fraction_pct")
-    smallest = min((f for f in blend.values() if f > _EDGE), default=1.0)
+    smallest = min((f for f in blend.values() if f > EDGE), default=1.0)
     if blend_component_min > 0.0 and smallest <= blend_component_min + 0.005:
         binding.append("blend_component_pct_min")
-    if not allow_extrapolation:
-        for name, (low, high) in zip(
-            model.components, model.accepted_fraction_ranges(), strict=True
-        ):
-            fraction = blend.get(name, 0.0)
-            if low > 0.0 and fraction <= low + _EDGE:
-                binding.append(f"calibration:binder.{name}.fraction_pct_min")
-            if high < 1.0 and fraction >= high - _EDGE:
-                binding.append(f"calibration:binder.{name}.fraction_pct_max")
+    for name, (low, high) in zip(model.components, model.accepted_fraction_ranges(), strict=True):
+        fraction = blend.get(name, 0.0)
+        at_min = f"calibration:binder.{name}.fraction_pct_min"
+        at_max = f"calibration:binder.{name}.fraction_pct_max"
+        if at_min in removed and fraction <= low + EDGE:
+            binding.append(at_min)
+        if at_max in removed and fraction >= high - EDGE:
+            binding.append(at_max)
     return tuple(binding)
 
 
@@ -994,14 +616,15 @@ def _cement_only(
     model: StrengthModel,
     binders: Sequence[BinderOption],
     requirements: Sequence[Requirement],
-    spread: float,
+    bound: Bound,
     pass_fraction: float | None,
+    confidence: float | None,
     tailings: Tailings,
     solids: FloatArray,
     limits: RecipeLimits,
     stope_volume_m3: float | None,
     allow_extrapolation: bool,
-    pump: _Pump,
+    pump: Pump,
 ) -> tuple[CostedRecipe | None, str | None]:
     """The cheapest cement-only recipe designed the same way (same requirements, pass
     fraction, Cw grid, Bw limits, validity and pumpability limits), or a note."""
@@ -1013,7 +636,7 @@ def _cement_only(
     column = model.components.index(cement.name)
     accepted = model.accepted_fraction_ranges()
     low, high = accepted[column]
-    if not allow_extrapolation and high < 1.0 - _EDGE:
+    if not allow_extrapolation and high < 1.0 - EDGE:
         return None, (
             "cement alone lies outside the calibrated blend range (cement "
             f"{_pct(low)}-{_pct(high)} %): no cement-only figure"
@@ -1022,13 +645,13 @@ def _cement_only(
     model_fractions[0, column] = 1.0
     if not allow_extrapolation:
         for j, (other_low, _) in enumerate(accepted):
-            if j != column and other_low > _EDGE:
+            if j != column and other_low > EDGE:
                 return None, "cement alone lies outside the calibrated blend range"
     try:
-        found = _search(
+        found = search(
             model,
             requirements,
-            spread,
+            bound,
             model_fractions,
             np.ones((1, 1)),
             [cement],
@@ -1052,6 +675,7 @@ def _cement_only(
             requirements,
             found,
             pass_fraction,
+            confidence,
             tailings,
             stope_volume_m3,
             pump,

@@ -16,6 +16,10 @@ the fit knows about its own uncertainty and where it was tested:
   (The concrete analogue is ACI 318's required average strength f'cr = f'c + 1.34 s,
   ACI 214R-11 for the statistics: design above the specified value by a multiple of
   the spread so that few tests fall below it.)
+- The *expected* pass fraction: a design whose lower prediction bound meets R passes a
+  fraction p of new cylinders on average over the calibrations a laboratory could have
+  drawn; one calibration of few cylinders can deliver well under p. The tolerance
+  bound, which holds p with a stated confidence, is :mod:`service.core.tolerance`.
 - Hidden extrapolation (Montgomery, Peck & Vining 2012, §3.8; Cook, R.D. (1979),
   "Influential observations in linear regression", J. Am. Stat. Assoc. 74(365):169-174,
   for the leverage h_ii): the regressor variable hull (RVH) of the data is approximated
@@ -174,9 +178,23 @@ def beyond_hull(h0: float, leverage_max: float) -> bool:
     return h0 > leverage_max * (1.0 + LEVERAGE_RELATIVE_SLACK)
 
 
+def total_sd_log(residual_variance: float, h0: float, extra_variance_log: float = 0.0) -> float:
+    """The standard deviation of a new cylinder's ln UCS about the fitted value:
+    sqrt(s^2 (1 + h0) + v), the fit's new-observation variance s^2 (1 + h0) (§3.5) plus
+    any further independent variance ``extra_variance_log`` v of ln UCS (e.g. the
+    plant's own Cw and Bw spread carried through the model; 0 by default). Every
+    prediction bound and pass probability takes its spread from here."""
+    if not (extra_variance_log >= 0.0 and math.isfinite(extra_variance_log)):
+        raise InvalidInput(
+            "extra_variance_log", f"extra_variance_log must be >= 0 ({extra_variance_log!r})"
+        )
+    return math.sqrt(residual_variance * (1.0 + h0) + extra_variance_log)
+
+
 def new_observation_se(residual_variance: float, h0: float) -> float:
-    """se = s sqrt(1 + h0), the standard error of a new observation (§3.5)."""
-    return math.sqrt(residual_variance * (1.0 + h0))
+    """se = s sqrt(1 + h0), the standard error of a new observation (§3.5): the fit's
+    part of :func:`total_sd_log`."""
+    return total_sd_log(residual_variance, h0)
 
 
 def lower_bound_log(

@@ -12,10 +12,16 @@
 
 Units: lengths m, unit weight kN/m3, stresses and strengths kPa, angles in degrees.
 
-One factor-of-safety convention for both exposed-face methods: the FS multiplies the
-strength required at limit equilibrium (FS = 1), UCS_req = FS x UCS(FS = 1), as in
-Mitchell et al.'s (1982) design formula. The two methods therefore agree at every FS
-where the geometry makes them agree at FS = 1.
+Each exposed-face method defines its factor of safety its own way, and every result says
+which (:data:`FS_DEFINITIONS`):
+
+- Mitchell, as commonly applied: the FS multiplies the strength required at limit
+  equilibrium, UCS = FS gamma H/(1 + H/L) (the design formula drawn from Mitchell et al.
+  1982 for a frictionless fill).
+- Li & Aubertin (2012): the FS is the ratio of the forces resisting sliding of the wedge to
+  those driving it, inside the wedge's equilibrium; the cohesion is solved at the design FS
+  and UCS = 2c tan(alpha). UCS(FS) is therefore not FS x UCS(FS = 1), and the two methods
+  agree only at FS = 1 (phi = 0, r_b = 1, p0 = 0, a narrow stope).
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ from service.errors import InvalidInput
 LIQUEFACTION_FLOOR_KPA_DEFAULT = 100.0
 SILL_MAT_FLOOR_KPA_DEFAULT = 1000.0
 
+FS_DEFINITIONS = {
+    "mitchell": "FS multiplies the strength required at limit equilibrium: UCS = FS gamma H "
+    "/ (1 + H/L), the common simplified use of Mitchell et al. (1982)",
+    "li_aubertin": "FS is the ratio of resisting to driving forces on the sliding wedge (Li & "
+    "Aubertin 2012): the cohesion is solved at the design FS inside the wedge's equilibrium, "
+    "so UCS(FS) is not FS x UCS(FS = 1)",
+}
+
 _LENGTH_M_MAX = 1.0e4
 _UNIT_WEIGHT_MAX = 100.0
 _STRESS_KPA_MAX = 1.0e6
@@ -44,7 +58,8 @@ class StrengthRequirement:
     """Required strength of an exposed fill face by one method, before any floor.
 
     ``effective_height_m`` is H for Mitchell and H* = H - B tan(alpha)/2 for Li & Aubertin;
-    ``sliding_plane_angle_deg`` is alpha = 45 + phi/2.
+    ``sliding_plane_angle_deg`` is alpha = 45 + phi/2; ``fs_definition`` says how the
+    method defines the factor of safety (:data:`FS_DEFINITIONS`).
     """
 
     method: str
@@ -52,6 +67,7 @@ class StrengthRequirement:
     cohesion_kpa: float
     effective_height_m: float
     sliding_plane_angle_deg: float
+    fs_definition: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +129,11 @@ def mitchell(
 
     UCS = FS gamma H / (1 + H/L), cohesion c = UCS / 2 (phi = 0). The sliding wedge at
     45 degrees is held by fill cohesion on the sliding plane and by fill-rock cohesion
-    (taken equal to the fill's) on the two side walls. FS convention (the same as
-    :func:`li_aubertin`): the FS multiplies the strength required at limit equilibrium,
-    UCS_req = FS x UCS(FS = 1). Source: Mitchell, Olsen & Smith (1982), Can. Geotech. J.
-    19(1):14-28. Example: gamma 20 kN/m3, H 30 m, L 15 m, FS 1.5 gives 300 kPa.
+    (taken equal to the fill's) on the two side walls. FS as commonly applied: it
+    multiplies the strength required at limit equilibrium, UCS_req = FS x UCS(FS = 1)
+    (:func:`li_aubertin` puts it inside the equilibrium instead). Source: Mitchell, Olsen
+    & Smith (1982), Can. Geotech. J. 19(1):14-28. Example: gamma 20 kN/m3, H 30 m,
+    L 15 m, FS 1.5 gives 300 kPa.
     """
     height = _positive("fill_height_m", fill_height_m, _LENGTH_M_MAX)
     length = _positive("exposed_length_m", exposed_length_m, _LENGTH_M_MAX)
@@ -129,6 +146,7 @@ def mitchell(
         cohesion_kpa=ucs / 2.0,
         effective_height_m=height,
         sliding_plane_angle_deg=45.0,
+        fs_definition=FS_DEFINITIONS["mitchell"],
     )
 
 
@@ -152,28 +170,21 @@ def li_aubertin(
     width B (from the exposed face to the back wall), sliding plane at
     alpha = 45 + phi/2 from the toe of the face to the back wall, wedge of equivalent
     height H* = H - B tan(alpha)/2. Added to Mitchell: fill friction phi, a surcharge p0
-    on the fill top and a side-wall bond cohesion c_b = r_b c. Limit equilibrium along the
-    plane (side-wall shear 2 c_b B H* relieving the weight) is reached when
+    on the fill top and a side-wall bond cohesion c_b = r_b c. The factor of safety is
+    defined on the sliding wedge itself, as the ratio of the resisting to the driving
+    forces along the plane (the side-wall shear 2 c_b B H* relieving the weight):
 
-        1 = tan(phi)/tan(alpha) + 2c / ((p0 + (gamma - 2 c_b/L) H*) sin(2 alpha))
+        FS = tan(phi)/tan(alpha) + 2c / ((p0 + (gamma - 2 c_b/L) H*) sin(2 alpha))
 
-    which, solved for the fill cohesion with c_b = r_b c, gives the cohesion at limit
-    equilibrium
+    Solved for the fill cohesion at the design FS, with c_b = r_b c:
 
-        c1 = (p0 + gamma H*) / (2 [1 / ((1 - tan(phi)/tan(alpha)) sin(2 alpha)) + r_b H*/L])
+        c = (p0 + gamma H*) / (2 [1 / ((FS - tan(phi)/tan(alpha)) sin(2 alpha)) + r_b H*/L])
 
-    and UCS(FS = 1) = 2 c1 cos(phi)/(1 - sin(phi)) = 2 c1 tan(alpha) (Mohr-Coulomb).
-    FS convention (the same as :func:`mitchell`): the FS multiplies the strength required
-    at limit equilibrium, UCS_req = FS x UCS(FS = 1); the design cohesion reported is
-    FS c1 (so UCS_req = 2 c tan(alpha) still holds).
-
-    VERIFICATION NOTE: the paper's text could not be retrieved when this was written
-    (only abstracts of Li 2014 and Yang, Li & Aubertin 2017, which review it, were found).
-    The limit-equilibrium expressions above are derived here from the Mitchell wedge with
-    the additions the paper's abstract and those reviews list, and match the MM form as
-    recalled, not as read. They reduce to Mitchell's UCS = FS gamma H*/(1 + H*/L) for
-    phi = 0, r_b = 1, p0 = 0 at every FS (and to FS gamma H/(1 + H/L) when H >> B).
-    Check against the paper before design use.
+    and UCS = 2c cos(phi)/(1 - sin(phi)) = 2c tan(alpha) (Mohr-Coulomb). FS sits inside
+    the equilibrium: UCS(FS) is not FS x UCS(FS = 1), and only at FS = 1 does the
+    solution meet :func:`mitchell` as commonly applied (phi = 0, r_b = 1, p0 = 0, with H*
+    for H). Worked figure: phi 30, B 6 m, H 30 m, L 15 m, gamma 20 kN/m3, r_b 1, p0 0
+    give 253.8 kPa at FS 1 and 325.1 kPa at FS 1.5.
 
     The wedge must meet the back wall (H >= B tan(alpha)), otherwise ``stope_width_m`` is
     refused (low stopes need the generalised solution of Li 2014, Int. J. Geomech.).
@@ -198,20 +209,20 @@ def li_aubertin(
             "solution needs H >= B tan(alpha)",
         )
     effective_height = height - width * tan_alpha / 2.0
-    # tan(alpha) = tan(phi) + sec(phi) > tan(phi), so friction alone never holds the
-    # wedge and the denominator stays positive.
+    # tan(alpha) = tan(phi) + sec(phi) > tan(phi), so friction alone never reaches
+    # FS >= 1 and the cohesion term FS - tan(phi)/tan(alpha) stays positive.
     friction_share = math.tan(math.radians(phi_deg)) / tan_alpha
-    plane_term = 1.0 / ((1.0 - friction_share) * math.sin(2.0 * alpha))
-    limit_cohesion = (p0 + gamma * effective_height) / (
+    plane_term = 1.0 / ((fs - friction_share) * math.sin(2.0 * alpha))
+    cohesion = (p0 + gamma * effective_height) / (
         2.0 * (plane_term + r_b * effective_height / length)
     )
-    cohesion = fs * limit_cohesion
     return StrengthRequirement(
         method="li_aubertin",
         ucs_kpa=2.0 * cohesion * tan_alpha,
         cohesion_kpa=cohesion,
         effective_height_m=effective_height,
         sliding_plane_angle_deg=alpha_deg,
+        fs_definition=FS_DEFINITIONS["li_aubertin"],
     )
 
 

@@ -41,7 +41,8 @@ pressure of a Bingham plastic in laminar pipe flow.
   the Bingham Reynolds number Re_B = rho V D/mu_p stays below Hanks' critical value
   Re_c = He/(8 phi_c) (1 - (4/3) phi_c + (1/3) phi_c^4), phi_c/(1 - phi_c)^3 = He/16800,
   He = rho D^2 tau_y/mu_p^2 (Hanks, R.W. (1963), AIChE J. 9(3):306-309; Chhabra &
-  Richardson 2008, ch. 3).
+  Richardson 2008, ch. 3). Where a drop outweighs the friction the line cannot run
+  full (slack flow): :mod:`service.core.slack_flow` says where, from the line's profile.
 
 Units: Cw and Bw fractions (0-1), stresses Pa, viscosity Pa s, densities kg/m3, lengths
 m, pressures kPa, flows m3/h, slump mm.
@@ -62,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq  # type: ignore[import-untyped]
 
+from service.core.slack_flow import LineFill, LineSection, check_profile, line_fill, profile
 from service.core.strength_model import DataRange, FloatArray
 from service.errors import CalibrationRejected, InvalidInput
 
@@ -172,22 +174,27 @@ def yield_stress_from_slump(
 @dataclass(frozen=True, slots=True)
 class PipeLine:
     """A paste line: developed length, inner diameter, static head dz of the discharge
-    above the pump (m; positive lifting, negative a gravity drop) and the design flow."""
+    above the pump (m; positive lifting, negative a gravity drop) and the design flow;
+    optionally its profile (``sections`` from the pump, making the length and the head;
+    without it a drop is the borehole at the plant, :func:`service.core.slack_flow.profile`)."""
 
     length_m: float
     inner_diameter_m: float
     static_head_m: float
     flow_m3_h: float
+    sections: tuple[LineSection, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PipeFlow:
     """Laminar Bingham flow in a line (Buckingham-Reiner; see the module docstring).
 
-    ``pump_pressure_kpa`` = ``friction_loss_kpa`` + ``static_pressure_kpa``; negative when
-    a gravity drop more than carries the friction. ``laminar`` is False when Re_B
-    exceeds Hanks' critical Reynolds number: the laminar friction is then too low and
-    ``note`` says so.
+    ``pump_pressure_kpa`` = ``friction_loss_kpa`` + ``static_pressure_kpa``, the line
+    running full; negative when a gravity drop more than carries the friction, and then
+    the line cannot run full: ``fill`` says where it free-falls (slack flow,
+    :mod:`service.core.slack_flow`), the pressure the pump does need and the design
+    condition to state. ``laminar`` is False when Re_B exceeds Hanks' critical Reynolds
+    number: the laminar friction is then too low and ``note`` says so.
     """
 
     wall_shear_stress_pa: float
@@ -201,6 +208,7 @@ class PipeFlow:
     critical_reynolds: float
     laminar: bool
     note: str | None
+    fill: LineFill
 
 
 def check_line(line: PipeLine, field: str = "pipeline") -> None:
@@ -221,6 +229,7 @@ def check_line(line: PipeLine, field: str = "pipeline") -> None:
             f"{field}.static_head_m",
             f"static_head_m must be between -10000 and 10000 (got {line.static_head_m!r})",
         )
+    check_profile(line.sections, line.length_m, line.static_head_m, field)
 
 
 def buckingham_reiner_flow_m3_s(
@@ -319,6 +328,11 @@ def pipe_flow(
         critical_reynolds=critical,
         laminar=laminar,
         note=note,
+        fill=line_fill(
+            profile(line.sections, line.length_m, line.static_head_m),
+            friction / line.length_m,
+            density,
+        ),
     )
 
 
@@ -355,9 +369,12 @@ def pressure_within_grid(
 class RheologyTest:
     """One rheology test of a paste at Cw = ``solids_fraction``, Bw = ``binder_ratio``.
 
-    Give a vane ``yield_stress_pa`` or an Abrams cone ``slump_mm`` (with the paste
-    ``density_kg_m3``, needed to convert it); a vane value is used when both are given.
-    ``plastic_viscosity_pa_s`` is optional (from a rheometer flow curve).
+    Give a vane ``yield_stress_pa`` or a ``slump_mm`` with the paste ``density_kg_m3``
+    (needed to convert it) and the mould it was measured in, named per row:
+    ``slump_mould`` ``cone`` (the Abrams cone, 300 mm) or ``cylinder`` (Pashias et al.
+    1996, with its ``mould_height_mm``, which has no standard value); a vane value is
+    used when both are given. ``plastic_viscosity_pa_s`` is optional (from a rheometer
+    flow curve).
     """
 
     solids_fraction: float
@@ -367,6 +384,8 @@ class RheologyTest:
     density_kg_m3: float | None = None
     plastic_viscosity_pa_s: float | None = None
     sample_id: str | None = None
+    slump_mould: SlumpGeometry | None = None
+    mould_height_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +405,7 @@ class RheologyFitReport:
     viscosity_rows: int = 0
     viscosity_r2_log: float | None = None
     viscosity_residuals_log: tuple[float, ...] = ()
+    cylinder_slump_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -468,9 +488,37 @@ class RheologyModel:
         return tuple(names)
 
 
-def _rows_yield_stress(rows: Sequence[RheologyTest]) -> tuple[FloatArray, int]:
+def slump_mould_height_mm(row: RheologyTest, prefix: str = "") -> float:
+    """The height of the mould a slump row was measured in: the Abrams cone's 300 mm,
+    or the cylinder's own; InvalidInput naming ``<prefix>slump_mould`` /
+    ``<prefix>mould_height_mm`` when the row does not say, or says something else for
+    the cone."""
+    if row.slump_mould not in ("cone", "cylinder"):
+        raise InvalidInput(
+            f"{prefix}slump_mould",
+            "a slump row names its mould: cone (Abrams, 300 mm) or cylinder (with "
+            "mould_height_mm); the two give different yield stresses for one slump",
+        )
+    height = row.mould_height_mm
+    if row.slump_mould == "cone":
+        if height is not None and height != ABRAMS_CONE_HEIGHT_MM:
+            raise InvalidInput(
+                f"{prefix}mould_height_mm",
+                f"the Abrams cone is {ABRAMS_CONE_HEIGHT_MM:g} mm high (got {height!r})",
+            )
+        return ABRAMS_CONE_HEIGHT_MM
+    if height is None or not 0.0 < height <= 1000.0:
+        raise InvalidInput(
+            f"{prefix}mould_height_mm",
+            "a cylinder slump needs the cylinder's height in mm (above 0, at most 1000; "
+            f"got {height!r})",
+        )
+    return float(height)
+
+
+def _rows_yield_stress(rows: Sequence[RheologyTest]) -> tuple[FloatArray, int, int]:
     values = []
-    slump_rows = 0
+    slump_rows = cylinder_rows = 0
     for index, row in enumerate(rows):
         prefix = f"rows[{index}]"
         if not 0.0 < row.solids_fraction < 1.0:
@@ -489,11 +537,18 @@ def _rows_yield_stress(rows: Sequence[RheologyTest]) -> tuple[FloatArray, int]:
                 raise InvalidInput(
                     f"{prefix}.density_kg_m3", "a slump row needs the paste density to convert"
                 )
+            height = slump_mould_height_mm(row, f"{prefix}.")
+            assert row.slump_mould is not None  # checked above
             try:
-                values.append(yield_stress_from_slump(row.slump_mm, row.density_kg_m3))
+                values.append(
+                    yield_stress_from_slump(
+                        row.slump_mm, row.density_kg_m3, row.slump_mould, height
+                    )
+                )
             except InvalidInput as err:
                 raise InvalidInput(f"{prefix}.{err.field}", err.detail) from err
             slump_rows += 1
+            cylinder_rows += row.slump_mould == "cylinder"
         else:
             raise InvalidInput(f"{prefix}", "each row needs yield_stress_pa or slump_mm")
         if row.plastic_viscosity_pa_s is not None and not 0.0 < row.plastic_viscosity_pa_s <= 1e4:
@@ -501,7 +556,7 @@ def _rows_yield_stress(rows: Sequence[RheologyTest]) -> tuple[FloatArray, int]:
                 f"{prefix}.plastic_viscosity_pa_s",
                 f"plastic_viscosity_pa_s must be above 0 (got {row.plastic_viscosity_pa_s!r})",
             )
-    return np.asarray(values, dtype=np.float64), slump_rows
+    return np.asarray(values, dtype=np.float64), slump_rows, cylinder_rows
 
 
 def _r2(y: FloatArray, fitted: FloatArray) -> float:
@@ -520,7 +575,8 @@ def fit_rheology_model(
 ) -> RheologyModel:
     """Fit ln tau_y = a + b Cw + c Bw by least squares (numpy) on the mine's tests.
 
-    Slump rows are converted with :func:`yield_stress_from_slump` (Abrams cone). The Bw
+    Slump rows are converted with :func:`yield_stress_from_slump` in the mould each row
+    names (the Abrams cone, or a cylinder of its height: Pashias et al. 1996). The Bw
     term is dropped when every test has the same Bw. The viscosity is fitted as
     ln mu_p = d + e Cw when at least 3 rows give it at 2 or more Cw, else
     ``plastic_viscosity_pa_s`` is used (None: no line pressure). Refuses
@@ -533,7 +589,7 @@ def fit_rheology_model(
         raise InvalidInput("range_tolerance", "range_tolerance must be between 0 and 1")
     if plastic_viscosity_pa_s is not None and not 0.0 < plastic_viscosity_pa_s <= 1.0e4:
         raise InvalidInput("plastic_viscosity_pa_s", "plastic_viscosity_pa_s must be above 0")
-    tau, slump_rows = _rows_yield_stress(rows)
+    tau, slump_rows, cylinder_rows = _rows_yield_stress(rows)
     solids = np.array([row.solids_fraction for row in rows])
     binder = np.array([row.binder_ratio for row in rows])
     if np.ptp(solids) <= _CONSTANT_SPAN:
@@ -600,6 +656,7 @@ def fit_rheology_model(
         viscosity_rows=len(viscosity_rows),
         viscosity_r2_log=viscosity_r2,
         viscosity_residuals_log=viscosity_residuals,
+        cylinder_slump_rows=cylinder_rows,
     )
     return RheologyModel(
         intercept=float(coefficients[0]),
@@ -624,9 +681,10 @@ def parse_rheology_csv(text: str) -> tuple[RheologyTest, ...]:
     """Rows from a CSV of rheology tests. Lines starting with ``#`` are comments.
 
     Columns: ``solids_pct``, ``binder_pct`` (Bw, % of dry tailings), and per row either
-    ``yield_stress_pa`` (vane) or ``slump_mm`` (Abrams cone) with ``density_kg_m3``;
-    optionally ``plastic_viscosity_pa_s`` and ``sample_id``. Empty cells are absent
-    values. Errors are InvalidInput naming ``rows[i].<column>``.
+    ``yield_stress_pa`` (vane) or ``slump_mm`` with ``density_kg_m3`` and ``slump_mould``
+    (``cone`` or ``cylinder``, the latter with ``mould_height_mm``); optionally
+    ``plastic_viscosity_pa_s`` and ``sample_id``. Empty cells are absent values. Errors
+    are InvalidInput naming ``rows[i].<column>``.
     """
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     reader = csv.DictReader(io.StringIO("\n".join(lines)))
@@ -655,6 +713,16 @@ def parse_rheology_csv(text: str) -> tuple[RheologyTest, ...]:
 
         solids_pct = number("solids_pct")
         binder_pct = number("binder_pct")
+        named = (record.get("slump_mould") or "").strip().lower()
+        mould: SlumpGeometry | None = None
+        if named == "cone":
+            mould = "cone"
+        elif named == "cylinder":
+            mould = "cylinder"
+        elif named:
+            raise InvalidInput(
+                f"rows[{index}].slump_mould", f"slump_mould is cone or cylinder, not {named!r}"
+            )
         rows.append(
             RheologyTest(
                 solids_fraction=solids_pct / 100.0,
@@ -664,6 +732,8 @@ def parse_rheology_csv(text: str) -> tuple[RheologyTest, ...]:
                 density_kg_m3=optional("density_kg_m3"),
                 plastic_viscosity_pa_s=optional("plastic_viscosity_pa_s"),
                 sample_id=record.get("sample_id") or None,
+                slump_mould=mould,
+                mould_height_mm=optional("mould_height_mm"),
             )
         )
     return tuple(rows)

@@ -18,8 +18,11 @@ it refuses (or, when asked to, flags) predictions outside the tested range.
 
 Validity is judged on the model's own regressors, u = ln(Mb/Mw), ln t and each blend
 fraction f_i, not on Bw and Cw taken alone (they enter only through Mb/Mw): a point is
-extrapolated when a regressor lies outside its tested range widened by
-``range_tolerance`` of its span (on the regressor's scale), or when its leverage
+extrapolated when u or ln t lies outside its tested range widened by
+``range_tolerance`` of its span (on the regressor's scale), when a blend fraction lies
+outside its tested range at all (no tolerance: the blend term is linear, so a design
+that is allowed past the tested blends always goes to the edge of what is allowed, on
+a prediction no cylinder supports), or when its leverage
 h0 = x0'(X'X)^-1 x0 exceeds the largest leverage of the data rows (hidden extrapolation
 outside the regressor variable hull; Montgomery, Peck & Vining 2012, *Introduction to
 Linear Regression Analysis*, 5th ed., §3.8). The fit keeps (X'X)^-1, s^2 = SSE/(n - p)
@@ -41,7 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.core import reliability
+from service.core import reliability, tolerance
 from service.core.reliability import RegressionStatistics
 from service.errors import CalibrationRejected, InvalidInput, OutsideCalibrationRange
 
@@ -135,8 +138,12 @@ class Prediction:
     the mix test below it). ``outside`` names why the point is extrapolated
     (``ln_binder_water``, ``ln_curing_days``, ``binder.<name>.fraction_pct``,
     ``regressor_hull``); ``extrapolated`` is true when there is any reason.
-    ``lower_ucs_kpa`` is the strength a fraction ``pass_fraction`` of new cylinders
-    exceeds (None when no pass fraction was asked). ``leverage`` is h0 and
+    ``lower_ucs_kpa`` is the strength a fraction ``pass_fraction`` of new cylinders is
+    *expected* to exceed (the prediction bound: p on average over calibrations; None
+    when no pass fraction was asked). ``tolerance_lower_ucs_kpa`` is the strength that
+    a fraction ``pass_fraction`` of new cylinders exceeds with ``confidence``
+    (:mod:`service.core.tolerance`; None when no confidence was asked). ``leverage`` is
+    h0 and
     ``leverage_max`` the data's largest h_ii; ``standard_error_log`` is the standard
     error of a new observation of ln UCS, s sqrt(1 + h0), with ``degrees_of_freedom``
     n - p; :meth:`pass_probability` uses them. The defaults are for code that builds a
@@ -153,6 +160,8 @@ class Prediction:
     standard_error_log: float | None = None
     degrees_of_freedom: int | None = None
     outside_details: tuple[OutsideRegressor, ...] = ()
+    tolerance_lower_ucs_kpa: float | None = None
+    confidence: float | None = None
 
     @property
     def median_ucs_kpa(self) -> float:
@@ -160,8 +169,9 @@ class Prediction:
         return self.ucs_kpa
 
     def pass_probability(self, required_ucs_kpa: float) -> float:
-        """Probability that a new cylinder of this mix reaches ``required_ucs_kpa``:
-        1 - T_{n-p}((ln R - ln median)/se) (Montgomery, Peck & Vining 2012, §3.5)."""
+        """The *expected* probability that a new cylinder of this mix reaches
+        ``required_ucs_kpa`` (on average over calibrations): 1 - T_{n-p}((ln R - ln
+        median)/se) (Montgomery, Peck & Vining 2012, §3.5)."""
         if self.standard_error_log is None or self.degrees_of_freedom is None:
             raise CalibrationRejected(
                 "this prediction carries no prediction interval (no fit statistics)"
@@ -294,8 +304,11 @@ class StrengthModel:
         )
 
     def accepted_fraction_ranges(self) -> tuple[tuple[float, float], ...]:
-        """Accepted fraction (0-1) of each component, aligned with ``components``."""
-        return tuple(r.accepted(self.range_tolerance) for r in self.fraction_ranges)
+        """Accepted fraction (0-1) of each component, aligned with ``components``: the
+        tested range itself. ``range_tolerance`` does not widen it: a blend outside the
+        tested blends is extrapolation (the linear blend term would otherwise always
+        take a cheapest-blend search to the widened edge)."""
+        return tuple((r.minimum, r.maximum) for r in self.fraction_ranges)
 
     def design_rows(
         self, fractions: FloatArray, curing_days: float, log_ratio: float = 0.0
@@ -386,8 +399,8 @@ class StrengthModel:
                         fraction * 100.0,
                         low * 100.0,
                         high * 100.0,
-                        f"{name} at {fraction * 100:g} % of the blend is outside the accepted "
-                        f"{low * 100:g}-{high * 100:g} %",
+                        f"{name} at {fraction * 100:g} % of the blend is outside the tested "
+                        f"blends ({name} {low * 100:g}-{high * 100:g} %)",
                     )
                 )
         if reliability.beyond_hull(h0, stats.leverage_max):
@@ -431,21 +444,32 @@ class StrengthModel:
         *,
         allow_extrapolation: bool = False,
         pass_fraction: float | None = None,
+        confidence: float | None = None,
     ) -> Prediction:
         """Predicted UCS (kPa) of a mix: the median, and with ``pass_fraction`` p the lower
-        bound exp(x0'b - t_{p,n-p} s sqrt(1 + h0)) that a fraction p of new cylinders
-        exceeds (Montgomery, Peck & Vining 2012, §3.5; see :mod:`service.core.reliability`).
+        bound exp(x0'b - t_{p,n-p} s sqrt(1 + h0)) that a fraction p of new cylinders is
+        expected to exceed (Montgomery, Peck & Vining 2012, §3.5; see
+        :mod:`service.core.reliability`); with ``confidence`` c too, the tolerance bound
+        exp(x0'b - k s), k = t'_c(n - p, z_p/sqrt(h0)) sqrt(h0), that a fraction p
+        exceeds with confidence c (:mod:`service.core.tolerance`).
 
         Refuses (OutsideCalibrationRange, naming the regressor: ``ln_binder_water``,
         ``ln_curing_days``, ``binder.<name>.fraction_pct`` or ``regressor_hull``) a point
         outside the tested combinations (see :meth:`check_validity`), unless
         ``allow_extrapolation``, in which case the prediction is returned flagged
         ``extrapolated``. ``pass_fraction`` must be in [0.5, 0.9999] (InvalidInput
-        ``pass_fraction_pct``).
+        ``pass_fraction_pct``), ``confidence`` in [0.5, 0.999] and given with it
+        (``confidence_pct``).
         """
         _check_mix(binder_ratio, solids_fraction, curing_days)
         if pass_fraction is not None:
             reliability.check_pass_fraction(pass_fraction)
+        if confidence is not None:
+            tolerance.check_confidence(confidence)
+            if pass_fraction is None:
+                raise InvalidInput(
+                    "confidence_pct", "a confidence is stated for a pass fraction: give both"
+                )
         fractions = self.blend_vector(blend)
         stats = self.statistics()
         log_ratio = math.log(binder_water_ratio(binder_ratio, solids_fraction))
@@ -456,11 +480,22 @@ class StrengthModel:
                 f"binder_pct {binder_ratio * 100:g} at solids_pct {solids_fraction * 100:g}: ",
             )
         log_ucs = self.log_offset(fractions, curing_days) + self.binder_water_exponent * log_ratio
-        se = reliability.new_observation_se(stats.residual_variance, h0)
-        lower = None
+        se = reliability.total_sd_log(stats.residual_variance, h0)
+        lower = tolerance_lower = None
         if pass_fraction is not None:
             lower = math.exp(
                 reliability.lower_bound_log(log_ucs, se, pass_fraction, stats.degrees_of_freedom)
+            )
+        if pass_fraction is not None and confidence is not None:
+            tolerance_lower = math.exp(
+                tolerance.lower_bound_log(
+                    log_ucs,
+                    stats.residual_sd,
+                    h0,
+                    pass_fraction,
+                    confidence,
+                    stats.degrees_of_freedom,
+                )
             )
         return Prediction(
             ucs_kpa=math.exp(log_ucs),
@@ -473,6 +508,8 @@ class StrengthModel:
             standard_error_log=se,
             degrees_of_freedom=stats.degrees_of_freedom,
             outside_details=tuple(outside),
+            tolerance_lower_ucs_kpa=tolerance_lower,
+            confidence=confidence if tolerance_lower is not None else None,
         )
 
     def binder_ratio_for_ucs(

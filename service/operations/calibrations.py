@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
-from service.core.compliance import PredictionError, SkippedRow, propose_recalibration
+from service.core.recalibration import PredictionError, SkippedRow, propose_recalibration
 from service.core.strength_model import (
     CylinderResult,
     StrengthModel,
@@ -185,7 +185,7 @@ async def propose_calibration(
     """Refit ``base`` on its own rows plus ``new_rows`` (lab results) and store the
     refit as the next version of its name, status ``proposed``, with the proposal's
     figures (each coefficient's change, R2 before and after, the old model's prediction
-    error on the new results; :func:`service.core.compliance.propose_recalibration`).
+    error on the new results; :func:`service.core.recalibration.propose_recalibration`).
 
     Conflict (``calibration_not_approved``) for a base that is itself a proposal,
     (``calibration_is_example``) for the shipped example; CalibrationRejected when there

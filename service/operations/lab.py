@@ -35,11 +35,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.core import acceptance as A
 from service.core import compliance as C
 from service.core import plans as P
+from service.core import recalibration as R
 from service.core.lab import LabResult, RowError, make_lab_result, parse_lab_sheet
 from service.core.strength_model import CylinderResult
 from service.errors import Conflict, InvalidInput, NotFound
+from service.settings import DesignSettings
 from service.store.lab import LabStore
 from service.store.records import (
     LabResultRecord,
@@ -415,6 +418,16 @@ def _zone(name: str | None) -> ZoneInfo | None:
 # --- the service ---------------------------------------------------------------------------
 
 
+def compliance_config(design: DesignSettings) -> C.ComplianceConfig:
+    """The compliance rules of the site's design settings (the acceptance rules)."""
+    return C.ComplianceConfig(
+        acceptance=A.AcceptanceRules(
+            consecutive_tests=design.consecutive_tests,
+            gross_low_margin=design.gross_low_margin_pct / 100.0,
+        )
+    )
+
+
 class LabService:
     """Samples, their results, compliance and the recalibration rows (module docstring).
 
@@ -695,7 +708,7 @@ class LabService:
 
     async def cylinder_rows(
         self, *, use_lab_solids: bool, known: Iterable[tuple[str, float]] = ()
-    ) -> tuple[tuple[CylinderResult, ...], tuple[C.SkippedRow, ...]]:
+    ) -> tuple[tuple[CylinderResult, ...], tuple[R.SkippedRow, ...]]:
         """Calibration rows (blend, Bw, Cw, age, UCS) from the current UCS results of
         every sample whose pour's recipe gives its blend and Bw (Cw: the sample's own
         from its masses when ``use_lab_solids`` and measured, else the recipe's), and
@@ -716,7 +729,7 @@ class LabService:
             if (result.sample_id, round(result.age_days, 6)) in seen:
                 continue
             results.append(result)
-        return C.cylinder_rows(plans, results, prefer_lab_solids=use_lab_solids)
+        return R.cylinder_rows(plans, results, prefer_lab_solids=use_lab_solids)
 
 
 def _draft(entry: Mapping[str, Any], label: str) -> LabResultRecord:

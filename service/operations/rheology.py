@@ -32,28 +32,38 @@ _DIGITS = 9
 
 
 def test_dict(row: RheologyTest) -> dict[str, Any]:
-    """A test as stored and shown by the API: percentages, Pa, mm, kg/m3."""
+    """A test as stored and shown by the API: percentages, Pa, mm, kg/m3, and the mould
+    of a slump (``cone`` or ``cylinder``, with its height)."""
     return {
         "sample_id": row.sample_id,
         "solids_pct": round(row.solids_fraction * 100.0, _DIGITS),
         "binder_pct": round(row.binder_ratio * 100.0, _DIGITS),
         "yield_stress_pa": row.yield_stress_pa,
         "slump_mm": row.slump_mm,
+        "slump_mould": row.slump_mould,
+        "mould_height_mm": row.mould_height_mm,
         "density_kg_m3": row.density_kg_m3,
         "plastic_viscosity_pa_s": row.plastic_viscosity_pa_s,
     }
 
 
 def test_of(row: dict[str, Any]) -> RheologyTest:
-    """A stored test back as the core's row."""
+    """A stored test back as the core's row. A slump stored before rows named their
+    mould is the Abrams cone's (the only slump they took then, and how it was fitted)."""
+    slump = row.get("slump_mm")
+    mould = row.get("slump_mould")
+    if slump is not None and mould is None:
+        mould = "cone"
     return RheologyTest(
         solids_fraction=float(row["solids_pct"]) / 100.0,
         binder_ratio=float(row["binder_pct"]) / 100.0,
         yield_stress_pa=row.get("yield_stress_pa"),
-        slump_mm=row.get("slump_mm"),
+        slump_mm=slump,
         density_kg_m3=row.get("density_kg_m3"),
         plastic_viscosity_pa_s=row.get("plastic_viscosity_pa_s"),
         sample_id=row.get("sample_id"),
+        slump_mould=mould,
+        mould_height_mm=row.get("mould_height_mm"),
     )
 
 
@@ -109,9 +119,14 @@ def _fit(
             raise InvalidInput(field, err.detail) from err
     if rows is None:
         raise InvalidInput("rows", "give the rheology tests or a CSV of them")
-    model = fit_rheology_model(
-        rows, plastic_viscosity_pa_s=plastic_viscosity_pa_s, range_tolerance=range_tolerance
-    )
+    try:
+        model = fit_rheology_model(
+            rows, plastic_viscosity_pa_s=plastic_viscosity_pa_s, range_tolerance=range_tolerance
+        )
+    except InvalidInput as err:
+        if csv_text is None or not err.field.startswith("rows"):
+            raise
+        raise InvalidInput(f"csv.{err.field}", err.detail) from err
     return model, tuple(rows)
 
 

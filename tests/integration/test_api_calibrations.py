@@ -220,6 +220,29 @@ async def test_predict_inside_the_range(client: httpx.AsyncClient) -> None:
     assert stronger["ucs_kpa"] > out["ucs_kpa"]
 
 
+async def test_predict_states_the_expected_and_the_tolerance_bound(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await example_id(client)
+    out = (await client.post(f"{URL}/{cid}/predict", json=PREDICT, headers=auth("hmi"))).json()
+    model = load_example_model()
+    core = model.predict(
+        {"cement": 0.2, "slag": 0.8}, 0.05, 0.76, 28.0, pass_fraction=0.9, confidence=0.95
+    )
+    assert (out["pass_fraction_pct"], out["confidence_pct"]) == (90, 95)  # the site's
+    assert out["lower_ucs_kpa"] == pytest.approx(core.lower_ucs_kpa, rel=1e-12)
+    assert out["tolerance_lower_ucs_kpa"] == pytest.approx(core.tolerance_lower_ucs_kpa, rel=1e-12)
+    assert out["tolerance_lower_ucs_kpa"] < out["lower_ucs_kpa"] < out["median_ucs_kpa"]
+    surer = {**PREDICT, "confidence_pct": 99}
+    r = await client.post(f"{URL}/{cid}/predict", json=surer, headers=auth("hmi"))
+    assert r.json()["confidence_pct"] == 99
+    assert r.json()["tolerance_lower_ucs_kpa"] < out["tolerance_lower_ucs_kpa"]
+    r = await client.post(
+        f"{URL}/{cid}/predict", json={**PREDICT, "confidence_pct": 100}, headers=auth("hmi")
+    )
+    assert (r.status_code, r.json()["field"]) == (422, "confidence_pct")
+
+
 async def test_predict_outside_the_range_is_refused_or_flagged(
     client: httpx.AsyncClient,
 ) -> None:

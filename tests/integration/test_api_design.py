@@ -128,15 +128,37 @@ async def test_a_single_requirement_is_met_at_the_pass_fraction(client: httpx.As
         "required_ucs_kpa": 500,
         "curing_days": 28,
     }
-    median = {**body, "pass_fraction_pct": 50}
-    at_90 = (await client.post("/api/v1/recipes/optimize", json=body, headers=auth("hmi"))).json()
-    at_50 = (await client.post("/api/v1/recipes/optimize", json=median, headers=auth("hmi"))).json()
+    median = {**body, "pass_fraction_pct": 50, "design_basis": "expected"}
+    expected = {**body, "design_basis": "expected"}
+    url = "/api/v1/recipes/optimize"
+    at_90 = (await client.post(url, json=body, headers=auth("hmi"))).json()
+    at_90_expected = (await client.post(url, json=expected, headers=auth("hmi"))).json()
+    at_50 = (await client.post(url, json=median, headers=auth("hmi"))).json()
     assert at_90["binding_requirement"] == "required_ucs"
+    # The site's default: 90 % of cylinders with 95 % confidence, and said so.
+    assert (at_90["design_basis"], at_90["confidence_pct"]) == ("tolerance", 95)
+    assert at_90["recipe"]["confidence_pct"] == 95
+    assert "at least 90 % of cylinders" in at_90["design_statement"]
+    assert "95 % confidence" in at_90["design_statement"]
     (check,) = at_90["recipe"]["requirements"]
-    assert check["pass_probability_pct"] >= 90 - 1e-6
+    assert check["tolerance_lower_ucs_kpa"] >= 500 * (1 - 1e-9)
+    assert check["tolerance_lower_ucs_kpa"] < check["lower_ucs_kpa"]
+    assert check["pass_probability_pct"] > 90
+    # The expected basis meets the prediction bound instead, with less binder.
+    assert (at_90_expected["design_basis"], at_90_expected["confidence_pct"]) == ("expected", None)
+    assert "expected" in at_90_expected["design_statement"]
+    (expected_check,) = at_90_expected["recipe"]["requirements"]
+    assert expected_check["pass_probability_pct"] == pytest.approx(90, abs=1e-6)
+    assert expected_check["tolerance_lower_ucs_kpa"] is None
+    assert at_90_expected["recipe"]["binder_kg_m3"] < at_90["recipe"]["binder_kg_m3"]
     # Designing for 90 % costs binder; the median design passes about half.
-    assert at_90["recipe"]["binder_kg_m3"] > at_50["recipe"]["binder_kg_m3"]
+    assert at_90_expected["recipe"]["binder_kg_m3"] > at_50["recipe"]["binder_kg_m3"]
     assert at_50["recipe"]["requirements"][0]["pass_probability_pct"] == pytest.approx(50, abs=1)
+    # A confidence belongs to a tolerance design.
+    r = await client.post(url, json={**expected, "confidence_pct": 95}, headers=auth("hmi"))
+    assert (r.status_code, r.json()["field"]) == (422, "confidence_pct")
+    r = await client.post(url, json={**body, "confidence_pct": 40}, headers=auth("hmi"))
+    assert (r.status_code, r.json()["field"]) == (422, "confidence_pct")
 
 
 async def test_floors_apply_by_default_and_are_named(client: httpx.AsyncClient) -> None:
@@ -161,8 +183,9 @@ async def test_floors_apply_by_default_and_are_named(client: httpx.AsyncClient) 
     assert (out["governed_by"], out["binding_floors"]) == ("computed", [])
 
 
-async def test_one_factor_of_safety_convention(client: httpx.AsyncClient) -> None:
-    """At phi = 0 in a narrow stope (H* ~ H) the two methods agree at every FS."""
+async def test_each_method_states_its_factor_of_safety(client: httpx.AsyncClient) -> None:
+    """At phi = 0 in a narrow stope (H* ~ H) the two methods meet at FS 1 only: Mitchell as
+    commonly applied multiplies by FS, Li & Aubertin solve the wedge at FS."""
     for fs in (1.0, 1.5, 2.0, 3.0):
         common = {
             "fill_height_m": 30,
@@ -175,20 +198,26 @@ async def test_one_factor_of_safety_convention(client: httpx.AsyncClient) -> Non
         li = {**common, "method": "li_aubertin", "stope_width_m": 0.01, "friction_angle_deg": 0}
         a = await client.post("/api/v1/strength/required", json=mitchell, headers=auth("hmi"))
         b = await client.post("/api/v1/strength/required", json=li, headers=auth("hmi"))
-        assert b.json()["required_ucs_kpa"] == pytest.approx(a.json()["required_ucs_kpa"], rel=1e-3)
-    assert a.json()["required_ucs_kpa"] == pytest.approx(3.0 * 600 / 3)  # 3 x (20 x 30 / 3)
+        assert a.json()["required_ucs_kpa"] == pytest.approx(fs * 600 / 3)  # FS x 20 x 30 / 3
+        h_star = 30 - 0.005
+        assert b.json()["required_ucs_kpa"] == pytest.approx(
+            fs * 20 * h_star / (1 + fs * h_star / 15), rel=1e-12
+        )
+        assert "multiplies" in a.json()["fs_definition"]
+        assert "sliding wedge" in b.json()["fs_definition"]
 
 
 RHEOLOGY_CSV = (
-    "solids_pct,binder_pct,yield_stress_pa,slump_mm,density_kg_m3,plastic_viscosity_pa_s\n"
-    """70,4,28,,1890,0.11
-72,4,48,,1940,0.15
-74,4,80,,1990,0.21
-76,4,140,,2040,0.29
-78,4,240,,2100,0.42
-74,7,95,,1990,0.22
-76,7,165,,2040,0.30
-72,7,,235,1940,
+    "solids_pct,binder_pct,yield_stress_pa,slump_mm,density_kg_m3,plastic_viscosity_pa_s,"
+    "slump_mould\n"
+    """70,4,28,,1890,0.11,
+72,4,48,,1940,0.15,
+74,4,80,,1990,0.21,
+76,4,140,,2040,0.29,
+78,4,240,,2100,0.42,
+74,7,95,,1990,0.22,
+76,7,165,,2040,0.30,
+72,7,,235,1940,,cone
 """
 )
 
@@ -202,6 +231,9 @@ async def test_a_rheology_calibration_from_the_mines_tests(client: httpx.AsyncCl
     made = r.json()
     assert (made["n_rows"], made["slump_rows"], made["example"]) == (8, 1, False)
     assert made["coefficients"]["solids"] > 0  # yield stress rises with solids
+    assert made["cylinder_slump_rows"] == 0
+    assert made["rows"][-1]["slump_mould"] == "cone"
+    assert made["rows"][-1]["fitted_yield_stress_pa"] > 0
     assert made["r2_log"] > 0.85
     listed = (await client.get("/api/v1/rheology/calibrations", headers=auth("hmi"))).json()
     assert {c["id"] for c in listed} >= {made["id"], await example(client, "rheology/calibrations")}
@@ -223,6 +255,123 @@ async def test_a_rheology_calibration_from_the_mines_tests(client: httpx.AsyncCl
     out = await client.post("/api/v1/recipes/optimize", json=design, headers=auth("hmi"))
     assert out.status_code == 200, out.text
     assert out.json()["rheology_calibration"]["id"] == made["id"]
+    # A slump must name its mould.
+    unnamed = {**body, "csv": RHEOLOGY_CSV.replace(",cone", ",")}
+    r = await client.post("/api/v1/rheology/calibrations", json=unnamed, headers=auth("engineer"))
+    assert (r.status_code, r.json()["field"]) == (422, "csv.rows[7].slump_mould")
     bad = {**body, "csv": "solids_pct,binder_pct,yield_stress_pa\n70,4,x\n"}
     r = await client.post("/api/v1/rheology/calibrations", json=bad, headers=auth("engineer"))
     assert (r.status_code, r.json()["field"]) == (422, "csv.rows[0].yield_stress_pa")
+
+
+async def test_cylinder_and_cone_slump_rows_are_converted_in_their_own_mould(
+    client: httpx.AsyncClient,
+) -> None:
+    vane = [
+        {"solids_pct": cw, "binder_pct": 4, "yield_stress_pa": tau, "density_kg_m3": rho}
+        for cw, tau, rho in ((70, 28, 1890), (72, 48, 1940), (74, 80, 1990), (78, 240, 2100))
+    ]
+    slumps = [
+        {"solids_pct": 76, "binder_pct": 5, "slump_mm": 178, "density_kg_m3": 2000,
+         "slump_mould": "cone", "sample_id": "SL-CONE"},
+        {"solids_pct": 76, "binder_pct": 6, "slump_mm": 178, "density_kg_m3": 2000,
+         "slump_mould": "cylinder", "mould_height_mm": 300, "sample_id": "SL-CYL"},
+    ]  # fmt: skip
+    body = {"name": "mine slumps", "rows": vane + slumps}
+    r = await client.post("/api/v1/rheology/calibrations", json=body, headers=auth("engineer"))
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert (made["slump_rows"], made["cylinder_slump_rows"]) == (2, 1)
+    rows = {row["sample_id"]: row for row in made["rows"]}
+    # One slump of 178 mm at 2,000 kg/m3: 296 Pa in the Abrams cone, 399 Pa in a 300 mm
+    # cylinder (Pashias et al. 1996).
+    assert round(rows["SL-CONE"]["fitted_yield_stress_pa"], 1) == 296.2
+    assert round(rows["SL-CYL"]["fitted_yield_stress_pa"], 1) == 399.1
+    assert (rows["SL-CYL"]["slump_mould"], rows["SL-CYL"]["mould_height_mm"]) == ("cylinder", 300)
+    got = await client.get(f"/api/v1/rheology/calibrations/{made['id']}", headers=auth("hmi"))
+    assert got.json() == made
+    # The prediction states its slump in either mould.
+    url = f"/api/v1/rheology/calibrations/{made['id']}/predict"
+    point = {"solids_pct": 75, "binder_pct": 5, "density_kg_m3": 2000}
+    cone = (await client.post(url, json=point, headers=auth("hmi"))).json()
+    cylinder = (
+        await client.post(
+            url,
+            json={**point, "slump_mould": "cylinder", "mould_height_mm": 300},
+            headers=auth("hmi"),
+        )
+    ).json()
+    assert (cone["slump_mould"], cone["mould_height_mm"]) == ("cone", 300)
+    assert cylinder["slump_mould"] == "cylinder"
+    assert cylinder["slump_mm"] > cone["slump_mm"]  # the same paste slumps more in a cylinder
+    for bad, field in (
+        ({**slumps[0], "slump_mould": None}, "rows[4].slump_mould"),
+        ({**slumps[1], "mould_height_mm": None}, "rows[4].mould_height_mm"),
+        ({**slumps[0], "mould_height_mm": 250}, "rows[4].mould_height_mm"),
+        ({**slumps[1], "slump_mm": 310}, "rows[4].mould_height_mm"),
+        ({**slumps[0], "slump_mould": "funnel"}, "rows[4].slump_mould"),
+    ):
+        r = await client.post(
+            "/api/v1/rheology/calibrations",
+            json={"name": "bad", "rows": [*vane, bad]},
+            headers=auth("engineer"),
+        )
+        assert (r.status_code, r.json()["field"]) == (422, field), (bad, r.text)
+
+
+async def test_a_borehole_line_that_cannot_run_full_is_a_design_condition(
+    client: httpx.AsyncClient,
+) -> None:
+    rid = await example(client, "rheology/calibrations")
+    url = f"/api/v1/rheology/calibrations/{rid}/predict"
+    borehole = {"length_m": 1500, "inner_diameter_m": 0.15, "static_head_m": -600, "flow_m3_h": 100}
+    point = {"solids_pct": 76, "binder_pct": 5, "density_kg_m3": 2044, "pipeline": borehole}
+    r = await client.post(url, json=point, headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    line = r.json()["line"]
+    # The full-line pressure is negative: the symptom. The answer says where it runs full.
+    assert line["pump_pressure_kpa"] < 0 and line["runs_full"] is False
+    (stretch,) = line["slack"]
+    f = line["friction_kpa_per_m"]
+    weight = 2044 * 9.80665 / 1000
+    assert stretch["full_depth_m"] == pytest.approx(600 - 900 * f / (weight - f), rel=1e-9)
+    assert line["pump_pressure_needed_kpa"] == 0
+    assert "free-falls" in line["design_condition"]
+    # A profile given section by section: a level run at the plant, then the shaft.
+    profiled = {
+        **borehole,
+        "sections": [
+            {"length_m": 200, "rise_m": 0},
+            {"length_m": 600, "rise_m": -600},
+            {"length_m": 700, "rise_m": 0},
+        ],
+    }
+    out = (await client.post(url, json={**point, "pipeline": profiled}, headers=auth("hmi"))).json()
+    (stretch,) = out["line"]["slack"]
+    assert stretch["from_m"] == 200
+    assert out["line"]["pump_pressure_needed_kpa"] == pytest.approx(200 * f, rel=1e-9)
+    # A lift runs full.
+    lift = {**borehole, "static_head_m": 30}
+    out = (await client.post(url, json={**point, "pipeline": lift}, headers=auth("hmi"))).json()
+    assert out["line"]["runs_full"] is True and out["line"]["design_condition"] is None
+    # Impossible lines are refused, naming the field.
+    for bad, field in (
+        ({**borehole, "length_m": 500}, "pipeline.static_head_m"),
+        ({**profiled, "length_m": 1600}, "pipeline.sections"),
+        (
+            {**profiled, "sections": [{"length_m": 100, "rise_m": -300}] * 5},
+            "pipeline.sections[0].rise_m",
+        ),
+    ):
+        r = await client.post(url, json={**point, "pipeline": bad}, headers=auth("hmi"))
+        assert (r.status_code, r.json()["field"]) == (422, field), r.text
+    # A design on that line states the condition with its pumpability.
+    design = {
+        **{k: v for k, v in DESIGN.items() if k != "max_pump_pressure_kpa"},
+        "pipeline": borehole,
+        "solids_pct_max": 76,
+    }
+    r = await client.post("/api/v1/recipes/optimize", json=design, headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    pumped = r.json()["recipe"]["pumpability"]["line"]
+    assert pumped["runs_full"] is False and pumped["design_condition"]

@@ -43,7 +43,7 @@ async def test_the_domain_example_is_300_kpa(client: httpx.AsyncClient) -> None:
     assert out["method"] == "mitchell"
     assert "Mitchell" in out["citation"] and "1982" in out["citation"]
     assert out["cohesion_kpa"] == pytest.approx(150.0)
-    assert out["note"] is None
+    assert "multiplies" in out["fs_definition"]
 
 
 async def test_li_aubertin_reduces_to_mitchell_for_a_frictionless_fill(
@@ -64,7 +64,19 @@ async def test_li_aubertin_reduces_to_mitchell_for_a_frictionless_fill(
     assert modified["sliding_plane_angle_deg"] == pytest.approx(45.0)
     assert modified["method"] == "li_aubertin"
     assert "Li" in modified["citation"] and "2012" in modified["citation"]
-    assert "not been checked against the paper" in modified["note"]
+    assert "sliding wedge" in modified["fs_definition"]
+
+
+@pytest.mark.parametrize(("fs", "ucs_kpa"), [(1.0, 253.8), (1.5, 325.1)])
+async def test_li_aubertin_answers_the_published_figure(
+    client: httpx.AsyncClient, fs: float, ucs_kpa: float
+) -> None:
+    body = {**LI_AUBERTIN, "stope_width_m": 6, "friction_angle_deg": 30, "safety_factor": fs}
+    r = await client.post(URL, json=body, headers=auth("hmi"))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert round(out["computed_ucs_kpa"], 1) == ucs_kpa
+    assert out["required_ucs_kpa"] == out["computed_ucs_kpa"]  # above the 100 kPa floor
 
 
 async def test_li_aubertin_defaults_and_friction(client: httpx.AsyncClient) -> None:

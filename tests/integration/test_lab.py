@@ -503,12 +503,14 @@ async def test_compliance_with_a_failed_and_an_overdue_cylinder(
         notices = (await client.get("/api/v1/lab/notices", headers=headers("hmi"))).json()
     finally:
         lab.clock = before
-    # Today (the clock put back) only the failed cylinder is a notice: nothing is due yet.
+    # Today (the clock put back) only the low cylinder is a notice: nothing is due yet.
     report = await client.get(f"/api/v1/pours/{made['id']}/report.csv", headers=auth("hmi"))
     today = (
         await client.get(f"/api/v1/pours/{made['id']}/compliance", headers=headers("hmi"))
     ).json()
-    assert [(n["kind"], n["sample_id"]) for n in today["notices"]] == [("failed", "COMP-B")]
+    assert [(n["kind"], n["sample_id"], n["severity"]) for n in today["notices"]] == [
+        ("low_cylinder", "COMP-B", "info")
+    ]
     assert out["scope"] == "pour" and out["samples"] == 3
     (basis,) = out["pours"]
     assert basis["requirements_from"] == "design"
@@ -530,7 +532,14 @@ async def test_compliance_with_a_failed_and_an_overdue_cylinder(
     assert body["design_pass_pct"] == 80.0 and body["verdict"] == "consistent"
     assert body["pass_pct_low"] < 50.0 < body["pass_pct_high"]
     kinds = [(n["kind"], n["sample_id"]) for n in out["notices"]]
-    assert kinds[0] == ("failed", "COMP-B")
+    assert kinds[-1] == ("low_cylinder", "COMP-B")  # information: last
+    # COMP-A and COMP-B were cast together: one test at 28 days, their mean 300 kPa.
+    (test,) = [t for t in out["tests"] if t["requirement"] == "body"]
+    assert (test["sample_ids"], test["strength_kpa"]) == (["COMP-A", "COMP-B"], 300.0)
+    assert test["below_requirement"] is False and test["gross_low"] is False
+    assert test["gross_low_limit_kpa"] == pytest.approx(225.0)
+    assert out["running_averages"] == []  # one test: no three consecutive yet
+    assert (body["clusters"], body["design_effect"], body["effective_n"]) == (1, 2.0, 1.0)
     overdue = {
         (
             n["sample_id"],
@@ -545,13 +554,14 @@ async def test_compliance_with_a_failed_and_an_overdue_cylinder(
         if n["kind"] == "overdue"
     }
     assert overdue == {("COMP-B", 3), ("COMP-B", 7), ("COMP-C", 3), ("COMP-C", 7), ("COMP-C", 28)}
+    order = ["high", "medium", "low", "info"]
     assert [n["severity"] for n in out["notices"]] == sorted(
-        (n["severity"] for n in out["notices"]), key=["critical", "high", "medium", "low"].index
+        (n["severity"] for n in out["notices"]), key=order.index
     )
     # The open notices of the site, most severe first, hold this pour's.
     items = notices["items"]
-    assert ("failed", "COMP-B") in [(n["kind"], n["sample_id"]) for n in items]
-    ranks = [["critical", "high", "medium", "low"].index(n["severity"]) for n in items]
+    assert ("low_cylinder", "COMP-B") in [(n["kind"], n["sample_id"]) for n in items]
+    ranks = [order.index(n["severity"]) for n in items]
     assert ranks == sorted(ranks)
     # The pour report carries the summary.
     assert report.status_code == 200
@@ -566,7 +576,7 @@ async def test_compliance_with_a_failed_and_an_overdue_cylinder(
     ) == ("2", "1")
     assert fields[f"compliance.requirement.{i}.design_pass_pct"] == "80"
     assert fields["compliance.notices"] == "1"
-    assert fields["compliance.notice.1"].startswith("high failed: sample COMP-B")
+    assert fields["compliance.notice.1"].startswith("info low_cylinder: sample COMP-B")
 
 
 async def test_stope_compliance_by_stage_at_the_site_pass_fraction(
@@ -625,8 +635,16 @@ async def test_stope_compliance_by_stage_at_the_site_pass_fraction(
     for key in (("stope", "S-STAGE"), ("stage", "S-STAGE/plug"), ("pour", made["id"])):
         entry = groups[key]
         assert (entry["n"], entry["passed"], entry["design_pass_pct"]) == (2, 1, 90.0)
-    failed = [n for n in out["notices"] if n["kind"] == "failed"]
-    assert [(n["sample_id"], n["stage_id"]) for n in failed] == [("STG-2", "S-STAGE/plug")]
+    low = [n for n in out["notices"] if n["kind"] == "low_cylinder"]
+    assert [(n["sample_id"], n["stage_id"]) for n in low] == [("STG-2", "S-STAGE/plug")]
+    # One cast of two cylinders: one test, mean 145 kPa, below 150 but not grossly.
+    (test,) = out["tests"]
+    assert (test["strength_kpa"], test["below_requirement"], test["gross_low"]) == (
+        145.0,
+        True,
+        False,
+    )
+    assert not [n for n in out["notices"] if n["severity"] == "high"]
     r = await client.get("/api/v1/stopes/no-such-stope/compliance", headers=headers("hmi"))
     assert r.status_code == 404
     r = await client.get("/api/v1/pours/no-such-pour/compliance", headers=headers("hmi"))

@@ -23,7 +23,13 @@ from service.core.rheology import (
     pipe_flow,
     slump_from_yield_stress,
 )
-from service.core.strength_model import StrengthModel, binder_water_ratio, load_example_model
+from service.core.strength_model import (
+    CylinderResult,
+    StrengthModel,
+    binder_water_ratio,
+    fit_strength_model,
+    load_example_model,
+)
 from service.errors import InvalidInput, OutsideCalibrationRange, RecipeInfeasible
 
 TAILINGS = Tailings(specific_gravity=3.05, moisture_ratio=0.3158)
@@ -253,7 +259,7 @@ def test_three_binders_search_runs_on_a_one_percent_grid() -> None:
     assert result.blend_step == pytest.approx(0.01)
     assert result.recipe.predicted_ucs_kpa >= 500.0
     flyash_high = model.accepted_fraction_ranges()[model.components.index("flyash")][1]
-    assert flyash_high == pytest.approx(0.44)
+    assert flyash_high == pytest.approx(0.4)  # the tested range: no tolerance for a blend
     assert result.recipe.blend["flyash"] <= flyash_high + 1e-9
 
 
@@ -699,3 +705,72 @@ def test_no_binder_below_the_sites_smallest_blend_component() -> None:
         assert all(f == 0.0 or f >= smallest - 1e-9 for f in kept.recipe.blend.values())
         assert "blend_component_pct_min" in kept.binding_constraints
         assert kept.recipe.binder_cost_per_m3 >= free.recipe.binder_cost_per_m3
+
+
+# --- the tested blends (no tolerance beyond them) -----------------------------------------
+
+UNBOUNDED_SLAG = BinderOption("slag", 2.90, price_per_t=90.0)
+
+
+def test_the_optimiser_stays_inside_the_tested_blends() -> None:
+    # The example calibration tested cement from 20 % up. A 10 %-of-span tolerance let
+    # the linear blend term take the design to cement 12 % / slag 88 %, unflagged.
+    model = load_example_model()
+    assert model.fraction_ranges[0].minimum == pytest.approx(0.2)
+    result = run(required_ucs_kpa=300.0, binders=[CEMENT, UNBOUNDED_SLAG], pass_fraction=0.9)
+    assert result.recipe.blend == pytest.approx({"cement": 0.2, "slag": 0.8})
+    assert not result.recipe.extrapolated
+    assert "calibration:binder.cement.fraction_pct_min" in result.binding_constraints
+    assert "calibration:binder.slag.fraction_pct_max" in result.binding_constraints
+
+
+def test_a_blend_outside_the_tested_ones_only_when_allowed_and_then_flagged() -> None:
+    result = run(
+        required_ucs_kpa=300.0,
+        binders=[CEMENT, UNBOUNDED_SLAG],
+        pass_fraction=0.9,
+        allow_extrapolation=True,
+    )
+    assert result.recipe.blend["cement"] < 0.2
+    assert result.recipe.extrapolated
+    (check,) = result.recipe.requirement_checks
+    assert check.extrapolated and "binder.cement.fraction_pct" in check.outside
+    # No tested limit binds what extrapolation was allowed past.
+    assert not any(name.startswith("calibration:") for name in result.binding_constraints)
+
+
+def test_a_prediction_outside_the_tested_blends_is_extrapolation() -> None:
+    model = load_example_model()
+    at_edge = model.predict({"cement": 0.2, "slag": 0.8}, 0.05, 0.76, 28.0)
+    assert not at_edge.extrapolated
+    with pytest.raises(OutsideCalibrationRange) as caught:
+        model.predict({"cement": 0.19, "slag": 0.81}, 0.05, 0.76, 28.0)
+    assert caught.value.extra["variable"] == "binder.cement.fraction_pct"
+    flagged = model.predict(
+        {"cement": 0.12, "slag": 0.88}, 0.05, 0.76, 28.0, allow_extrapolation=True
+    )
+    assert flagged.extrapolated
+    assert "binder.cement.fraction_pct" in flagged.outside
+    detail = next(o for o in flagged.outside_details if o.variable == "binder.cement.fraction_pct")
+    assert (detail.accepted_min, detail.accepted_max) == pytest.approx((20.0, 100.0))
+
+
+def cement_only_model() -> StrengthModel:
+    rows = [
+        CylinderResult({"cement": 1.0}, bw, cw, days, ucs)
+        for bw, cw, days, ucs in (
+            (0.03, 0.74, 7, 180), (0.03, 0.74, 28, 300), (0.05, 0.76, 7, 330),
+            (0.05, 0.76, 28, 560), (0.07, 0.78, 7, 560), (0.07, 0.78, 28, 930),
+            (0.04, 0.75, 14, 330), (0.06, 0.77, 14, 600), (0.05, 0.74, 56, 640),
+            (0.04, 0.78, 28, 560),
+        )
+    ]  # fmt: skip
+    return fit_strength_model(rows)
+
+
+def test_a_single_binder_calibration_lists_no_blend_limit() -> None:
+    model = cement_only_model()
+    assert model.components == ("cement",)
+    result = run(required_ucs_kpa=300.0, model=model, pass_fraction=0.9)
+    assert result.recipe.blend == {"cement": 1.0, "slag": 0.0}
+    assert not any("fraction_pct" in name for name in result.binding_constraints)

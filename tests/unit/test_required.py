@@ -68,59 +68,79 @@ def test_li_aubertin_tends_to_mitchell_for_a_tall_narrow_stope() -> None:
     assert modified.ucs_kpa == pytest.approx(original.ucs_kpa, rel=1e-3)
 
 
-def test_li_aubertin_with_friction_matches_the_hand_calculation() -> None:
-    phi, r_b, fs, p0 = 35.0, 0.5, 1.5, 20.0
-    alpha = math.radians(45 + phi / 2)
-    h_star = 30.0 - 8.0 * math.tan(alpha) / 2
-    share = math.tan(math.radians(phi)) / math.tan(alpha)
-    limit_cohesion = (p0 + 20.0 * h_star) / (
-        2 * (1 / ((1 - share) * math.sin(2 * alpha)) + r_b * h_star / 15.0)
+# The figure of Li & Aubertin (2012)'s solution: phi 30, B 6 m, H 30 m, L 15 m, gamma 20.
+PUBLISHED = {**STOPE, "stope_width_m": 6.0, "friction_angle_deg": 30.0}
+
+
+@pytest.mark.parametrize(("fs", "ucs_kpa"), [(1.0, 253.8), (1.5, 325.1)])
+def test_li_aubertin_gives_the_published_figure(fs: float, ucs_kpa: float) -> None:
+    result = li_aubertin(**PUBLISHED, safety_factor=fs)
+    assert round(result.ucs_kpa, 1) == ucs_kpa
+    assert result.sliding_plane_angle_deg == 60.0
+    assert result.effective_height_m == pytest.approx(30.0 - 6.0 * math.sqrt(3.0) / 2.0)
+    assert "sliding wedge" in result.fs_definition
+
+
+def test_li_aubertin_puts_the_safety_factor_inside_the_equilibrium() -> None:
+    # FS 1.5 is 325.1 kPa, not 1.5 x 253.8 = 380.7 kPa (the multiplier convention).
+    at_one = li_aubertin(**PUBLISHED, safety_factor=1.0).ucs_kpa
+    at_design = li_aubertin(**PUBLISHED, safety_factor=1.5).ucs_kpa
+    assert 1.5 * at_one == pytest.approx(380.7, abs=0.05)
+    assert at_design < 1.5 * at_one
+    # phi 35, FS 2: the multiplier would ask about a third more than the paper.
+    steep = {**PUBLISHED, "friction_angle_deg": 35.0}
+    published = li_aubertin(**steep, safety_factor=2.0).ucs_kpa
+    assert 2.0 * li_aubertin(**steep, safety_factor=1.0).ucs_kpa / published == pytest.approx(
+        1.336, abs=0.001
     )
+
+
+@given(
+    st.floats(1.0, 3.0),
+    st.floats(0.0, 45.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 200.0),
+    st.floats(2.0, 12.0),
+)
+def test_li_aubertin_cohesion_balances_the_wedge_at_the_design_fs(
+    fs: float, phi: float, r_b: float, p0: float, width: float
+) -> None:
+    # Back-substitution into the paper's FS of the wedge gives the design FS.
     result = li_aubertin(
         **STOPE,
-        stope_width_m=8.0,
+        stope_width_m=width,
         safety_factor=fs,
         friction_angle_deg=phi,
         cohesion_ratio=r_b,
         surcharge_kpa=p0,
     )
-    # FS multiplies the strength at limit equilibrium.
-    assert result.cohesion_kpa == pytest.approx(fs * limit_cohesion, rel=1e-12)
-    assert result.ucs_kpa == pytest.approx(fs * 2 * limit_cohesion * math.tan(alpha), rel=1e-12)
-    # Back-substitution: the FS = 1 cohesion is exactly at limit equilibrium.
-    c_b = r_b * limit_cohesion
-    driving = (p0 + (20.0 - 2 * c_b / 15.0) * h_star) * math.sin(2 * alpha)
-    assert share + 2 * limit_cohesion / driving == pytest.approx(1.0, rel=1e-12)
-    at_limit = li_aubertin(
-        **STOPE,
-        stope_width_m=8.0,
-        safety_factor=1.0,
-        friction_angle_deg=phi,
-        cohesion_ratio=r_b,
-        surcharge_kpa=p0,
-    )
-    assert result.ucs_kpa == pytest.approx(fs * at_limit.ucs_kpa, rel=1e-12)
+    alpha = math.radians(result.sliding_plane_angle_deg)
+    c = result.cohesion_kpa
+    h_star = result.effective_height_m
+    driving = (p0 + (20.0 - 2.0 * r_b * c / 15.0) * h_star) * math.sin(2.0 * alpha)
+    wedge_fs = math.tan(math.radians(phi)) / math.tan(alpha) + 2.0 * c / driving
+    assert wedge_fs == pytest.approx(fs, rel=1e-12)
+    assert result.ucs_kpa == pytest.approx(2.0 * c * math.tan(alpha), rel=1e-12)
 
 
-@pytest.mark.parametrize("fs", [1.0, 1.5, 2.0, 3.0])
-def test_both_methods_apply_the_safety_factor_the_same_way(fs: float) -> None:
-    # phi = 0, r_b = 1, p0 = 0 and a narrow stope (H* ~ H): the two agree at every FS.
-    modified = li_aubertin(
-        **STOPE,
-        stope_width_m=0.001,
-        safety_factor=fs,
-        friction_angle_deg=0.0,
-        cohesion_ratio=1.0,
-        surcharge_kpa=0.0,
+def test_each_method_states_its_fs_definition() -> None:
+    mitchell_fs = mitchell(**STOPE, safety_factor=1.5).fs_definition
+    assert "multiplies" in mitchell_fs and "common" in mitchell_fs
+    assert "sliding wedge" in li_aubertin(**PUBLISHED, safety_factor=1.5).fs_definition
+
+
+def test_the_methods_meet_only_at_fs_1() -> None:
+    # phi 0, r_b 1, p0 0 and a narrow stope (H* ~ H): Mitchell as commonly applied at
+    # FS 1; above it the paper's FS gamma H*/(1 + FS H*/L) is below FS gamma H/(1 + H/L).
+    narrow = {**STOPE, "stope_width_m": 0.001, "friction_angle_deg": 0.0}
+    assert li_aubertin(**narrow, safety_factor=1.0).ucs_kpa == pytest.approx(
+        mitchell(**STOPE, safety_factor=1.0).ucs_kpa, rel=1e-4
     )
-    original = mitchell(**STOPE, safety_factor=fs)
-    assert modified.ucs_kpa == pytest.approx(original.ucs_kpa, rel=1e-4)
-    assert modified.ucs_kpa == pytest.approx(fs * 20.0 * 30.0 / (1 + 30.0 / 15.0), rel=1e-4)
-    # And exactly, with Mitchell taken at the wedge height H* = H - B/2.
-    exact = mitchell(
-        fill_height_m=30.0 - 0.0005, exposed_length_m=15.0, unit_weight_kn_m3=20.0, safety_factor=fs
-    )
-    assert modified.ucs_kpa == pytest.approx(exact.ucs_kpa, rel=1e-12)
+    h_star = 30.0 - 0.0005
+    for fs in (1.5, 2.0, 3.0):
+        modified = li_aubertin(**narrow, safety_factor=fs).ucs_kpa
+        assert modified == pytest.approx(fs * 20.0 * h_star / (1 + fs * h_star / 15.0), rel=1e-12)
+        assert modified < mitchell(**STOPE, safety_factor=fs).ucs_kpa
 
 
 def test_li_aubertin_more_surcharge_or_weaker_walls_need_more_strength() -> None:

@@ -117,13 +117,25 @@ def synthetic_tests(with_slump: bool = False) -> list[RheologyTest]:
             tau = math.exp(-15.0 + 25.0 * cw + 4.0 * bw)
             mu = math.exp(-12.0 + 14.0 * cw)
             density = 1000 / (cw / 3.0 + 1 - cw)
-            if with_slump and bw == 0.06:
+            if with_slump and bw == 0.06 and cw < 0.75:
                 rows.append(
                     RheologyTest(
                         cw,
                         bw,
                         slump_mm=slump_from_yield_stress(tau, density),
                         density_kg_m3=density,
+                        slump_mould="cone",
+                    )
+                )
+            elif with_slump and bw == 0.06:  # a 250 mm cylinder (Pashias et al. 1996)
+                rows.append(
+                    RheologyTest(
+                        cw,
+                        bw,
+                        slump_mm=slump_from_yield_stress(tau, density, "cylinder", 250.0),
+                        density_kg_m3=density,
+                        slump_mould="cylinder",
+                        mould_height_mm=250.0,
                     )
                 )
             else:
@@ -140,6 +152,7 @@ def test_fit_recovers_the_exponential_yield_stress(with_slump: bool) -> None:
     assert model.viscosity_solids_coefficient == pytest.approx(14.0, abs=1e-9)
     assert model.fit.r2_log == pytest.approx(1.0)
     assert model.fit.slump_rows == (4 if with_slump else 0)
+    assert model.fit.cylinder_slump_rows == (2 if with_slump else 0)
     assert model.yield_stress_pa(0.75, 0.05) == pytest.approx(math.exp(-15 + 18.75 + 0.2))
     assert model.plastic_viscosity(0.75) == pytest.approx(math.exp(-12 + 10.5))
     assert model.solids_fraction_range.minimum == 0.70
@@ -185,10 +198,85 @@ def test_unusable_tests_are_rejected(rows: list[RheologyTest], match: str) -> No
 
 
 def test_a_slump_row_needs_its_density() -> None:
-    rows = [*synthetic_tests(), RheologyTest(0.75, 0.05, slump_mm=200.0)]
+    rows = [*synthetic_tests(), RheologyTest(0.75, 0.05, slump_mm=200.0, slump_mould="cone")]
     with pytest.raises(InvalidInput) as caught:
         fit_rheology_model(rows)
     assert caught.value.field == "rows[8].density_kg_m3"
+
+
+def test_cone_and_cylinder_give_their_own_yield_stress_for_one_slump() -> None:
+    # 178 mm (7 in) at 2,000 kg/m3: the Abrams cone 296 Pa, a 300 mm cylinder 399 Pa.
+    assert yield_stress_from_slump(178.0, 2000.0, "cone") == pytest.approx(296.2, abs=0.05)
+    assert yield_stress_from_slump(178.0, 2000.0, "cylinder", 300.0) == pytest.approx(
+        399.1, abs=0.05
+    )
+    base = synthetic_tests()
+    cone = RheologyTest(0.75, 0.05, slump_mm=178.0, density_kg_m3=2000.0, slump_mould="cone")
+    cylinder = RheologyTest(
+        0.75,
+        0.05,
+        slump_mm=178.0,
+        density_kg_m3=2000.0,
+        slump_mould="cylinder",
+        mould_height_mm=300.0,
+    )
+    by_cone = fit_rheology_model([*base, cone]).fit.yield_stress_pa[-1]
+    by_cylinder = fit_rheology_model([*base, cylinder]).fit.yield_stress_pa[-1]
+    assert (round(by_cone, 1), round(by_cylinder, 1)) == (296.2, 399.1)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (RheologyTest(0.75, 0.05, slump_mm=178.0, density_kg_m3=2000.0), "rows[8].slump_mould"),
+        (
+            RheologyTest(0.75, 0.05, slump_mm=178.0, density_kg_m3=2000.0, slump_mould="cylinder"),
+            "rows[8].mould_height_mm",
+        ),
+        (
+            RheologyTest(
+                0.75,
+                0.05,
+                slump_mm=178.0,
+                density_kg_m3=2000.0,
+                slump_mould="cone",
+                mould_height_mm=250.0,
+            ),
+            "rows[8].mould_height_mm",
+        ),
+        (
+            RheologyTest(
+                0.75,
+                0.05,
+                slump_mm=260.0,
+                density_kg_m3=2000.0,
+                slump_mould="cylinder",
+                mould_height_mm=250.0,
+            ),
+            "rows[8].slump_mm",
+        ),
+    ],
+)
+def test_a_slump_row_names_its_mould(row: RheologyTest, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        fit_rheology_model([*synthetic_tests(), row])
+    assert caught.value.field == field
+
+
+def test_the_csv_names_the_mould_per_row() -> None:
+    text = (
+        "solids_pct,binder_pct,density_kg_m3,yield_stress_pa,slump_mm,slump_mould,mould_height_mm\n"
+        "75,5,2000,,178,cone,\n"
+        "75,5,2000,,178,Cylinder,300\n"
+        "75,5,2000,120,,,\n"
+    )
+    cone, cylinder, vane = parse_rheology_csv(text)
+    assert (cone.slump_mould, cone.mould_height_mm) == ("cone", None)
+    assert (cylinder.slump_mould, cylinder.mould_height_mm) == ("cylinder", 300.0)
+    assert vane.slump_mould is None and vane.yield_stress_pa == 120.0
+    with pytest.raises(InvalidInput) as caught:
+        parse_rheology_csv(text.replace("Cylinder", "funnel"))
+    assert caught.value.field == "rows[1].slump_mould"
 
 
 def test_example_rheology_is_labelled_and_plausible() -> None:

@@ -230,11 +230,15 @@ async def predict(
     runtime: RuntimeDep,
     cache: CalibrationCacheDep,
 ) -> PredictionPublic:
-    """Predicted UCS of a mix: the median, the lower bound at the pass fraction and,
-    for a requirement, its pass probability. Refused outside the tested combinations of
-    the model's regressors unless ``allow_extrapolation``, then flagged."""
+    """Predicted UCS of a mix: the median, the lower bound the pass fraction of cylinders
+    is expected to exceed (prediction interval), the one it exceeds with the confidence
+    (tolerance bound) and, for a requirement, its expected pass probability. Refused
+    outside the tested combinations of the model's regressors unless
+    ``allow_extrapolation``, then flagged."""
     loaded = await cache.get(store, calibration_id)
-    pass_pct = req.pass_fraction_pct or runtime.settings.design.pass_fraction_pct
+    design = runtime.settings.design
+    pass_pct = req.pass_fraction_pct or design.pass_fraction_pct
+    confidence_pct = req.confidence_pct or design.confidence_pct
     prediction = loaded.model.predict(
         blend_fractions(req.blend),
         req.binder_pct / 100.0,
@@ -242,6 +246,7 @@ async def predict(
         req.curing_days,
         allow_extrapolation=req.allow_extrapolation,
         pass_fraction=pass_pct / 100.0,
+        confidence=confidence_pct / 100.0,
     )
     return prediction_public(loaded, prediction, req.curing_days, pass_pct, req.required_ucs_kpa)
 
@@ -254,6 +259,7 @@ def prediction_public(
     required_ucs_kpa: float | None,
 ) -> PredictionPublic:
     assert prediction.lower_ucs_kpa is not None  # asked at a pass fraction
+    assert prediction.tolerance_lower_ucs_kpa is not None and prediction.confidence is not None
     assert prediction.standard_error_log is not None and prediction.degrees_of_freedom
     assert prediction.leverage is not None and prediction.leverage_max is not None
     return PredictionPublic(
@@ -263,7 +269,9 @@ def prediction_public(
         ucs_kpa=prediction.ucs_kpa,
         median_ucs_kpa=prediction.median_ucs_kpa,
         lower_ucs_kpa=prediction.lower_ucs_kpa,
+        tolerance_lower_ucs_kpa=prediction.tolerance_lower_ucs_kpa,
         pass_fraction_pct=pass_fraction_pct,
+        confidence_pct=100.0 * prediction.confidence,
         required_ucs_kpa=required_ucs_kpa,
         pass_probability_pct=(
             None

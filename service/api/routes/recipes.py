@@ -181,6 +181,7 @@ def _requirement_check(check: opt.RequirementCheck) -> RequirementCheckPublic:
         curing_days=check.curing_days,
         median_ucs_kpa=check.median_ucs_kpa,
         lower_ucs_kpa=check.lower_ucs_kpa,
+        tolerance_lower_ucs_kpa=check.tolerance_lower_ucs_kpa,
         pass_probability_pct=100.0 * check.pass_probability,
         binding=check.binding,
         extrapolated=check.extrapolated,
@@ -221,6 +222,7 @@ def _costed_public(
         extrapolated=recipe.extrapolated,
         requirements=[_requirement_check(c) for c in recipe.requirement_checks],
         pass_fraction_pct=pass_fraction_pct,
+        confidence_pct=None if recipe.confidence is None else 100.0 * recipe.confidence,
         pumpability=_pumpability(recipe),
         water_binder_ratio=recipe.proportioning.water_binder_ratio,
         wet_density_kg_m3=recipe.proportioning.wet_density_kg_m3,
@@ -229,6 +231,20 @@ def _costed_public(
         binder_cost_per_m3=recipe.binder_cost_per_m3,
         binder_cost_for_stope=recipe.binder_cost_for_stope,
         mix=mix,
+    )
+
+
+def design_statement(pass_fraction_pct: float, confidence_pct: float | None) -> str:
+    """What a design at this pass fraction (and confidence) promises, in words."""
+    if confidence_pct is None:
+        return (
+            f"{pass_fraction_pct:g} % of cylinders are expected to pass each requirement: on "
+            "average over calibrations (the prediction interval); one calibration of few "
+            "cylinders can deliver well under it"
+        )
+    return (
+        f"at least {pass_fraction_pct:g} % of cylinders pass each requirement, with "
+        f"{confidence_pct:g} % confidence (a one-sided tolerance bound of the calibration)"
     )
 
 
@@ -272,13 +288,16 @@ async def optimize(
     rheologies: RheologyCacheDep,
 ) -> OptimizePublic:
     """The cheapest binder blend and dose that meets every requirement at the pass
-    fraction (each requirement's lower prediction bound at its age), inside the Cw
-    window and the pumpability limits, with its cost, binding limits, predicted yield
-    stress, slump and line pressure, and the saving against cement alone."""
+    fraction (each requirement's tolerance bound at the confidence, or on the expected
+    basis its lower prediction bound, at its age), inside the Cw window and the
+    pumpability limits, with its cost, binding limits, predicted yield stress, slump and
+    line pressure, and the saving against cement alone."""
     limits = runtime.recipe_limits
     check_optimizer_limits(req, limits)
     design = runtime.settings.design
     pass_pct = req.pass_fraction_pct or design.pass_fraction_pct
+    basis = req.design_basis or design.basis
+    confidence_pct = (req.confidence_pct or design.confidence_pct) if basis == "tolerance" else None
     requirements = _requirements(req, site_floors(design))
     calibration = await design_calibration(store, cache, req.calibration_id)
     rheology = await referenced_rheology(store, rheologies, req.rheology_calibration_id)
@@ -291,6 +310,7 @@ async def optimize(
         curing_days=None if single is None else single.curing_days,
         requirements=None if single is not None else [core for _public, core in requirements],
         pass_fraction=pass_pct / 100.0,
+        confidence=None if confidence_pct is None else confidence_pct / 100.0,
         binders=[
             opt.BinderOption(
                 b.name,
@@ -326,6 +346,9 @@ async def optimize(
         requirements=[p for p, _core in requirements],
         binding_requirement=result.binding_requirement,
         pass_fraction_pct=pass_pct,
+        design_basis=basis,
+        confidence_pct=confidence_pct,
+        design_statement=design_statement(pass_pct, confidence_pct),
         recipe=_costed_public(result.recipe, req, pass_pct),
         binding_constraints=list(result.binding_constraints),
         cement_only=(

@@ -17,11 +17,13 @@ from service.api.schemas.rheology import (
     RheologyPredictionPublic,
     RheologyPredictRequest,
     RheologyTestPublic,
+    SlackStretchPublic,
 )
 from service.core import rheology as rh
+from service.core.slack_flow import LineSection
 from service.errors import InvalidInput, NotFound, OutsideCalibrationRange
 from service.operations.calibrations import CalibrationCache, Loaded
-from service.operations.rheology import fit_rheology_calibration
+from service.operations.rheology import fit_rheology_calibration, test_dict, test_of
 from service.store.records import CalibrationRecord
 from service.store.repository import Store
 
@@ -37,12 +39,25 @@ RheologyCacheDep = Annotated[CalibrationCache[rh.RheologyModel], Depends(get_rhe
 
 
 def pipeline_of(line: PipelineIn) -> rh.PipeLine:
-    return rh.PipeLine(line.length_m, line.inner_diameter_m, line.static_head_m, line.flow_m3_h)
+    return rh.PipeLine(
+        line.length_m,
+        line.inner_diameter_m,
+        line.static_head_m,
+        line.flow_m3_h,
+        tuple(LineSection(s.length_m, s.rise_m) for s in line.sections or ()),
+    )
 
 
 def pipe_flow_public(flow: rh.PipeFlow) -> PipeFlowPublic:
     return PipeFlowPublic(
         pump_pressure_kpa=flow.pump_pressure_kpa,
+        runs_full=flow.fill.runs_full,
+        slack=[
+            SlackStretchPublic(from_m=s.from_m, to_m=s.to_m, full_depth_m=s.full_depth_m)
+            for s in flow.fill.slack
+        ],
+        pump_pressure_needed_kpa=flow.fill.pump_pressure_kpa,
+        design_condition=flow.fill.design_condition,
         friction_loss_kpa=flow.friction_loss_kpa,
         friction_kpa_per_m=flow.friction_kpa_per_m,
         static_pressure_kpa=flow.static_pressure_kpa,
@@ -67,6 +82,7 @@ def _public(record: CalibrationRecord, model: rh.RheologyModel) -> RheologyCalib
         label=model.label,
         n_rows=model.fit.n_rows,
         slump_rows=model.fit.slump_rows,
+        cylinder_slump_rows=model.fit.cylinder_slump_rows,
         r2_log=model.fit.r2_log,
         rmse_log=model.fit.rmse_log,
         coefficients={
@@ -86,7 +102,12 @@ def _public(record: CalibrationRecord, model: rh.RheologyModel) -> RheologyCalib
             100.0 * model.binder_ratio_range.maximum,
         ],
         tolerance_pct=100.0 * model.range_tolerance,
-        rows=[RheologyTestPublic.model_validate(row) for row in record.rows],
+        rows=[
+            RheologyTestPublic.model_validate(
+                {**test_dict(test_of(row)), "fitted_yield_stress_pa": fitted}
+            )
+            for row, fitted in zip(record.rows, model.fit.yield_stress_pa, strict=True)
+        ],
     )
 
 
@@ -114,8 +135,9 @@ async def create_rheology_calibration(
     store: StoreDep,
     cache: RheologyCacheDep,
 ) -> RheologyCalibrationPublic:
-    """Fit the tests (yield stress exponential in Cw, Sofra & Boger 2002; slump converted
-    with the cone relation) and store them as a new version of ``name``."""
+    """Fit the tests (yield stress exponential in Cw, Sofra & Boger 2002; each slump
+    converted in the mould its row names: the Abrams cone, or a cylinder after Pashias et
+    al. 1996) and store them as a new version of ``name``."""
     rows = (
         None
         if req.rows is None
@@ -128,6 +150,8 @@ async def create_rheology_calibration(
                 density_kg_m3=row.density_kg_m3,
                 plastic_viscosity_pa_s=row.plastic_viscosity_pa_s,
                 sample_id=row.sample_id,
+                slump_mould=row.slump_mould,
+                mould_height_mm=row.mould_height_mm,
             )
             for row in req.rows
         ]
@@ -168,8 +192,9 @@ async def predict_rheology(
     store: StoreDep,
     cache: RheologyCacheDep,
 ) -> RheologyPredictionPublic:
-    """Yield stress of a paste, its Abrams cone slump (with its density) and, with a
-    pipeline, the pump pressure of laminar Bingham flow (Buckingham-Reiner)."""
+    """Yield stress of a paste, its slump (with its density) in the Abrams cone or a
+    cylinder, and, with a pipeline, the pump pressure of laminar Bingham flow
+    (Buckingham-Reiner)."""
     loaded = await cache.get(store, calibration_id)
     model = loaded.model
     cw, bw = req.solids_pct / 100.0, req.binder_pct / 100.0
@@ -183,8 +208,11 @@ async def predict_rheology(
         )
     tau = model.yield_stress_pa(cw, bw)
     viscosity = model.plastic_viscosity(cw) if model.has_viscosity else None
+    height = rh.ABRAMS_CONE_HEIGHT_MM if req.mould_height_mm is None else req.mould_height_mm
     slump = (
-        None if req.density_kg_m3 is None else rh.slump_from_yield_stress(tau, req.density_kg_m3)
+        None
+        if req.density_kg_m3 is None
+        else rh.slump_from_yield_stress(tau, req.density_kg_m3, req.slump_mould, height)
     )
     line = None
     if req.pipeline is not None:
@@ -205,6 +233,8 @@ async def predict_rheology(
         yield_stress_pa=tau,
         plastic_viscosity_pa_s=viscosity,
         slump_mm=slump,
+        slump_mould=req.slump_mould,
+        mould_height_mm=height,
         line=line,
         extrapolated=bool(outside),
         outside=list(outside),

@@ -22,8 +22,10 @@ from service.api.schemas.samples import (
     PassFractionPublic,
     PourBasisPublic,
     RequirementUsedPublic,
+    RunningAveragePublic,
     SampleList,
     SamplePublic,
+    StrengthTestPublic,
 )
 from service.core.compliance import Notice
 from service.operations.lab import (
@@ -159,6 +161,10 @@ def compliance_public(compliance: Compliance) -> CompliancePublic:
             )
             for j in report.judgements
         ],
+        tests=[StrengthTestPublic.model_validate(t.to_dict()) for t in report.tests],
+        running_averages=[
+            RunningAveragePublic.model_validate(a.to_dict()) for a in report.running_averages
+        ],
         notices=[notice_public(n) for n in report.notices],
     )
 
@@ -226,9 +232,11 @@ async def import_sheet(req: LabSheetImport, who: LabDep, lab: LabServiceDep) -> 
 
 @router.get("/lab/notices", response_model=NoticeList)
 async def notices(lab: LabServiceDep) -> NoticeList:
-    """The open notices of every sample: a failed cylinder, a test overdue (not tested
-    by its age plus a grace of 2 days), a group below its design's pass fraction; most
-    severe first."""
+    """The open notices of every sample, most severe first: a grossly low strength test
+    or a running average of consecutive tests below the requirement (high), a group
+    below its design's pass fraction (high), a test overdue (not tested by its age plus
+    a grace of 2 days), a single low cylinder (information: a design at p expects 1 - p
+    of them)."""
     evaluated_at, found = await lab.notices()
     return NoticeList(evaluated_at=evaluated_at, items=[notice_public(n) for n in found])
 
@@ -236,6 +244,6 @@ async def notices(lab: LabServiceDep) -> NoticeList:
 @router.get("/pours/{pour_id}/compliance", response_model=CompliancePublic)
 async def pour_compliance(pour_id: PathId, lab: LabServiceDep) -> CompliancePublic:
     """The pour's cylinders against the requirements at their ages (its stage's in the
-    fill plan, else its recipe's design's), the pass fraction against the design's, and
-    the notices."""
+    fill plan, else its recipe's design's), its strength tests (the cylinders cast
+    together, averaged), the pass fraction against the design's, and the notices."""
     return compliance_public(await lab.pour_compliance(pour_id))

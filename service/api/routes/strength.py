@@ -32,13 +32,6 @@ ARCHING_CITATION = (
     "(2003), Soil and Rock America 1:1157-1164 (2D), and Li, Aubertin & Belem (2005), "
     "Canadian Geotechnical Journal 42(6):1705-1717 (3D)."
 )
-LI_AUBERTIN_NOTE = (
-    "The Li & Aubertin (2012) expressions used here were derived from the Mitchell wedge "
-    "with the additions the paper's abstract and later reviews describe; they have not been "
-    "checked against the paper itself. Verify before design use. The safety factor is "
-    "applied as for Mitchell: it multiplies the strength required at limit equilibrium "
-    "(FS = 1), so both methods agree at phi = 0 in a narrow stope at every FS."
-)
 
 
 def stope_requirement(stope: StopeIn) -> required.StrengthRequirement:
@@ -89,16 +82,17 @@ def required_strength(
         cohesion_kpa=computed.cohesion_kpa,
         effective_height_m=computed.effective_height_m,
         sliding_plane_angle_deg=computed.sliding_plane_angle_deg,
-        note=LI_AUBERTIN_NOTE if stope.method == "li_aubertin" else None,
+        fs_definition=computed.fs_definition,
     )
 
 
 @computation(router, "/strength/required", response_model=RequiredStrengthPublic)
 async def strength_required(req: StopeIn, request: Request) -> RequiredStrengthPublic:
-    """Required UCS of an exposed fill face (Mitchell 1982 or Li & Aubertin 2012), with
-    one factor-of-safety convention: FS multiplies the strength required at limit
-    equilibrium (FS = 1) for both methods. The site's floors (liquefaction, 100 kPa
-    unless set) apply; ``binding_floors`` names every floor above the computed UCS."""
+    """Required UCS of an exposed fill face: Mitchell et al. (1982) as commonly applied
+    (FS multiplies the strength at limit equilibrium) or Li & Aubertin (2012) as
+    published (FS defined on the sliding wedge, the cohesion solved at it); the answer's
+    ``fs_definition`` says which. The site's floors (liquefaction, 100 kPa unless set)
+    apply; ``binding_floors`` names every floor above the computed UCS."""
     return required_strength(req, site_floors(runtime_of(request).settings.design))
 
 

@@ -84,8 +84,9 @@ class CalibrationCreate(Strict):
         Field(
             ge=0.0,
             le=100.0,
-            description="Predictions are accepted this % of each variable's span beyond "
-            "the data range.",
+            description="Predictions are accepted this % of the span beyond the tested "
+            "binder/water ratios (ln Mb/Mw) and ages (ln t); never beyond the tested blends "
+            "(a blend outside them is extrapolation).",
         ),
     ] = 10.0
 
@@ -101,8 +102,18 @@ PassFractionPct = Annotated[
     Field(
         ge=50.0,
         le=99.99,
-        description="% of cylinders that should pass: the lower bound is stated at it "
+        description="% of cylinders that should pass: the lower bounds are stated at it "
         "(default the site's, BACKFILL_DESIGN__PASS_FRACTION_PCT, 90).",
+    ),
+]
+ConfidencePct = Annotated[
+    float,
+    Field(
+        ge=50.0,
+        le=99.9,
+        description="The confidence of the tolerance bound: pass_fraction_pct % of the "
+        "cylinders exceed it with this confidence (default the site's, "
+        "BACKFILL_DESIGN__CONFIDENCE_PCT, 95).",
     ),
 ]
 
@@ -113,6 +124,7 @@ class PredictRequest(Strict):
     solids_pct: SolidsPct
     curing_days: CuringDays = 28.0
     pass_fraction_pct: PassFractionPct | None = None
+    confidence_pct: ConfidencePct | None = None
     required_ucs_kpa: Annotated[
         float | None,
         Field(gt=0.0, le=1.0e6, description="A requirement: its pass probability is stated."),
@@ -130,8 +142,9 @@ class RangePublic(Public):
 
 
 class DataRangePublic(Public):
-    """The calibration data's range in API units; predictions are accepted within it
-    widened by ``tolerance_pct`` of each span."""
+    """The calibration data's range in API units. Predictions are accepted within the
+    tested binder/water ratios and ages widened by ``tolerance_pct`` of their span (on
+    ln Mb/Mw and ln t), and within the tested blends (``blend_pct``) exactly."""
 
     binder_pct: RangePublic
     solids_pct: RangePublic
@@ -218,13 +231,22 @@ class PredictionPublic(Public):
     ucs_kpa: float = Field(description="The median: about half the cylinders test below it.")
     median_ucs_kpa: float
     lower_ucs_kpa: float = Field(
-        description="The UCS that pass_fraction_pct % of new cylinders exceed (the fit's "
-        "prediction interval: residual spread and the point's leverage, Student t)."
+        description="The UCS that pass_fraction_pct % of new cylinders are expected to "
+        "exceed: on average over calibrations (the fit's prediction interval: residual "
+        "spread and the point's leverage, Student t); one calibration of few cylinders "
+        "can deliver well under it."
+    )
+    tolerance_lower_ucs_kpa: float = Field(
+        description="The UCS that pass_fraction_pct % of new cylinders exceed with "
+        "confidence_pct % confidence (a one-sided tolerance bound: noncentral t factor "
+        "at the point's leverage)."
     )
     pass_fraction_pct: float
+    confidence_pct: float
     required_ucs_kpa: float | None
     pass_probability_pct: float | None = Field(
-        description="The probability that a new cylinder reaches required_ucs_kpa."
+        description="The expected probability (on average over calibrations) that a new "
+        "cylinder reaches required_ucs_kpa."
     )
     curing_days: float
     standard_error_log: float = Field(description="Of a new cylinder's ln UCS.")

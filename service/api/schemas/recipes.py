@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from service.api.schemas.calibrations import PassFractionPct
+from service.api.schemas.calibrations import ConfidencePct, PassFractionPct
 from service.api.schemas.common import (
     ComponentName,
     PositiveFloat,
@@ -235,7 +235,10 @@ class OptimizeRequest(Strict):
     Requirements: a ``stope`` (its method and parameters, as for /strength/required) or
     an explicit ``required_ucs_kpa``, at ``curing_days``; or a list ``requirements``
     (e.g. the plug at 3 days and the body at 28). Each is met so that
-    ``pass_fraction_pct`` % of cylinders pass (the site's 90 % by default).
+    ``pass_fraction_pct`` % of cylinders pass (the site's 90 % by default): on the
+    ``tolerance`` basis with ``confidence_pct`` confidence (the site's 95 % by default),
+    on the ``expected`` basis on average over calibrations (``design_basis``: the site's,
+    ``BACKFILL_DESIGN__BASIS``, by default).
     Pumpability: the Cw window, and/or ``max_yield_stress_pa`` and
     ``max_pump_pressure_kpa`` (with the ``pipeline``) predicted by the rheology
     calibration; with a pumpability limit the upper Cw may be left out.
@@ -248,6 +251,16 @@ class OptimizeRequest(Strict):
     curing_days: Annotated[float, Field(gt=0.0, le=3650.0, description="Design curing age.")] = 28.0
     requirements: Annotated[list[RequirementIn] | None, Field(min_length=1, max_length=8)] = None
     pass_fraction_pct: PassFractionPct | None = None
+    design_basis: Annotated[
+        Literal["tolerance", "expected"] | None,
+        Field(
+            description="tolerance: pass_fraction_pct % of cylinders pass with "
+            "confidence_pct % confidence (a one-sided tolerance bound of the fit); "
+            "expected: they pass on average over calibrations (the prediction interval). "
+            "Default the site's (BACKFILL_DESIGN__BASIS)."
+        ),
+    ] = None
+    confidence_pct: ConfidencePct | None = None
     binders: Annotated[list[BinderOfferIn], Field(min_length=1, max_length=6)]
     tailings: TailingsIn
     solids_pct_min: Annotated[float, Field(gt=0.0, lt=100.0, description="Pumpable Cw, low.")]
@@ -285,6 +298,15 @@ class OptimizeRequest(Strict):
     def _bounds(cls, value: float | None, info: ValidationInfo) -> float | None:
         return None if value is None else not_below_min(value, info)
 
+    @field_validator("confidence_pct")
+    @classmethod
+    def _tolerance_only(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("design_basis") == "expected":
+            raise ValueError(
+                "confidence_pct belongs to a tolerance design; an expected design has none"
+            )
+        return value
+
     @field_validator("binders")
     @classmethod
     def _unique(cls, binders: list[BinderOfferIn]) -> list[BinderOfferIn]:
@@ -308,6 +330,7 @@ class OptimizeRequest(Strict):
             raise ValueError("give exactly one of stope, required_ucs_kpa or requirements")
         if self.max_pump_pressure_kpa is not None and self.pipeline is None:
             raise ValueError("max_pump_pressure_kpa needs the pipeline")
+
         if (
             self.solids_pct_max is None
             and self.max_yield_stress_pa is None
@@ -322,14 +345,26 @@ class OptimizeRequest(Strict):
 
 class RequirementCheckPublic(Public):
     """How a recipe meets one requirement: the median UCS at its age, the UCS that
-    ``pass_fraction_pct`` % of cylinders exceed, and the probability a cylinder passes."""
+    ``pass_fraction_pct`` % of cylinders are expected to exceed (on average over
+    calibrations) and that they exceed with the design's confidence, and the expected
+    probability a cylinder passes."""
 
     name: str
     required_ucs_kpa: float
     curing_days: float
     median_ucs_kpa: float
-    lower_ucs_kpa: float | None
-    pass_probability_pct: float
+    lower_ucs_kpa: float | None = Field(
+        description="Expected: pass_fraction_pct % of cylinders exceed it on average over "
+        "calibrations (the prediction interval)."
+    )
+    tolerance_lower_ucs_kpa: float | None = Field(
+        description="pass_fraction_pct % of cylinders exceed it with confidence_pct % "
+        "confidence (the tolerance bound; null on the expected basis)."
+    )
+    pass_probability_pct: float = Field(
+        description="The expected % of cylinders reaching the requirement (on average over "
+        "calibrations)."
+    )
     binding: bool = Field(description="This requirement set the dose.")
     extrapolated: bool
     outside: list[str]
@@ -353,6 +388,9 @@ class CostedRecipePublic(Public):
     extrapolated: bool
     requirements: list[RequirementCheckPublic]
     pass_fraction_pct: float
+    confidence_pct: float | None = Field(
+        description="The confidence the pass fraction holds with (null: expected basis)."
+    )
     pumpability: PumpabilityPublic
     water_binder_ratio: float
     wet_density_kg_m3: float
@@ -396,6 +434,14 @@ class OptimizePublic(Public):
     requirements: list[RequirementPublic]
     binding_requirement: str
     pass_fraction_pct: float
+    design_basis: str = Field(description="tolerance or expected (see the request).")
+    confidence_pct: float | None = Field(
+        description="The confidence of a tolerance design (null on the expected basis)."
+    )
+    design_statement: str = Field(
+        description="What the design promises, in words: e.g. at least 90 % of cylinders "
+        "pass each requirement with 95 % confidence."
+    )
     recipe: CostedRecipePublic
     binding_constraints: list[str]
     cement_only: CostedRecipePublic | None
@@ -466,7 +512,8 @@ class PredictedStrengthPublic(Public):
     curing_days: float
     ucs_kpa: float = Field(description="The median: about half the cylinders test below it.")
     lower_ucs_kpa: float | None = Field(
-        description="The UCS that pass_fraction_pct % of cylinders exceed."
+        description="The UCS that pass_fraction_pct % of cylinders are expected to exceed "
+        "(on average over calibrations: the prediction interval)."
     )
     pass_fraction_pct: float
     extrapolated: bool

@@ -189,7 +189,10 @@ class JudgementPublic(Public):
 
 class PassFractionPublic(Public):
     """Of one group (a sample, pour, stage or stope) for one requirement: passed of n
-    cylinders tested at its age, the interval of the pass fraction and the design's."""
+    cylinders tested at its age, the interval of the pass fraction and the design's.
+    Cylinders of one pour share its paste: they are counted in clusters (pours in a
+    stage or stope, casts in a pour) and the interval is on n / design_effect effective
+    cylinders (Rao & Scott 1992)."""
 
     group: str
     group_id: str
@@ -209,11 +212,64 @@ class PassFractionPublic(Public):
     verdict: str = Field(
         description="no_results, no_design, below_design, consistent or above_design"
     )
+    clusters: int = Field(description="Pours (in a stage or stope) or casts (in a pour).")
+    design_effect: float | None = Field(
+        description="The variance of the pass fraction over the clusters against that of "
+        "independent cylinders, between 1 and n / clusters."
+    )
+    effective_n: float | None = Field(
+        description="n / design_effect: what the cylinders weigh as independent ones."
+    )
+
+
+class StrengthTestPublic(Public):
+    """A strength test (ACI 318 adapted): the cylinders of one pour cast together and
+    tested at a requirement's age; its strength is their mean."""
+
+    pour_id: str
+    stope_id: str
+    stage_id: str | None
+    cast_at: datetime
+    requirement: str
+    required_ucs_kpa: float
+    curing_days: float
+    sample_ids: list[str]
+    cylinders_kpa: list[float]
+    strength_kpa: float = Field(description="The mean of the cylinders.")
+    gross_low_limit_kpa: float = Field(
+        description="(1 - BACKFILL_DESIGN__GROSS_LOW_MARGIN_PCT / 100) x the requirement."
+    )
+    below_requirement: bool
+    gross_low: bool = Field(description="Below gross_low_limit_kpa: a high notice.")
+
+
+class StrengthTestRefPublic(Public):
+    pour_id: str
+    cast_at: datetime
+
+
+class RunningAveragePublic(Public):
+    """The mean of consecutive tests of a stope against a requirement, in cast order
+    (BACKFILL_DESIGN__CONSECUTIVE_TESTS of them, 3 as in ACI 318)."""
+
+    stope_id: str
+    requirement: str
+    required_ucs_kpa: float
+    curing_days: float
+    tests: list[StrengthTestRefPublic]
+    average_kpa: float
+    passed: bool = Field(description="The average reaches the requirement.")
 
 
 class NoticePublic(Public):
-    kind: str = Field(description="failed, overdue, behind, below_design or unknown_sample")
-    severity: str
+    kind: str = Field(
+        description="gross_low (a test far below the requirement) and running_average "
+        "(consecutive tests averaging below it): high; below_design (a group's pass fraction "
+        "below the design's): high; overdue: medium; behind, unknown_sample: low; "
+        "low_cylinder (one cylinder below the requirement, expected of 1 - p of a design at "
+        "pass fraction p): info"
+    )
+    severity: str = Field(description="high, medium, low or info")
     detail: str
     sample_id: str | None
     pour_id: str | None
@@ -232,6 +288,12 @@ class CompliancePublic(Public):
     samples: int
     pass_fractions: list[PassFractionPublic]
     judgements: list[JudgementPublic]
+    tests: list[StrengthTestPublic] = Field(
+        description="The strength tests: the cylinders of a pour cast together, averaged."
+    )
+    running_averages: list[RunningAveragePublic] = Field(
+        description="Every average of consecutive tests of a stope against a requirement."
+    )
     notices: list[NoticePublic] = Field(description="Most severe first.")
 
 

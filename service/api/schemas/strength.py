@@ -37,7 +37,15 @@ class StopeIn(Strict):
     fill_height_m: LengthM
     exposed_length_m: LengthM
     unit_weight_kn_m3: UnitWeight
-    safety_factor: Annotated[float, Field(ge=1.0, le=10.0)]
+    safety_factor: Annotated[
+        float,
+        Field(
+            ge=1.0,
+            le=10.0,
+            description="FS as the method defines it (mitchell: a multiplier of the strength "
+            "at limit equilibrium; li_aubertin: resisting over driving forces on the wedge).",
+        ),
+    ]
     stope_width_m: Annotated[
         LengthM | None,
         Field(validate_default=True, description="li_aubertin: B, face to back wall."),
@@ -120,7 +128,11 @@ class RequiredStrengthPublic(Public):
     cohesion_kpa: float
     effective_height_m: float
     sliding_plane_angle_deg: float
-    note: str | None = None
+    fs_definition: str = Field(
+        description="How the method defines the factor of safety: Mitchell as commonly "
+        "applied multiplies the strength at limit equilibrium by FS; Li & Aubertin (2012) "
+        "solve the wedge's equilibrium at FS."
+    )
 
 
 class ArchingPublic(Public):

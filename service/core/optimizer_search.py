@@ -1,0 +1,529 @@
+"""The search of the cheapest-recipe optimiser: its inputs, the candidate grids, and
+the vectorised search over them (:mod:`service.core.optimizer` validates, prices the
+answer and compares it with cement alone).
+
+Search: every blend on a grid of the binder fractions (1 % steps for up to three
+components, coarser beyond) inside the allowed fraction bounds and, unless the caller
+allows extrapolation, inside the tested blends of the model, times every Cw on a grid
+of the site's solids window. With the blend and an age fixed, the model's design row is
+x = c + u e_u, u = ln(Mb/Mw) (Cw enters only through Mb/Mw), so for each blend and each
+requirement j (R_j kPa at t_j days) the smallest u whose strength meets R_j is closed
+form: at the median, u = (ln R_j - a_j)/n; at a pass fraction p, the smallest u whose
+lower prediction bound exp(x'b - t_{p,n-p} s sqrt(1 + h(u))) reaches R_j, h(u) quadratic
+in u (:func:`service.core.reliability.log_ratio_interval_for_lower_bound`); at a pass
+fraction p with confidence c, the smallest u whose tolerance bound exp(x'b - k(h(u)) s)
+reaches R, k the noncentral-t factor, found by bracketing and bisection
+(:func:`service.core.tolerance.log_ratio_interval_for_tolerance_bound`). The dose is
+set by the largest over the requirements (the *binding* requirement), raised to the site
+minimum Bw and, unless the caller allows extrapolation, into the tested combinations of
+the model's regressors at every requirement's age: the accepted range of ln(Mb/Mw) and
+the regressor hull h(u) <= h_max (:func:`service.core.reliability.log_ratio_interval_inside_hull`;
+Montgomery, Peck & Vining 2012, §3.8). A point needing more than the site maximum Bw,
+or Mb/Mw beyond the tested combinations, is infeasible; so is one a pumpability limit
+(maximum yield stress, maximum pump pressure of a line; :mod:`service.core.rheology`)
+rules out. Bw follows from u and Cw: Bw/(1 + Bw) = (Mb/Mw)(1 - Cw)/Cw. The binder cost
+per m3 is binder kg per m3 of the saturated paste (the proportioning relations, Belem &
+Benzaazoua convention) times the blend's price per kg. Everything is vectorised with
+numpy over the (blend, Cw) grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import NoReturn
+
+import numpy as np
+
+from service.core import reliability, tolerance
+from service.core.proportioning import WATER_DENSITY_KG_M3
+from service.core.rheology import (
+    BoolArray,
+    PipeLine,
+    RheologyModel,
+    check_line,
+    pressure_within_grid,
+)
+from service.core.strength_model import FloatArray, StrengthModel
+from service.core.tolerance import ToleranceTable
+from service.errors import InvalidInput, RecipeInfeasible
+
+# A found u = ln(Mb/Mw) is raised by this much (a relative 1e-9 on Mb/Mw) so that rounding
+# can never leave the strength a hair below the requirement.
+_LOG_MARGIN = 1.0e-9
+EDGE = 1.0e-9
+_MAX_BLEND_POINTS = 20_000
+_STRESS_MAX = 1.0e6
+
+# binding_constraints names of the limits added with the pass-fraction design.
+REQUIRED_UCS = "required_ucs"
+LN_BINDER_WATER_MIN = "calibration:ln_binder_water_min"
+LN_BINDER_WATER_MAX = "calibration:ln_binder_water_max"
+REGRESSOR_HULL = "calibration:regressor_hull"
+MAX_YIELD_STRESS = "max_yield_stress_pa"
+MAX_PUMP_PRESSURE = "max_pump_pressure_kpa"
+RHEOLOGY_SOLIDS_MAX = "rheology_calibration:solids_pct_max"
+
+
+@dataclass(frozen=True, slots=True)
+class BinderOption:
+    """A binder the plant can dose: Gs, price per tonne (any currency, the costs come
+    out in the same) and the allowed range of its fraction of the blend (0-1)."""
+
+    name: str
+    specific_gravity: float
+    price_per_t: float
+    min_fraction: float = 0.0
+    max_fraction: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeLimits:
+    """The site's Cw window and Bw limits (fractions), and the smallest fraction of the
+    blend a binder may have when it is used at all (the site's plausible recipe: a
+    feeder cannot meter a trace of binder, and such a recipe would be refused when
+    stored or poured)."""
+
+    solids_fraction_min: float
+    solids_fraction_max: float
+    binder_ratio_min: float
+    binder_ratio_max: float
+    blend_component_min: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A required UCS (kPa) at a curing age (days); ``name`` says which (e.g. "plug",
+    "body"); an empty name becomes ``requirements[<i>]``."""
+
+    required_ucs_kpa: float
+    curing_days: float
+    name: str = ""
+
+
+# --- the grids ----------------------------------------------------------------------------
+
+
+@cache
+def compositions(parts: int, steps: int) -> np.ndarray:
+    """All ways to write ``steps`` as an ordered sum of ``parts`` non-negative integers,
+    as a read-only (m, parts) array."""
+    if parts == 1:
+        grid = np.array([[steps]])
+    elif parts == 2:
+        counts = np.arange(steps + 1)
+        grid = np.column_stack([counts, steps - counts])
+    else:
+        blocks = []
+        for head in range(steps + 1):
+            rest = compositions(parts - 1, steps - head)
+            blocks.append(np.column_stack([np.full(len(rest), head), rest]))
+        grid = np.vstack(blocks)
+    grid.setflags(write=False)
+    return grid
+
+
+def blend_steps(parts: int, blend_step: float) -> int:
+    """Grid divisions of 100 %: 1/blend_step, coarsened until the grid stays small."""
+    steps = max(1, round(1.0 / blend_step))
+    while steps > 1 and math.comb(steps + parts - 1, parts - 1) > _MAX_BLEND_POINTS:
+        steps = max(1, steps // 2)
+    return steps
+
+
+def solids_grid(low: float, high: float, solids_step: float) -> FloatArray:
+    if high - low <= EDGE:
+        return np.array([low])
+    count = max(1, math.ceil((high - low) / solids_step - 1.0e-9))
+    grid: FloatArray = np.linspace(low, high, count + 1)
+    return grid
+
+
+def bounded(field_name: str, value: float, low: float, high: float, scale: float = 1.0) -> None:
+    """InvalidInput naming ``field_name`` unless low <= value <= high (shown x ``scale``)."""
+    if not low <= value <= high:
+        raise InvalidInput(
+            field_name,
+            f"{field_name} must be between {low * scale:g} and {high * scale:g} "
+            f"(got {value * scale!r})",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Pump:
+    """Pumpability inputs, validated: what to predict and which limits to impose."""
+
+    rheology: RheologyModel | None
+    pipeline: PipeLine | None
+    max_yield_stress_pa: float | None
+    max_pump_pressure_kpa: float | None
+    stay_in_tested_solids: bool
+
+    @property
+    def limited(self) -> bool:
+        return self.max_yield_stress_pa is not None or self.max_pump_pressure_kpa is not None
+
+
+def pump_inputs(
+    rheology: RheologyModel | None,
+    pipeline: PipeLine | None,
+    max_yield_stress_pa: float | None,
+    max_pump_pressure_kpa: float | None,
+    allow_extrapolation: bool,
+) -> Pump:
+    if pipeline is not None:
+        check_line(pipeline)
+    if max_yield_stress_pa is not None:
+        bounded("max_yield_stress_pa", max_yield_stress_pa, 1.0e-9, _STRESS_MAX)
+        if rheology is None:
+            raise InvalidInput(
+                "max_yield_stress_pa", "a yield stress limit needs a rheology calibration"
+            )
+    if max_pump_pressure_kpa is not None:
+        bounded("max_pump_pressure_kpa", max_pump_pressure_kpa, 1.0e-9, _STRESS_MAX)
+        if rheology is None or pipeline is None:
+            raise InvalidInput(
+                "max_pump_pressure_kpa",
+                "a pump pressure limit needs a rheology calibration and the pipeline",
+            )
+        if not rheology.has_viscosity:
+            raise InvalidInput(
+                "max_pump_pressure_kpa",
+                "the rheology calibration has no plastic viscosity: no line pressure",
+            )
+    limited = max_yield_stress_pa is not None or max_pump_pressure_kpa is not None
+    return Pump(
+        rheology,
+        pipeline,
+        max_yield_stress_pa,
+        max_pump_pressure_kpa,
+        stay_in_tested_solids=limited and not allow_extrapolation,
+    )
+
+
+# --- the search ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What a requirement is designed on: the median (``spread`` 0, no table), the
+    expected pass fraction (``spread`` k = t_{p,n-p} s, the prediction bound) or the
+    tolerance bound (``table`` of k(h) at (p, c, n - p), times ``residual_sd`` s)."""
+
+    spread: float = 0.0
+    table: ToleranceTable | None = None
+    residual_sd: float = 0.0
+
+    @property
+    def needs_leverage(self) -> bool:
+        return self.spread > 0.0 or self.table is not None
+
+    def interval(
+        self,
+        offset: FloatArray,
+        exponent: float,
+        q0: FloatArray,
+        q1: FloatArray,
+        q2: float,
+        required_log: float,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The u = ln(Mb/Mw) interval where the bound reaches ln R, per blend."""
+        if self.table is not None:
+            return tolerance.log_ratio_interval_for_tolerance_bound(
+                offset, exponent, q0, q1, q2, required_log, self.residual_sd, self.table
+            )
+        return reliability.log_ratio_interval_for_lower_bound(
+            offset, exponent, q0, q1, q2, required_log, self.spread
+        )
+
+
+def design_bound(
+    model: StrengthModel, pass_fraction: float | None, confidence: float | None
+) -> Bound:
+    if pass_fraction is None:
+        return Bound()
+    stats = model.statistics()
+    if confidence is not None:
+        table = tolerance.tolerance_table(pass_fraction, confidence, stats.degrees_of_freedom)
+        return Bound(table=table, residual_sd=stats.residual_sd)
+    return Bound(
+        spread=reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * stats.residual_sd
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    blend_index: int
+    solids_index: int
+    binder_ratio: float
+    binding: tuple[str, ...]
+    binding_requirement: int
+    strength_binds: bool
+
+
+def _bw_from_log_ratio(log_ratio: FloatArray, log_cw_term: FloatArray) -> FloatArray:
+    """Bw from u = ln(Mb/Mw) and Cw: Bw/(1 + Bw) = exp(u - ln(Cw/(1 - Cw))); inf where that
+    is >= 1 (no Bw reaches the ratio) or u is not finite."""
+    exponent = log_ratio - log_cw_term
+    reachable = np.isfinite(exponent) & (exponent < 0.0)
+    share = np.exp(np.where(reachable, exponent, -1.0))
+    result: FloatArray = np.where(reachable, share / (1.0 - share), np.inf)
+    return result
+
+
+def search(
+    model: StrengthModel,
+    requirements: Sequence[Requirement],
+    bound: Bound,
+    model_fractions: FloatArray,
+    option_fractions: FloatArray,
+    options: Sequence[BinderOption],
+    tailings_specific_gravity: float,
+    solids: FloatArray,
+    limits: RecipeLimits,
+    validity: bool,
+    pump: Pump,
+) -> Found:
+    """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
+    RecipeInfeasible naming the limit. ``bound`` is the strength each requirement is
+    designed on (median, expected pass fraction or tolerance bound)."""
+    count = len(model_fractions)
+    exponent = model.binder_water_exponent
+    need_leverage = bound.needs_leverage or validity
+    q2 = 0.0
+    covariance = np.zeros((0, 0))
+    index_u = model.log_ratio_index
+    if need_leverage:
+        covariance = model.statistics().covariance_matrix()
+        q2 = float(covariance[index_u, index_u])
+    lows_by_requirement = np.empty((len(requirements), count))
+    strength_high = np.full(count, np.inf)
+    hull_low = np.full(count, -np.inf)
+    hull_high = np.full(count, np.inf)
+    for j, requirement in enumerate(requirements):
+        offset = model.log_offset_grid(model_fractions, requirement.curing_days)
+        if need_leverage:
+            rows = model.design_rows(model_fractions, requirement.curing_days)
+            projected = rows @ covariance
+            q0 = np.einsum("ij,ij->i", rows, projected)
+            q1 = projected[:, index_u]
+        else:
+            q0 = q1 = np.zeros(count)
+        low, high = bound.interval(
+            offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa)
+        )
+        lows_by_requirement[j] = low
+        strength_high = np.minimum(strength_high, high)
+        if validity:
+            inside_low, inside_high = reliability.log_ratio_interval_inside_hull(
+                q0, q1, q2, model.statistics().leverage_max
+            )
+            hull_low = np.maximum(hull_low, inside_low)
+            hull_high = np.minimum(hull_high, inside_high)
+    binding_requirement = np.argmax(lows_by_requirement, axis=0)
+    strength_low = lows_by_requirement.max(axis=0)
+
+    log_cw_term = np.log(solids / (1.0 - solids))[None, :]
+    site_low = math.log(limits.binder_ratio_min / (1.0 + limits.binder_ratio_min)) + log_cw_term
+    site_high = math.log(limits.binder_ratio_max / (1.0 + limits.binder_ratio_max)) + log_cw_term
+    strength_need = (strength_low + _LOG_MARGIN)[:, None]
+    shape = (count, len(solids))
+    lows: dict[str, FloatArray] = {
+        REQUIRED_UCS: np.broadcast_to(strength_need, shape),
+        "binder_pct_min": np.broadcast_to(site_low, shape),
+    }
+    highs: dict[str, FloatArray] = {"binder_pct_max": np.broadcast_to(site_high, shape)}
+    tested_low = tested_high = 0.0
+    if validity:
+        tested_low, tested_high = model.accepted_log_ratio_range()
+        lows[LN_BINDER_WATER_MIN] = np.full(shape, tested_low)
+        lows[REGRESSOR_HULL] = np.broadcast_to(hull_low[:, None], shape)
+        highs[LN_BINDER_WATER_MAX] = np.full(shape, tested_high)
+        highs[REGRESSOR_HULL] = np.broadcast_to(hull_high[:, None], shape)
+    log_ratio = np.maximum.reduce(list(lows.values()))
+    cap = np.minimum(np.minimum.reduce(list(highs.values())), strength_high[:, None])
+    feasible = np.isfinite(log_ratio) & (log_ratio <= cap)
+    if not feasible.any():
+        _explain_infeasible(
+            requirements,
+            strength_need,
+            strength_high,
+            site_low,
+            site_high,
+            log_cw_term,
+            limits,
+            validity,
+            tested_low,
+            tested_high,
+        )
+    binder_ratio = np.where(
+        feasible,
+        np.clip(
+            _bw_from_log_ratio(np.where(feasible, log_ratio, 0.0), log_cw_term),
+            limits.binder_ratio_min,
+            limits.binder_ratio_max,
+        ),
+        np.inf,
+    )
+    # Exactly the site minimum when it sets the dose (a round trip through logs is not).
+    at_site_min = feasible & (lows["binder_pct_min"] >= log_ratio)
+    binder_ratio = np.where(at_site_min, limits.binder_ratio_min, binder_ratio)
+
+    inverse_gs = np.array([1.0 / option.specific_gravity for option in options])
+    price_per_kg = np.array([option.price_per_t / 1000.0 for option in options])
+    binder_gs = 1.0 / (option_fractions @ inverse_gs)
+    blend_price = option_fractions @ price_per_kg
+    cw = solids[None, :]
+    finite_ratio = np.where(feasible, binder_ratio, limits.binder_ratio_min)
+    solids_gs = (1.0 + finite_ratio) / (
+        1.0 / tailings_specific_gravity + finite_ratio / binder_gs[:, None]
+    )
+    density = WATER_DENSITY_KG_M3 / (cw / solids_gs + 1.0 - cw)
+    binder_kg = density * cw * finite_ratio / (1.0 + finite_ratio)
+    cost = np.where(feasible, binder_kg * blend_price[:, None], np.inf)
+
+    masks = _pump_masks(pump, solids, finite_ratio, density)
+    allowed = feasible.copy()
+    for mask in masks.values():
+        allowed &= mask
+    if not allowed.any():
+        _explain_unpumpable(masks, feasible, pump)
+    priced = np.where(allowed, cost, np.inf)
+    blend_index, solids_index = np.unravel_index(int(np.argmin(priced)), priced.shape)
+    best = float(priced[blend_index, solids_index])
+    chosen = float(log_ratio[blend_index, solids_index])
+
+    binding = [name for name, low in lows.items() if low[blend_index, solids_index] >= chosen]
+    for name, high in highs.items():
+        if high[blend_index, solids_index] - chosen <= 1.0e-6 and name not in binding:
+            binding.append(name)
+    for name in masks:
+        relaxed = feasible.copy()
+        for other, mask in masks.items():
+            if other != name:
+                relaxed &= mask
+        if float(np.where(relaxed, cost, np.inf).min()) < best * (1.0 - 1.0e-12):
+            binding.append(name)
+    return Found(
+        blend_index=int(blend_index),
+        solids_index=int(solids_index),
+        binder_ratio=float(binder_ratio[blend_index, solids_index]),
+        binding=tuple(binding),
+        binding_requirement=int(binding_requirement[blend_index]),
+        strength_binds=REQUIRED_UCS in binding,
+    )
+
+
+def _pump_masks(
+    pump: Pump, solids: FloatArray, binder_ratio: FloatArray, density: FloatArray
+) -> dict[str, BoolArray]:
+    """Which (blend, Cw) points each pumpability limit allows (vectorised)."""
+    masks: dict[str, BoolArray] = {}
+    if pump.rheology is None or not pump.limited:
+        return masks
+    cw = solids[None, :]
+    yield_stress = pump.rheology.yield_stress_grid(cw, binder_ratio)
+    if pump.max_yield_stress_pa is not None:
+        masks[MAX_YIELD_STRESS] = yield_stress <= pump.max_yield_stress_pa
+    if pump.max_pump_pressure_kpa is not None and pump.pipeline is not None:
+        viscosity = pump.rheology.plastic_viscosity_grid(cw)
+        masks[MAX_PUMP_PRESSURE] = pressure_within_grid(
+            pump.pipeline, pump.max_pump_pressure_kpa, density, yield_stress, viscosity
+        )
+    if pump.stay_in_tested_solids:
+        # An exponential fit beyond the thickest tested paste is not trusted for a limit;
+        # below the tested range it predicts less yield stress, the pumpable side.
+        _, high = pump.rheology.accepted_solids_range()
+        masks[RHEOLOGY_SOLIDS_MAX] = np.broadcast_to(cw <= high + EDGE, binder_ratio.shape)
+    return masks
+
+
+def _explain_unpumpable(masks: dict[str, BoolArray], feasible: BoolArray, pump: Pump) -> NoReturn:
+    for name, mask in masks.items():
+        if not (feasible & mask).any():
+            detail = {
+                MAX_YIELD_STRESS: f"every recipe that meets the strength has a yield stress "
+                f"above the limit of {pump.max_yield_stress_pa} Pa",
+                MAX_PUMP_PRESSURE: f"every recipe that meets the strength needs a pump "
+                f"pressure above the limit of {pump.max_pump_pressure_kpa} kPa on this line",
+                RHEOLOGY_SOLIDS_MAX: "every recipe that meets the strength is thicker than "
+                "the rheology calibration's tests (allow extrapolation to go further)",
+            }[name]
+            raise RecipeInfeasible(detail, constraint=name)
+    raise RecipeInfeasible(
+        "no recipe that meets the strength meets every pumpability limit at once",
+        constraint="pumpability",
+    )
+
+
+def _explain_infeasible(
+    requirements: Sequence[Requirement],
+    strength_need: FloatArray,
+    strength_high: FloatArray,
+    site_low: FloatArray,
+    site_high: FloatArray,
+    log_cw_term: FloatArray,
+    limits: RecipeLimits,
+    validity: bool,
+    tested_low: float,
+    tested_high: float,
+) -> NoReturn:
+    """Raise RecipeInfeasible naming the limit that left no candidate."""
+    described = ", ".join(
+        f"{r.required_ucs_kpa:g} kPa at {r.curing_days:g} days" for r in requirements
+    )
+    site_need = np.maximum(strength_need, site_low)
+    strength_ok = np.isfinite(strength_need) & (site_need <= strength_high[:, None])
+    needed_bw = np.where(strength_ok, _bw_from_log_ratio(site_need, log_cw_term), np.inf)
+    smallest = float(needed_bw.min())
+    if math.isinf(smallest):
+        raise RecipeInfeasible(
+            f"no Bw reaches {described} inside the solids window: the model's binder/water "
+            "ratio would have to exceed what any Bw gives",
+            constraint=REQUIRED_UCS,
+        )
+    within_site = strength_ok & (site_need <= site_high)
+    if not within_site.any():
+        raise RecipeInfeasible(
+            f"Bw above the site maximum of {limits.binder_ratio_max * 100:g} % would be "
+            f"needed (at least {smallest * 100:.2f} %)",
+            constraint="binder_pct_max",
+            binder_pct_needed=smallest * 100.0,
+        )
+    if not validity:  # unreachable: without validity, within_site points are feasible
+        raise RecipeInfeasible(f"no recipe reaches {described}", constraint=REQUIRED_UCS)
+    within_tested = within_site & (site_need <= tested_high)
+    if not within_tested.any():
+        needed = float(needed_bw[within_site].min())
+        if (within_site & (strength_need <= tested_high)).any():
+            raise RecipeInfeasible(
+                f"the site minimum Bw of {limits.binder_ratio_min * 100:g} % gives a "
+                "binder/water ratio Mb/Mw above the tested combinations (accepted up to "
+                f"{math.exp(tested_high):.4g}) at every Cw of the window (allow "
+                "extrapolation to go further)",
+                constraint=LN_BINDER_WATER_MAX,
+                binder_pct_needed=needed * 100.0,
+            )
+        raise RecipeInfeasible(
+            f"Bw of {needed * 100:.2f} % would be needed, a binder/water ratio Mb/Mw above "
+            f"the tested combinations (accepted up to {math.exp(tested_high):.4g}; the model "
+            "is not trusted beyond its data: allow extrapolation to go further)",
+            constraint=LN_BINDER_WATER_MAX,
+            binder_pct_needed=needed * 100.0,
+        )
+    lifted = within_tested & (np.maximum(site_need, tested_low) <= site_high)
+    if not lifted.any():
+        raise RecipeInfeasible(
+            f"the tested binder/water ratios start at Mb/Mw {math.exp(tested_low):.4g}, which "
+            f"needs more binder than the site maximum of {limits.binder_ratio_max * 100:g} % "
+            "in this solids window (allow extrapolation to go below the tested ratios)",
+            constraint=LN_BINDER_WATER_MIN,
+        )
+    raise RecipeInfeasible(
+        "every recipe that meets the requirements lies outside the tested combinations of "
+        "the model's regressors (its leverage exceeds the laboratory mixes' largest; allow "
+        "extrapolation to go further)",
+        constraint=REGRESSOR_HULL,
+    )
