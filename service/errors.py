@@ -132,4 +132,15 @@ class ServiceStopping(BackfillError):
 
 
 class StoreUnavailable(BackfillError):
+    """The database could not be read or written. ``cause`` is what the driver said
+    (SQLite's or asyncpg's own words): it goes into ``detail`` for the log, never into
+    an answer, which says only what could not be done (``to_dict``)."""
+
     code = "store_unavailable"
+
+    def __init__(self, detail: str, *, cause: str | None = None, **extra: Any) -> None:
+        super().__init__(detail if cause is None else f"{detail}: {cause}", **extra)
+        self.public_detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.public_detail, **self.extra}

@@ -62,7 +62,10 @@ def field_path(loc: Sequence[Any]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         else:
-            out += f".{p}" if out else str(p)
+            # A key of a client's mapping may be no Unicode text (a lone surrogate):
+            # it is named by its escapes, never echoed.
+            name = str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+            out += f".{name}" if out else name
     return out or "body"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from service.store.records import (
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK = 0x6261636B61756474  # "backaudt": one key for every instance
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -280,7 +282,7 @@ class StoreBase:
                 result = await conn.execute(query)
                 return list(result.mappings().all())
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read: {store_error(err)}") from err
+            raise StoreUnavailable("could not read", cause=store_error(err)) from err
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str) -> T:
         """Run ``work`` in one transaction. A unique key taken by a concurrent writer
@@ -292,12 +294,17 @@ class StoreBase:
                     return await work(conn)
             except IntegrityError as err:
                 if not _unique_violation(err):  # a missing reference, for one
-                    raise Conflict(f"could not write {what}: {store_error(err)}") from err
+                    # What the driver said names tables and constraints: the log's.
+                    log.warning("could not write %s: %s", what, store_error(err))
+                    raise Conflict(
+                        f"could not write {what}: the store refused it as inconsistent "
+                        "(a record it refers to may be missing)"
+                    ) from err
             except OperationalError as err:
                 if "locked" not in str(err.orig):
-                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+                    raise StoreUnavailable("could not write", cause=store_error(err)) from err
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+                raise StoreUnavailable("could not write", cause=store_error(err)) from err
             await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
         raise Conflict(f"could not write {what}: concurrent writers; try again")
 
@@ -314,7 +321,7 @@ class Store(StoreBase):
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"the store is not reachable: {store_error(err)}") from err
+            raise StoreUnavailable("the store is not reachable", cause=store_error(err)) from err
 
     # --- versioned resources -------------------------------------------------------------
 
@@ -614,7 +621,7 @@ class Store(StoreBase):
             async with self._writes.begin() as conn:
                 result = await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+            raise StoreUnavailable("could not write", cause=store_error(err)) from err
         if result.rowcount == 0:
             current = await self.get_pour(pour_id)  # raises NotFound if absent
             raise Conflict(
@@ -700,7 +707,7 @@ class Store(StoreBase):
                         at=at,
                     )
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write audit: {store_error(err)}") from err
+                raise StoreUnavailable("could not write audit", cause=store_error(err)) from err
         rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
         return _audit(rows[0])
 
