@@ -216,6 +216,20 @@ def _recipe(row: RowMapping) -> RecipeRecord:
     )
 
 
+def _same_value(stored: Any, new: Any) -> bool:
+    """Whether a column's stored value and a new one are the same (instants compared as
+    instants, whatever their zone; JSON documents as documents)."""
+    if isinstance(stored, datetime) or isinstance(new, datetime):
+        return (
+            isinstance(stored, datetime)
+            and isinstance(new, datetime)
+            and stored.tzinfo is not None
+            and new.tzinfo is not None
+            and stored == new
+        )
+    return bool(stored == new)
+
+
 def _pour(row: RowMapping) -> PourRecord:
     return PourRecord(
         id=row["id"],
@@ -612,24 +626,39 @@ class Store(StoreBase):
         self, pour_id: str, *, expect_state: str | None = None, **fields: Any
     ) -> PourRecord:
         """Write fields of a pour; with ``expect_state`` only if the stored state still is
-        that one (a compare-and-set, so two callers cannot both move a pour)."""
-        fields["updated_at"] = _now()
-        stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**fields)
-        if expect_state is not None:
-            stmt = stmt.where(t.pours.c.state == expect_state)
-        try:
-            async with self._writes.begin() as conn:
-                result = await conn.execute(stmt)
-        except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable("could not write", cause=store_error(err)) from err
-        if result.rowcount == 0:
-            current = await self.get_pour(pour_id)  # raises NotFound if absent
-            raise Conflict(
-                f"pour {pour_id} is {current.state}, not {expect_state}",
-                code="pour_state_conflict",
-                state=current.state,
-            )
-        return await self.get_pour(pour_id)
+        that one (a compare-and-set, so two callers cannot both move a pour).
+
+        ``updated_at`` is when the record last changed: it moves only when a field takes
+        a new value. The checkpoint counter alone is bookkeeping, so a checkpoint of a
+        pour that stands still (a paused pour, checkpointed at every restart and every
+        checkpoint interval) leaves it where it was."""
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            q = select(t.pours).where(t.pours.c.id == pour_id).with_for_update()
+            row = (await conn.execute(q)).mappings().first()
+            if row is None:
+                raise NotFound(f"no pour with id {pour_id}", code="pour_not_found")
+            if expect_state is not None and row["state"] != expect_state:
+                raise Conflict(
+                    f"pour {pour_id} is {row['state']}, not {expect_state}",
+                    code="pour_state_conflict",
+                    state=row["state"],
+                )
+            stored = _pour(row)
+            changes = {
+                name: value
+                for name, value in fields.items()
+                if not _same_value(getattr(stored, name, row.get(name)), value)
+            }
+            if not changes:
+                return dict(row)
+            if set(changes) - {"checkpoint_seq"}:
+                changes["updated_at"] = _now()
+            stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**changes)
+            await conn.execute(stmt)
+            return {**row, **changes}
+
+        return _pour(_as_row(await self._write(work, what=f"pour {pour_id}")))
 
     async def add_pour_samples(
         self,
