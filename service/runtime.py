@@ -18,7 +18,9 @@ from service.api.auth import KeyRing
 from service.api.streams import StreamSlots
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
+from service.core.lab_limits import LabLimits
 from service.core.recipe_limits import RecipeLimits
+from service.core.stope_limits import StopeLimits
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import (
     CalibrationCache,
@@ -97,6 +99,8 @@ class Runtime:
         self.recipe_limits = RecipeLimits(
             **settings.recipes.model_dump(exclude={"allow_unapproved"})
         )
+        self.lab_limits = LabLimits(**settings.lab.model_dump())
+        self.stope_limits = StopeLimits(**settings.stopes.model_dump())
         self.streams = StreamSlots(settings.api.max_streams_per_key, settings.api.max_streams)
         self.metrics.plant_simulated.set(1.0 if settings.embedded_simulator else 0.0)
         self.metrics.event_streams_open.set_callback(lambda: [({}, float(self.streams.count))])
@@ -236,6 +240,7 @@ class Runtime:
             lab=LabStore(engine),
             stopes=stope_store,
             pass_fraction_pct=settings.design.pass_fraction_pct,
+            limits=self.lab_limits,
         )
         supervisor = Supervisor(
             store=self._store,
