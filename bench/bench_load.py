@@ -177,8 +177,11 @@ def free_port() -> int:
 class Instance:
     """``python -m service`` on a free loopback port, with its own folder and keys."""
 
-    def __init__(self, name: str, workdir: Path, opcua: bool = False) -> None:
+    def __init__(
+        self, name: str, workdir: Path, opcua: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
+        self.extra_env = dict(env or {})
         self.opcua_port = free_port() if opcua else None
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
@@ -211,6 +214,7 @@ class Instance:
             }
         for key in ("BACKFILL_PLC__ENDPOINT", "BACKFILL_FAILOVER__ENABLED"):
             env.pop(key, None)
+        env |= self.extra_env
         self._log = (self.dir / "service.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "--port", str(self.port)],

@@ -15,6 +15,8 @@ class BackfillError(Exception):
     """Base of every error the service raises on purpose."""
 
     code: str = "internal_error"
+    # Seconds a client should wait before trying again (Retry-After), where that helps.
+    retry_after_s: int | None = None
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -119,6 +121,13 @@ class TooManyStreams(BackfillError):
     """A caller (or the service) has as many event streams open as it may."""
 
     code = "too_many_streams"
+
+
+class TooManyExports(BackfillError):
+    """A caller (or the service) has as many bulk exports running as it may."""
+
+    code = "too_many_exports"
+    retry_after_s = 10
 
 
 class ServiceStopping(BackfillError):

@@ -2,7 +2,8 @@
 stope and its fill plan outside the site's plausible ranges (``BACKFILL_STOPES__*``),
 and lab results outside the site's test ages or with times the service's own record
 contradicts (``BACKFILL_LAB__*``): each a 422 naming the field (a lab sheet's row and
-column) and the setting, and nothing stored."""
+column) and the setting, and nothing stored; and a 422's list of errors bounded
+(``BACKFILL_API__MAX_ERRORS_LISTED``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ MIX: dict[str, Any] = {
     "solids_pct": 75.0,
 }
 HOLD_MAX_H = 100.0  # this site's longest cure hold (the default is 720 h)
+ERRORS = 50  # errors listed in one answer (the default is 100)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -39,7 +41,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fas
         Settings(
             database_url=url,
             api_keys=api_keys_setting(),
-            api={"write_rate_per_s": 1000.0, "write_burst": 1000},
+            api={"write_rate_per_s": 1000.0, "write_burst": 1000, "max_errors_listed": ERRORS},
             stopes={"cure_hold_h_max": HOLD_MAX_H},
         )
     )
@@ -266,3 +268,30 @@ async def test_a_lab_sheet_with_the_values_no_lab_writes_names_each_row_and_colu
         assert done["imported"] == 1
     finally:
         lab.clock = before
+
+
+# --- bounded answers ----------------------------------------------------------------------
+
+
+async def test_a_bad_megabyte_of_lab_sheet_answers_a_bounded_list_of_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    note = "n" * 165
+    rows = [f"NONE-{i},yesterday,abc,def,{note}" for i in range(5000)]
+    text = "sample_id,cast_at,curing_days,ucs_kpa,note\n" + "\n".join(rows) + "\n"
+    assert 900_000 < len(text) < 1_000_000  # a megabyte, as the body limit allows
+    r = await client.post("/api/v1/lab/sheets", json={"csv": text}, headers=ADMIN)
+    assert r.status_code == 422, r.text[:300]
+    out = r.json()
+    assert len(out["errors"]) == ERRORS
+    assert out["errors_omitted"] == 4 * 5000 - ERRORS  # four bad cells in every row
+    assert f"{4 * 5000 - ERRORS} more errors not listed" in out["detail"]
+    assert [e["row"] for e in out["errors"]][:4] == [2, 2, 2, 2]
+    assert len(r.content) < 20_000
+    # A body with many bad fields is bounded the same way.
+    cylinders = [{"blend": {"cement": 100}, "binder_pct": -1.0}] * 300
+    r = await client.post(
+        "/api/v1/calibrations", json={"name": "x", "rows": cylinders}, headers=ADMIN
+    )
+    assert r.status_code == 422
+    assert len(r.json()["errors"]) == ERRORS and r.json()["errors_omitted"] > 300
