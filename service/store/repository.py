@@ -8,6 +8,7 @@ of the previous one so that tampering is detectable (``verify_audit_chain``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -656,7 +657,9 @@ class Store(StoreBase):
                 changes["updated_at"] = _now()
             stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**changes)
             await conn.execute(stmt)
-            return {**row, **changes}
+            # The record returned holds its own copies, as one read from the store
+            # would: a caller's later change to its lists is no change to the record.
+            return {**row, **copy.deepcopy(changes)}
 
         return _pour(_as_row(await self._write(work, what=f"pour {pour_id}")))
 
