@@ -50,7 +50,13 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from service.core.lab_limits import LabLimits, age_problems, cast_problems, early_problems
+from service.core.lab_limits import (
+    LabLimits,
+    RecordedCast,
+    age_problems,
+    cast_problems,
+    early_problems,
+)
 from service.errors import InvalidInput
 
 # The API's id pattern (service.api.schemas.common.ID_PATTERN): the core may not import
@@ -278,7 +284,7 @@ def make_lab_result(
     pour_id: str | None = None,
     now: datetime | None = None,
     limits: LabLimits = SITE_DEFAULTS,
-    sample_cast_at: datetime | None = None,
+    sample_cast_at: datetime | RecordedCast | None = None,
 ) -> LabResult:
     """A validated :class:`LabResult`; the bulk density is computed from the wet mass and
     ``volume_cm3`` when the volume is given.
@@ -432,7 +438,7 @@ def _result_problems(
     pour_id: str | None,
     now: datetime | None,
     limits: LabLimits,
-    sample_cast_at: datetime | None,
+    sample_cast_at: datetime | RecordedCast | None,
 ) -> list[Problem]:
     out: list[Problem] = []
     out += _id_problems("sample_id", sample_id)
@@ -544,7 +550,7 @@ def parse_lab_sheet(
     now: datetime | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     limits: LabLimits = SITE_DEFAULTS,
-    sample_cast_at: Mapping[str, datetime] | None = None,
+    sample_cast_at: Mapping[str, datetime | RecordedCast] | None = None,
 ) -> LabSheet:
     """Parse a lab sheet (CSV) into :class:`LabResult` rows, or every error.
 
@@ -638,7 +644,7 @@ def _parse_row(
     assume_timezone: tzinfo | None,
     now: datetime | None,
     limits: LabLimits,
-    sample_cast_at: Mapping[str, datetime],
+    sample_cast_at: Mapping[str, datetime | RecordedCast],
 ) -> tuple[LabResult | None, list[RowError]]:
     if len(record) > len(header) and any(cell.strip() for cell in record[len(header) :]):
         return None, [

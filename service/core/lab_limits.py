@@ -72,21 +72,37 @@ def age_problems(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedCast:
+    """The cast the service recorded for a sample: ``at`` exactly (cast through a pour),
+    or (``exact`` False) no earlier than ``at`` (a sample migrated from an older release,
+    whose cast is taken as its pour's start: a long pour's cylinders follow it by
+    hours, but none comes before it)."""
+
+    at: datetime
+    exact: bool = True
+
+
 def cast_problems(
-    lab_cast_at: datetime, sample_cast_at: datetime, limits: LabLimits
+    lab_cast_at: datetime, recorded: datetime | RecordedCast, limits: LabLimits
 ) -> list[Problem]:
-    """The lab's ``cast_at`` within the tolerance of the cast the service recorded."""
-    apart_h = abs((lab_cast_at - sample_cast_at).total_seconds()) / 3600.0
-    if apart_h <= limits.cast_at_tolerance_h:
+    """The lab's ``cast_at`` within the tolerance of the cast the service recorded (a
+    datetime is an exact record)."""
+    if isinstance(recorded, datetime):
+        recorded = RecordedCast(recorded)
+    apart_h = (lab_cast_at - recorded.at).total_seconds() / 3600.0
+    if abs(apart_h) <= limits.cast_at_tolerance_h or (not recorded.exact and apart_h > 0.0):
         return []
-    side = "before" if lab_cast_at < sample_cast_at else "after"
+    side = "before" if apart_h < 0.0 else "after"
+    what = "recorded cast" if recorded.exact else "pour's start"
     return [
         (
             "cast_at",
-            f"cast_at {lab_cast_at.isoformat()} is {_span(apart_h)} {side} the sample's "
-            f"recorded cast ({sample_cast_at.isoformat()}); at most "
-            f"{limits.cast_at_tolerance_h:g} h apart on this site (site limit "
-            f"{limits.name('cast_at_tolerance_h')}; a time zone or a date typed wrong?)",
+            f"cast_at {lab_cast_at.isoformat()} is {_span(abs(apart_h))} {side} the "
+            f"sample's {what} ({recorded.at.isoformat()}); at most "
+            f"{limits.cast_at_tolerance_h:g} h {'apart' if recorded.exact else 'before'} on "
+            f"this site (site limit {limits.name('cast_at_tolerance_h')}; a time zone or a "
+            "date typed wrong?)",
         )
     ]
 

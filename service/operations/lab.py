@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from service.core import compliance as C
 from service.core import plans as P
 from service.core.lab import LabResult, RowError, make_lab_result, parse_lab_sheet
-from service.core.lab_limits import LabLimits
+from service.core.lab_limits import LabLimits, RecordedCast
 from service.core.strength_model import CylinderResult
 from service.errors import Conflict, InvalidInput, NotFound
 from service.store.lab import LabStore
@@ -85,12 +85,11 @@ def nominal_days(entry: LabResultRecord, sample: SampleRecord) -> float | None:
     return (entry.tested_at - cast).total_seconds() / _DAY_S
 
 
-def recorded_cast(sample: SampleRecord) -> datetime | None:
-    """When the sample was cast, as far as the service knows it to hold a lab's
-    ``cast_at`` to: the moment a pour cast it; None for a sample migrated from an older
-    release (its cast is taken as its pour's start, which a long pour's cylinders
-    follow by hours)."""
-    return None if sample.source == "migrated" else sample.cast_at
+def recorded_cast(sample: SampleRecord) -> RecordedCast:
+    """When the sample was cast, as far as the service knows it, to hold a lab's
+    ``cast_at`` to: the moment a pour cast it; for a sample migrated from an older
+    release, no earlier than its pour's start (taken as its cast)."""
+    return RecordedCast(sample.cast_at, exact=sample.source != "migrated")
 
 
 def lab_result_of(entry: LabResultRecord, sample: SampleRecord) -> LabResult:
@@ -572,9 +571,7 @@ class LabService:
             assume_timezone=zone,
             now=now,
             limits=self.limits,
-            sample_cast_at={
-                s.id: cast for s in samples.values() if (cast := recorded_cast(s)) is not None
-            },
+            sample_cast_at={s.id: recorded_cast(s) for s in samples.values()},
         )
         errors: list[RowError] = list(sheet.errors)
         flagged = {(e.row, e.field) for e in errors}

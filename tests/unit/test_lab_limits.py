@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.core import lab
-from service.core.lab_limits import LabLimits, age_problems, cast_problems, early_problems
+from service.core.lab_limits import (
+    LabLimits,
+    RecordedCast,
+    age_problems,
+    cast_problems,
+    early_problems,
+)
 from service.errors import InvalidInput
 
 CAST = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -77,6 +83,16 @@ def test_a_cast_time_days_away_from_the_record_is_refused() -> None:
             "S-1", year_one, curing_days=7, ucs_kpa=100.0, now=NOW, sample_cast_at=CAST
         )
     assert err.value.field == "cast_at"
+
+
+def test_a_migrated_samples_cast_is_held_only_to_its_pours_start() -> None:
+    """A sample migrated from an older release has its pour's start as its cast: the
+    lab's cast may follow it by the pour's hours, never come days before it."""
+    start = RecordedCast(CAST, exact=False)
+    assert cast_problems(CAST + timedelta(hours=30), start, LabLimits()) == []
+    assert cast_problems(CAST - timedelta(hours=11), start, LabLimits()) == []
+    (problem,) = cast_problems(datetime(1, 1, 1, tzinfo=UTC), start, LabLimits())
+    assert problem[0] == "cast_at" and "pour's start" in problem[1]
 
 
 @given(hours=st.floats(-1000.0, 1000.0))
