@@ -189,8 +189,10 @@ class Instance:
         workdir: Path,
         opcua: bool = False,
         sparkplug: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.extra_env = dict(env or {})
         self.opcua_port = free_port() if opcua else None
         self.sparkplug = sparkplug  # BACKFILL_SPARKPLUG__* settings, or None
         self.dir = workdir / name
@@ -230,6 +232,7 @@ class Instance:
             }
         for key in ("BACKFILL_PLC__ENDPOINT", "BACKFILL_FAILOVER__ENABLED"):
             env.pop(key, None)
+        env |= self.extra_env
         self._log = (self.dir / "service.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "--port", str(self.port)],

@@ -127,7 +127,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.runtime = runtime
-    errors.install(app)
+    errors.install(app, max_errors_listed=settings.api.max_errors_listed)
     openapi.install(app)
     app.add_middleware(
         ApiEdge,

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.settings import ConfigurationError, load_settings
-from service.store.db import create_engine
 from service.store.repository import Store
 
 _PAGES_PER_STEP = 256
@@ -99,7 +99,9 @@ def check(path: Path) -> str:
 
 
 async def _audit_chain(path: Path) -> tuple[bool, int | None]:
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    # Read-only and without the service's pragmas: checking a backup must not turn it
+    # into a WAL database (with -wal and -shm files beside it) or change it at all.
+    engine = create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
     try:
         return await Store(engine).verify_audit_chain()
     finally:
@@ -144,6 +146,12 @@ def restore(source: Path, database: Path) -> dict[str, int]:
             ) from err
         with _connect(source, read_only=True) as backup:
             backup.backup(target)
+        # The copy's rollback journal stays beside the database under the exclusive
+        # lock (zeroed, not deleted), and a switch to WAL would leave it there for good:
+        # back to a deleting journal, the lock given up, then WAL as the service runs.
+        target.execute("PRAGMA journal_mode=DELETE")
+        target.execute("PRAGMA locking_mode=NORMAL")
+        target.execute("SELECT count(*) FROM sqlite_master").fetchone()  # drops the lock
         target.execute("PRAGMA journal_mode=WAL")
         counts = _tables(target)
     return counts

@@ -15,6 +15,8 @@ class BackfillError(Exception):
     """Base of every error the service raises on purpose."""
 
     code: str = "internal_error"
+    # Seconds a client should wait before trying again (Retry-After), where that helps.
+    retry_after_s: int | None = None
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -121,6 +123,13 @@ class TooManyStreams(BackfillError):
     code = "too_many_streams"
 
 
+class TooManyExports(BackfillError):
+    """A caller (or the service) has as many bulk exports running as it may."""
+
+    code = "too_many_exports"
+    retry_after_s = 10
+
+
 class ServiceStopping(BackfillError):
     """The service is shutting down: it has put the plant in its safe state and takes
     no further pour action."""
@@ -132,4 +141,15 @@ class ServiceStopping(BackfillError):
 
 
 class StoreUnavailable(BackfillError):
+    """The database could not be read or written. ``cause`` is what the driver said
+    (SQLite's or asyncpg's own words): it goes into ``detail`` for the log, never into
+    an answer, which says only what could not be done (``to_dict``)."""
+
     code = "store_unavailable"
+
+    def __init__(self, detail: str, *, cause: str | None = None, **extra: Any) -> None:
+        super().__init__(detail if cause is None else f"{detail}: {cause}", **extra)
+        self.public_detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.public_detail, **self.extra}

@@ -15,11 +15,15 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.auth import KeyRing
+from service.api.slots import CallerSlots
 from service.api.streams import StreamSlots
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
+from service.core.lab_limits import LabLimits
 from service.core.recipe_limits import RecipeLimits
+from service.core.stope_limits import StopeLimits
 from service.core.untrusted import clip
+from service.errors import TooManyExports
 from service.metrics import ServiceMetrics
 from service.operations.calibrations import (
     CalibrationCache,
@@ -98,7 +102,16 @@ class Runtime:
         self.recipe_limits = RecipeLimits(
             **settings.recipes.model_dump(exclude={"allow_unapproved"})
         )
+        self.lab_limits = LabLimits(**settings.lab.model_dump())
+        self.stope_limits = StopeLimits(**settings.stopes.model_dump())
         self.streams = StreamSlots(settings.api.max_streams_per_key, settings.api.max_streams)
+        self.exports = CallerSlots(
+            settings.api.max_exports_per_key,
+            settings.api.max_exports,
+            what="exports",
+            error=TooManyExports,
+            settings=("BACKFILL_API__MAX_EXPORTS_PER_KEY", "BACKFILL_API__MAX_EXPORTS"),
+        )
         self.metrics.plant_simulated.set(1.0 if settings.embedded_simulator else 0.0)
         self.metrics.event_streams_open.set_callback(lambda: [({}, float(self.streams.count))])
         # Set at shutdown: event streams end, the supervisor takes no pour action.
@@ -238,6 +251,7 @@ class Runtime:
             stopes=stope_store,
             pass_fraction_pct=settings.design.pass_fraction_pct,
             config=compliance_config(settings.design),
+            limits=self.lab_limits,
         )
         supervisor = Supervisor(
             store=self._store,

@@ -390,6 +390,27 @@ class ApiSettings(BaseModel):
         le=600,
         description="An event stream whose client takes no data for this long is closed.",
     )
+    max_exports_per_key: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Bulk exports (/export/...) a caller may have running at once; beyond: "
+        "429 with Retry-After.",
+    )
+    max_exports: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Bulk exports running at once in all: each reads the store and encodes "
+        "on the event loop the control cycle runs on.",
+    )
+    max_errors_listed: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Errors listed in one 422 (a lab sheet's bad rows, a body's bad fields); "
+        "errors_omitted says how many more there are.",
+    )
 
 
 class DesignSettings(BaseModel):
@@ -597,6 +618,77 @@ class RecipeSettings(BaseModel):
         return self
 
 
+class LabSettings(BaseModel):
+    """What a laboratory result must be on this site (checked wherever a result enters:
+    one by one or in a lab sheet); outside: a 422 naming the field (the row and column
+    of a sheet) and the setting."""
+
+    curing_days_min: float = Field(
+        default=0.5, gt=0, le=3650, description="Youngest test age, days (nominal or actual)."
+    )
+    curing_days_max: float = Field(default=730.0, gt=0, le=3650, description="Oldest, days.")
+    cast_at_tolerance_h: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 365,
+        description="A lab's cast_at may differ from the cast the service recorded for the "
+        "sample by at most this many hours.",
+    )
+    early_result_tolerance_h: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 365,
+        description="A result given by its nominal age (curing_days, no tested_at) may be "
+        "entered at most this many hours before cast_at + curing_days (tested_at itself "
+        "may never lie ahead of now).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LabSettings:
+        if self.curing_days_min > self.curing_days_max:
+            raise ValueError(
+                f"curing_days_min ({self.curing_days_min:g}) is above curing_days_max "
+                f"({self.curing_days_max:g})"
+            )
+        return self
+
+
+class StopeSettings(BaseModel):
+    """What a stope and its fill plan must be on this site (checked where they enter:
+    POST /stopes and POST /stopes/{id}/plans); outside: 422 stope_implausible or
+    plan_implausible naming the field and the setting."""
+
+    plan_area_m2_min: float = Field(default=1.0, gt=0, le=1e8, description="Stope plan area.")
+    plan_area_m2_max: float = Field(default=1.0e5, gt=0, le=1e8)
+    height_m_min: float = Field(default=1.0, gt=0, le=1e4, description="Stope height.")
+    height_m_max: float = Field(default=1000.0, gt=0, le=1e4)
+    stage_height_m_min: float = Field(
+        default=0.05,
+        gt=0,
+        le=1e4,
+        description="A stage's own rise (its top above the stage before's); below it a "
+        "stage is full before it starts.",
+    )
+    stage_volume_m3_max: float = Field(
+        default=1.0e6,
+        gt=0,
+        le=1e6,
+        description="A stage's own volume, the target of its pour (POST /pours caps a "
+        "pour's target at 1e6 m3).",
+    )
+    rise_rate_m_h_min: float = Field(default=0.01, gt=0, le=1000, description="m/h.")
+    rise_rate_m_h_max: float = Field(default=100.0, gt=0, le=1000)
+    cure_hold_h_max: float = Field(default=720.0, ge=0, le=1e5, description="Hours.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StopeSettings:
+        for name in ("plan_area_m2", "height_m", "rise_rate_m_h"):
+            low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+            if low > high:
+                raise ValueError(f"{name}_min ({low:g}) is above {name}_max ({high:g})")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BACKFILL_",
@@ -619,6 +711,8 @@ class Settings(BaseSettings):
     history: HistorySettings = Field(default_factory=HistorySettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     recipes: RecipeSettings = Field(default_factory=RecipeSettings)
+    lab: LabSettings = Field(default_factory=LabSettings)
+    stopes: StopeSettings = Field(default_factory=StopeSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
     diverter: DiverterSettings = Field(default_factory=DiverterSettings)
     dump: DumpSettings = Field(default_factory=DumpSettings)

@@ -30,6 +30,7 @@ _STATUS: list[tuple[type[e.BackfillError], int]] = [
     (e.StoreUnavailable, 503),
     (e.ServiceStopping, 503),
     (e.TooManyStreams, 429),
+    (e.TooManyExports, 429),
 ]
 
 _HTTP_CODES = {
@@ -62,7 +63,10 @@ def field_path(loc: Sequence[Any]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         else:
-            out += f".{p}" if out else str(p)
+            # A key of a client's mapping may be no Unicode text (a lone surrogate):
+            # it is named by its escapes, never echoed.
+            name = str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+            out += f".{name}" if out else name
     return out or "body"
 
 
@@ -89,18 +93,37 @@ def _validation_payload(err: RequestValidationError) -> dict[str, Any]:
     }
 
 
-def install(app: FastAPI) -> None:
+def capped(body: dict[str, Any], max_errors_listed: int) -> dict[str, Any]:
+    """An error body whose ``errors`` list (a lab sheet's bad rows, a body's bad fields)
+    holds at most ``max_errors_listed`` items, the first ones; ``errors_omitted`` says
+    how many more there are (a bad 1 MB sheet once answered 2.58 MB of errors)."""
+    items = body.get("errors")
+    if not isinstance(items, list) or len(items) <= max_errors_listed:
+        return body
+    omitted = len(items) - max_errors_listed
+    return {
+        **body,
+        "detail": f"{body.get('detail', '')} ({omitted} more errors not listed)",
+        "errors": items[:max_errors_listed],
+        "errors_omitted": omitted,
+    }
+
+
+def install(app: FastAPI, *, max_errors_listed: int = 100) -> None:
     @app.exception_handler(e.BackfillError)
     async def _backfill(_req: Request, err: e.BackfillError) -> JSONResponse:
         status = status_for(err)
         if status >= 500:
             log.warning("request failed: %s: %s", err.code, err.detail)
-        headers = {"Retry-After": "5"} if status == 503 else None
-        return JSONResponse(err.to_dict(), status_code=status, headers=headers)
+        retry = err.retry_after_s or (5 if status == 503 else None)
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse(
+            capped(err.to_dict(), max_errors_listed), status_code=status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, err: RequestValidationError) -> JSONResponse:
-        return JSONResponse(_validation_payload(err), status_code=422)
+        return JSONResponse(capped(_validation_payload(err), max_errors_listed), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, err: StarletteHTTPException) -> JSONResponse:

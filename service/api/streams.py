@@ -18,39 +18,23 @@ from typing import Any
 
 from starlette.responses import Response
 
+from service.api.slots import CallerSlots
 from service.errors import TooManyStreams
 
 log = logging.getLogger(__name__)
 
 
-class StreamSlots:
-    """Open streams per caller and in all."""
+class StreamSlots(CallerSlots):
+    """Open event streams per caller and in all."""
 
     def __init__(self, per_key: int, total: int) -> None:
-        self.per_key, self.total = per_key, total
-        self._open: dict[str, int] = {}
-
-    @property
-    def count(self) -> int:
-        return sum(self._open.values())
-
-    def acquire(self, caller: str) -> None:
-        """Take a slot, or raise TooManyStreams saying which limit was reached."""
-        mine = self._open.get(caller, 0)
-        if mine >= self.per_key:
-            raise TooManyStreams(
-                f"this key has {mine} event streams open; at most {self.per_key} per key"
-            )
-        if self.count >= self.total:
-            raise TooManyStreams(f"the service has {self.total} event streams open: its limit")
-        self._open[caller] = mine + 1
-
-    def release(self, caller: str) -> None:
-        left = self._open.get(caller, 0) - 1
-        if left > 0:
-            self._open[caller] = left
-        else:
-            self._open.pop(caller, None)
+        super().__init__(
+            per_key,
+            total,
+            what="event streams",
+            error=TooManyStreams,
+            settings=("BACKFILL_API__MAX_STREAMS_PER_KEY", "BACKFILL_API__MAX_STREAMS"),
+        )
 
 
 class EventStream(Response):

@@ -45,11 +45,18 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from service.core.lab_limits import (
+    LabLimits,
+    RecordedCast,
+    age_problems,
+    cast_problems,
+    early_problems,
+)
 from service.errors import InvalidInput
 
 # The API's id pattern (service.api.schemas.common.ID_PATTERN): the core may not import
@@ -76,6 +83,8 @@ AGE_MISMATCH_FRACTION = 0.5
 NON_EVAPORABLE_WATER_PORTLAND = 0.23
 
 _SECONDS_PER_DAY = 86400.0
+SITE_DEFAULTS = LabLimits()
+"""The site limits of a caller that states none (the settings' defaults)."""
 
 
 # --- values -------------------------------------------------------------------------------
@@ -274,13 +283,18 @@ def make_lab_result(
     ucs_kpa: float | None = None,
     pour_id: str | None = None,
     now: datetime | None = None,
+    limits: LabLimits = SITE_DEFAULTS,
+    sample_cast_at: datetime | RecordedCast | None = None,
 ) -> LabResult:
     """A validated :class:`LabResult`; the bulk density is computed from the wet mass and
     ``volume_cm3`` when the volume is given.
 
     Raises InvalidInput naming the first bad field: ``sample_id`` (pattern, length),
-    ``cast_at`` / ``tested_at`` (time zone, order, not after ``now``), ``curing_days``
-    (0-3650, and within max(1 day, 50 %) of the actual age when both are given),
+    ``cast_at`` / ``tested_at`` (time zone, order, not after ``now``; ``cast_at`` within
+    the site's tolerance of ``sample_cast_at``, the cast the service recorded, when
+    given), ``curing_days`` (the site's test ages, :class:`LabLimits`; within max(1 day,
+    50 %) of the actual age when both are given; not more than the site's tolerance
+    ahead of ``now``),
     ``wet_mass_g`` / ``dry_mass_g`` (both or neither, 0 < dry < wet), ``volume_cm3`` /
     ``bulk_density_kg_m3`` (1,000-4,000 kg/m3; the two agree within 1 %), ``ucs_kpa``
     (0-100 MPa; 0 = too weak to test) and ``ucs_kpa`` again when the row has neither a
@@ -298,6 +312,8 @@ def make_lab_result(
         ucs_kpa,
         pour_id,
         now,
+        limits,
+        sample_cast_at,
     )
     if problems:
         raise InvalidInput(*problems[0])
@@ -421,6 +437,8 @@ def _result_problems(
     ucs_kpa: float | None,
     pour_id: str | None,
     now: datetime | None,
+    limits: LabLimits,
+    sample_cast_at: datetime | RecordedCast | None,
 ) -> list[Problem]:
     out: list[Problem] = []
     out += _id_problems("sample_id", sample_id)
@@ -432,13 +450,14 @@ def _result_problems(
             bad = _aware(field, value)
             times_ok = times_ok and not bad
             out += bad
-    if times_ok and tested_at is not None:
-        if tested_at < cast_at:
-            out.append(("tested_at", "tested_at is before cast_at"))
-        elif now is not None and tested_at > now:
-            out.append(("tested_at", f"tested_at {tested_at.isoformat()} is in the future"))
-    if times_ok and now is not None and cast_at > now:
+    if times_ok and sample_cast_at is not None:
+        out += cast_problems(cast_at, sample_cast_at, limits)
+    if times_ok and tested_at is not None and tested_at < cast_at:
+        out.append(("tested_at", "tested_at is before cast_at"))
+    elif times_ok and now is not None and cast_at > now:
         out.append(("cast_at", f"cast_at {cast_at.isoformat()} is in the future"))
+    elif times_ok and now is not None:
+        out += early_problems(cast_at, curing_days, tested_at, now, limits)
     if curing_days is not None and not 0.0 < curing_days <= DAYS_MAX:
         out.append(
             (
@@ -448,17 +467,24 @@ def _result_problems(
         )
     elif curing_days is None and tested_at is None:
         out.append(("curing_days", "give curing_days or tested_at (the test age)"))
-    elif curing_days is not None and tested_at is not None and times_ok and tested_at >= cast_at:
-        actual = (tested_at - cast_at).total_seconds() / _SECONDS_PER_DAY
-        allowed = max(AGE_MISMATCH_MIN_DAYS, AGE_MISMATCH_FRACTION * curing_days)
-        if abs(actual - curing_days) > allowed:
-            out.append(
-                (
-                    "curing_days",
-                    f"curing_days {curing_days:g} but tested_at is {actual:.1f} days after "
-                    f"cast_at (more than {allowed:g} days apart)",
+    else:
+        actual = None
+        if tested_at is not None and times_ok and tested_at >= cast_at:
+            actual = (tested_at - cast_at).total_seconds() / _SECONDS_PER_DAY
+        # The site's test ages are those of strength tests: a fresh paste weighed for
+        # its Cw (masses only) is hours old.
+        age = age_problems(curing_days, actual, limits) if ucs_kpa is not None else []
+        out += age
+        if not age and curing_days is not None and actual is not None:
+            allowed = max(AGE_MISMATCH_MIN_DAYS, AGE_MISMATCH_FRACTION * curing_days)
+            if abs(actual - curing_days) > allowed:
+                out.append(
+                    (
+                        "curing_days",
+                        f"curing_days {curing_days:g} but tested_at is {actual:.1f} days "
+                        f"after cast_at (more than {allowed:g} days apart)",
+                    )
                 )
-            )
     out += _mass_problems(wet_mass_g, dry_mass_g)
     out += _bulk_density_problems(wet_mass_g, volume_cm3, bulk_density)
     if ucs_kpa is not None and not 0.0 <= ucs_kpa <= UCS_KPA_MAX:
@@ -513,6 +539,8 @@ _NUMBER_COLUMNS = (
     "ucs_kpa",
 )
 DEFAULT_MAX_ROWS = 5000
+# A decimal number as a spreadsheet or a lab instrument writes it: 12, -0.5, .5, 1.2e3.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_lab_sheet(
@@ -521,6 +549,8 @@ def parse_lab_sheet(
     assume_timezone: tzinfo | None = None,
     now: datetime | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    limits: LabLimits = SITE_DEFAULTS,
+    sample_cast_at: Mapping[str, datetime | RecordedCast] | None = None,
 ) -> LabSheet:
     """Parse a lab sheet (CSV) into :class:`LabResult` rows, or every error.
 
@@ -531,13 +561,18 @@ def parse_lab_sheet(
     ``cast_at``, one of ``tested_at`` / ``curing_days`` and one of ``ucs_kpa`` /
     ``wet_mass_g``. Empty cells are missing values. Lines whose first cell starts with
     ``#`` and blank lines are skipped. Timestamps without an offset take
-    ``assume_timezone`` (the site's zone) or are refused when it is None. Every bad cell
-    of every row is reported (:class:`RowError`: file line, column, message); any error
-    empties ``rows`` so the caller refuses the whole import.
+    ``assume_timezone`` (the site's zone) or are refused when it is None. Numbers are
+    written as a lab sheet writes them: ASCII digits, an optional sign, point and
+    exponent (no ``1_000``, no other scripts' digits); a quote left open is a bad file.
+    ``sample_cast_at`` (sample id -> the cast the service recorded) holds each row's
+    ``cast_at`` to the site's tolerance; ``limits`` are the site's test ages and
+    tolerances (:class:`~service.core.lab_limits.LabLimits`). Every bad cell of every
+    row is reported (:class:`RowError`: file line, column, message); any error empties
+    ``rows`` so the caller refuses the whole import.
     """
     if max_rows < 1:
         raise InvalidInput("max_rows", f"max_rows must be at least 1 ({max_rows!r})")
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     errors: list[RowError] = []
     header: list[str] | None = None
     header_row = 0
@@ -559,12 +594,15 @@ def parse_lab_sheet(
             if count > max_rows:
                 errors.append(RowError(line, "csv", f"the lab sheet has more than {max_rows} rows"))
                 break
-            result, row_errors = _parse_row(header, record, line, assume_timezone, now)
+            result, row_errors = _parse_row(
+                header, record, line, assume_timezone, now, limits, sample_cast_at or {}
+            )
             errors += row_errors
             if result is not None:
                 rows.append(result)
     except csv.Error as err:
-        errors.append(RowError(reader.line_num, "csv", f"the file is not valid CSV: {err}"))
+        hint = " (a quote opened and not closed?)" if "end of data" in str(err) else ""
+        errors.append(RowError(reader.line_num, "csv", f"the file is not valid CSV: {err}{hint}"))
     if header is None and not errors:
         errors.append(RowError(1, "csv", "the lab sheet is empty (no header row)"))
     elif header is not None and not errors and not rows:
@@ -605,6 +643,8 @@ def _parse_row(
     line: int,
     assume_timezone: tzinfo | None,
     now: datetime | None,
+    limits: LabLimits,
+    sample_cast_at: Mapping[str, datetime | RecordedCast],
 ) -> tuple[LabResult | None, list[RowError]]:
     if len(record) > len(header) and any(cell.strip() for cell in record[len(header) :]):
         return None, [
@@ -628,6 +668,7 @@ def _parse_row(
     if cast_at is None:
         return None, [RowError(line, "cast_at", "cast_at is empty")]
     pour_id = cells.get("pour_id") or None
+    recorded_cast = sample_cast_at.get(cells.get("sample_id", ""))
     problems = _result_problems(
         cells.get("sample_id", ""),
         cast_at,
@@ -640,6 +681,8 @@ def _parse_row(
         numbers["ucs_kpa"],
         pour_id,
         now,
+        limits,
+        recorded_cast,
     )
     if problems:
         return None, [RowError(line, field, message) for field, message in problems]
@@ -655,6 +698,8 @@ def _parse_row(
         ucs_kpa=numbers["ucs_kpa"],
         pour_id=pour_id,
         now=now,
+        limits=limits,
+        sample_cast_at=recorded_cast,
     )
     return result, []
 
@@ -662,10 +707,13 @@ def _parse_row(
 def _number(name: str, cell: str) -> tuple[float | None, str | None]:
     if not cell:
         return None, None
-    try:
-        value = float(cell)
-    except ValueError:
-        return None, f"{name} is not a number: {cell[:40]!r}"
+    if not _DECIMAL.fullmatch(cell):
+        # float() would take "1_000" as 1000, digits of other scripts, "nan", "inf".
+        return None, (
+            f"{name} is not a number as a lab sheet writes one (ASCII digits 0-9, an "
+            f"optional sign, decimal point and exponent): {cell[:40]!r}"
+        )
+    value = float(cell)
     if not math.isfinite(value):
         return None, f"{name} must be a finite number: {cell[:40]!r}"
     return value, None

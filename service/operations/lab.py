@@ -40,6 +40,7 @@ from service.core import compliance as C
 from service.core import plans as P
 from service.core import recalibration as R
 from service.core.lab import LabResult, RowError, make_lab_result, parse_lab_sheet
+from service.core.lab_limits import LabLimits, RecordedCast
 from service.core.strength_model import CylinderResult
 from service.errors import Conflict, InvalidInput, NotFound
 from service.settings import DesignSettings
@@ -85,6 +86,13 @@ def nominal_days(entry: LabResultRecord, sample: SampleRecord) -> float | None:
         return None
     cast = entry.cast_at or sample.cast_at
     return (entry.tested_at - cast).total_seconds() / _DAY_S
+
+
+def recorded_cast(sample: SampleRecord) -> RecordedCast:
+    """When the sample was cast, as far as the service knows it, to hold a lab's
+    ``cast_at`` to: the moment a pour cast it; for a sample migrated from an older
+    release, no earlier than its pour's start (taken as its cast)."""
+    return RecordedCast(sample.cast_at, exact=sample.source != "migrated")
 
 
 def lab_result_of(entry: LabResultRecord, sample: SampleRecord) -> LabResult:
@@ -383,7 +391,7 @@ def _sheet_rows(text: str) -> list[tuple[int, dict[str, str]]]:
     """(file line, cells by column) of every data row of a lab sheet, read the way
     :func:`service.core.lab.parse_lab_sheet` reads them (blank and ``#`` lines skipped,
     the first other line the header), so that row i is the core's row i."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, dict[str, str]]] = []
     try:
@@ -432,7 +440,8 @@ class LabService:
     """Samples, their results, compliance and the recalibration rows (module docstring).
 
     ``pass_fraction_pct``: the site's design pass fraction, for designs that state none
-    (None: such requirements are judged without a design fraction)."""
+    (None: such requirements are judged without a design fraction); ``limits``: the
+    site's test ages and the tolerances of a lab entry's times."""
 
     def __init__(
         self,
@@ -443,8 +452,10 @@ class LabService:
         pass_fraction_pct: float | None,
         clock: Callable[[], datetime] | None = None,
         config: C.ComplianceConfig | None = None,
+        limits: LabLimits | None = None,
     ) -> None:
         self._store = store
+        self.limits = limits or LabLimits()
         self._lab = lab
         self._stopes = stopes
         self._site_fraction = None if pass_fraction_pct is None else pass_fraction_pct / 100.0
@@ -512,6 +523,8 @@ class LabService:
             bulk_density_kg_m3=bulk_density_kg_m3,
             ucs_kpa=ucs_kpa,
             now=self.now(),
+            limits=self.limits,
+            sample_cast_at=None if cast_at is None else recorded_cast(sample),
         )
         entry = self._entry(result, cast_at, corrects, note, by, "api", None)
         samples = {sample.id: sample}
@@ -563,10 +576,16 @@ class LabService:
         ``{row, field, message}``; ``row`` the line of the file)."""
         zone = _zone(timezone)
         now = self.now()
-        sheet = parse_lab_sheet(text, assume_timezone=zone, now=now)
         raw = _sheet_rows(text)
         ids = {cells.get("sample_id", "") for _line, cells in raw} - {""}
         samples = await self._lab.samples(ids)
+        sheet = parse_lab_sheet(
+            text,
+            assume_timezone=zone,
+            now=now,
+            limits=self.limits,
+            sample_cast_at={s.id: recorded_cast(s) for s in samples.values()},
+        )
         errors: list[RowError] = list(sheet.errors)
         flagged = {(e.row, e.field) for e in errors}
         for line, cells in raw:

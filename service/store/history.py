@@ -167,7 +167,7 @@ class HistoryStore:
                     )
                     await conn.execute(insert(history_minute), list(minutes))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write history: {store_error(err)}") from err
+            raise StoreUnavailable("could not write history", cause=store_error(err)) from err
 
     async def prune(self, *, raw_before_ms: int, minute_before_ms: int) -> None:
         try:
@@ -177,7 +177,7 @@ class HistoryStore:
                     delete(history_minute).where(history_minute.c.ts_ms < minute_before_ms)
                 )
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not prune history: {store_error(err)}") from err
+            raise StoreUnavailable("could not prune history", cause=store_error(err)) from err
 
     async def rows(
         self,
@@ -211,7 +211,7 @@ class HistoryStore:
                 result = await conn.execute(q)
                 return [dict(row) for row in result.mappings().all()]
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read history: {store_error(err)}") from err
+            raise StoreUnavailable("could not read history", cause=store_error(err)) from err
 
     async def query(self, tags: Sequence[str], from_ms: int, to_ms: int, step_s: int) -> Trend:
         """Average, minimum and maximum of ``tags`` in buckets of ``step_s`` seconds."""
@@ -245,7 +245,7 @@ class HistoryStore:
                 result = await conn.execute(sql, {"bucket": bucket_ms, "lo": from_ms, "hi": to_ms})
                 rows = result.all()
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read history: {store_error(err)}") from err
+            raise StoreUnavailable("could not read history", cause=store_error(err)) from err
         # Columns by position, in selection order: bucket, then avg/min/max per tag.
         columns = list(zip(*rows, strict=True)) if rows else [()] * (1 + 3 * len(tags))
         t_ms = [int(b) * bucket_ms for b in columns[0]]

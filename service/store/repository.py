@@ -8,8 +8,10 @@ of the previous one so that tampering is detectable (``verify_audit_chain``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +36,7 @@ from service.store.records import (
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK = 0x6261636B61756474  # "backaudt": one key for every instance
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -214,6 +217,20 @@ def _recipe(row: RowMapping) -> RecipeRecord:
     )
 
 
+def _same_value(stored: Any, new: Any) -> bool:
+    """Whether a column's stored value and a new one are the same (instants compared as
+    instants, whatever their zone; JSON documents as documents)."""
+    if isinstance(stored, datetime) or isinstance(new, datetime):
+        return (
+            isinstance(stored, datetime)
+            and isinstance(new, datetime)
+            and stored.tzinfo is not None
+            and new.tzinfo is not None
+            and stored == new
+        )
+    return bool(stored == new)
+
+
 def _pour(row: RowMapping) -> PourRecord:
     return PourRecord(
         id=row["id"],
@@ -280,7 +297,7 @@ class StoreBase:
                 result = await conn.execute(query)
                 return list(result.mappings().all())
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not read: {store_error(err)}") from err
+            raise StoreUnavailable("could not read", cause=store_error(err)) from err
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str) -> T:
         """Run ``work`` in one transaction. A unique key taken by a concurrent writer
@@ -292,12 +309,17 @@ class StoreBase:
                     return await work(conn)
             except IntegrityError as err:
                 if not _unique_violation(err):  # a missing reference, for one
-                    raise Conflict(f"could not write {what}: {store_error(err)}") from err
+                    # What the driver said names tables and constraints: the log's.
+                    log.warning("could not write %s: %s", what, store_error(err))
+                    raise Conflict(
+                        f"could not write {what}: the store refused it as inconsistent "
+                        "(a record it refers to may be missing)"
+                    ) from err
             except OperationalError as err:
                 if "locked" not in str(err.orig):
-                    raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+                    raise StoreUnavailable("could not write", cause=store_error(err)) from err
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write: {store_error(err)}") from err
+                raise StoreUnavailable("could not write", cause=store_error(err)) from err
             await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
         raise Conflict(f"could not write {what}: concurrent writers; try again")
 
@@ -314,7 +336,7 @@ class Store(StoreBase):
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"the store is not reachable: {store_error(err)}") from err
+            raise StoreUnavailable("the store is not reachable", cause=store_error(err)) from err
 
     # --- versioned resources -------------------------------------------------------------
 
@@ -613,24 +635,41 @@ class Store(StoreBase):
         self, pour_id: str, *, expect_state: str | None = None, **fields: Any
     ) -> PourRecord:
         """Write fields of a pour; with ``expect_state`` only if the stored state still is
-        that one (a compare-and-set, so two callers cannot both move a pour)."""
-        fields["updated_at"] = _now()
-        stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**fields)
-        if expect_state is not None:
-            stmt = stmt.where(t.pours.c.state == expect_state)
-        try:
-            async with self._writes.begin() as conn:
-                result = await conn.execute(stmt)
-        except (SQLAlchemyError, OSError) as err:
-            raise StoreUnavailable(f"could not write: {store_error(err)}") from err
-        if result.rowcount == 0:
-            current = await self.get_pour(pour_id)  # raises NotFound if absent
-            raise Conflict(
-                f"pour {pour_id} is {current.state}, not {expect_state}",
-                code="pour_state_conflict",
-                state=current.state,
-            )
-        return await self.get_pour(pour_id)
+        that one (a compare-and-set, so two callers cannot both move a pour).
+
+        ``updated_at`` is when the record last changed: it moves only when a field takes
+        a new value. The checkpoint counter alone is bookkeeping, so a checkpoint of a
+        pour that stands still (a paused pour, checkpointed at every restart and every
+        checkpoint interval) leaves it where it was."""
+
+        async def work(conn: AsyncConnection) -> dict[str, Any]:
+            q = select(t.pours).where(t.pours.c.id == pour_id).with_for_update()
+            row = (await conn.execute(q)).mappings().first()
+            if row is None:
+                raise NotFound(f"no pour with id {pour_id}", code="pour_not_found")
+            if expect_state is not None and row["state"] != expect_state:
+                raise Conflict(
+                    f"pour {pour_id} is {row['state']}, not {expect_state}",
+                    code="pour_state_conflict",
+                    state=row["state"],
+                )
+            stored = _pour(row)
+            changes = {
+                name: value
+                for name, value in fields.items()
+                if not _same_value(getattr(stored, name, row.get(name)), value)
+            }
+            if not changes:
+                return dict(row)
+            if set(changes) - {"checkpoint_seq"}:
+                changes["updated_at"] = _now()
+            stmt = t.pours.update().where(t.pours.c.id == pour_id).values(**changes)
+            await conn.execute(stmt)
+            # The record returned holds its own copies, as one read from the store
+            # would: a caller's later change to its lists is no change to the record.
+            return {**row, **copy.deepcopy(changes)}
+
+        return _pour(_as_row(await self._write(work, what=f"pour {pour_id}")))
 
     async def add_pour_samples(
         self,
@@ -708,7 +747,7 @@ class Store(StoreBase):
                         at=at,
                     )
             except (SQLAlchemyError, OSError) as err:
-                raise StoreUnavailable(f"could not write audit: {store_error(err)}") from err
+                raise StoreUnavailable("could not write audit", cause=store_error(err)) from err
         rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
         return _audit(rows[0])
 

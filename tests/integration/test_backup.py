@@ -51,6 +51,10 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
 async def test_an_online_backup_and_a_restore_give_back_every_table(tmp_path: Path) -> None:
     live = tmp_path / "backfill.db"
     shutil.copyfile(V0, live)
@@ -127,3 +131,31 @@ async def test_a_damaged_backup_is_refused_and_changes_nothing(tmp_path: Path) -
     # PostgreSQL has its own tools: the command says so.
     result = await backup_command("postgresql+asyncpg://u@h/db", "create", str(tmp_path / "x"))
     assert result.returncode == 2 and "pg_dump" in result.stderr
+
+
+async def test_a_restore_leaves_no_journal_and_the_checks_leave_the_backup_untouched(
+    tmp_path: Path,
+) -> None:
+    """A restore onto a new machine (no database yet) or over a database in rollback
+    mode left the copy's zeroed ``-journal`` beside the store; the backup's own check
+    turned the backup file into a WAL database (``-wal`` and ``-shm`` beside it)."""
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(V0, backup)
+    before = backup.read_bytes()
+    fresh = tmp_path / "new" / "backfill.db"
+    rollback = tmp_path / "rollback.db"
+    shutil.copyfile(V0, rollback)  # a store that is in rollback-journal mode
+    for database in (fresh, rollback):
+        restored = await backup_command(f"sqlite+aiosqlite:///{database}", "restore", str(backup))
+        assert restored.returncode == 0, restored.stderr
+        beside = names_in(database.parent)
+        assert f"{database.name}-journal" not in beside, beside
+        conn = sqlite3.connect(database)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finally:
+            conn.close()
+        assert dump(database) == dump(V0)
+    assert backup.read_bytes() == before
+    assert [name for name in names_in(tmp_path) if name.startswith("backup")] == ["backup.db"]

@@ -20,6 +20,7 @@ from service.app import create_app
 from service.runtime import Runtime
 from service.server import ServiceServer, _keep_alive, guarded_protocol
 from service.settings import Settings
+from service.store.history import HISTORY_TAGS
 from tests.conftest import PROPORTION_EXAMPLE, api_keys_setting, auth
 from tests.e2e.helpers import eventually
 from tests.e2e.procs import free_port
@@ -36,7 +37,13 @@ async def serving(tmp_path: Path, parser: str = "httptools") -> AsyncIterator[tu
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
         api_keys=api_keys_setting(),
-        api={"idle_timeout_s": IDLE_S, "max_streams_per_key": 2, "max_streams": 3},
+        api={
+            "idle_timeout_s": IDLE_S,
+            "max_streams_per_key": 2,
+            "max_streams": 3,
+            "max_exports_per_key": 1,
+            "max_exports": 2,
+        },
     )
     app = create_app(settings)
     runtime: Runtime = app.state.runtime
@@ -204,6 +211,62 @@ async def test_event_streams_are_limited_per_key_and_end_at_shutdown(tmp_path: P
             await asyncio.gather(*tasks)
             assert status == [200, 200, 200]
             assert runtime.streams.count == 0
+
+
+async def _hold_export(port: int, role: str) -> tuple[int, asyncio.StreamWriter]:
+    """An export whose client reads its status line and then nothing (a stalled
+    historian, its receive window kept small): its status and its connection, held
+    open until the caller closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = auth(role)["Authorization"]
+    writer.write(
+        b"GET /api/v1/export/history?format=csv HTTP/1.1\r\nHost: test\r\n"
+        + f"Authorization: {key}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    return int(status_line.split()[1]), writer
+
+
+async def test_exports_are_limited_per_key_and_in_all_and_give_their_slot_back(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path) as (url, runtime):
+        # A day of history: megabytes of CSV, more than the connection buffers hold.
+        now_ms = int(time.time() * 1000)
+        rows = [
+            {"ts_ms": now_ms - 1000 * (i + 60), **{tag: 1000.0 + i for tag in HISTORY_TAGS}}
+            for i in range(80_000)
+        ]
+        await runtime.history.write(rows, [])
+        port = int(url.rsplit(":", 1)[1])
+        async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+            status, first = await _hold_export(port, "hmi")
+            assert status == 200 and runtime.exports.count == 1
+            # The same key again: refused at once, naming the limit, with Retry-After.
+            r = await client.get("/api/v1/export/history", headers=auth("hmi"))
+            assert (r.status_code, r.json()["code"]) == (429, "too_many_exports"), r.text
+            assert "BACKFILL_API__MAX_EXPORTS_PER_KEY" in r.json()["detail"]
+            assert int(r.headers["retry-after"]) > 0
+            # Another key has its own, up to the service's limit of two.
+            status, second = await _hold_export(port, "scada")
+            assert status == 200 and runtime.exports.count == 2
+            r = await client.get("/api/v1/export/audit", headers=auth("engineer"))
+            assert (r.status_code, r.json()["code"]) == (429, "too_many_exports"), r.text
+            assert "(BACKFILL_API__MAX_EXPORTS)" in r.json()["detail"]
+            # A client that goes away gives its slot back; so does one that reads it all.
+            for writer in (first, second):
+                writer.close()
+            await eventually(lambda: _true(runtime.exports.count == 0), within_s=10, what="0")
+            r = await client.get(
+                "/api/v1/export/history", params={"format": "parquet"}, headers=auth("hmi")
+            )
+            assert r.status_code == 200 and r.content[-4:] == b"PAR1"
+            assert runtime.exports.count == 0
 
 
 @pytest.mark.parametrize("verb", ["start", "pause", "resume", "stop"])

@@ -161,7 +161,7 @@ def shifted(lab: LabService, days: float) -> Callable[[], datetime]:
 
 
 async def test_the_lab_role_enters_results_and_reads_nothing_else_writes(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, lab: LabService
 ) -> None:
     rid = await recipe(client, "lab roles")
     made = await pour(client, rid, ["ROLE-1"])
@@ -213,15 +213,19 @@ async def test_the_lab_role_enters_results_and_reads_nothing_else_writes(
             headers=headers(role),
         )
         assert r.status_code == status, (role, r.text)
-    entered = await result(client, "ROLE-1", curing_days=7, ucs_kpa=150)
-    assert entered["entered_by"] == "lab" and entered["pour_id"] == made["id"]
-    await result(client, "ROLE-1", curing_days=28, ucs_kpa=320)
-    r = await client.post(
-        "/api/v1/samples/ROLE-1/results",
-        json={"curing_days": 3, "ucs_kpa": 90},
-        headers=headers("admin"),
-    )
-    assert r.status_code == 201, r.text
+    before = shifted(lab, 30.0)  # the results come in as the cylinders reach their ages
+    try:
+        entered = await result(client, "ROLE-1", curing_days=7, ucs_kpa=150)
+        assert entered["entered_by"] == "lab" and entered["pour_id"] == made["id"]
+        await result(client, "ROLE-1", curing_days=28, ucs_kpa=320)
+        r = await client.post(
+            "/api/v1/samples/ROLE-1/results",
+            json={"curing_days": 3, "ucs_kpa": 90},
+            headers=headers("admin"),
+        )
+        assert r.status_code == 201, r.text
+    finally:
+        lab.clock = before
     assert len((await sample(client, "ROLE-1"))["results"]) == 3
 
 
@@ -316,10 +320,18 @@ async def test_a_sample_keeps_the_placed_volume_when_it_was_cast(
 
 
 async def test_a_result_is_entered_once_and_corrected_by_a_new_entry(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, lab: LabService
 ) -> None:
     rid = await recipe(client, "lab once")
     await pour(client, rid, ["ONCE-1", "ONCE-2"])
+    before = shifted(lab, 30.0)
+    try:
+        await entered_once_and_corrected(client)
+    finally:
+        lab.clock = before
+
+
+async def entered_once_and_corrected(client: httpx.AsyncClient) -> None:
     first = await result(
         client,
         "ONCE-1",
@@ -402,11 +414,22 @@ def sheet(*rows: str) -> str:
 
 
 async def test_a_sheet_with_bad_rows_imports_nothing_and_lists_every_bad_row(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, lab: LabService
 ) -> None:
     rid = await recipe(client, "lab sheet")
     made = await pour(client, rid, ["SHEET-1", "SHEET-2", "SHEET-3"])
-    cast = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    # The lab's sheet a month on, with the cast time it noted (a minute off the record).
+    cast = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    before = shifted(lab, 30.0)
+    try:
+        await bad_rows_refused_good_sheets_imported(client, made, cast)
+    finally:
+        lab.clock = before
+
+
+async def bad_rows_refused_good_sheets_imported(
+    client: httpx.AsyncClient, made: dict[str, Any], cast: str
+) -> None:
     good = f"SHEET-1,{made['id']},{cast},28,350,400,300"
     text = sheet(
         good,  # line 3
@@ -580,7 +603,7 @@ async def test_compliance_with_a_failed_and_an_overdue_cylinder(
 
 
 async def test_stope_compliance_by_stage_at_the_site_pass_fraction(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, lab: LabService
 ) -> None:
     rid = await recipe(client, "lab stope")  # no design record: the site's 90 %
     stope = await post(
@@ -620,8 +643,12 @@ async def test_stope_compliance_by_stage_at_the_site_pass_fraction(
     )
     assert made["stage"] == 0
     assert (await sample(client, "STG-1"))["pour_id"] == made["id"]  # a stage pour's too
-    await result(client, "STG-1", curing_days=3, ucs_kpa=170.0)
-    await result(client, "STG-2", curing_days=3, ucs_kpa=120.0)
+    before = shifted(lab, 3.0)
+    try:
+        await result(client, "STG-1", curing_days=3, ucs_kpa=170.0)
+        await result(client, "STG-2", curing_days=3, ucs_kpa=120.0)
+    finally:
+        lab.clock = before
     r = await client.get(f"/api/v1/stopes/{stope['id']}/compliance", headers=headers("lab"))
     assert r.status_code == 200, r.text
     out = r.json()
@@ -659,16 +686,18 @@ def example_csv() -> str:
 
 
 @pytest_asyncio.fixture(loop_scope="module", params=["sqlite", "postgresql"])
-async def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def fresh(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """An application of its own: the proposal's figures count every result stored."""
-    async with on_backend(request.param, tmp_path) as (_app, client):
-        yield client
+    async with on_backend(request.param, tmp_path) as pair:
+        yield pair
 
 
 async def test_a_proposal_its_figures_its_approval_and_no_design_before_it(
-    fresh: httpx.AsyncClient,
+    fresh: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
-    client = fresh
+    app, client = fresh
     base = await post(
         client, "/api/v1/calibrations", {"name": "mine lab", "csv": example_csv()}, "engineer"
     )
@@ -691,13 +720,21 @@ async def test_a_proposal_its_figures_its_approval_and_no_design_before_it(
         )
         assert r.status_code == 200, r.text
         ucs[days] = r.json()["median_ucs_kpa"]
-    for k, sample_id in enumerate(ids):
-        for days in (7.0, 28.0):
-            scatter = 1.0 + 0.04 * (k - 2.5)
-            await result(
-                client, sample_id, curing_days=days, ucs_kpa=round(0.7 * ucs[days] * scatter, 1)
-            )
-    await result(client, "RC-0", curing_days=56.0, ucs_kpa=0.0)  # too weak to test: skipped
+    lab: LabService = app.state.runtime.lab
+    before = shifted(lab, 60.0)  # the results as they came in, over two months
+    try:
+        for k, sample_id in enumerate(ids):
+            for days in (7.0, 28.0):
+                scatter = 1.0 + 0.04 * (k - 2.5)
+                await result(
+                    client,
+                    sample_id,
+                    curing_days=days,
+                    ucs_kpa=round(0.7 * ucs[days] * scatter, 1),
+                )
+        await result(client, "RC-0", curing_days=56.0, ucs_kpa=0.0)  # too weak: skipped
+    finally:
+        lab.clock = before
 
     r = await client.post(
         f"/api/v1/calibrations/{base['id']}/proposals", json={}, headers=headers("engineer")

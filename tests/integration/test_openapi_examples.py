@@ -1,15 +1,18 @@
 """Every request body in the schema carries an example, and every example is a request
-the running service accepts: posted as it stands (ids of records made first put in), it
-computes, stores or is refused only for the state it meets (a calibration approved
-already, no lab results yet), never for its own shape."""
+the running service accepts: posted as it stands (ids of records made first put in, and
+the lab sheet's cast time the one recorded for its cylinders, a month before the lab
+enters its results), it computes, stores or is refused only for the state it meets (a
+calibration approved already, no lab results yet), never for its own shape."""
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from service.api.examples import REQUEST_EXAMPLES
 from tests.conftest import auth
@@ -76,7 +79,7 @@ async def test_the_computations_answer_their_examples(client: httpx.AsyncClient)
     assert out["line"]["pump_pressure_kpa"] > 0
 
 
-async def test_the_records_take_their_examples(client: httpx.AsyncClient) -> None:
+async def test_the_records_take_their_examples(app: FastAPI, client: httpx.AsyncClient) -> None:
     calibration = _ok(await _post(client, "/calibrations", "create_calibration"), 201)
     assert calibration["n_rows"] == 20
     rheology = _ok(
@@ -106,8 +109,17 @@ async def test_the_records_take_their_examples(client: httpx.AsyncClient) -> Non
     assert pour["state"] == "planned"
     _ok(await _post(client, f"/pours/{pour['id']}/samples", "add_samples"))
     sample = REQUEST_EXAMPLES["add_samples"]["sample_ids"][0]
-    _ok(await _post(client, f"/samples/{sample}/results", "enter_result"), 201)
-    sheet = _ok(await _post(client, "/lab/sheets", "import_sheet"), 201)
+    lab = app.state.runtime.lab
+    before = lab.clock
+    lab.clock = lambda: datetime.now(UTC) + timedelta(days=30)
+    try:
+        _ok(await _post(client, f"/samples/{sample}/results", "enter_result"), 201)
+        sheet_body = copy.deepcopy(REQUEST_EXAMPLES["import_sheet"])
+        cast = _ok(await client.get("/api/v1/samples/S-101-P1-A", headers=ADMIN))["cast_at"]
+        sheet_body["csv"] = sheet_body["csv"].replace("2026-03-02T08:40:00", cast)
+        sheet = _ok(await _post(client, "/lab/sheets", "import_sheet", sheet_body), 201)
+    finally:
+        lab.clock = before
     assert sheet["imported"] == 2
 
     # The example's window (March) holds no cast with a recorded paste density here.

@@ -151,3 +151,15 @@ def test_an_endpoint_needs_a_tag_map(env: pytest.MonkeyPatch) -> None:
 def test_recipe_limits_must_be_ordered() -> None:
     with pytest.raises(ValidationError, match="binder_pct_min"):
         Settings(recipes={"binder_pct_min": 12, "binder_pct_max": 10})
+
+
+def test_lab_and_stope_limits_are_settings_and_must_be_ordered() -> None:
+    settings = Settings(
+        lab={"cast_at_tolerance_h": 2, "curing_days_min": 1},
+        stopes={"rise_rate_m_h_min": 0.1},
+    )
+    assert (settings.lab.cast_at_tolerance_h, settings.stopes.rise_rate_m_h_min) == (2.0, 0.1)
+    with pytest.raises(ValueError, match="curing_days_min"):
+        Settings(lab={"curing_days_min": 10, "curing_days_max": 5})
+    with pytest.raises(ValueError, match="plan_area_m2_min"):
+        Settings(stopes={"plan_area_m2_min": 10, "plan_area_m2_max": 5})

@@ -391,6 +391,38 @@ async def test_a_restart_finds_the_running_pour_and_pauses_it(
         await again.sup.stop()
 
 
+async def test_a_paused_pour_that_stands_still_keeps_its_updated_at_across_restarts(
+    store: Store, make_rig: MakeRig
+) -> None:
+    """Nothing changes on a paused pour while it waits, nor when the service restarts:
+    its record's updated_at stays at the pause (it moved at every restart, and with
+    every checkpoint in between)."""
+    rig = await make_rig(store, checkpoint_interval_wall_s=2.0)
+    pour_id = await new_pour(store, target_m3=50)
+    await rig.sup.start_pour(pour_id, "scada")
+    rig.link.set_measurement("plant_mode", 2)
+    await rig.step(10)
+    await rig.sup.pause_pour(pour_id, "scada")
+    await rig.step(3)
+    paused = await store.get_pour(pour_id)
+    assert paused.state == "paused"
+    await rig.step(10)  # checkpoints of a pour that stands still
+    await rig.sup.stop()
+    for _ in range(2):
+        again = await make_rig(store, checkpoint_interval_wall_s=2.0)
+        await again.step(10)
+        await again.sup.stop()
+    record = await store.get_pour(pour_id)
+    assert (record.state, record.totals) == ("paused", paused.totals)
+    assert record.updated_at == paused.updated_at
+    # A change still moves it.
+    again = await make_rig(store)
+    await again.sup.stop_pour(pour_id, "scada")
+    await again.sup.flush_records()
+    stopped = await store.get_pour(pour_id)
+    assert stopped.state == "stopped" and stopped.updated_at > paused.updated_at
+
+
 async def test_a_store_outage_loses_nothing(tmp_path: Path, make_rig: MakeRig) -> None:
     import shutil
 

@@ -217,7 +217,8 @@ async def enter_result(
 async def import_sheet(req: LabSheetImport, who: LabDep, lab: LabServiceDep) -> LabSheetPublic:
     """A lab sheet (CSV), imported whole or not at all: a bad row (a value, a sample no
     pour cast, a second result at an age) refuses the sheet, 422 with ``errors`` listing
-    every bad row (row = line of the file, field, message)."""
+    every bad row (row = line of the file, field, message; the first
+    ``BACKFILL_API__MAX_ERRORS_LISTED``, ``errors_omitted`` counting the rest)."""
     done = await lab.import_sheet(req.csv, timezone=req.timezone, by=who.role.value)
     corrected = corrections(done.results)
     return LabSheetPublic(

@@ -24,6 +24,7 @@ from service.api.schemas.stopes import (
 from service.core import plans as P
 from service.core import stope_report as R
 from service.core.pour_states import PourState
+from service.core.stope_limits import check_geometry, check_plan
 from service.operations import pours as ops
 from service.operations.stope_reports import build_stope_report
 from service.operations.stopes import StopeService, StopeView
@@ -41,15 +42,18 @@ async def get_stopes(runtime: RuntimeDep) -> StopeService:
 StopesDep = Annotated[StopeService, Depends(get_stopes)]
 
 
-def _geometry(req: StopeCreate) -> P.StopeGeometry:
+def _geometry(req: StopeCreate) -> tuple[P.StopeGeometry, str]:
+    """The stope's geometry, and the field its plan area was given by."""
     if req.plan_area_m2 is not None:
-        return P.StopeGeometry(req.plan_area_m2, req.height_m)
+        return P.StopeGeometry(req.plan_area_m2, req.height_m), "plan_area_m2"
     if req.volume_m3 is not None:
-        return P.StopeGeometry.from_volume(volume_m3=req.volume_m3, height_m=req.height_m)
+        geometry = P.StopeGeometry.from_volume(volume_m3=req.volume_m3, height_m=req.height_m)
+        return geometry, "volume_m3"
     assert req.length_m is not None and req.width_m is not None  # the schema says so
-    return P.StopeGeometry.from_dimensions(
+    geometry = P.StopeGeometry.from_dimensions(
         length_m=req.length_m, width_m=req.width_m, height_m=req.height_m
     )
+    return geometry, "length_m"
 
 
 async def stope_public(view: StopeView, runtime: Runtime) -> StopePublic:
@@ -138,9 +142,13 @@ async def stope_public(view: StopeView, runtime: Runtime) -> StopePublic:
 async def create_stope(
     req: StopeCreate, who: EngineerDep, stopes: StopesDep, runtime: RuntimeDep
 ) -> StopePublic:
+    """A stope: its geometry within the site's plausible ranges (``BACKFILL_STOPES__*``;
+    422 ``stope_implausible`` naming the field and the limit)."""
+    geometry, area_field = _geometry(req)
+    check_geometry(geometry, runtime.stope_limits, area_field=area_field)
     view = await stopes.create_stope(
         name=req.name,
-        geometry=_geometry(req),
+        geometry=geometry,
         barricade_rating_kpa=req.barricade_rating_kpa,
         barricade_high_fraction=req.barricade_high_alarm_pct / 100.0,
         by=who.role.value,
@@ -167,7 +175,9 @@ async def add_plan(
     runtime: RuntimeDep,
 ) -> StopePublic:
     """A new version of the stope's fill plan (a plan in progress keeps its progress:
-    finished stages and a started stage's recipe cannot change)."""
+    finished stages and a started stage's recipe cannot change). Every stage within the
+    site's plausible ranges (``BACKFILL_STOPES__*``: rise rate, hold, its own height and
+    volume; no hold a continuous plan would skip): 422 ``plan_implausible``."""
     stages = [
         P.Stage(
             name=s.name,
@@ -183,6 +193,8 @@ async def add_plan(
         )
         for s in req.stages
     ]
+    geometry = (await stopes.view(stope_id)).stope.geometry
+    check_plan(P.FillPlan(geometry, tuple(stages), req.continuous), runtime.stope_limits)
     view = await stopes.add_plan(stope_id, stages, continuous=req.continuous, by=who.role.value)
     return await stope_public(view, runtime)
 
