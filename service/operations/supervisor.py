@@ -420,17 +420,28 @@ class Supervisor(SupervisorViews):
 
     async def _handover(self, effect: pm.Handover) -> None:
         """A continuous plan reached a stage's top: the stage's pour ends and the next
-        stage's pour takes over at once, on the correction in force, without a stop."""
+        stage's pour takes over at once, on the correction in force, without a stop. A
+        next pour that cannot be made (the store down, the plan changed) stops the plant
+        at the top instead."""
         assert self._stages is not None
-        following = await self._stages.next_pour(self._records.stored[effect.pour.id], effect.event)
-        recipe = await self._store.get_recipe(following.recipe_id)
-        if following.correction is None:
+        # Stored first: the next stage's volume to its top is measured from it.
+        self._records.keep(effect.ended)
+        try:
+            await self._records.flush()
+            record = await self._store.get_pour(effect.ended.id)
+            following = await self._stages.next_pour(record, effect.event)
+            recipe = await self._store.get_recipe(following.recipe_id)
             applies = await correction_in_force(self._store, recipe.mix)
-            if applies is not None:
+            if applies is not None and following.correction is None:
                 following = await self._store.update_pour(
                     following.id, expect_state=following.state, correction=applies.to_pour()
                 )
-        context = await self._stages.context_of(following)
+            context = await self._stages.context_of(following)
+        except BackfillError as err:
+            log.error("pour %s: the next stage cannot take over (%s): stopping at the top",
+                      effect.ended.id, err.detail)  # fmt: skip
+            await self._decide(pm.finish, effect.ended.id, PourState.COMPLETED, role="service")
+            return
         self._records.track(following)
         run = run_of(following, recipe.mix, context)
         await self._apply(pm.take_over(self._state, run, effect.event, self._tick()))

@@ -181,7 +181,10 @@ def _produce(
             flushing=flushing,
             to_dump=divert.to_dump,
         ),
-        # Judged on the paste as estimated (its uncertainty recorded), not on a reading.
+        # Judged on the paste as estimated (its uncertainty recorded), not on a reading,
+        # against what the mixer delivers (through a recipe switch, the move between).
+        solids_fraction_target=pour.targets(tick.plant)[0],
+        binder_ratio_target=pour.targets(tick.plant)[1],
         solids_fraction=est.solids_fraction
         if output.measured_solids_fraction is not None
         else None,
@@ -316,7 +319,8 @@ def plan_answer(
         return Decision(state)
     for event in events:
         if event.kind is PlanEventKind.SWITCH_RECIPE:
-            return Decision(state, (Handover(pour, event),))
+            ended = replace(pour, state=PourState.COMPLETED, ended_at=tick.wall)
+            return Decision(state, (Handover(ended, event),))
         if event.stop_pour:
             decision = finish(state, pour.id, PourState.COMPLETED, tick, readings, role="service")
             note = Note(logging.INFO, f"pour {pour.id}: stage top reached ({event.detail})")
@@ -326,11 +330,11 @@ def plan_answer(
 
 def take_over(state: MachineState, following: PourRun, event: PlanEvent, tick: Tick) -> Decision:
     """A continuous plan's next stage takes over without a stop (run_request stays
-    true): the stage's pour is completed, the next one carries the controller's state
-    on, so the new recipe's setpoints ramp in at the law's rate limits (bumpless)."""
+    true): the next pour carries on the controller's state, so the new recipe's
+    setpoints ramp in at the law's rate limits (bumpless), and what the plant measures
+    (the paste estimate, the totaliser) from where the stage's pour ended."""
     pour = state.pour
     assert pour is not None
-    ended = replace(pour, state=PourState.COMPLETED, ended_at=tick.wall)
     nxt = replace(
         following,
         control=pour.control,
@@ -338,13 +342,18 @@ def take_over(state: MachineState, following: PourRun, event: PlanEvent, tick: T
         run_requested_mono=pour.run_requested_mono,
         diverter=pour.diverter,
         binder=pour.binder,
+        estimate=pour.estimate,
+        totaliser_m3=pour.totaliser_m3,
+        to_dump=pour.to_dump,
         last_checkpoint_mono=tick.mono,
+        switched_from=pour.targets(tick.plant),
+        switched_at=tick.plant,
     )
     note = Note(
         logging.INFO,
         f"pour {pour.id} handed over to pour {following.id} ({event.detail}) without a stop",
     )
-    return Decision(replace(state, pour=nxt), (Keep(ended), note))
+    return Decision(replace(state, pour=nxt), (note,))
 
 
 # --- the cycle's parts ----------------------------------------------------------------------
@@ -474,11 +483,12 @@ def _check_balance(
     if balance is None:
         return pour, None, []
     recipe = pour.recipe
+    cw_target, bw_target = pour.targets(tick.plant)
     in_band = all(
         dv.in_band(measured, target, solids=solids, config=config.alarms) is True
         for measured, target, solids in (
-            (pour.estimate.solids_fraction, recipe.solids_fraction, True),
-            (pour.estimate.binder_ratio, recipe.binder_ratio, False),
+            (pour.estimate.solids_fraction, cw_target, True),
+            (pour.estimate.binder_ratio, bw_target, False),
         )
     )
     steady_since, judge = ins.steady_step(
@@ -521,20 +531,20 @@ def _divert(
     config: MachineConfig,
 ) -> tuple[PourRun, dv.DiverterOutput]:
     """The dump diverter's decision for this cycle (inactive without its tags)."""
-    recipe = pour.recipe
+    cw_target, bw_target = pour.targets(tick.plant)
     diverter, decision = dv.step(
         pour.diverter,
         dv.DiverterInputs(
             phase=dv.PourPhase.RUNNING if pour.plant_was_running else dv.PourPhase.STARTING,
             solids_in_band=dv.in_band(
                 pour.estimate.solids_fraction,
-                recipe.solids_fraction,
+                cw_target,
                 solids=True,
                 config=config.alarms,
             ),
             binder_in_band=dv.in_band(
                 pour.estimate.binder_ratio,
-                recipe.binder_ratio,
+                bw_target,
                 solids=False,
                 config=config.alarms,
             ),
@@ -583,10 +593,10 @@ def _evaluate_alarms(
     config: MachineConfig,
 ) -> tuple[MachineState, list[Effect]]:
     pressure = readings.measurement("pump_pressure_pv")
-    recipe = pour.recipe if pour is not None else None
+    cw_target, bw_target = (math.nan, math.nan) if pour is None else pour.targets(tick.plant)
     conditions = law.detect(
-        solids_fraction_target=recipe.solids_fraction if recipe else math.nan,
-        binder_ratio_target=recipe.binder_ratio if recipe else math.nan,
+        solids_fraction_target=cw_target,
+        binder_ratio_target=bw_target,
         # The paste as estimated, not a single reading (service.core.paste_estimate).
         measured_solids_fraction=pour.estimate.solids_fraction if output and pour else None,
         measured_binder_ratio=pour.estimate.binder_ratio if output and pour else None,

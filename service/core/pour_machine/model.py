@@ -178,6 +178,27 @@ class PourRun:
     dump_base_m3: float = 0.0
     dump_s: float = 0.0
     unreachable_s: float = 0.0
+    # A recipe switch without a stop (a continuous plan): the recipe before it (Cw, Bw)
+    # and the plant time of the switch; the paste the mixer delivers moves from one to
+    # the other over its residence time, and is judged against that move.
+    switched_from: tuple[float, float] | None = None
+    switched_at: datetime | None = None
+
+    def targets(self, now: datetime) -> tuple[float, float]:
+        """The Cw and Bw the paste is judged against now: the recipe's, or during a
+        switch the well-mixed tank's response from the recipe before to this one,
+        ``target(t) = new + (old - new) exp(-t / tau)`` (a stirred tank's step response;
+        Levenspiel, O. (1999) Chemical Reaction Engineering, 3rd ed., Wiley, ch. 14)."""
+        cw, bw = self.recipe.solids_fraction, self.recipe.binder_ratio
+        if self.switched_from is None or self.switched_at is None:
+            return cw, bw
+        tau = self.estimate.residence_s or 45.0
+        t = max((now - self.switched_at).total_seconds(), 0.0)
+        if t > 10.0 * tau:
+            return cw, bw
+        left = math.exp(-t / tau)
+        old_cw, old_bw = self.switched_from
+        return cw + (old_cw - cw) * left, bw + (old_bw - bw) * left
 
     def interrupted(self, reason: str, at: datetime, detail: str | None = None) -> PourRun:
         entry: dict[str, Any] = {"reason": reason, "started_at": at.isoformat()}
@@ -272,9 +293,11 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Handover:
-    """A continuous plan reached a stage's top: the next stage's pour takes over."""
+    """A continuous plan reached a stage's top: the stage's pour ends (``ended``, to be
+    stored before the next stage's pour is measured from it) and the next stage's pour
+    takes over."""
 
-    pour: PourRun
+    ended: PourRun
     event: PlanEvent
 
 
