@@ -3,11 +3,14 @@ sets, and every way a file is refused (one line naming the file and the key)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -133,6 +136,43 @@ def test_the_harder_profile_is_the_benchs_harder_plant() -> None:
     assert profile.name == "harder"
     assert profile.params == SimParams(plant=HARDER_PARAMS)
     assert profile.instrument_errors == HARDER_ERRORS
+
+
+def _bench() -> ModuleType:
+    path = ROOT / "bench" / "bench_control_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_control_quality_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_the_bench_takes_its_harder_plant_from_the_file() -> None:
+    bench = _bench()
+    harder = bench.HARDER
+    # The bench adds the flow noise itself on its own random stream, so the plant it
+    # steps has none; everything else is the file's.
+    no_flow_noise = replace(
+        HARDER_PARAMS,
+        feed_flow_noise_pct=0.0,
+        paste_flow_noise_pct=0.0,
+        water_flow_noise_pct=0.0,
+        binder_scale_noise_pct=0.0,
+    )
+    assert harder.params == no_flow_noise
+    assert harder.errors == HARDER_ERRORS
+    assert harder.flow_noise == bench.FlowNoise(
+        feed_flow=0.005, paste_flow=0.005, water_flow=0.01, binder=0.02
+    )
+    assert bench.IDEAL.params == load_profile(DEFAULT_PROFILE_PATH).plant
+    # One definition: the bench no longer states the harder plant's values itself.
+    source = (ROOT / "bench" / "bench_control_quality.py").read_text()
+    assert "feed_dead_time_s=20.0" not in source
+    assert "cement_scale_bias_pct=0.8" not in source
 
 
 # --- what every key sets -------------------------------------------------------------
