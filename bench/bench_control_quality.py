@@ -16,14 +16,15 @@ Two plants (:data:`PLANTS`, their values printed in the header):
 
 * ideal: today's simulator (``PlantParams()``: no transport dead time, feeders, flow
   meters and density gauges calibrated, no flow noise).
-* harder: transport dead times (feed meters -> mixer 20 s, mixer -> paste density gauge
-  10 s), binder scales off by +0.8 % (cement) and -0.6 % (slag), the feed flow meter
-  +0.3 % and the paste flow meter -0.3 %, the feed density gauge +3 kg/m3 (all within
-  the calibrated accuracies ``InstrumentSettings`` states as tolerances), density gauge
-  noise 4 / 5 kg/m3 rms (feed / paste; 2 / 3 on the ideal plant), white noise on the flow
-  readings (feed and paste flow 0.5 %, water 1 %, binder scales 2 % rms; the simulator's
-  flow meters read exactly, so the bench adds it to what the service sees), and the
-  Bingham pipe friction with a yield stress.
+* harder: the simulator's harder plant profile (``service/simulator/profile_harder.toml``,
+  loaded from the file): transport dead times (feed meters -> mixer 20 s, mixer -> paste
+  density gauge 10 s), binder scales off by +0.8 % (cement) and -0.6 % (slag), the feed
+  flow meter +0.3 % and the paste flow meter -0.3 %, the feed density gauge +3 kg/m3 (all
+  within the calibrated accuracies ``InstrumentSettings`` states as tolerances), density
+  gauge noise 4 / 5 kg/m3 rms (feed / paste; 2 / 3 on the ideal plant), white noise on
+  the flow readings (feed and paste flow 0.5 %, water 1 %, binder scales 2 % rms; the
+  bench adds it to what the service sees, on its own random stream), and the Bingham
+  pipe friction with a yield stress.
 
 Each scenario runs twice per plant with the same seed, so the disturbances and the
 gauge noise are identical: with feedback (the ControlConfig under test, the defaults
@@ -81,13 +82,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from service.core.control import alarms
 from service.core.control import law as control
 from service.core.control import massbalance as mb
 from service.core.control import totals as tot
+from service.simulator import HARDER_PROFILE_PATH
 from service.simulator import dynamics as sim
+from service.simulator.profile import load_profile
 
 PLANT_DT_S = 0.5  # process step (the built-in simulator ticks 0.1 s wall x speed)
 CONTROL_PERIOD_S = 1.0  # SupervisorConfig.cycle_s
@@ -172,32 +176,38 @@ class PlantModel:
         return "; ".join(parts)
 
 
+def plant_from_profile(key: str, title: str, path: Path) -> PlantModel:
+    """A plant as its simulator profile states it (``service/simulator/*.toml``: one
+    definition for the simulator and the bench). The profile's flow-reading noise is
+    added here, on its own random stream (:class:`ClosedLoop`), as the bench always has:
+    the simulator's own flow noise is set to 0 so that it is not added twice."""
+    profile = load_profile(path)
+    p = profile.plant
+    return PlantModel(
+        key,
+        title,
+        params=replace(
+            p,
+            feed_flow_noise_pct=0.0,
+            paste_flow_noise_pct=0.0,
+            water_flow_noise_pct=0.0,
+            binder_scale_noise_pct=0.0,
+        ),
+        errors=profile.instrument_errors,
+        flow_noise=FlowNoise(
+            feed_flow=p.feed_flow_noise_pct / 100.0,
+            paste_flow=p.paste_flow_noise_pct / 100.0,
+            water_flow=p.water_flow_noise_pct / 100.0,
+            binder=p.binder_scale_noise_pct / 100.0,
+        ),
+    )
+
+
 IDEAL = PlantModel("ideal", "ideal plant (today's simulator)")
-HARDER = PlantModel(
-    "harder",
-    "harder plant",
-    params=replace(
-        sim.PlantParams(),
-        feed_dead_time_s=20.0,  # feed meters ~30 m of feed line ahead of the mixer
-        paste_dead_time_s=10.0,  # hopper and pump ahead of the discharge density gauge
-        feed_density_noise_kg_m3=4.0,
-        paste_density_noise_kg_m3=5.0,
-        friction_model="bingham",
-    ),
-    # A plant as calibrated, not a faulty one: errors about two thirds of the calibrated
-    # accuracies InstrumentSettings states as tolerances (flows 0.5 %, binder 1 %,
-    # densities 5 kg/m3; bench_instrument_checks warns if the settings move below
-    # them). A scale reading high delivers less (its loop holds the reading at the
-    # setpoint); a feed meter reading high, less feed.
-    errors=sim.InstrumentErrors(
-        cement_scale_bias_pct=0.8,
-        slag_scale_bias_pct=-0.6,
-        feed_flow_bias_pct=0.3,
-        paste_flow_bias_pct=-0.3,
-        feed_density_bias_kg_m3=3.0,
-    ),
-    flow_noise=FlowNoise(feed_flow=0.005, paste_flow=0.005, water_flow=0.01, binder=0.02),
-)
+# A plant as calibrated, not a faulty one: calibration errors about two thirds of the
+# calibrated accuracies InstrumentSettings states as tolerances (bench_instrument_checks
+# warns if the settings move below them); the file says what each value is.
+HARDER = plant_from_profile("harder", "harder plant", HARDER_PROFILE_PATH)
 PLANTS: tuple[PlantModel, ...] = (IDEAL, HARDER)
 
 

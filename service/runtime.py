@@ -213,12 +213,16 @@ class Runtime:
             # Measurements arrive as often in plant time as they would at speed 1.
             interval = max(plc.publishing_interval_ms / settings.sim.speed, 50.0)
             plc = plc.model_copy(update={"publishing_interval_ms": interval})
+            profile = simulator.profile
             log.warning(
                 "\n%s\n  SIMULATED PLANT: no PLC is connected. The built-in simulator at %s "
-                "(speed %gx)\n  runs because BACKFILL_PLC__ENDPOINT is not set.\n%s",
+                "(speed %gx)\n  runs because BACKFILL_PLC__ENDPOINT is not set; its plant is "
+                "the profile %r (%s).\n%s",
                 _RULE,
                 endpoint,
                 settings.sim.speed,
+                profile.name if profile else None,
+                profile.path if profile else None,
                 _RULE,
             )
         else:

@@ -313,6 +313,11 @@ class SimSettings(BaseModel):
     heartbeat_timeout_s: float = Field(
         default=5.0, gt=0, description="Wall seconds without a heartbeat change before safe state."
     )
+    profile: Path | None = Field(
+        default=None,
+        description="TOML plant profile the simulator runs (feed, instruments, dead times, "
+        "pump, pipe); unset: the shipped default, service/simulator/profile.toml.",
+    )
 
     @field_validator("speed")
     @classmethod
@@ -912,9 +917,27 @@ def load_settings() -> Settings:
     if problems:
         raise ConfigurationError(problems)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         raise ConfigurationError(_validation_lines(err)) from err
     except SettingsError as err:  # a nested setting given as JSON that does not parse
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise ConfigurationError([f"settings: {err}{cause}"]) from err
+    _check_simulator_profile(settings)
+    return settings
+
+
+def _check_simulator_profile(settings: Settings) -> None:
+    """The simulator's plant profile, read now so that a bad file stops the start (one
+    line naming the file and the key), not the simulator later. Checked whenever it is
+    named, and whenever the built-in simulator runs."""
+    if settings.sim.profile is None and not settings.embedded_simulator:
+        return
+    # Imported here: the simulator is loaded only when its profile matters.
+    from service.simulator import DEFAULT_PROFILE_PATH
+    from service.simulator.profile import ProfileError, load_profile
+
+    try:
+        load_profile(settings.sim.profile or DEFAULT_PROFILE_PATH)
+    except ProfileError as err:
+        raise ConfigurationError([f"{PREFIX}SIM{NESTING}PROFILE: {err}"]) from err

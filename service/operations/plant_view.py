@@ -61,6 +61,14 @@ def active_pour_view(pour: PourRun | None, stop_pending: bool) -> dict[str, Any]
     }
 
 
+def simulator_profile_view(runtime: Runtime) -> dict[str, str] | None:
+    """The plant profile the built-in simulator runs (its name and file), or None."""
+    profile = runtime.simulator.profile if runtime.simulator is not None else None
+    if profile is None:
+        return None
+    return {"name": profile.name, "path": str(profile.path) if profile.path else ""}
+
+
 def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str, Any]:
     snap = snap or runtime.link.snapshot()
     stuck = runtime.supervisor.stuck
@@ -104,6 +112,7 @@ def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str
         "instruments": supervisor.instruments_view(),
         "last_error": snap.last_error,
         "simulator": runtime.simulator is not None,
+        "simulator_profile": simulator_profile_view(runtime),
         "notice": SIMULATED_NOTICE if runtime.simulator is not None else None,
         "writer": runtime.is_writer,
         "writer_epoch": runtime.leadership.epoch if runtime.leadership else None,

@@ -48,6 +48,9 @@ FRICTION_MODELS: tuple[FrictionModel, ...] = ("linear", "bingham")
 
 BINDERS: tuple[str, ...] = ("cement", "slag", "flyash")
 
+# The default plant's feed solids band (fractions of feed mass; PlantParams).
+DEFAULT_FEED_SOLIDS_BAND: tuple[float, float] = (0.70, 0.77)
+
 # Logical tag names (CONTRACT.md) of the analog measurements, in publishing order.
 MEASUREMENT_TAGS: tuple[str, ...] = (
     "tailings_flow_pv",
@@ -81,10 +84,29 @@ class PlantParams:
     """Process parameters. Defaults describe a 100 m3/h paste plant."""
 
     # Feed (tailings slurry or filter cake)
-    tailings_gs: float = 2.8
+    tailings_gs: float = 2.8  # the truth: the process runs on it
+    # The Gs the site's recipes assume for the tailings. The process never uses it: a
+    # gap between the two is a Gs error that every plant gauge agrees with and only
+    # the lab's Cw shows.
+    recipe_tailings_gs: float = 2.8
     feed_density_kg_m3: float = 1900.0  # about 73.7 % solids at Gs 2.8
     feed_density_walk_kg_m3_sqrt_s: float = 1.0  # random-walk intensity
     feed_density_reversion_s: float = 600.0  # the walk is mean-reverting (Ornstein-Uhlenbeck)
+    # The band the feed's own variation (the walk and the random level steps) stays in.
+    # A step set on the control panel and the wet-feed fault go beyond it. 70-77 %
+    # solids at Gs 2.8 (1,818-1,980 kg/m3): more than 4.5 standard deviations of the
+    # walk either side of 1,900 kg/m3. In density, so that a true Gs changed at run
+    # time changes the solids at the same gauge reading, not the reading.
+    feed_density_min_kg_m3: float = field(
+        default_factory=lambda: slurry_density_kg_m3(DEFAULT_FEED_SOLIDS_BAND[0], 2.8)
+    )
+    feed_density_max_kg_m3: float = field(
+        default_factory=lambda: slurry_density_kg_m3(DEFAULT_FEED_SOLIDS_BAND[1], 2.8)
+    )
+    # Random steps of the feed's level (a thickener or filter change): this size, up or
+    # down, at Poisson times with this mean interval (plant s); 0 is none.
+    feed_step_kg_m3: float = 0.0
+    feed_step_interval_s: float = 1800.0
     wet_feed_drop_kg_m3: float = 350.0  # wet feed: 1550 kg/m3, about 55 % solids
     feed_flow_max_m3_h: float = 150.0
     feed_flow_tau_s: float = 5.0
@@ -92,6 +114,10 @@ class PlantParams:
     # Binder feeders (loss-in-weight screws), in the order of BINDERS
     binder_gs: tuple[float, float, float] = (3.15, 2.90, 2.30)
     binder_max_t_h: tuple[float, float, float] = (10.0, 10.0, 5.0)
+    # A screw that delivers (1 + bias/100) x what its loop asks while its scale reads
+    # true (a volumetric screw off its calibration): the rate reading shows it, unlike
+    # a scale's bias (InstrumentErrors). Within +-50 %.
+    feeder_bias_pct: tuple[float, float, float] = (0.0, 0.0, 0.0)
     feeder_tau_s: float = 2.0
     hopper_capacity_kg: float = 300.0
     hopper_refill_at_kg: float = 60.0
@@ -109,6 +135,12 @@ class PlantParams:
     paste_density_noise_kg_m3: float = 3.0
     pressure_tau_s: float = 1.0
     pressure_noise_kpa: float = 5.0
+    # White noise of the flow readings, rms in % of the reading (0: they read exactly);
+    # a binder scale's held reading during a hopper refill carries none.
+    feed_flow_noise_pct: float = 0.0
+    paste_flow_noise_pct: float = 0.0
+    water_flow_noise_pct: float = 0.0
+    binder_scale_noise_pct: float = 0.0
     # Pipeline: static head plus friction proportional to flow, steep in solids fraction
     static_head_m: float = 20.0
     design_flow_m3_h: float = 100.0
@@ -245,8 +277,9 @@ class InstrumentErrors:
       (the scale over-reads) delivers ``setpoint / (1 + b/100)``: the rate PV equals
       the setpoint and only a balance or the lab sees the missing binder.
     * The feed flow meter likewise: the PLC's feed loop holds the reading at the
-      setpoint, the true feed is ``setpoint / (1 + b/100)``. The paste flow meter is
-      not in a loop (the pump follows the mixer level): it reads ``true x (1 + b/100)``.
+      setpoint, the true feed is ``setpoint / (1 + b/100)``; so does the water flow
+      meter in the water valve's loop. The paste flow meter is not in a loop (the pump
+      follows the mixer level): it reads ``true x (1 + b/100)``.
     * A density gauge reads ``true + bias + drift``; the drift grows at its rate per
       plant hour from when the rate is set, and setting the rate back to zero
       recalibrates the gauge (the accumulated drift returns to zero).
@@ -257,6 +290,7 @@ class InstrumentErrors:
     flyash_scale_bias_pct: float = 0.0
     feed_flow_bias_pct: float = 0.0
     paste_flow_bias_pct: float = 0.0
+    water_flow_bias_pct: float = 0.0
     feed_density_bias_kg_m3: float = 0.0
     feed_density_drift_kg_m3_h: float = 0.0  # per plant hour
     paste_density_bias_kg_m3: float = 0.0
@@ -322,6 +356,8 @@ class PlantState:
     # The PLC's paste totaliser: volume the pump delivered while not flushing (stope and
     # dump alike), since the PLC started; never reset with the stope.
     paste_delivered_m3: float = 0.0
+    # The feed's level above its nominal density after the random level steps (kg/m3).
+    feed_density_level_kg_m3: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -374,6 +410,18 @@ def slurry_solids_fraction(density_kg_m3: float, solids_gs: float) -> float:
         / (density_kg_m3 * (rho_s - WATER_DENSITY_KG_M3))
     )
     return min(max(cw, 0.0), 1.0)
+
+
+def slurry_density_kg_m3(solids_fraction_: float, solids_gs: float) -> float:
+    """Density of a saturated slurry of solids fraction Cw (by mass) and solids Gs::
+
+        rho = 1 / (Cw / (Gs rho_w) + (1 - Cw) / rho_w)
+
+    the pulp density relation of mineral processing (Wills, B.A. & Finch, J.A. (2016),
+    Wills' Mineral Processing Technology, 8th ed., Butterworth-Heinemann), the inverse
+    of :func:`slurry_solids_fraction`."""
+    cw = min(max(solids_fraction_, 0.0), 1.0)
+    return 1.0 / (cw / (solids_gs * WATER_DENSITY_KG_M3) + (1.0 - cw) / WATER_DENSITY_KG_M3)
 
 
 def _solid_densities(params: PlantParams) -> tuple[float, float, float, float, float]:
@@ -537,16 +585,19 @@ def _feeder_substep(
     dt_s: float,
     params: PlantParams,
     scale_bias_pct: float = 0.0,
+    feeder_bias_pct: float = 0.0,
 ) -> tuple[FeederState, float]:
     """One feeder sub-step; returns the new state and the binder mass delivered (kg).
 
     The scale reads ``rate x (1 + bias)`` and the feeder holds that reading at the
-    setpoint (see :class:`InstrumentErrors`)."""
+    setpoint (see :class:`InstrumentErrors`); a feeder bias makes the screw deliver
+    ``(1 + feeder bias)`` times that, which its scale shows."""
     gain = 1.0 + _bias_fraction(scale_bias_pct)
+    target = sp_t_h / gain * (1.0 + _bias_fraction(feeder_bias_pct))
     rate = (
         0.0
         if faulted
-        else _lag(feeder.rate_t_h, _clamp(sp_t_h / gain, 0.0, max_t_h), params.feeder_tau_s, dt_s)
+        else _lag(feeder.rate_t_h, _clamp(target, 0.0, max_t_h), params.feeder_tau_s, dt_s)
     )
     delivered_kg = min(rate * 1000.0 / 3600.0 * dt_s, feeder.hopper_kg)
     hopper = feeder.hopper_kg - delivered_kg
@@ -716,12 +767,22 @@ def _stope_substep(
 def _substep(
     state: PlantState, inputs: PlantInputs, dt_s: float, params: PlantParams, rng: random.Random
 ) -> PlantState:
-    # Feed density disturbance: mean-reverting random walk, configured steps, wet feed.
+    # Feed density disturbance: mean-reverting random walk and random level steps, held
+    # in the feed's band; then the configured step and the wet feed beyond it.
     walk = state.feed_density_walk_kg_m3
     walk += -walk * dt_s / params.feed_density_reversion_s + rng.gauss(
         0.0, params.feed_density_walk_kg_m3_sqrt_s * math.sqrt(dt_s)
     )
-    feed_density = params.feed_density_kg_m3 + walk + inputs.feed_density_step_kg_m3
+    level = state.feed_density_level_kg_m3
+    if params.feed_step_kg_m3 > 0.0 and rng.random() < dt_s / params.feed_step_interval_s:
+        level = _level_step(level, params, up=rng.random() < 0.5)
+    natural = params.feed_density_kg_m3 + level + walk
+    low, high = params.feed_density_min_kg_m3, params.feed_density_max_kg_m3
+    if not low <= natural <= high:
+        # The walk stops at the band's edge (it does not wander on behind it).
+        natural = _clamp(natural, low, high)
+        walk = natural - params.feed_density_kg_m3 - level
+    feed_density = natural + inputs.feed_density_step_kg_m3
     if inputs.wet_feed:
         feed_density -= params.wet_feed_drop_kg_m3
     feed_density = _clamp(
@@ -761,13 +822,19 @@ def _substep(
             dt_s,
             params,
             errors.scale_bias_pct[i],
+            params.feeder_bias_pct[i],
         )
         feeders.append(feeder)
         binder_kg.append(kg)
 
+    # The water valve's loop holds the water meter's reading at the setpoint.
     water_flow = _lag(
         state.water_flow_m3_h,
-        _clamp(inputs.water_flow_sp_m3_h, 0.0, params.water_max_m3_h),
+        _clamp(
+            inputs.water_flow_sp_m3_h / (1.0 + _bias_fraction(errors.water_flow_bias_pct)),
+            0.0,
+            params.water_max_m3_h,
+        ),
         params.water_tau_s,
         dt_s,
     )
@@ -868,6 +935,7 @@ def _substep(
         feed_in_transit=in_transit,
         paste_density_line=density_line,
         instrument_errors=errors,
+        feed_density_level_kg_m3=level,
         feed_density_drift_kg_m3=_drift(
             state.feed_density_drift_kg_m3, errors.feed_density_drift_kg_m3_h, dt_s
         ),
@@ -875,6 +943,18 @@ def _substep(
             state.paste_density_drift_kg_m3, errors.paste_density_drift_kg_m3_h, dt_s
         ),
     )
+
+
+def _level_step(level_kg_m3: float, params: PlantParams, *, up: bool) -> float:
+    """The feed's level after one random step of ``feed_step_kg_m3``: up or down as
+    drawn, the other way where that would leave the feed's band, and no further than
+    its edge."""
+    low, high = params.feed_density_min_kg_m3, params.feed_density_max_kg_m3
+    size = params.feed_step_kg_m3 if up else -params.feed_step_kg_m3
+    nominal = params.feed_density_kg_m3
+    if not low <= nominal + level_kg_m3 + size <= high:
+        size = -size
+    return _clamp(nominal + level_kg_m3 + size, low, high) - nominal
 
 
 def _drift(accumulated_kg_m3: float, rate_kg_m3_h: float, dt_s: float) -> float:
@@ -908,7 +988,7 @@ def outputs(state: PlantState, params: PlantParams, rng: random.Random) -> Measu
     errors = state.instrument_errors
     feed_density_error = errors.feed_density_bias_kg_m3 + state.feed_density_drift_kg_m3
     paste_density_error = errors.paste_density_bias_kg_m3 + state.paste_density_drift_kg_m3
-    return Measurements(
+    read = Measurements(
         tailings_flow_pv=state.feed_flow_m3_h * (1.0 + _bias_fraction(errors.feed_flow_bias_pct)),
         tailings_density_pv=state.feed_density_kg_m3
         + feed_density_error
@@ -916,7 +996,7 @@ def outputs(state: PlantState, params: PlantParams, rng: random.Random) -> Measu
         cement_rate_pv=state.feeders[0].measured_t_h,
         slag_rate_pv=state.feeders[1].measured_t_h,
         flyash_rate_pv=state.feeders[2].measured_t_h,
-        water_flow_pv=state.water_flow_m3_h,
+        water_flow_pv=state.water_flow_m3_h * (1.0 + _bias_fraction(errors.water_flow_bias_pct)),
         paste_flow_pv=state.paste_flow_m3_h * (1.0 + _bias_fraction(errors.paste_flow_bias_pct)),
         paste_density_pv=state.density_gauge_kg_m3
         + paste_density_error
@@ -925,6 +1005,28 @@ def outputs(state: PlantState, params: PlantParams, rng: random.Random) -> Measu
         mixer_level_pv=mixer_level_pct(state, params),
         barricade_pressure_pv=barricade_pressure_kpa(state, params),
     )
+    return _with_flow_noise(read, state, params, rng)
+
+
+def _with_flow_noise(
+    read: Measurements, state: PlantState, params: PlantParams, rng: random.Random
+) -> Measurements:
+    """The flow readings with their white noise (rms in % of the reading); a noise of 0
+    draws nothing, so a plant without flow noise keeps its random sequence."""
+    noisy: dict[str, float] = {}
+    sources = (
+        ("tailings_flow_pv", params.feed_flow_noise_pct, True),
+        *(
+            (f"{name}_rate_pv", params.binder_scale_noise_pct, not feeder.refilling)
+            for name, feeder in zip(BINDERS, state.feeders, strict=True)
+        ),
+        ("water_flow_pv", params.water_flow_noise_pct, True),
+        ("paste_flow_pv", params.paste_flow_noise_pct, True),
+    )
+    for tag, noise_pct, live in sources:
+        if noise_pct > 0.0 and live:
+            noisy[tag] = getattr(read, tag) * (1.0 + rng.gauss(0.0, noise_pct / 100.0))
+    return replace(read, **noisy) if noisy else read
 
 
 # --- the stope -------------------------------------------------------------------------

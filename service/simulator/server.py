@@ -43,10 +43,12 @@ from asyncua.server.server import Server
 from asyncua.ua.status_codes import StatusCodes
 
 from service.settings import SimSettings
+from service.simulator import DEFAULT_PROFILE_PATH
 from service.simulator.dynamics import (
     BINDERS,
     FRICTION_MODELS,
     MEASUREMENT_TAGS,
+    NO_INSTRUMENT_ERRORS,
     FrictionModel,
     InstrumentErrors,
     Measurements,
@@ -63,6 +65,7 @@ from service.simulator.dynamics import (
     reset_stope,
     simulate,
 )
+from service.simulator.profile import PlantProfile, load_profile
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +150,7 @@ INSTRUMENT_ERROR_CONTROLS: dict[str, str] = {
     "Backfill.Sim.FlyAshScaleBias": "flyash_scale_bias_pct",
     "Backfill.Sim.FeedFlowBias": "feed_flow_bias_pct",
     "Backfill.Sim.PasteFlowBias": "paste_flow_bias_pct",
+    "Backfill.Sim.WaterFlowBias": "water_flow_bias_pct",
     "Backfill.Sim.FeedDensityBias": "feed_density_bias_kg_m3",
     "Backfill.Sim.FeedDensityDrift": "feed_density_drift_kg_m3_h",
     "Backfill.Sim.PasteDensityBias": "paste_density_bias_kg_m3",
@@ -272,14 +276,18 @@ def _free_port(host: str) -> int:
 class SimulatorServer:
     """The built-in plant: an asyncua ``Server`` stepping the pure plant dynamics.
 
-    ``speed`` is plant seconds per wall second. ``port=0`` picks a free port on the
-    first ``start()`` and keeps it for later restarts.
+    The plant is ``params`` (the dynamics' defaults when None) or a plant ``profile``
+    (:mod:`service.simulator.profile`: its parameters, and its instrument calibration
+    errors in force from the start). ``speed`` is plant seconds per wall second.
+    ``port=0`` picks a free port on the first ``start()`` and keeps it for later
+    restarts.
     """
 
     def __init__(
         self,
         params: SimParams | None = None,
         *,
+        profile: PlantProfile | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
@@ -289,7 +297,17 @@ class SimulatorServer:
     ) -> None:
         if not speed > 0.0:
             raise ValueError("speed must be positive")
+        if profile is not None and params is not None:
+            raise ValueError("give the plant as params or as a profile, not both")
+        self.profile = profile
+        if profile is not None:
+            params = profile.params
         params = params or SimParams()
+        # The calibration errors the plant starts with, and returns to when the faults
+        # are cleared.
+        self._built_errors = (
+            profile.instrument_errors if profile is not None else NO_INSTRUMENT_ERRORS
+        )
         if heartbeat_timeout_s is not None:
             params = replace(
                 params, plc=replace(params.plc, heartbeat_timeout_s=heartbeat_timeout_s)
@@ -303,7 +321,7 @@ class SimulatorServer:
         self._rng = random.Random(seed)
         self._sim: SimState = initial_sim_state(params)
         self._commands = PlcCommands()
-        self._controls = SimControls()
+        self._controls = SimControls(instrument_errors=self._built_errors)
         self._measurements: Measurements = outputs(self._sim.plant, params.plant, self._rng)
         self._published: dict[str, ua.Variant] = {}
         self._frozen: dict[str, ua.Variant] = {}
@@ -316,11 +334,21 @@ class SimulatorServer:
 
     @classmethod
     def from_settings(
-        cls, settings: SimSettings, params: SimParams | None = None
+        cls,
+        settings: SimSettings,
+        params: SimParams | None = None,
+        *,
+        profile: PlantProfile | None = None,
     ) -> SimulatorServer:
-        """Build from ``service.settings.SimSettings`` (speed, host, port, seed, timeout)."""
+        """Build from ``service.settings.SimSettings`` (speed, host, port, seed, timeout)
+        on the plant profile it names (the default profile when unset), unless
+        ``params`` or an already loaded ``profile`` gives the plant. A profile that
+        cannot be used raises :class:`~service.simulator.profile.ProfileError`."""
+        if params is None and profile is None:
+            profile = load_profile(settings.profile or DEFAULT_PROFILE_PATH)
         return cls(
             params,
+            profile=profile,
             host=settings.host,
             port=settings.port,
             speed=settings.speed,
@@ -414,6 +442,7 @@ class SimulatorServer:
         flyash_scale_bias_pct: float | None = None,
         feed_flow_bias_pct: float | None = None,
         paste_flow_bias_pct: float | None = None,
+        water_flow_bias_pct: float | None = None,
         feed_density_bias_kg_m3: float | None = None,
         feed_density_drift_kg_m3_h: float | None = None,
         paste_density_bias_kg_m3: float | None = None,
@@ -436,6 +465,7 @@ class SimulatorServer:
                 ("flyash_scale_bias_pct", flyash_scale_bias_pct),
                 ("feed_flow_bias_pct", feed_flow_bias_pct),
                 ("paste_flow_bias_pct", paste_flow_bias_pct),
+                ("water_flow_bias_pct", water_flow_bias_pct),
                 ("feed_density_bias_kg_m3", feed_density_bias_kg_m3),
                 ("feed_density_drift_kg_m3_h", feed_density_drift_kg_m3_h),
                 ("paste_density_bias_kg_m3", paste_density_bias_kg_m3),
@@ -471,8 +501,9 @@ class SimulatorServer:
         return c
 
     async def clear_faults(self) -> SimControls:
-        """Every fault off (plant properties set by :meth:`set_plant` stay)."""
-        self._controls = SimControls()
+        """Every fault off, the calibration errors back to the profile's (plant
+        properties set by :meth:`set_plant` stay)."""
+        self._controls = SimControls(instrument_errors=self._built_errors)
         await self._sync_controls()
         return self._controls
 
