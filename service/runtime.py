@@ -32,6 +32,7 @@ from service.operations.calibrations import (
 )
 from service.operations.lab import LabService, compliance_config
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
+from service.operations.plant_profile import PlantProfiles, simulated_plant
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.rheology import rheology_of, seed_example_rheology
@@ -130,6 +131,8 @@ class Runtime:
         self.leadership: Leadership | None = None
         self.opcua_face: OpcUaFace | None = None
         self.sparkplug: SparkplugNode | None = None
+        # What the plant can make: as the site states it, and as its history shows.
+        self.plant_profiles = PlantProfiles(settings.plant, lambda: self.history)
 
     @property
     def store(self) -> Store:
@@ -214,6 +217,12 @@ class Runtime:
             interval = max(plc.publishing_interval_ms / settings.sim.speed, 50.0)
             plc = plc.model_copy(update={"publishing_interval_ms": interval})
             profile = simulator.profile
+            if settings.plant.feed_solids_min_pct is None:
+                self.plant_profiles = PlantProfiles(
+                    simulated_plant(settings.plant, simulator.params.plant),
+                    lambda: self.history,
+                    feed_basis="simulator",
+                )
             log.warning(
                 "\n%s\n  SIMULATED PLANT: no PLC is connected. The built-in simulator at %s "
                 "(speed %gx)\n  runs because BACKFILL_PLC__ENDPOINT is not set; its plant is "

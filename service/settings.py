@@ -489,6 +489,56 @@ class DiverterSettings(BaseModel):
     )
 
 
+class PlantSettings(BaseModel):
+    """What the site states of its plant: the feed (its tailings Gs and the solids range
+    it delivers), the Cw window the plant holds, its pump's pressure limit. Each is
+    optional: unstated, the checks use what the history shows (the feed), or nothing.
+    Every recipe stored, approved, planned or poured, and every design, is checked
+    against what the plant can make with it."""
+
+    tailings_sg: float | None = Field(
+        default=None, gt=1.5, le=6.0, description="Specific gravity of the plant's tailings."
+    )
+    feed_solids_min_pct: float | None = Field(
+        default=None,
+        gt=10,
+        lt=100,
+        description="The wettest feed the plant receives: its solids % (slurry or cake).",
+    )
+    feed_solids_max_pct: float | None = Field(
+        default=None, gt=10, lt=100, description="The driest feed: its solids %."
+    )
+    cw_min_pct: float | None = Field(
+        default=None, gt=30, lt=100, description="The lowest paste Cw the plant holds (%)."
+    )
+    cw_max_pct: float | None = Field(
+        default=None, gt=30, lt=100, description="The highest paste Cw the plant holds (%)."
+    )
+    pump_pressure_max_kpa: float | None = Field(
+        default=None, gt=0, le=30_000, description="The pump's discharge pressure limit (kPa)."
+    )
+    history_days: float = Field(
+        default=14.0, gt=0, le=366, description="Days of history the plant's feed is learned from."
+    )
+    min_history_hours: float = Field(
+        default=4.0,
+        ge=0,
+        le=10_000,
+        description="Running hours of history before what it shows of the feed is used.",
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> PlantSettings:
+        pairs = (("feed_solids_min_pct", "feed_solids_max_pct"), ("cw_min_pct", "cw_max_pct"))
+        for low, high in pairs:
+            a, b = getattr(self, low), getattr(self, high)
+            if (a is None) != (b is None):
+                raise ValueError(f"{low} and {high} are stated together")
+            if a is not None and b is not None and a >= b:
+                raise ValueError(f"{low} must be below {high}")
+        return self
+
+
 class DumpSettings(BaseModel):
     """What a pour may send to the dump (start-up paste, paste out of spec) since its
     last start or resume before it pauses with a high alarm naming the cause; 0 turns a
@@ -720,6 +770,7 @@ class Settings(BaseSettings):
     stopes: StopeSettings = Field(default_factory=StopeSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
     diverter: DiverterSettings = Field(default_factory=DiverterSettings)
+    plant: PlantSettings = Field(default_factory=PlantSettings)
     dump: DumpSettings = Field(default_factory=DumpSettings)
     estimate: EstimateSettings = Field(default_factory=EstimateSettings)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)

@@ -153,7 +153,7 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "add_samples": {"sample_ids": ["S-101-P1-C", "S-101-P1-D"], "test_ages_days": [7, 28, 56]},
     "create_stope": {
-        "name": "S-101",
+        "name": "S-102",
         "height_m": 30,
         "length_m": 15,
         "width_m": 10,

@@ -24,6 +24,7 @@ __all__ = [
     "RHEOLOGY_SOLIDS_MAX",
     "BinderOption",
     "CostedRecipe",
+    "FeedReach",
     "OptimizedRecipe",
     "RecipeLimits",
     "Requirement",
@@ -49,6 +50,7 @@ from service.core.optimizer_search import (
     RHEOLOGY_SOLIDS_MAX,
     BinderOption,
     Bound,
+    FeedReach,
     Found,
     Pump,
     RecipeLimits,
@@ -392,6 +394,7 @@ def optimize_recipe(
     pipeline: PipeLine | None = None,
     max_yield_stress_pa: float | None = None,
     max_pump_pressure_kpa: float | None = None,
+    feeds: Sequence[FeedReach] = (),
 ) -> OptimizedRecipe:
     """The cheapest recipe that meets every requirement (see the module docstring).
 
@@ -511,6 +514,7 @@ def optimize_recipe(
         limits,
         not allow_extrapolation,
         pump,
+        feeds,
     )
     blend = {option.name: 0.0 for option in binders}
     for option, fraction in zip(options, option_fractions[found.blend_index], strict=True):
@@ -545,6 +549,7 @@ def optimize_recipe(
         stope_volume_m3,
         allow_extrapolation,
         pump,
+        feeds,
     )
     saving_per_m3 = saving_pct = saving_for_stope = None
     if cement_only is not None:
@@ -625,6 +630,7 @@ def _cement_only(
     stope_volume_m3: float | None,
     allow_extrapolation: bool,
     pump: Pump,
+    feeds: Sequence[FeedReach] = (),
 ) -> tuple[CostedRecipe | None, str | None]:
     """The cheapest cement-only recipe designed the same way (same requirements, pass
     fraction, Cw grid, Bw limits, validity and pumpability limits), or a note."""
@@ -660,6 +666,7 @@ def _cement_only(
             limits,
             not allow_extrapolation,
             pump,
+            feeds,
         )
     except RecipeInfeasible as err:
         return None, f"a cement-only recipe is infeasible: {err.detail}"

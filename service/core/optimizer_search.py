@@ -94,6 +94,29 @@ class RecipeLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedReach:
+    """A feed the recipe must be made from: its water per dry tailings ``water_ratio``
+    (``w0``); no water can be taken out, so the paste's Cw is at most
+    ``(1 + Bw)/(1 + Bw + w0)`` (:func:`service.core.plant_profile.driest_cw`): a lower
+    bound on Bw at each Cw. ``name`` is the limit named when it binds."""
+
+    water_ratio: float
+    name: str
+    detail: str = ""
+
+
+def feed_bound_log_ratio(solids: FloatArray, water_ratio: float) -> FloatArray:
+    """The smallest u = ln(Mb/Mw) a feed of moisture ``water_ratio`` allows at each Cw:
+    Cw <= (1 + Bw)/(1 + Bw + w0) <=> Bw >= (Cw (1 + w0) - 1)/(1 - Cw); -inf where any Bw
+    does (the feed is dry enough for that Cw with water added)."""
+    need = (solids * (1.0 + water_ratio) - 1.0) / (1.0 - solids)
+    positive = need > 0.0
+    share = np.where(positive, need / (1.0 + np.where(positive, need, 0.0)), 1.0)
+    bound: FloatArray = np.where(positive, np.log(share) + np.log(solids / (1.0 - solids)), -np.inf)
+    return bound
+
+
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """A required UCS (kPa) at a curing age (days); ``name`` says which (e.g. "plug",
     "body"); an empty name becomes ``requirements[<i>]``."""
@@ -285,10 +308,12 @@ def search(
     limits: RecipeLimits,
     validity: bool,
     pump: Pump,
+    feeds: Sequence[FeedReach] = (),
 ) -> Found:
     """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
     RecipeInfeasible naming the limit. ``bound`` is the strength each requirement is
-    designed on (median, expected pass fraction or tolerance bound)."""
+    designed on (median, expected pass fraction or tolerance bound). ``feeds``: what the
+    recipe must be makeable from (a Cw the feed cannot reach is no candidate)."""
     count = len(model_fractions)
     exponent = model.binder_water_exponent
     need_leverage = bound.needs_leverage or validity
@@ -342,9 +367,14 @@ def search(
         lows[REGRESSOR_HULL] = np.broadcast_to(hull_low[:, None], shape)
         highs[LN_BINDER_WATER_MAX] = np.full(shape, tested_high)
         highs[REGRESSOR_HULL] = np.broadcast_to(hull_high[:, None], shape)
-    log_ratio = np.maximum.reduce(list(lows.values()))
     cap = np.minimum(np.minimum.reduce(list(highs.values())), strength_high[:, None])
+    unmade = np.maximum.reduce(list(lows.values()))
+    for feed in feeds:
+        lows[feed.name] = np.broadcast_to(feed_bound_log_ratio(solids, feed.water_ratio), shape)
+    log_ratio = np.maximum.reduce(list(lows.values()))
     feasible = np.isfinite(log_ratio) & (log_ratio <= cap)
+    if not feasible.any() and feeds and (np.isfinite(unmade) & (unmade <= cap)).any():
+        _explain_unmakeable(feeds, solids, limits)
     if not feasible.any():
         _explain_infeasible(
             requirements,
@@ -455,6 +485,27 @@ def _explain_unpumpable(masks: dict[str, BoolArray], feasible: BoolArray, pump: 
     raise RecipeInfeasible(
         "no recipe that meets the strength meets every pumpability limit at once",
         constraint="pumpability",
+    )
+
+
+def _explain_unmakeable(
+    feeds: Sequence[FeedReach], solids: FloatArray, limits: RecipeLimits
+) -> NoReturn:
+    """Raise RecipeInfeasible when only the feed's reach leaves no candidate: naming the
+    wettest feed, and the best the plant reaches (the driest paste it makes at the
+    site's maximum Bw, within the Cw window)."""
+    wettest = max(feeds, key=lambda feed: feed.water_ratio)
+    bw = limits.binder_ratio_max
+    top = (1.0 + bw) / (1.0 + bw + wettest.water_ratio)
+    best = min(top, float(solids[-1]))
+    raise RecipeInfeasible(
+        "no mix the feed can make meets the requirements: "
+        + (wettest.detail or f"the feed carries {100 * wettest.water_ratio:.1f} % water")
+        + f"; the driest paste it makes at the site's maximum Bw {100 * bw:g} % is "
+        f"{100 * top:.2f} % Cw, and every mix strong enough needs a drier one",
+        constraint=wettest.name,
+        best_solids_pct=100.0 * best,
+        best_binder_pct=100.0 * bw,
     )
 
 

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 RHO_W_KG_M3 = 1000.0
-Basis = Literal["settings", "history", "recipe"]
+Basis = Literal["settings", "simulator", "history", "recipe"]
 
 
 @dataclass(frozen=True)
@@ -234,11 +234,10 @@ def makeability(mix: Any, profile: PlantProfile, *, prefix: str = "") -> Makeabi
     if feed is not None:
         w0 = moisture_of_solids(feed.solids_low_pct)
         top = 100.0 * driest_cw(bw, w0, aggregate_share=share, aggregate_moisture_ratio=agg_w)
-        where = (
-            "as the site states it"
-            if feed.basis == "settings"
-            else f"its 10th percentile over {feed.hours or 0:.0f} running hours of the history"
-        )
+        where = {
+            "settings": "as the site states it",
+            "simulator": "as the built-in simulator's profile makes it",
+        }.get(feed.basis, f"its 10th percentile over {feed.hours or 0:.0f} running hours")
         limits.append(
             Limit(
                 "feed_reach_plant_feed",

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.core import control as law
+from service.core.plant_profile import PlantProfile, makeability
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import Conflict
+from service.operations.makeable import refuse_unmakeable
 from service.operations.supervisor import Supervisor, control_recipe
 from service.store.records import DEFAULT_TEST_AGES_DAYS, PourRecord
 from service.store.repository import Store
@@ -27,6 +29,7 @@ async def create_pour(
     sample_ids: list[str],
     role: str,
     limits: RecipeLimits,
+    plant: PlantProfile | None = None,
 ) -> PourRecord:
     """The pour and, for an inline mix, its recipe version (unapproved), and a sample
     record for each of its sample ids (cast now, nothing placed yet): one transaction.
@@ -47,6 +50,10 @@ async def create_pour(
     if mix is not None:
         check_mix(mix, limits, prefix="recipe.")
         control_recipe(mix)  # the plant must have a feeder for every component
+        if plant is not None:  # an approval (with its reason) is an engineer's, not SCADA's
+            refuse_unmakeable(
+                makeability(mix, plant, prefix="recipe."), reason=None, what="the recipe"
+            )
         new_recipe = {
             "name": f"inline {stope_id}",
             "mix": mix,
@@ -61,6 +68,12 @@ async def create_pour(
         stored = await store.get_recipe(recipe_id)
         check_mix(stored.mix, limits, prefix="recipe.")
         control_recipe(stored.mix)
+        if plant is not None and stored.approved_at is None:
+            refuse_unmakeable(
+                makeability(stored.mix, plant, prefix="recipe."),
+                reason=None,
+                what=f"recipe {stored.name!r} version {stored.version} (not approved)",
+            )
     return await store.add_pour(
         stope_id=stope_id,
         recipe_id=recipe_id,

@@ -96,11 +96,16 @@ def _recipe_values(
     }
 
 
-def _approval_entry(recipe: Mapping[str, Any], role: str) -> dict[str, Any]:
-    """The audit entry of a recipe version's approval (kind ``recipe_approval``)."""
+def _approval_entry(
+    recipe: Mapping[str, Any], role: str, detail: str | None = None
+) -> dict[str, Any]:
+    """The audit entry of a recipe version's approval (kind ``recipe_approval``);
+    ``detail``: what the approving engineer stated (why a recipe the plant cannot make
+    from its feed is approved all the same)."""
     return {
         "kind": "recipe_approval",
-        "reason": "approved",
+        "reason": "approved" if detail is None else "approved_unmakeable",
+        "detail": detail,
         "role": role,
         "new": {
             "recipe_id": recipe["id"],
@@ -452,6 +457,7 @@ class Store(StoreBase):
         calibration_id: str | None,
         approved_by: str | None,
         created_by: str,
+        approval_detail: str | None = None,
     ) -> RecipeRecord:
         values = _recipe_values(
             name=name,
@@ -465,12 +471,16 @@ class Store(StoreBase):
         async def work(conn: AsyncConnection) -> None:
             await self._insert_versioned(conn, t.recipes, values)
             if approved_by is not None:
-                await self._append_audit(conn, **_approval_entry(values, created_by))
+                await self._append_audit(
+                    conn, **_approval_entry(values, created_by, approval_detail)
+                )
 
         await self._write(work, what=f"recipe {name!r}")
         return _recipe(_as_row(values))
 
-    async def approve_recipe(self, recipe_id: str, *, approved_by: str, role: str) -> RecipeRecord:
+    async def approve_recipe(
+        self, recipe_id: str, *, approved_by: str, role: str, detail: str | None = None
+    ) -> RecipeRecord:
         """Approve a stored version (once: a second approval is a Conflict), with its
         audit entry in the same transaction: both are stored, or neither."""
 
@@ -490,7 +500,7 @@ class Store(StoreBase):
                 t.recipes.update().where(t.recipes.c.id == recipe_id).values(**fields)
             )
             approved = {**row, **fields}
-            await self._append_audit(conn, **_approval_entry(approved, role))
+            await self._append_audit(conn, **_approval_entry(approved, role, detail))
             return approved
 
         return _recipe(_as_row(await self._write(work, what=f"approval of recipe {recipe_id}")))

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.operations.calibrations import seed_example_calibration
 from service.settings import Settings
-from tests.conftest import api_keys_setting
+from tests.conftest import CAKE_PLANT, api_keys_setting
 
 
 def app_settings(database_url: str) -> Settings:
@@ -29,6 +29,7 @@ def app_settings(database_url: str) -> Settings:
         database_url=database_url,
         api_keys=api_keys_setting(),
         api={"write_rate_per_s": 1000.0, "write_burst": 1000},
+        plant=CAKE_PLANT,
     )
 
 

@@ -190,13 +190,13 @@ async def test_stope_stages_and_refusals(sqlite_url: str) -> None:
         r = await client.post(f"/api/v1/stopes/{stope['id']}/plans", json=plan, headers=engineer)
         assert r.status_code == 200, r.text
         # A stope without a plan has no stages to give.
-        body = dict(REQUEST_EXAMPLES["create_stope"], name="S-102")
+        body = dict(REQUEST_EXAMPLES["create_stope"], name="S-103")
         assert (await client.post("/api/v1/stopes", json=body, headers=engineer)).status_code == 201
 
         rows, table = await _both(client, "stope-stages")
         assert [(r["stope"], r["stage"], r["stage_index"]) for r in rows] == [
-            ("S-101", "plug", "0"),
-            ("S-101", "body", "1"),
+            ("S-102", "plug", "0"),
+            ("S-102", "body", "1"),
         ]
         report = (await client.get(f"/api/v1/stopes/{stope['id']}/report", headers=HMI)).json()
         assert [s["top_height_m"] for s in report["stages"]] == table.column(

@@ -25,7 +25,7 @@ import uvicorn
 from service.api.examples import REQUEST_EXAMPLES
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import KEYS, api_keys_setting, need
+from tests.conftest import CAKE_PLANT, KEYS, api_keys_setting, need
 from tests.e2e.helpers import eventually
 from tests.e2e.procs import free_port
 
@@ -37,7 +37,9 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 async def _served(tmp_path: Path) -> AsyncIterator[str]:
     """The service (built-in simulator, SQLite) behind uvicorn on a loopback port."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'g.db'}", api_keys=api_keys_setting()
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'g.db'}",
+        api_keys=api_keys_setting(),
+        plant=CAKE_PLANT,  # the examples' recipes are made from a 76 % cake
     )
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -25,7 +25,7 @@ from service.core.control import PourTotals
 from service.operations.lab import LabService
 from service.operations.pours import cast_samples
 from service.settings import Settings
-from tests.conftest import api_keys_setting, auth, fresh_postgres_database
+from tests.conftest import CAKE_PLANT, api_keys_setting, auth, fresh_postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -71,6 +71,7 @@ def headers(role: str | None) -> dict[str, str]:
 async def lab_app(url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_app(
         Settings(
+            plant=CAKE_PLANT,
             database_url=url,
             api_keys=f"{api_keys_setting()},lab:{LAB_KEY}",
             api={"write_rate_per_s": 1000.0, "write_burst": 1000},

@@ -12,11 +12,12 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import KEYS, api_keys_setting, auth
+from tests.conftest import CAKE_PLANT, KEYS, api_keys_setting, auth
 
 
 def limited_settings(tmp_path: Path, **api: float) -> Settings:
     return Settings(
+        plant=CAKE_PLANT,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'l.db'}",
         api_keys=api_keys_setting(),
         api={
@@ -106,7 +107,9 @@ async def test_pure_computations_have_their_own_higher_limit(tmp_path: Path) -> 
 async def test_the_default_computation_limit_serves_a_calculator(tmp_path: Path) -> None:
     """200 proportioning requests in a burst (the old write limit refused all but 40)."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", api_keys=api_keys_setting()
+        plant=CAKE_PLANT,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
+        api_keys=api_keys_setting(),
     )
     app = create_app(settings)
     mix = {

@@ -28,7 +28,7 @@ MIX: dict[str, Any] = {
     "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
     "binder": [{"name": "cement", "specific_gravity": 3.15, "fraction_pct": 100}],
     "binder_pct": 6.0,
-    "solids_pct": 75.0,
+    "solids_pct": 73.0,  # one the simulated plant's feed makes
 }
 HOLD_MAX_H = 100.0  # this site's longest cure hold (the default is 720 h)
 ERRORS = 50  # errors listed in one answer (the default is 100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
@@ -111,3 +111,34 @@ async def plant_history(
         t=[datetime.fromtimestamp(ms / 1000, UTC) for ms in trend.t_ms],
         series=trend.series,
     )
+
+
+@router.get("/plant/profile")
+async def plant_profile(runtime: RuntimeDep) -> dict[str, Any]:
+    """What the plant can make: its feed, the Cw window it holds and its pump's limit, as
+    the site states them (``BACKFILL_PLANT__*``, or the built-in simulator's profile)
+    beside what the history showed over its recent window (percentiles while the plant
+    ran, with the period and the running hours they rest on), and which of them every
+    makeability check uses now."""
+    profile = await runtime.plant_profiles.profile()
+    feed, window = profile.feed(), profile.cw_window()
+    return {
+        "tailings_sg": profile.tailings_sg,
+        "feed": {
+            "stated": None if profile.feed_stated is None else profile.feed_stated.to_dict(),
+            "seen": None if profile.feed_seen is None else profile.feed_seen.to_dict(),
+            "used": None if feed is None else feed.basis,
+            "min_history_hours": profile.min_history_hours,
+        },
+        "cw_window": {
+            "stated": None
+            if profile.cw_window_stated is None
+            else profile.cw_window_stated.to_dict(),
+            "seen": None if profile.cw_seen is None else profile.cw_seen.to_dict(),
+            "used": None if window is None else window.basis,
+        },
+        "pump_pressure": {
+            "max_kpa": profile.pump_pressure_max_kpa,
+            "seen_p99_kpa": profile.pump_pressure_seen_p99_kpa,
+        },
+    }

@@ -32,6 +32,7 @@ async def create_pour(
         sample_ids=list(body.sample_ids),
         role=who.role.value,
         limits=runtime.recipe_limits,
+        plant=await runtime.plant_profiles.profile(),
     )
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 

@@ -35,10 +35,12 @@ from service.api.schemas.recipes import (
     masses_public,
 )
 from service.core import proportioning as prop
+from service.core.plant_profile import PlantProfile, makeability
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.core.strength_model import StrengthModel
 from service.errors import BackfillError, InvalidInput
 from service.operations.calibrations import CalibrationCache, LoadedCalibration
+from service.operations.makeable import refuse_unmakeable
 from service.runtime import Runtime
 from service.store.records import RecipeRecord
 from service.store.repository import Store
@@ -108,9 +110,11 @@ async def recipe_public(
     cache: CalibrationCache[StrengthModel],
     limits: RecipeLimits,
     pass_fraction_pct: float,
+    plant: PlantProfile | None = None,
 ) -> RecipePublic:
     """The public view of a stored version (its prediction stated at the site's pass
-    fraction); what it cannot compute goes to ``problems``."""
+    fraction, whether the plant can make it today); what it cannot compute goes to
+    ``problems``."""
     mix = MixPublic.model_validate(record.mix)
     problems: list[str] = []
     try:
@@ -143,6 +147,7 @@ async def recipe_public(
             pass_fraction_pct,
         )
     return RecipePublic(
+        makeability=makeability(record.mix, plant).to_dict() if plant is not None else None,
         id=record.id,
         name=record.name,
         version=record.version,
@@ -162,8 +167,12 @@ async def recipe_public(
     )
 
 
-def _site(runtime: Runtime) -> tuple[RecipeLimits, float]:
-    return runtime.recipe_limits, runtime.settings.design.pass_fraction_pct
+def _site(runtime: Runtime) -> tuple[RecipeLimits, float, PlantProfile]:
+    return (
+        runtime.recipe_limits,
+        runtime.settings.design.pass_fraction_pct,
+        runtime.plant_profiles.current,
+    )
 
 
 @router.post("/recipes", status_code=201, response_model=RecipePublic)
@@ -181,6 +190,8 @@ async def create_recipe(
     # calibration, before storing anything.
     check_mix(mix, runtime.recipe_limits, prefix="mix.")
     proportion_mix(req.mix)
+    checked = makeability(mix, await runtime.plant_profiles.profile(), prefix="mix.")
+    refuse_unmakeable(checked, reason=req.unmakeable_reason, what=f"recipe {req.name!r}")
     if req.calibration_id is not None:  # an approved one: a proposal designs nothing
         await design_calibration(store, cache, req.calibration_id)
     record = await store.add_recipe(
@@ -190,6 +201,7 @@ async def create_recipe(
         calibration_id=req.calibration_id,
         approved_by=req.approved_by,
         created_by=principal.role.value,
+        approval_detail=None if checked.makeable else req.unmakeable_reason,
     )
     return await recipe_public(record, store, cache, *_site(runtime))
 
@@ -209,8 +221,14 @@ async def approve_recipe(
     record = await store.get_recipe(recipe_id)
     check_mix(record.mix, runtime.recipe_limits, prefix="mix.")
     proportion_mix(MixPublic.model_validate(record.mix))
+    checked = makeability(record.mix, await runtime.plant_profiles.profile(), prefix="mix.")
+    what = f"recipe {record.name!r} version {record.version}"
+    refuse_unmakeable(checked, reason=req.unmakeable_reason, what=what)
     approved = await store.approve_recipe(
-        recipe_id, approved_by=req.approved_by, role=principal.role.value
+        recipe_id,
+        approved_by=req.approved_by,
+        role=principal.role.value,
+        detail=None if checked.makeable else req.unmakeable_reason,
     )
     log.info(
         "recipe %s version %d approved by %s", approved.name, approved.version, req.approved_by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -37,6 +38,7 @@ from service.api.schemas.recipes import (
 )
 from service.api.schemas.strength import StopeIn
 from service.core import optimizer as opt
+from service.core import plant_profile as pp
 from service.core import proportioning as prop
 from service.core.recipe_limits import (
     RecipeLimits,
@@ -46,6 +48,7 @@ from service.core.recipe_limits import (
     check_solids,
     check_tailings,
 )
+from service.errors import InvalidInput
 from service.operations.calibrations import Loaded
 
 router = api_router("recipes")
@@ -273,6 +276,50 @@ def _requirements(
     return out
 
 
+def feed_reaches(moisture_pct: float, profile: pp.PlantProfile) -> list[opt.FeedReach]:
+    """What a design must be makeable from: the tailings as the request states them
+    (water to add never negative) and the plant's feed at its wettest, when known."""
+    feeds = [
+        opt.FeedReach(
+            moisture_pct / 100.0,
+            "feed_reach_recipe_moisture",
+            f"the tailings at {moisture_pct:g} % moisture",
+        )
+    ]
+    feed = profile.feed()
+    if feed is not None:
+        where = {
+            "settings": "as the site states it",
+            "simulator": "as the built-in simulator's profile makes it",
+        }.get(feed.basis, "its 10th percentile in the history")
+        feeds.append(
+            opt.FeedReach(
+                pp.moisture_of_solids(feed.solids_low_pct),
+                "feed_reach_plant_feed",
+                f"the plant's feed at its wettest, {feed.solids_low_pct:.1f} % solids ({where})",
+            )
+        )
+    return feeds
+
+
+def _plant_named(
+    binding: Sequence[str], req: OptimizeRequest, window: pp.Window | None
+) -> list[str]:
+    """The binding limits, a Cw edge named the plant's where its window set it."""
+    out = []
+    for name in binding:
+        if window is not None and name == "solids_pct_min" and window.low > req.solids_pct_min:
+            name = "plant:cw_min_pct"
+        elif (
+            window is not None
+            and name == "solids_pct_max"
+            and (req.solids_pct_max is None or window.high < req.solids_pct_max)
+        ):
+            name = "plant:cw_max_pct"
+        out.append(name)
+    return out
+
+
 def _used(loaded: Loaded[Any]) -> CalibrationUsedPublic:
     return CalibrationUsedPublic(
         id=loaded.id, name=loaded.name, version=loaded.version, example=loaded.example
@@ -302,6 +349,21 @@ async def optimize(
     calibration = await design_calibration(store, cache, req.calibration_id)
     rheology = await referenced_rheology(store, rheologies, req.rheology_calibration_id)
     solids_max = req.solids_pct_max if req.solids_pct_max is not None else limits.solids_pct_max
+    profile = await runtime.plant_profiles.profile()
+    window = profile.cw_window()
+    solids_min = req.solids_pct_min
+    if window is not None:  # the plant holds Cw only in its window: designs stay in it
+        solids_min, solids_max = max(solids_min, window.low), min(solids_max, window.high)
+        if solids_min >= solids_max:
+            raise InvalidInput(
+                "solids_pct_min",
+                f"the Cw window asked ({req.solids_pct_min:g}-{solids_max:g} %) lies outside "
+                f"the Cw the plant holds ({window.low:g}-{window.high:g} %, "
+                "BACKFILL_PLANT__CW_MIN_PCT / _MAX_PCT)",
+                code="recipe_unmakeable",
+                limit="cw_window",
+            )
+    feeds = feed_reaches(req.tailings.moisture_pct, profile)
     # The single form goes in as the core's single requirement, so that its errors name
     # the request's own fields (curing_days, not requirements[0].curing_days).
     single = requirements[0][1] if req.requirements is None else None
@@ -323,7 +385,7 @@ async def optimize(
         ],
         tailings=prop.Tailings(req.tailings.specific_gravity, req.tailings.moisture_pct / 100.0),
         limits=opt.RecipeLimits(
-            solids_fraction_min=req.solids_pct_min / 100.0,
+            solids_fraction_min=solids_min / 100.0,
             solids_fraction_max=solids_max / 100.0,
             binder_ratio_min=req.binder_pct_min / 100.0,
             binder_ratio_max=req.binder_pct_max / 100.0,
@@ -336,6 +398,7 @@ async def optimize(
         max_pump_pressure_kpa=req.max_pump_pressure_kpa,
         stope_volume_m3=req.stope_volume_m3,
         allow_extrapolation=req.allow_extrapolation,
+        feeds=feeds,
     )
     binding = next(p for p, core in requirements if core.name == result.binding_requirement)
     return OptimizePublic(
@@ -350,7 +413,7 @@ async def optimize(
         confidence_pct=confidence_pct,
         design_statement=design_statement(pass_pct, confidence_pct),
         recipe=_costed_public(result.recipe, req, pass_pct),
-        binding_constraints=list(result.binding_constraints),
+        binding_constraints=_plant_named(result.binding_constraints, req, window),
         cement_only=(
             None
             if result.cement_only is None

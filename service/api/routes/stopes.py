@@ -25,7 +25,9 @@ from service.core import plans as P
 from service.core import stope_report as R
 from service.core.pour_states import PourState
 from service.core.stope_limits import check_geometry, check_plan
+from service.core.strength_model import StrengthModel
 from service.operations import pours as ops
+from service.operations.plan_checks import DesignBasis, check_plan_recipes
 from service.operations.stope_reports import build_stope_report
 from service.operations.stopes import StopeService, StopeView
 from service.plant.port import Quality
@@ -195,8 +197,33 @@ async def add_plan(
     ]
     geometry = (await stopes.view(stope_id)).stope.geometry
     check_plan(P.FillPlan(geometry, tuple(stages), req.continuous), runtime.stope_limits)
+    design = runtime.settings.design
+    checks = await check_plan_recipes(
+        stages,
+        runtime.store,
+        lambda calibration_id: _model(runtime, calibration_id),
+        await runtime.plant_profiles.profile(),
+        DesignBasis(
+            design.pass_fraction_pct / 100.0,
+            design.confidence_pct / 100.0 if design.basis == "tolerance" else None,
+        ),
+        unmakeable_reason=req.unmakeable_reason,
+    )
     view = await stopes.add_plan(stope_id, stages, continuous=req.continuous, by=who.role.value)
+    unmakeable = [c.stage for c in checks if not c.makeable]
+    if unmakeable:
+        await runtime.store.append_audit(
+            kind="plan_unmakeable",
+            reason="planned_unmakeable",
+            role=who.role.value,
+            new={"stope_id": stope_id, "stages": unmakeable},
+            detail=req.unmakeable_reason,
+        )
     return await stope_public(view, runtime)
+
+
+async def _model(runtime: Runtime, calibration_id: str) -> StrengthModel:
+    return (await runtime.calibrations.get(runtime.store, calibration_id)).model
 
 
 @router.post("/stopes/{stope_id}/pours", status_code=201, response_model=PourPublic)

@@ -475,6 +475,15 @@ class RecipeCreate(Strict):
     calibration_id: Annotated[
         ResourceId | None, Field(description="The model it was designed with.")
     ] = None
+    unmakeable_reason: Annotated[
+        Text | None,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="Why a recipe the plant cannot make from its feed (or outside its Cw "
+            "window) is stored all the same; kept in the audit log with the approval.",
+        ),
+    ] = None
     design: dict[str, Any] | None = Field(
         default=None,
         description="Free design record (e.g. the optimiser's answer), at most "
@@ -500,6 +509,16 @@ class RecipeCreate(Strict):
 
 class RecipeApprove(Strict):
     """An engineer's approval of a stored version (recorded in the audit log)."""
+
+    unmakeable_reason: Annotated[
+        Text | None,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="Why a version the plant cannot make is approved all the same "
+            "(kept in the audit log); refused without it.",
+        ),
+    ] = None
 
     approved_by: Annotated[
         Text, Field(min_length=1, max_length=100, description="The approving engineer's name.")
@@ -570,4 +589,10 @@ class RecipePublic(Public):
         default_factory=list,
         description="Why this version could not run today: outside the site's plausible "
         "ranges (which may have changed since it was stored), or not proportionable.",
+    )
+    makeability: dict[str, Any] | None = Field(
+        default=None,
+        description="Whether the plant can make it today: every limit checked (the feed's "
+        "reach at the recipe's moisture and at the plant's wettest feed, the Cw window), "
+        "with what each rests on (settings, the simulator's profile, the history).",
     )

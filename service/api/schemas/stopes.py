@@ -90,6 +90,15 @@ class PlanCreate(Strict):
 
     stages: Annotated[list[StageIn], Field(min_length=1, max_length=20)]
     continuous: bool = False
+    unmakeable_reason: Annotated[
+        Text | None,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="Why a stage's recipe the plant cannot make from its feed is planned "
+            "all the same (kept in the audit log); refused without it.",
+        ),
+    ] = None
 
 
 class StagePourCreate(Strict):
