@@ -388,44 +388,61 @@ def search(
             tested_low,
             tested_high,
         )
-    binder_ratio = np.where(
-        feasible,
-        np.clip(
-            _bw_from_log_ratio(np.where(feasible, log_ratio, 0.0), log_cw_term),
-            limits.binder_ratio_min,
-            limits.binder_ratio_max,
-        ),
-        np.inf,
-    )
-    # Exactly the site minimum when it sets the dose (a round trip through logs is not).
-    at_site_min = feasible & (lows["binder_pct_min"] >= log_ratio)
-    binder_ratio = np.where(at_site_min, limits.binder_ratio_min, binder_ratio)
-
     inverse_gs = np.array([1.0 / option.specific_gravity for option in options])
     price_per_kg = np.array([option.price_per_t / 1000.0 for option in options])
     binder_gs = 1.0 / (option_fractions @ inverse_gs)
     blend_price = option_fractions @ price_per_kg
     cw = solids[None, :]
-    finite_ratio = np.where(feasible, binder_ratio, limits.binder_ratio_min)
-    solids_gs = (1.0 + finite_ratio) / (
-        1.0 / tailings_specific_gravity + finite_ratio / binder_gs[:, None]
-    )
-    density = WATER_DENSITY_KG_M3 / (cw / solids_gs + 1.0 - cw)
-    binder_kg = density * cw * finite_ratio / (1.0 + finite_ratio)
-    cost = np.where(feasible, binder_kg * blend_price[:, None], np.inf)
 
-    masks = _pump_masks(pump, solids, finite_ratio, density)
-    allowed = feasible.copy()
-    for mask in masks.values():
-        allowed &= mask
-    if not allowed.any():
+    def priced_grid(
+        log_ratio: FloatArray, feasible: BoolArray, site_min: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, dict[str, BoolArray]]:
+        """Bw, the binder cost per m3 (inf where infeasible), that cost where pumpable,
+        and the pump masks, of a grid of u = ln(Mb/Mw)."""
+        binder_ratio = np.where(
+            feasible,
+            np.clip(
+                _bw_from_log_ratio(np.where(feasible, log_ratio, 0.0), log_cw_term),
+                limits.binder_ratio_min,
+                limits.binder_ratio_max,
+            ),
+            np.inf,
+        )
+        # Exactly the site minimum when it sets the dose (a round trip through logs is not).
+        at_site_min = feasible & (site_min >= log_ratio)
+        binder_ratio = np.where(at_site_min, limits.binder_ratio_min, binder_ratio)
+        finite_ratio = np.where(feasible, binder_ratio, limits.binder_ratio_min)
+        solids_gs = (1.0 + finite_ratio) / (
+            1.0 / tailings_specific_gravity + finite_ratio / binder_gs[:, None]
+        )
+        density = WATER_DENSITY_KG_M3 / (cw / solids_gs + 1.0 - cw)
+        binder_kg = density * cw * finite_ratio / (1.0 + finite_ratio)
+        cost = np.where(feasible, binder_kg * blend_price[:, None], np.inf)
+        masks = _pump_masks(pump, solids, finite_ratio, density)
+        allowed = feasible.copy()
+        for mask in masks.values():
+            allowed &= mask
+        return binder_ratio, cost, np.where(allowed, cost, np.inf), masks
+
+    site_min = lows["binder_pct_min"]
+    binder_ratio, cost, priced, masks = priced_grid(log_ratio, feasible, site_min)
+    if not np.isfinite(priced).any():
         _explain_unpumpable(masks, feasible, pump)
-    priced = np.where(allowed, cost, np.inf)
     blend_index, solids_index = np.unravel_index(int(np.argmin(priced)), priced.shape)
     best = float(priced[blend_index, solids_index])
     chosen = float(log_ratio[blend_index, solids_index])
 
     binding = [name for name, low in lows.items() if low[blend_index, solids_index] >= chosen]
+    # A feed's reach binds when, without it, a cheaper recipe would be chosen (a drier
+    # paste of less binder the feed cannot make).
+    for feed in feeds:
+        if feed.name in binding:
+            continue
+        others = [low for name, low in lows.items() if name != feed.name]
+        free = np.maximum.reduce(others)
+        free_ok = np.isfinite(free) & (free <= cap)
+        if float(priced_grid(free, free_ok, site_min)[2].min()) < best * (1.0 - 1.0e-9):
+            binding.append(feed.name)
     for name, high in highs.items():
         if high[blend_index, solids_index] - chosen <= 1.0e-6 and name not in binding:
             binding.append(name)

@@ -774,3 +774,25 @@ def test_a_single_binder_calibration_lists_no_blend_limit() -> None:
     result = run(required_ucs_kpa=300.0, model=model, pass_fraction=0.9)
     assert result.recipe.blend == {"cement": 1.0, "slag": 0.0}
     assert not any("fraction_pct" in name for name in result.binding_constraints)
+
+
+def test_a_design_is_makeable_from_every_feed_it_is_given() -> None:
+    from service.core.optimizer import FeedReach
+    from service.core.plant_profile import driest_cw
+
+    free = run(required_ucs_kpa=400.0, curing_days=7.0)
+    cake = FeedReach(0.3158, "feed_reach_recipe_moisture")
+    wet = FeedReach(0.3755, "feed_reach_plant_feed")  # a 72.7 % slurry
+    made = run(required_ucs_kpa=400.0, curing_days=7.0, feeds=[cake, wet])
+    recipe = made.recipe
+    assert recipe.solids_fraction <= driest_cw(recipe.binder_ratio, 0.3755) + 1e-9
+    assert recipe.solids_fraction <= driest_cw(recipe.binder_ratio, 0.3158) + 1e-9
+    # Without the feeds the cheapest paste is drier than the slurry can make.
+    assert free.recipe.solids_fraction > driest_cw(free.recipe.binder_ratio, 0.3755)
+    assert "feed_reach_plant_feed" in made.binding_constraints
+    assert made.recipe.binder_cost_per_m3 >= free.recipe.binder_cost_per_m3
+    # Too wet for any strong enough mix: refused, naming the feed and the best it makes.
+    with pytest.raises(RecipeInfeasible) as err:
+        run(required_ucs_kpa=400.0, feeds=[FeedReach(0.6, "feed_reach_plant_feed")])
+    assert err.value.extra["constraint"] == "feed_reach_plant_feed"
+    assert err.value.extra["best_solids_pct"] == pytest.approx(100 * driest_cw(0.08, 0.6))
