@@ -467,6 +467,27 @@ class DesignSettings(BaseModel):
         description="Minimum UCS against liquefaction, applied to every required strength "
         "unless a request sets its own (0: none).",
     )
+    plant_spread_days: float = Field(
+        default=90.0,
+        gt=0,
+        le=3660,
+        description="Days of completed pours the plant's own Cw and Bw spread is pooled over.",
+    )
+    plant_spread_min_pours: int = Field(
+        default=5, ge=1, le=10_000, description="Pours needed before their spread is used."
+    )
+    default_solids_sd_pct: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="The plant's Cw spread (points) a design assumes until it has the pours.",
+    )
+    default_binder_sd_rel_pct: float = Field(
+        default=3.0,
+        ge=0,
+        le=50,
+        description="The plant's Bw spread (% of the target) a design assumes until then.",
+    )
 
 
 class DiverterSettings(BaseModel):

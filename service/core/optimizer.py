@@ -35,6 +35,7 @@ __all__ = [
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -63,6 +64,7 @@ from service.core.optimizer_search import (
     search,
     solids_grid,
 )
+from service.core.plant_spread import PlantSpread
 from service.core.proportioning import (
     BinderComponent,
     Proportioning,
@@ -141,6 +143,20 @@ class CostedRecipe:
     pump_pressure_kpa: float | None = None
     pipe_flow: PipeFlow | None = None
     rheology_extrapolated: bool = False
+    uncertainty: Uncertainty | None = None
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """What a design's spread of ln UCS rests on, at its binding requirement: the fit's
+    (lab scatter and the leverage of the design point), the plant's Cw and Bw spread
+    carried through the model, and the total; ``spread`` what the plant's rests on."""
+
+    lab_sd_log: float
+    plant_solids_sd_log: float
+    plant_binder_sd_log: float
+    total_sd_log: float
+    spread: PlantSpread | None
 
 
 @dataclass(frozen=True)
@@ -275,6 +291,7 @@ def _costed(
     tailings: Tailings,
     stope_volume_m3: float | None,
     pump: Pump,
+    plant_spread: PlantSpread | None = None,
 ) -> CostedRecipe:
     mix = proportion(
         tailings,
@@ -283,7 +300,12 @@ def _costed(
         solids_fraction,
     )
     model_blend = {name: fraction for name, fraction in blend.items() if name in model.components}
+    exponent = model.binder_water_exponent
+    plant_cw = plant_bw = 0.0
+    if plant_spread is not None and pass_fraction is not None:
+        plant_cw, plant_bw = plant_spread.variances_log(exponent, solids_fraction, binder_ratio)
     checks = []
+    lab_sd = []
     for j, requirement in enumerate(requirements):
         prediction = model.predict(
             model_blend,
@@ -293,6 +315,10 @@ def _costed(
             allow_extrapolation=True,
             pass_fraction=pass_fraction,
             confidence=confidence,
+            extra_variance_log=plant_cw + plant_bw,
+        )
+        lab_sd.append(
+            math.sqrt(model.statistics().residual_variance * (1.0 + (prediction.leverage or 0.0)))
         )
         checks.append(
             RequirementCheck(
@@ -327,6 +353,14 @@ def _costed(
             )
             pressure = flow.pump_pressure_kpa
     governing = checks[found.binding_requirement]
+    lab = lab_sd[found.binding_requirement]
+    uncertainty = Uncertainty(
+        lab_sd_log=lab,
+        plant_solids_sd_log=math.sqrt(plant_cw),
+        plant_binder_sd_log=math.sqrt(plant_bw),
+        total_sd_log=math.sqrt(lab * lab + plant_cw + plant_bw),
+        spread=plant_spread if pass_fraction is not None else None,
+    )
     return CostedRecipe(
         blend=blend,
         binder_ratio=binder_ratio,
@@ -346,6 +380,7 @@ def _costed(
         pump_pressure_kpa=pressure,
         pipe_flow=flow,
         rheology_extrapolated=rheology_extrapolated,
+        uncertainty=uncertainty,
     )
 
 
@@ -395,6 +430,7 @@ def optimize_recipe(
     max_yield_stress_pa: float | None = None,
     max_pump_pressure_kpa: float | None = None,
     feeds: Sequence[FeedReach] = (),
+    plant_spread: PlantSpread | None = None,
 ) -> OptimizedRecipe:
     """The cheapest recipe that meets every requirement (see the module docstring).
 
@@ -425,13 +461,33 @@ def optimize_recipe(
             raise InvalidInput(
                 "confidence_pct", "a confidence is stated for a pass fraction: give both"
             )
+    # Pumpability is judged at the top of the plant's Cw spread with the rheology fit's
+    # scatter, both at the design's pass fraction (z_p of the normal distribution).
+    z = NormalDist().inv_cdf(pass_fraction) if pass_fraction is not None else 0.0
     pump = pump_inputs(
-        rheology, pipeline, max_yield_stress_pa, max_pump_pressure_kpa, allow_extrapolation
+        rheology,
+        pipeline,
+        max_yield_stress_pa,
+        max_pump_pressure_kpa,
+        allow_extrapolation,
+        solids_margin=z * plant_spread.solids_sd if plant_spread is not None else 0.0,
+        scatter_z=z if plant_spread is not None else 0.0,
     )
     if not allow_extrapolation:
         _check_ages(model, designs, prefixes)
     bound = design_bound(model, pass_fraction, confidence)
     solids = solids_grid(limits.solids_fraction_min, limits.solids_fraction_max, solids_step)
+    # The plant's spread at each Cw, its Bw term at the site's least Bw (its largest).
+    extra = None
+    if plant_spread is not None and pass_fraction is not None:
+        extra = np.array(
+            [
+                plant_spread.variance_log(
+                    model.binder_water_exponent, float(cw), limits.binder_ratio_min
+                )
+                for cw in solids
+            ]
+        )
 
     # Binders the model knows; the others can only stay at zero.
     options = [option for option in binders if option.name in model.components]
@@ -515,6 +571,7 @@ def optimize_recipe(
         not allow_extrapolation,
         pump,
         feeds,
+        extra,
     )
     blend = {option.name: 0.0 for option in binders}
     for option, fraction in zip(options, option_fractions[found.blend_index], strict=True):
@@ -532,6 +589,7 @@ def optimize_recipe(
         tailings,
         stope_volume_m3,
         pump,
+        plant_spread,
     )
     binding = _binding_constraints(
         found, len(solids), binders, blend, model, removed, limits.blend_component_min
@@ -550,6 +608,8 @@ def optimize_recipe(
         allow_extrapolation,
         pump,
         feeds,
+        extra,
+        plant_spread,
     )
     saving_per_m3 = saving_pct = saving_for_stope = None
     if cement_only is not None:
@@ -631,6 +691,8 @@ def _cement_only(
     allow_extrapolation: bool,
     pump: Pump,
     feeds: Sequence[FeedReach] = (),
+    extra: FloatArray | None = None,
+    plant_spread: PlantSpread | None = None,
 ) -> tuple[CostedRecipe | None, str | None]:
     """The cheapest cement-only recipe designed the same way (same requirements, pass
     fraction, Cw grid, Bw limits, validity and pumpability limits), or a note."""
@@ -667,6 +729,7 @@ def _cement_only(
             not allow_extrapolation,
             pump,
             feeds,
+            extra,
         )
     except RecipeInfeasible as err:
         return None, f"a cement-only recipe is infeasible: {err.detail}"
@@ -686,6 +749,7 @@ def _cement_only(
             tailings,
             stope_volume_m3,
             pump,
+            plant_spread,
         ),
         None,
     )

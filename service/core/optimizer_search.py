@@ -183,6 +183,11 @@ class Pump:
     max_yield_stress_pa: float | None
     max_pump_pressure_kpa: float | None
     stay_in_tested_solids: bool
+    # The margin the limits are judged with: the Cw the plant delivers at the top of its
+    # spread (``solids_margin`` above the recipe's) and the rheology fit's own scatter
+    # (the yield stress times ``yield_factor``, exp(z_p rmse) of ln tau_y).
+    solids_margin: float = 0.0
+    yield_factor: float = 1.0
 
     @property
     def limited(self) -> bool:
@@ -195,7 +200,12 @@ def pump_inputs(
     max_yield_stress_pa: float | None,
     max_pump_pressure_kpa: float | None,
     allow_extrapolation: bool,
+    *,
+    solids_margin: float = 0.0,
+    scatter_z: float = 0.0,
 ) -> Pump:
+    """The pumpability inputs, checked; ``solids_margin`` and ``scatter_z`` the margin
+    the limits are judged with (the plant's Cw spread, the rheology fit's scatter)."""
     if pipeline is not None:
         check_line(pipeline)
     if max_yield_stress_pa is not None:
@@ -217,12 +227,15 @@ def pump_inputs(
                 "the rheology calibration has no plastic viscosity: no line pressure",
             )
     limited = max_yield_stress_pa is not None or max_pump_pressure_kpa is not None
+    scatter = rheology.fit.rmse_log if rheology is not None else 0.0
     return Pump(
         rheology,
         pipeline,
         max_yield_stress_pa,
         max_pump_pressure_kpa,
         stay_in_tested_solids=limited and not allow_extrapolation,
+        solids_margin=solids_margin,
+        yield_factor=math.exp(scatter_z * scatter),
     )
 
 
@@ -251,12 +264,35 @@ class Bound:
         q1: FloatArray,
         q2: float,
         required_log: float,
+        extra_variance: float = 0.0,
     ) -> tuple[FloatArray, FloatArray]:
-        """The u = ln(Mb/Mw) interval where the bound reaches ln R, per blend."""
+        """The u = ln(Mb/Mw) interval where the bound reaches ln R, per blend.
+
+        ``extra_variance`` v of ln UCS (the plant's spread, known, independent) widens
+        the cylinders' spread: on the expected basis exactly, the new-cylinder variance
+        s^2 (1 + h) + v being s^2 (1 + h + v/s^2) (h shifted by v/s^2); on the tolerance
+        basis approximately, as a total sd sqrt(s^2 + v) whose mean is known to the
+        fraction s^2 h / (s^2 + v) of its variance (h scaled), the plant's share taken as
+        known rather than estimated."""
+        s2 = self.residual_sd * self.residual_sd
         if self.table is not None:
+            if extra_variance > 0.0 and s2 > 0.0:
+                scale = s2 / (s2 + extra_variance)
+                return tolerance.log_ratio_interval_for_tolerance_bound(
+                    offset,
+                    exponent,
+                    q0 * scale,
+                    q1 * scale,
+                    q2 * scale,
+                    required_log,
+                    math.sqrt(s2 + extra_variance),
+                    self.table,
+                )
             return tolerance.log_ratio_interval_for_tolerance_bound(
                 offset, exponent, q0, q1, q2, required_log, self.residual_sd, self.table
             )
+        if extra_variance > 0.0 and s2 > 0.0 and self.spread > 0.0:
+            q0 = q0 + extra_variance / s2
         return reliability.log_ratio_interval_for_lower_bound(
             offset, exponent, q0, q1, q2, required_log, self.spread
         )
@@ -272,7 +308,8 @@ def design_bound(
         table = tolerance.tolerance_table(pass_fraction, confidence, stats.degrees_of_freedom)
         return Bound(table=table, residual_sd=stats.residual_sd)
     return Bound(
-        spread=reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * stats.residual_sd
+        spread=reliability.t_quantile(pass_fraction, stats.degrees_of_freedom) * stats.residual_sd,
+        residual_sd=stats.residual_sd,
     )
 
 
@@ -284,6 +321,11 @@ class Found:
     binding: tuple[str, ...]
     binding_requirement: int
     strength_binds: bool
+
+
+# The Cw grid is taken in this many bins for the plant's spread (its variance changes by a
+# few per cent across a bin of a usual window: each bin at its largest).
+_SPREAD_BINS = 4
 
 
 def _bw_from_log_ratio(log_ratio: FloatArray, log_cw_term: FloatArray) -> FloatArray:
@@ -309,11 +351,15 @@ def search(
     validity: bool,
     pump: Pump,
     feeds: Sequence[FeedReach] = (),
+    extra_variance: FloatArray | None = None,
 ) -> Found:
     """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
     RecipeInfeasible naming the limit. ``bound`` is the strength each requirement is
     designed on (median, expected pass fraction or tolerance bound). ``feeds``: what the
-    recipe must be makeable from (a Cw the feed cannot reach is no candidate)."""
+    recipe must be makeable from (a Cw the feed cannot reach is no candidate).
+    ``extra_variance``: the plant's spread as a variance of ln UCS at each Cw of the grid
+    (:mod:`service.core.plant_spread`), taken in bins of the grid at each bin's
+    largest."""
     count = len(model_fractions)
     exponent = model.binder_water_exponent
     need_leverage = bound.needs_leverage or validity
@@ -323,8 +369,11 @@ def search(
     if need_leverage:
         covariance = model.statistics().covariance_matrix()
         q2 = float(covariance[index_u, index_u])
-    lows_by_requirement = np.empty((len(requirements), count))
-    strength_high = np.full(count, np.inf)
+    ncw = len(solids)
+    lows_by_requirement = np.empty((len(requirements), count, ncw))
+    strength_high = np.full((count, ncw), np.inf)
+    spread = extra_variance is not None and bool(np.any(extra_variance > 0.0))
+    bins = np.array_split(np.arange(ncw), min(_SPREAD_BINS, ncw)) if spread else [np.arange(ncw)]
     hull_low = np.full(count, -np.inf)
     hull_high = np.full(count, np.inf)
     for j, requirement in enumerate(requirements):
@@ -336,11 +385,17 @@ def search(
             q1 = projected[:, index_u]
         else:
             q0 = q1 = np.zeros(count)
-        low, high = bound.interval(
-            offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa)
-        )
-        lows_by_requirement[j] = low
-        strength_high = np.minimum(strength_high, high)
+        for columns in bins:
+            v = (
+                float(extra_variance[columns].max())
+                if spread and extra_variance is not None
+                else 0.0
+            )
+            low, high = bound.interval(
+                offset, exponent, q0, q1, q2, math.log(requirement.required_ucs_kpa), v
+            )
+            lows_by_requirement[j][:, columns] = low[:, None]
+            strength_high[:, columns] = np.minimum(strength_high[:, columns], high[:, None])
         if validity:
             inside_low, inside_high = reliability.log_ratio_interval_inside_hull(
                 q0, q1, q2, model.statistics().leverage_max
@@ -353,7 +408,7 @@ def search(
     log_cw_term = np.log(solids / (1.0 - solids))[None, :]
     site_low = math.log(limits.binder_ratio_min / (1.0 + limits.binder_ratio_min)) + log_cw_term
     site_high = math.log(limits.binder_ratio_max / (1.0 + limits.binder_ratio_max)) + log_cw_term
-    strength_need = (strength_low + _LOG_MARGIN)[:, None]
+    strength_need = strength_low + _LOG_MARGIN
     shape = (count, len(solids))
     lows: dict[str, FloatArray] = {
         REQUIRED_UCS: np.broadcast_to(strength_need, shape),
@@ -367,7 +422,7 @@ def search(
         lows[REGRESSOR_HULL] = np.broadcast_to(hull_low[:, None], shape)
         highs[LN_BINDER_WATER_MAX] = np.full(shape, tested_high)
         highs[REGRESSOR_HULL] = np.broadcast_to(hull_high[:, None], shape)
-    cap = np.minimum(np.minimum.reduce(list(highs.values())), strength_high[:, None])
+    cap = np.minimum(np.minimum.reduce(list(highs.values())), strength_high)
     unmade = np.maximum.reduce(list(lows.values()))
     for feed in feeds:
         lows[feed.name] = np.broadcast_to(feed_bound_log_ratio(solids, feed.water_ratio), shape)
@@ -458,7 +513,7 @@ def search(
         solids_index=int(solids_index),
         binder_ratio=float(binder_ratio[blend_index, solids_index]),
         binding=tuple(binding),
-        binding_requirement=int(binding_requirement[blend_index]),
+        binding_requirement=int(binding_requirement[blend_index, solids_index]),
         strength_binds=REQUIRED_UCS in binding,
     )
 
@@ -470,8 +525,8 @@ def _pump_masks(
     masks: dict[str, BoolArray] = {}
     if pump.rheology is None or not pump.limited:
         return masks
-    cw = solids[None, :]
-    yield_stress = pump.rheology.yield_stress_grid(cw, binder_ratio)
+    cw = solids[None, :] + pump.solids_margin
+    yield_stress = pump.rheology.yield_stress_grid(cw, binder_ratio) * pump.yield_factor
     if pump.max_yield_stress_pa is not None:
         masks[MAX_YIELD_STRESS] = yield_stress <= pump.max_yield_stress_pa
     if pump.max_pump_pressure_kpa is not None and pump.pipeline is not None:
@@ -483,7 +538,8 @@ def _pump_masks(
         # An exponential fit beyond the thickest tested paste is not trusted for a limit;
         # below the tested range it predicts less yield stress, the pumpable side.
         _, high = pump.rheology.accepted_solids_range()
-        masks[RHEOLOGY_SOLIDS_MAX] = np.broadcast_to(cw <= high + EDGE, binder_ratio.shape)
+        tested = solids[None, :] <= high + EDGE
+        masks[RHEOLOGY_SOLIDS_MAX] = np.broadcast_to(tested, binder_ratio.shape)
     return masks
 
 
@@ -543,7 +599,7 @@ def _explain_infeasible(
         f"{r.required_ucs_kpa:g} kPa at {r.curing_days:g} days" for r in requirements
     )
     site_need = np.maximum(strength_need, site_low)
-    strength_ok = np.isfinite(strength_need) & (site_need <= strength_high[:, None])
+    strength_ok = np.isfinite(strength_need) & (site_need <= strength_high)
     needed_bw = np.where(strength_ok, _bw_from_log_ratio(site_need, log_cw_term), np.inf)
     smallest = float(needed_bw.min())
     if math.isinf(smallest):

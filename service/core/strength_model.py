@@ -445,13 +445,16 @@ class StrengthModel:
         allow_extrapolation: bool = False,
         pass_fraction: float | None = None,
         confidence: float | None = None,
+        extra_variance_log: float = 0.0,
     ) -> Prediction:
         """Predicted UCS (kPa) of a mix: the median, and with ``pass_fraction`` p the lower
         bound exp(x0'b - t_{p,n-p} s sqrt(1 + h0)) that a fraction p of new cylinders is
         expected to exceed (Montgomery, Peck & Vining 2012, §3.5; see
         :mod:`service.core.reliability`); with ``confidence`` c too, the tolerance bound
         exp(x0'b - k s), k = t'_c(n - p, z_p/sqrt(h0)) sqrt(h0), that a fraction p
-        exceeds with confidence c (:mod:`service.core.tolerance`).
+        exceeds with confidence c (:mod:`service.core.tolerance`). ``extra_variance_log``
+        adds the plant's own spread of ln UCS to what new cylinders show
+        (:mod:`service.core.plant_spread`).
 
         Refuses (OutsideCalibrationRange, naming the regressor: ``ln_binder_water``,
         ``ln_curing_days``, ``binder.<name>.fraction_pct`` or ``regressor_hull``) a point
@@ -480,18 +483,23 @@ class StrengthModel:
                 f"binder_pct {binder_ratio * 100:g} at solids_pct {solids_fraction * 100:g}: ",
             )
         log_ucs = self.log_offset(fractions, curing_days) + self.binder_water_exponent * log_ratio
-        se = reliability.total_sd_log(stats.residual_variance, h0)
+        # The plant's spread (service.core.plant_spread) widens what new cylinders show.
+        se = reliability.total_sd_log(stats.residual_variance, h0, extra_variance_log)
         lower = tolerance_lower = None
         if pass_fraction is not None:
             lower = math.exp(
                 reliability.lower_bound_log(log_ucs, se, pass_fraction, stats.degrees_of_freedom)
             )
         if pass_fraction is not None and confidence is not None:
+            # With the plant's spread: a total sd sqrt(s^2 + v), the mean known to the share
+            # s^2 h0 / (s^2 + v) of it (the approximation of the optimiser's search).
+            total2 = stats.residual_variance + extra_variance_log
+            scale = stats.residual_variance / total2 if total2 > 0.0 else 1.0
             tolerance_lower = math.exp(
                 tolerance.lower_bound_log(
                     log_ucs,
-                    stats.residual_sd,
-                    h0,
+                    math.sqrt(total2),
+                    h0 * scale,
                     pass_fraction,
                     confidence,
                     stats.degrees_of_freedom,

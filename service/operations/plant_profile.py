@@ -17,15 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.core import plant_profile as pp
+from service.core import plant_spread as ps
 from service.errors import StoreUnavailable
-from service.settings import PlantSettings
+from service.settings import DesignSettings, PlantSettings
 from service.store.history import HistoryStore
+from service.store.repository import Store
 
 log = logging.getLogger(__name__)
 
 PLANT_RUNNING = 2.0  # plant_mode (CONTRACT "PLC interface")
 _REFRESH_S = 600.0
 _PAGE = 2000
+_SPREAD_POURS = 500  # the newest completed pours the spread is pooled from
 
 
 # The normal distribution's 10th / 90th percentile: z = 1.2816.
@@ -189,3 +192,20 @@ class PlantProfiles:
             min_history_hours=base.min_history_hours,
         )
         self._read_at = time.monotonic()
+
+
+async def plant_spread(store: Store, design: DesignSettings, now: datetime) -> ps.PlantSpread:
+    """The plant's own Cw and Bw spread, pooled over the pours it completed in the last
+    ``plant_spread_days`` (their records' paste estimate), or the site's stated default
+    until ``plant_spread_min_pours`` carry it."""
+    default = ps.PlantSpread(
+        design.default_solids_sd_pct / 100.0, design.default_binder_sd_rel_pct / 100.0, "default"
+    )
+    since = now - timedelta(days=design.plant_spread_days)
+    try:
+        pours = await store.list_pours(state="completed", limit=_SPREAD_POURS)
+    except StoreUnavailable as err:
+        log.warning("the plant's spread takes its default: the pours are unreadable (%s)", err)
+        return default
+    recent = [p.totals for p in pours if p.ended_at is not None and p.ended_at >= since]
+    return ps.from_pours(recent, default=default, min_pours=design.plant_spread_min_pours)

@@ -796,3 +796,35 @@ def test_a_design_is_makeable_from_every_feed_it_is_given() -> None:
         run(required_ucs_kpa=400.0, feeds=[FeedReach(0.6, "feed_reach_plant_feed")])
     assert err.value.extra["constraint"] == "feed_reach_plant_feed"
     assert err.value.extra["best_solids_pct"] == pytest.approx(100 * driest_cw(0.08, 0.6))
+
+
+def test_the_plant_s_spread_enters_the_design_and_is_stated() -> None:
+    from service.core.plant_spread import PlantSpread, from_pours
+
+    default = PlantSpread(0.005, 0.03, "default")
+    plain = run(required_ucs_kpa=400.0, curing_days=28.0, pass_fraction=0.9)
+    spread = run(required_ucs_kpa=400.0, curing_days=28.0, pass_fraction=0.9, plant_spread=default)
+    assert spread.recipe.binder_cost_per_m3 > plain.recipe.binder_cost_per_m3
+    u = spread.recipe.uncertainty
+    assert u is not None and u.spread == default
+    cw, bw = spread.recipe.solids_fraction, spread.recipe.binder_ratio
+    n = load_example_model().binder_water_exponent
+    assert u.plant_solids_sd_log == pytest.approx(n * 0.005 / (cw * (1 - cw)))
+    assert u.plant_binder_sd_log == pytest.approx(n * 0.03 / (1 + bw))
+    assert u.total_sd_log == pytest.approx(
+        math.sqrt(u.lab_sd_log**2 + u.plant_solids_sd_log**2 + u.plant_binder_sd_log**2)
+    )
+    (check,) = spread.recipe.requirement_checks
+    assert check.lower_ucs_kpa is not None and check.lower_ucs_kpa >= 400.0 * (1 - 1e-6)
+    # Pooled from pours once enough carry it; the default until then.
+    pours = [
+        {
+            "spread_volume_m3": 100.0,
+            "solids_deviation_ms": 0.004**2,
+            "binder_deviation_rel_ms": 0.02**2,
+        }
+    ] * 5
+    pooled = from_pours(pours, default=default, min_pours=5)
+    assert pooled.basis == "pours" and pooled.pours == 5
+    assert pooled.solids_sd == pytest.approx(0.004) and pooled.binder_sd_rel == pytest.approx(0.02)
+    assert from_pours(pours[:4], default=default, min_pours=5) is default

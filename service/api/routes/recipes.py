@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
@@ -50,6 +51,7 @@ from service.core.recipe_limits import (
 )
 from service.errors import InvalidInput
 from service.operations.calibrations import Loaded
+from service.operations.plant_profile import plant_spread
 
 router = api_router("recipes")
 
@@ -234,7 +236,28 @@ def _costed_public(
         binder_cost_per_m3=recipe.binder_cost_per_m3,
         binder_cost_for_stope=recipe.binder_cost_for_stope,
         mix=mix,
+        uncertainty=_uncertainty(recipe.uncertainty),
     )
+
+
+def _uncertainty(u: opt.Uncertainty | None) -> dict[str, Any] | None:
+    """What the design's spread of ln UCS rests on, each contribution stated."""
+    if u is None:
+        return None
+    return {
+        "lab_sd_log": u.lab_sd_log,
+        "plant_solids_sd_log": u.plant_solids_sd_log,
+        "plant_binder_sd_log": u.plant_binder_sd_log,
+        "total_sd_log": u.total_sd_log,
+        "plant_spread": None if u.spread is None else u.spread.to_dict(),
+        "note": None
+        if u.spread is None
+        else (
+            "the plant's spread is the site's stated default (no pours yet)"
+            if u.spread.basis == "default"
+            else f"the plant's spread from {u.spread.pours} pours ({u.spread.volume_m3:.0f} m3)"
+        ),
+    }
 
 
 def design_statement(pass_fraction_pct: float, confidence_pct: float | None) -> str:
@@ -364,6 +387,7 @@ async def optimize(
                 limit="cw_window",
             )
     feeds = feed_reaches(req.tailings.moisture_pct, profile)
+    spread = await plant_spread(store, design, datetime.now(UTC))
     # The single form goes in as the core's single requirement, so that its errors name
     # the request's own fields (curing_days, not requirements[0].curing_days).
     single = requirements[0][1] if req.requirements is None else None
@@ -399,6 +423,7 @@ async def optimize(
         stope_volume_m3=req.stope_volume_m3,
         allow_extrapolation=req.allow_extrapolation,
         feeds=feeds,
+        plant_spread=spread,
     )
     binding = next(p for p, core in requirements if core.name == result.binding_requirement)
     return OptimizePublic(

@@ -399,6 +399,13 @@ class CostedRecipePublic(Public):
     binder_cost_per_m3: float
     binder_cost_for_stope: float | None
     mix: StoredMixIn = Field(description="The recipe as POST /recipes takes it.")
+    uncertainty: dict[str, Any] | None = Field(
+        default=None,
+        description="What the design's spread of ln UCS rests on: the fit's (lab scatter and "
+        "the design point's leverage), the plant's own Cw and Bw spread carried through the "
+        "strength model (from its pours, or the site's default, said which), and the total "
+        "the pass fraction is designed on.",
+    )
 
 
 class CalibrationUsedPublic(Public):

@@ -129,6 +129,12 @@ class PourTotals:
     solids_tolerance_weighted_m3: float = 0.0
     binder_sd_weighted_m3: float = 0.0
     binder_tolerance_weighted_m3: float = 0.0
+    # The plant's spread (service.core.plant_spread): squared deviations of the judged Cw
+    # (absolute) and Bw (relative to its target) from the recipe, volume-weighted, over
+    # the settled stope volume where both were judged.
+    spread_volume_m3: float = 0.0
+    solids_deviation_sq_m3: float = 0.0
+    binder_deviation_rel_sq_m3: float = 0.0
 
     @property
     def binder_total_t(self) -> float:
@@ -195,7 +201,13 @@ class PourTotals:
             "binder_tolerance_pct": pct(
                 self._mean(self.binder_tolerance_weighted_m3, self.binder_measured_m3)
             ),
+            "spread_volume_m3": self.spread_volume_m3,
+            "solids_deviation_ms": self._ms(self.solids_deviation_sq_m3),
+            "binder_deviation_rel_ms": self._ms(self.binder_deviation_rel_sq_m3),
         }
+
+    def _ms(self, weighted: float) -> float | None:
+        return weighted / self.spread_volume_m3 if self.spread_volume_m3 > 0.0 else None
 
     @staticmethod
     def _mean(weighted: float, volume: float) -> float | None:
@@ -231,6 +243,9 @@ class PourTotals:
             "solids_tolerance_weighted_m3": self.solids_tolerance_weighted_m3,
             "binder_sd_weighted_m3": self.binder_sd_weighted_m3,
             "binder_tolerance_weighted_m3": self.binder_tolerance_weighted_m3,
+            "spread_volume_m3": self.spread_volume_m3,
+            "solids_deviation_sq_m3": self.solids_deviation_sq_m3,
+            "binder_deviation_rel_sq_m3": self.binder_deviation_rel_sq_m3,
         }
 
     @classmethod
@@ -277,6 +292,9 @@ class PourTotals:
                 solids_tolerance_weighted_m3=float(data.get("solids_tolerance_weighted_m3", 0.0)),
                 binder_sd_weighted_m3=float(data.get("binder_sd_weighted_m3", 0.0)),
                 binder_tolerance_weighted_m3=float(data.get("binder_tolerance_weighted_m3", 0.0)),
+                spread_volume_m3=float(data.get("spread_volume_m3", 0.0)),
+                solids_deviation_sq_m3=float(data.get("solids_deviation_sq_m3", 0.0)),
+                binder_deviation_rel_sq_m3=float(data.get("binder_deviation_rel_sq_m3", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInput("totals", f"unreadable totals checkpoint: {err}") from err
@@ -416,6 +434,15 @@ def accumulate(
         )
     elif cw is not None and bw is not None and sample.plant_running:  # both in band
         new = replace(new, settled=True)
+    if new.settled and cw is not None and bw is not None and sample.binder_ratio_target > 0.0:
+        dev_cw = cw - sample.solids_fraction_target
+        dev_bw = bw / sample.binder_ratio_target - 1.0
+        new = replace(
+            new,
+            spread_volume_m3=new.spread_volume_m3 + volume,
+            solids_deviation_sq_m3=new.solids_deviation_sq_m3 + dev_cw * dev_cw * volume,
+            binder_deviation_rel_sq_m3=new.binder_deviation_rel_sq_m3 + dev_bw * dev_bw * volume,
+        )
     return new
 
 
