@@ -82,20 +82,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.core import paste_estimate as pe
+from service.core import plant_readings as pr
+from service.core import pour_machine as pm
 from service.core.control import alarms
 from service.core.control import law as control
 from service.core.control import massbalance as mb
 from service.core.control import totals as tot
+from service.core.pour_machine.actions import inputs_of
+from service.core.pour_states import PourState
 from service.simulator import HARDER_PROFILE_PATH
 from service.simulator import dynamics as sim
 from service.simulator.profile import load_profile
 
 PLANT_DT_S = 0.5  # process step (the built-in simulator ticks 0.1 s wall x speed)
 CONTROL_PERIOD_S = 1.0  # SupervisorConfig.cycle_s
-WRITE_REFRESH_S = 30.0  # SupervisorConfig.write_refresh_s
 WARMUP_S = 300.0  # plant seconds from the run request to the start of the IAE window
 PASTE_FLOW_M3_H = 100.0
 BANDS = alarms.AlarmConfig()
@@ -116,6 +121,27 @@ RECIPE_CW = 0.68
 RECIPE_BW = 0.05
 BLEND = {"cement": 0.2, "slag": 0.8}
 BINDER_SG = {"cement": 3.15, "slag": 2.90}
+
+SETPOINT_TAGS = frozenset(
+    {"tailings_flow_sp", "cement_rate_sp", "slag_rate_sp", "water_flow_sp", "paste_density_sp",
+     "run_request"}
+)  # fmt: skip
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+RECIPE_FACTS = pm.RecipeFacts(
+    id="bench",
+    name="bench",
+    version=1,
+    mix={
+        "tailings": {"specific_gravity": 2.8, "moisture_pct": 30.0},
+        "binder": [
+            {"name": "cement", "specific_gravity": 3.15, "fraction_pct": 20.0},
+            {"name": "slag", "specific_gravity": 2.90, "fraction_pct": 80.0},
+        ],
+        "binder_pct": 100 * RECIPE_BW,
+        "solids_pct": 100 * RECIPE_CW,
+    },
+    approved=True,
+)
 
 FEED_FORWARD_ONLY: dict[str, Any] = {"water_kp": 0.0, "water_ki_per_s": 0.0, "binder_ki_per_s": 0.0}
 
@@ -250,19 +276,6 @@ def to_plc(sp: control.Setpoints, delivery: Mapping[str, float]) -> sim.Setpoint
     )
 
 
-def changed_enough(
-    new: dict[str, float], old: dict[str, float] | None, config: control.ControlConfig
-) -> bool:
-    """``Supervisor._changed`` without the refresh timer: a value moved by > 0.1 % of span."""
-    if old is None:
-        return True
-    for tag, value in new.items():
-        span = config.limit(tag).maximum
-        if abs(value - old[tag]) > 1e-3 * max(span, 1.0):
-            return True
-    return False
-
-
 def truth(mixer: sim.Components) -> tuple[float, float]:
     """(Cw, Bw) of what the mixer holds: the paste being pumped."""
     binder = mixer.cement_kg + mixer.slag_kg + mixer.flyash_kg
@@ -293,6 +306,7 @@ class ClosedLoop:
         noise_scale: float = 1.0,
         feed_gauge_error: float = 0.0,
         delivery: Mapping[str, float] | None = None,
+        verified: bool = True,
     ) -> None:
         base = plant.params
         self.plant_params = replace(
@@ -314,15 +328,39 @@ class ClosedLoop:
         self.totals = tot.PourTotals()
         self.sim = sim.initial_sim_state(self.params)
         self.meas = sim.outputs(self.sim.plant, self.plant_params, self.gauge_rng)
-        self.written: dict[str, float] | None = None  # what the PLC holds (service read-back)
         self.commands = sim.PlcCommands()
-        self.last_write_s = -math.inf
         self.seq = 0
         self.k = 0  # plant steps taken
         self.unreachable_steps = 0
         self.seen: dict[str, float] = {}
         self.inputs: control.ControlInputs | None = None
         self.out: control.ControlOutput | None = None
+        # The service's own pour machine runs the pour, as the supervisor runs it: its
+        # law, its writes, its record (the paste estimate, the off-spec it judges). The
+        # lab verified the recipe's tailings Gs where it is the plant's (``verified``).
+        # The site states its plant to the estimate: the mixer's hold-up at 100 % level
+        # (the simulator's mixer volume) and the feed meters' lead on the mixer.
+        self.machine_config = pm.MachineConfig(
+            control=config,
+            alarms=BANDS,
+            balance=None,
+            dump=pm.DumpLimits(0.0, 0.0, 0.0),
+            estimate=pe.EstimateConfig(
+                mixer_volume_m3=self.plant_params.mixer_volume_m3,
+                feed_delay_s=self.plant_params.feed_dead_time_s,
+            ),
+        )
+        self.machine = pm.MachineState.initial(self.machine_config)
+        self.held: dict[str, float | bool] = {}  # what the PLC took (the link's read-back)
+        self.pour = pm.PourRun(
+            id="bench",
+            stope_id="bench",
+            state=PourState.PLANNED,
+            target_volume_m3=1.0e6,
+            paste_flow_m3_h=PASTE_FLOW_M3_H,
+            recipe=recipe,
+            solids_verified=verified,
+        )
 
     @property
     def t(self) -> float:
@@ -343,57 +381,52 @@ class ClosedLoop:
         return values
 
     def control_step(self) -> None:
-        """One supervisor cycle at :attr:`t` (what ``Supervisor._inputs`` builds from the
-        snapshot, ``law.step``, ``_write_cycle``, the totals)."""
+        """One supervisor cycle at :attr:`t`: the plant's readings as the link gives them
+        to the pour machine (``pm.start`` on the first, ``pm.cycle`` after), and its
+        writes carried to the simulated PLC."""
         self.seen = seen = self._readings()
         plant = self.sim
         feeders = dict(zip(sim.BINDERS, plant.plant.feeders, strict=True))
-        components = self.recipe.component_names
-        inputs = control.ControlInputs(
-            recipe=self.recipe,
-            paste_flow_request_m3_h=PASTE_FLOW_M3_H,
-            tailings_flow_m3_h=control.Measurement(seen["tailings_flow_pv"]),
-            tailings_density_kg_m3=control.Measurement(seen["tailings_density_pv"]),
-            paste_density_kg_m3=control.Measurement(seen["paste_density_pv"]),
-            binder_rates_t_h={c: control.Measurement(seen[f"{c}_rate_pv"]) for c in components},
-            refilling=frozenset(c for c in components if feeders[c].refilling),
-            faulted=frozenset(c for c in components if feeders[c].fault),
-            pour_running=True,
-            remote_enabled=plant.plc.remote_enabled,
-            plant_running=plant.plc.mode is sim.PlantMode.RUNNING,
-            current_setpoints=(
-                None if self.written is None else control.Setpoints.from_tags(self.written)
-            ),
-        )
-        # start_pour: one step with dt 0 and a forced write; then every cycle_s.
-        dt = 0.0 if self.k == 0 else CONTROL_PERIOD_S
-        self.state, out = control.step(self.state, inputs, self.config, dt)
+        values: dict[str, pr.Reading] = {tag: pr.Reading(v) for tag, v in seen.items()}
+        values["plant_mode"] = pr.Reading(int(plant.plc.mode))
+        values["remote_enabled"] = pr.Reading(plant.plc.remote_enabled)
+        for name, feeder in feeders.items():
+            values[f"{name}_refill"] = pr.Reading(feeder.refilling)
+            values[f"{name}_fault"] = pr.Reading(feeder.fault)
+        readings = pr.Readings(True, values, dict(self.held), SETPOINT_TAGS)
+        tick = pm.Tick(self.t, EPOCH + timedelta(seconds=self.t), EPOCH + timedelta(seconds=self.t))
+        if self.machine.pour is None:
+            decision = pm.start(
+                self.machine, self.pour, RECIPE_FACTS, readings, tick, self.machine_config,
+                role="bench",
+            )  # fmt: skip
+        else:
+            decision = pm.cycle(self.machine, readings, tick, self.machine_config)
+        self.machine = decision.state
+        for effect in decision.effects:
+            if isinstance(effect, pm.Write):
+                self._write(effect)
+                self.machine = pm.written(self.machine, effect, True, self.t)
+        out, pour = self.machine.last_output, self.machine.pour
+        assert pour is not None and out is not None
         if out.recipe_unreachable and out.mode is control.ControlMode.ACTIVE:
             self.unreachable_steps += 1
-        values = out.setpoints.as_tags()
-        t = self.t
-        if out.mode is not control.ControlMode.HOLD and (
-            t - self.last_write_s >= WRITE_REFRESH_S
-            or changed_enough(values, self.written, self.config)
-        ):
-            self.seq += 1
-            self.written, self.last_write_s = values, t
-            self.commands = sim.PlcCommands(
-                setpoints=to_plc(out.setpoints, self.delivery),
-                run_request=True,
-                setpoint_seq=self.seq,
-                heartbeat=self.seq,
-            )
-        else:
-            self.commands = replace(self.commands, heartbeat=self.commands.heartbeat + 1)
-        sample = tot.sample_from_step(
-            inputs,
-            out,
-            paste_flow_m3_h=control.Measurement(seen["paste_flow_pv"]),
-            water_flow_m3_h=control.Measurement(seen["water_flow_pv"]),
-        )
-        self.totals = tot.accumulate(self.totals, sample, dt, BANDS)
-        self.inputs, self.out = inputs, out
+        self.commands = replace(self.commands, heartbeat=self.commands.heartbeat + 1)
+        self.state, self.totals, self.out = pour.control, pour.totals, out
+        self.inputs = inputs_of(replace(readings, stuck=self.machine.stuck.stuck), pour)
+
+    def _write(self, write: pm.Write) -> None:
+        """A setpoint set as the PLC takes it (the binder scaled by ``delivery``)."""
+        self.held.update(write.values)
+        sp = {tag: float(v) for tag, v in self.held.items() if tag in control.SETPOINT_TAGS}
+        self.seq += 1
+        self.commands = sim.PlcCommands(
+            setpoints=to_plc(control.Setpoints.from_tags(sp), self.delivery) if sp else
+            self.commands.setpoints,
+            run_request=bool(self.held.get("run_request", False)),
+            setpoint_seq=self.seq,
+            heartbeat=self.commands.heartbeat + 1,
+        )  # fmt: skip
 
     def plant_steps(
         self, controls_at: Callable[[float], sim.SimControls], until_step: int
@@ -477,7 +510,8 @@ class RunResult:
     recovery_s: float | None  # None: no step; inf: still out of band at the end
     recovery_cw_s: float | None
     recovery_bw_s: float | None
-    service_off_spec_pct: float  # what the pour record would say (measured Cw/Bw)
+    service_off_spec_pct: float  # what the pour record says (its paste estimate)
+    service_verified: bool  # the record's Cw verified by the lab (its tailings Gs)
     service_avg_cw_pct: float | None
     service_avg_bw_pct: float | None
     mean_cw_pct: float  # true, volume-weighted over the measured window
@@ -505,6 +539,8 @@ def run(
         noise_scale=scenario.noise_scale,
         feed_gauge_error=scenario.feed_gauge_error,
         delivery={b: scenario.screw_delivery for b in sim.BINDERS},
+        # The lab has verified the recipe's tailings Gs unless the scenario gives it wrong.
+        verified=scenario.gs_error == 0.0,
     )
     window_s = minutes * 60.0
     end_s = WARMUP_S + window_s
@@ -594,6 +630,7 @@ def run(
         service_off_spec_pct=(
             100.0 * totals.off_spec_m3 / totals.poured_m3 if totals.poured_m3 > 0 else math.nan
         ),
+        service_verified=loop.machine.pour is not None and loop.machine.pour.solids_verified,
         service_avg_cw_pct=summary["average_solids_pct"],
         service_avg_bw_pct=summary["average_binder_pct"],
         mean_cw_pct=100.0 * cw_m3 / window_m3 if window_m3 > 0 else math.nan,
@@ -742,6 +779,48 @@ def print_plant_table(
     return all_ok
 
 
+TARGET_RECORD_PT = 1.0  # the record's off-spec within this many points of the truth
+
+
+def print_record_table(
+    plant: PlantModel,
+    scenarios: Sequence[Scenario],
+    results: Mapping[str, tuple[RunResult, RunResult]],
+) -> bool:
+    """The pour record against the truth, with feedback: the off-spec volume the record
+    states (its paste estimate) beside the paste's true off-spec share (every m3 pumped
+    after the flush); True when every verified record is within the target."""
+    print(f"== {plant.title}: the pour record against the truth (feedback)")
+    header = (
+        f"{'scenario':<36} {'record off-spec %':>17} {'true off-spec %':>15} {'diff pt':>7} "
+        f"{'record says':<22} verdict"
+    )
+    print(header)
+    print("-" * len(header))
+    all_ok = True
+    for sc in scenarios:
+        fb, _ = results[sc.key]
+        true_off = 100.0 - pct(fb.in_spec_m3, fb.pumped_m3)
+        diff = fb.service_off_spec_pct - true_off
+        if fb.service_verified:
+            ok: bool | None = abs(diff) <= TARGET_RECORD_PT
+            says = "Cw verified"
+        else:
+            ok = None  # the record does not claim the Cw: it says so
+            says = "Cw unverified (Gs)"
+        all_ok &= ok is not False
+        print(
+            f"{sc.title:<36} {fb.service_off_spec_pct:17.2f} {true_off:15.2f} {diff:+7.2f} "
+            f"{says:<22} {verdict(ok)}"
+        )
+    print(
+        f"target: within {TARGET_RECORD_PT:g} point of the placed volume where the lab verified "
+        "the Gs; where it did not, the record says its Cw is unverified"
+    )
+    print()
+    return all_ok
+
+
 def print_side_by_side(
     plants: Sequence[PlantModel],
     scenarios: Sequence[Scenario],
@@ -850,9 +929,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[(p.key, sc.key)] = (outcomes[i], outcomes[i + 1])
     wall, cpu = time.perf_counter() - started, cpu_s() - cpu_started
     for p in plants:
-        print_plant_table(
-            p, scenarios, {sc.key: results[(p.key, sc.key)] for sc in scenarios}, minutes
-        )
+        by_key = {sc.key: results[(p.key, sc.key)] for sc in scenarios}
+        print_plant_table(p, scenarios, by_key, minutes)
+        print_record_table(p, scenarios, by_key)
     print(
         "in spec %: Cw and Bw both in band (+-1 pt, +-5 % rel), true mixer contents, "
         "volume-weighted; headline from the first in-spec paste (start-up fill excluded), "

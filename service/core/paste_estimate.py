@@ -14,8 +14,9 @@ exit is the first-order filter of its inlet with time constant ``tau``). So:
   delivers, exact for a well-mixed tank), the feed's reading taken ``feed_delay_s``
   late (the feed meters sit upstream of the mixer, the binder feeders on it);
 - Cw: the paste density gauge sees the mixed paste already; its reading is filtered with
-  ``tau / 2`` (exponentially weighted), which passes what the tank can do and takes off
-  the gauge's white noise.
+  ``tau / 6`` (exponentially weighted): the tank smooths the paste's own changes over
+  ``tau``, so a filter six times faster lags them little (a start-up's rise, a recipe
+  switch) while it takes the gauge's white noise down by ``sqrt(12 dt / tau)``.
 
 An exponentially weighted mean of white noise of sd ``s`` sampled every ``dt`` has sd
 ``s * sqrt(a / (2 - a))``, ``a = dt / tau_f`` (Box, G.E.P., Jenkins, G.M., Reinsel, G.C.
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 RHO_W_KG_M3 = 1000.0
+_CW_FILTER_SHARE = 6.0  # the Cw filter's time constant is the residence time over this
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,9 @@ def step(
         return estimate
     tau = residence_s(level_pct, paste_flow_m3_h, config)
     out = replace(estimate, residence_s=tau)
-    # Cw: the mixed paste as the gauge reads it, filtered with tau / 2.
+    # Cw: the mixed paste as the gauge reads it, filtered with tau / 6.
     if solids_fraction is not None and math.isfinite(solids_fraction) and dt_s > 0.0:
-        a = min(1.0, dt_s / (tau / 2.0))
+        a = min(1.0, dt_s / (tau / _CW_FILTER_SHARE))
         first = estimate.solids_fraction is None
         cw = _ewma(estimate.solids_fraction, solids_fraction, a)
         var = _var(estimate.solids_var, a, first)

@@ -224,3 +224,34 @@ def paste_of(mix: Mapping[str, Any]) -> Paste | str:
     if not 0.0 < solids_pct < 100.0:
         return "the mix's Cw is not a percentage"
     return Paste(binder_pct / 100.0, 1.0 / inverse, tailings_sg, solids_pct / 100.0)
+
+
+# A lab reconciliation verifies a recipe's tailings Gs when its interval of the Gs holds
+# the recipe's and is no wider than this either side (3 % of Gs moves Cw by about a point).
+_VERIFIES_WITHIN = 0.02
+
+
+async def gs_verification(
+    store: Store, mix: Mapping[str, Any], correction: Correction | None
+) -> tuple[bool, str]:
+    """Whether the lab has verified the tailings Gs a pour's Cw rests on, and how: a
+    tailings Gs correction the pour runs on, or a reconciliation of this Gs whose
+    interval holds it within 2 %. Until then the pour's Cw is unverified: every gauge
+    agrees with a wrong Gs, only the lab's Cw sees it."""
+    if correction is not None and correction.kind == "tailings_gs":
+        return True, f"the approved Gs correction {correction.id} (Gs {correction.tailings_sg:g})"
+    gs = recipe_tailings_sg(mix)
+    if gs is None:
+        return False, "the recipe states no tailings Gs"
+    for record in await CorrectionStore(store).recent(limit=50):
+        if abs(record.assumed_tailings_sg - gs) > _SAME_GS:
+            continue
+        estimate = record.reconciliation.get("tailings_sg") or {}
+        low, high = _float(estimate.get("low")), _float(estimate.get("high"))
+        if low is None or high is None:
+            continue
+        if low <= gs <= high and (high - low) / 2.0 <= _VERIFIES_WITHIN * gs:
+            return True, (
+                f"the lab's reconciliation {record.id} (Gs {low:.3f}-{high:.3f} holds {gs:g})"
+            )
+    return False, f"no lab reconciliation has verified the tailings Gs {gs:g} yet"

@@ -34,6 +34,8 @@ def totals_record(run: PourRun) -> dict[str, Any]:
         "integrator": run.totals.to_dict(),
         "plc_totaliser_m3": run.totaliser_m3,
         "to_dump": run.to_dump,
+        "solids_verified": run.solids_verified,
+        "solids_basis": run.solids_basis,
     }
 
 

@@ -123,6 +123,8 @@ def run_of(
         density_bias_kg_m3=bias,
         totaliser_m3=_number(record.totals.get("plc_totaliser_m3")),
         to_dump=record.totals.get("to_dump") is True,
+        solids_verified=record.totals.get("solids_verified") is True,
+        solids_basis=str(record.totals.get("solids_basis") or ""),
     )
 
 

@@ -91,6 +91,11 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
     totals = live.summary() if live is not None else dict(record.totals)
     for internal in ("integrator", "plc_totaliser_m3", "to_dump"):
         totals.pop(internal, None)
+    if live is not None and supervisor is not None and supervisor.active_pour is not None:
+        run = supervisor.active_pour
+        if run.id == record.id:
+            totals["solids_verified"] = run.solids_verified
+            totals["solids_basis"] = run.solids_basis
     newer = supervisor.live_record(record.id) if supervisor is not None else None
     if newer is not None:
         record = newer

@@ -40,7 +40,7 @@ from service.errors import (
 from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.operations import pour_recovery
-from service.operations.corrections import correction_in_force
+from service.operations.corrections import correction_in_force, gs_verification
 from service.operations.pour_context import PlantClock, StagePort
 from service.operations.pour_records import PourRecords
 from service.operations.pour_runs import SupervisorConfig, readings_of, recipe_facts, run_of
@@ -206,13 +206,18 @@ class Supervisor(SupervisorViews):
             self.require_running()
             record = await self._store.get_pour(pour_id)
             recipe = await self._store.get_recipe(record.recipe_id)
+            applies = None
             if record.state == PourState.PLANNED.value:
                 applies = await correction_in_force(self._store, recipe.mix)
                 record = replace(record, correction=None if applies is None else applies.to_pour())
+            verified, basis = await gs_verification(self._store, recipe.mix, applies)
             context = None if self._stages is None else await self._stages.context_of(record)
+            run = replace(
+                run_of(record, recipe.mix, context), solids_verified=verified, solids_basis=basis
+            )
             decision = pm.start(
-                self._state, run_of(record, recipe.mix, context), recipe_facts(recipe),
-                self._readings(), tick := self._tick(), self.machine_config, role=role,
+                self._state, run, recipe_facts(recipe), self._readings(),
+                tick := self._tick(), self.machine_config, role=role,
             )  # fmt: skip
             started = await self._store.update_pour(
                 pour_id, expect_state=PourState.PLANNED.value, state=PourState.RUNNING.value,

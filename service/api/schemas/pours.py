@@ -82,6 +82,14 @@ class PourPublic(BaseModel):
         "taken into poured_m3 (or dumped_m3) afterwards from the PLC's totaliser or the "
         "history; its interruption names the basis.",
     )
+    solids_verified: bool = Field(
+        default=False,
+        description="Whether the lab has verified the tailings Gs the Cw rests on (an "
+        "approved Gs correction, or a reconciliation holding the recipe's Gs within 2 %). "
+        "Until then the Cw figures, off_spec_m3 among them, are as the gauges and the "
+        "recipe's Gs say: unverified, not in spec.",
+    )
+    solids_basis: str = Field(default="", description="What verified it, or why not.")
     judged_on: str = Field(
         default="paste_estimate",
         description="What Cw, Bw and off_spec_m3 are judged on: the paste as the mixer "

@@ -183,6 +183,10 @@ class PourRun:
     # the other over its residence time, and is judged against that move.
     switched_from: tuple[float, float] | None = None
     switched_at: datetime | None = None
+    # Whether the lab has verified the tailings Gs the Cw rests on (and how): until it
+    # has, the record's Cw is unverified, whatever the gauges say.
+    solids_verified: bool = False
+    solids_basis: str = ""
 
     def targets(self, now: datetime) -> tuple[float, float]:
         """The Cw and Bw the paste is judged against now: the recipe's, or during a
