@@ -117,6 +117,16 @@ _POUR_FIELDS = (
     "startup_off_spec_m3",
     "flush_water_m3",
     "unmeasured_m3",
+    "dumped_m3",
+    "dumped_binder_t",
+    "recovered_m3",
+    "judged_on",
+    "solids_sd_pct",
+    "solids_tolerance_pct",
+    "binder_sd_pct",
+    "binder_tolerance_pct",
+    "solids_verified",
+    "solids_basis",
     "created_at",
     "created_by",
     "started_at",
@@ -231,6 +241,9 @@ def report_csv(report: PourReport) -> str:
         w.writerow([f"interruption.{i}.reason", csv_cell(stop.get("reason"))])
         w.writerow([f"interruption.{i}.started_at", csv_cell(stop.get("started_at"))])
         w.writerow([f"interruption.{i}.ended_at", csv_cell(stop.get("ended_at"))])
+        for key in ("detail", "recovered_m3", "recovered_basis", "recovered_to"):
+            if stop.get(key) is not None:
+                w.writerow([f"interruption.{i}.{key}", csv_cell(stop.get(key))])
     for i, sample in enumerate(pour["sample_ids"], start=1):
         w.writerow([f"sample.{i}", csv_cell(sample)])
     if report.reconciliation is not None:

@@ -121,6 +121,7 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
         "plan_id": record.plan_id,
         "stage": record.stage,
         "correction": record.correction,
+        "judged_on": "paste_estimate",
     }
 
 
