@@ -18,6 +18,7 @@ costs nothing between scrapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -218,6 +219,15 @@ class ServiceMetrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+
+    def observe_alarms(self, alarms: Iterable[Any]) -> None:
+        """``backfill_alarms_active`` by severity from the annunciated alarms."""
+        counts = {severity: 0.0 for severity in ("low", "medium", "high", "critical")}
+        for alarm in alarms:
+            if alarm.active:
+                counts[alarm.severity.value] = counts.get(alarm.severity.value, 0.0) + 1.0
+        for severity, count in counts.items():
+            self.alarms_active.set(count, severity=severity)
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The body and content type a scraper asked for with its Accept header: the

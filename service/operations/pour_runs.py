@@ -6,7 +6,7 @@ correction written on the pour)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from service.core import control as law
@@ -15,12 +15,20 @@ from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
 from service.core import pour_machine as pm
 from service.core.diversion import DiverterConfig
+from service.core.plans import PlanEvent
 from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits
-from service.operations.corrections import Correction, controlled_mix
+from service.operations.corrections import (
+    Correction,
+    controlled_mix,
+    correction_in_force,
+    gs_verification,
+)
+from service.operations.pour_context import StagePort
 from service.plant.port import PlantSnapshot
 from service.settings import DumpSettings, EstimateSettings, InstrumentSettings
 from service.store.records import PourRecord, RecipeRecord
+from service.store.repository import Store
 
 
 @dataclass(frozen=True)
@@ -139,4 +147,65 @@ def recipe_facts(recipe: RecipeRecord) -> pm.RecipeFacts:
         version=recipe.version,
         mix=recipe.mix,
         approved=recipe.approved_at is not None,
+    )
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a start reads, once: the pour (with the correction in force written on it),
+    its recipe version, and the machine's pour (the stope's context, the lab's word on
+    the Gs)."""
+
+    record: PourRecord
+    recipe: RecipeRecord
+    run: pm.PourRun
+
+
+async def start_facts(store: Store, stages: StagePort | None, pour_id: str) -> Facts:
+    """The pour to start as the machine runs it, under the newest approved correction
+    that applies to its recipe (a planned pour only: a later approval never changes a
+    pour under way)."""
+    record = await store.get_pour(pour_id)
+    recipe = await store.get_recipe(record.recipe_id)
+    applies = None
+    if record.state == PourState.PLANNED.value:
+        applies = await correction_in_force(store, recipe.mix)
+        record = replace(record, correction=None if applies is None else applies.to_pour())
+    return Facts(record, recipe, await _run(store, stages, record, recipe, applies))
+
+
+async def resume_facts(store: Store, stages: StagePort | None, record: PourRecord) -> Facts:
+    """A pour found at start, or resumed: its recipe as stored now and its stope's
+    context now (site limits, approvals and the plan may have changed)."""
+    recipe = await store.get_recipe(record.recipe_id)
+    context = None if stages is None else await stages.context_of(record)
+    return Facts(record, recipe, run_of(record, recipe.mix, context))
+
+
+async def next_stage_facts(
+    store: Store, stages: StagePort, ended_id: str, event: PlanEvent
+) -> Facts:
+    """A continuous plan's next stage: its pour (made running), on the correction in
+    force, as the machine runs it."""
+    following = await stages.next_pour(await store.get_pour(ended_id), event)
+    recipe = await store.get_recipe(following.recipe_id)
+    applies = await correction_in_force(store, recipe.mix)
+    if applies is not None and following.correction is None:
+        following = await store.update_pour(
+            following.id, expect_state=following.state, correction=applies.to_pour()
+        )
+    return Facts(following, recipe, await _run(store, stages, following, recipe, applies))
+
+
+async def _run(
+    store: Store,
+    stages: StagePort | None,
+    record: PourRecord,
+    recipe: RecipeRecord,
+    applies: Correction | None,
+) -> pm.PourRun:
+    verified, basis = await gs_verification(store, recipe.mix, applies)
+    context = None if stages is None else await stages.context_of(record)
+    return replace(
+        run_of(record, recipe.mix, context), solids_verified=verified, solids_basis=basis
     )

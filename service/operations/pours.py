@@ -9,10 +9,11 @@ from typing import Any
 
 from service.core import control as law
 from service.core.plant_profile import PlantProfile, makeability
+from service.core.pour_machine import control_recipe
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.errors import Conflict
 from service.operations.makeable import refuse_unmakeable
-from service.operations.supervisor import Supervisor, control_recipe
+from service.operations.supervisor import Supervisor
 from service.store.records import DEFAULT_TEST_AGES_DAYS, PourRecord
 from service.store.repository import Store
 from service.store.stopes import StopeStore

@@ -1,17 +1,12 @@
 """The supervisor: the running shell of the pour machine (:mod:`service.core.pour_machine`).
 
-It does the I/O and nothing else. One task takes the link's snapshot every plant second,
-asks the machine what to do and does it: setpoint sets written and audited, pour records
-queued for the store (:mod:`service.operations.pour_records`), the stope's plan told
-what a pour placed. Pour actions from the API come through here too, under one lock, so
-the loop and two callers at once never interleave on the PLC or the record. A start
-reads once (the pour, its recipe, the correction in force, the stope), decides once and
-writes the pour once before the PLC is told; a PLC that does not take it undoes that.
-
-A pour found running at start is paused (:mod:`service.operations.pour_recovery`), the
-paste placed since its last checkpoint is taken from the plant, and ``run_request =
-false`` is the first setpoint written; a shutdown (:meth:`Supervisor.quiesce`) pauses
-the running pour and stops the plant before the process exits.
+It does the I/O and nothing else: one task takes the link's snapshot every plant second,
+asks the machine what to do and does it (setpoint sets written and audited, records
+queued for the store, the stope's plan told what a pour placed); pour actions come
+through here too, under one lock. A start reads once, decides once and writes the pour
+once before the PLC is told. A pour found running at start is paused and what it placed
+meanwhile taken from the plant (:mod:`service.operations.pour_recovery`); a shutdown
+(:meth:`Supervisor.quiesce`) pauses it and stops the plant before the process exits.
 """
 
 from __future__ import annotations
@@ -33,17 +28,23 @@ from service.core.pour_states import PourAction, PourState, next_state
 from service.errors import (
     BackfillError,
     NotTheWriter,
-    PlantLinkDown,
     PlantLinkError,
     ServiceStopping,
 )
 from service.logs import current_pour_id
 from service.metrics import ServiceMetrics
 from service.operations import pour_recovery
-from service.operations.corrections import correction_in_force, gs_verification
 from service.operations.pour_context import PlantClock, StagePort
 from service.operations.pour_records import PourRecords
-from service.operations.pour_runs import SupervisorConfig, readings_of, recipe_facts, run_of
+from service.operations.pour_runs import (
+    SupervisorConfig,
+    next_stage_facts,
+    readings_of,
+    recipe_facts,
+    resume_facts,
+    start_facts,
+)
+from service.operations.setpoint_writer import SetpointWriter
 from service.operations.supervisor_views import SupervisorViews
 from service.plant.port import PlantLink
 from service.store.records import PourRecord
@@ -51,9 +52,7 @@ from service.store.repository import Store
 
 log = logging.getLogger(__name__)
 
-PLANT_MODES = pr.PLANT_MODES
-control_recipe = pm.control_recipe
-__all__ = ["PLANT_MODES", "Supervisor", "SupervisorConfig", "control_recipe"]
+__all__ = ["Supervisor", "SupervisorConfig"]
 
 
 class Supervisor(SupervisorViews):
@@ -77,27 +76,18 @@ class Supervisor(SupervisorViews):
         self._metrics = metrics
         self.config = config or SupervisorConfig()
         self.machine_config = self.config.machine(time_scale)
-        self._scale = time_scale
         self._monotonic = monotonic
         self._clock = wall_clock
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._state = pm.MachineState.initial(self.machine_config)
         self._records = PourRecords(store)
-        self._running = False
-        self._closing = False
+        self._writer = SetpointWriter(link, self._records, metrics, wall_clock)
+        self.running = False  # this instance supervises (it is the writer)
+        self.closing = False  # shutting down: no further pour actions
         self.cycles = 0
 
     # --- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """True while this instance supervises (it is the writer)."""
-        return self._running
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
 
     async def start(self, *, takeover: bool = False, run_loop: bool = True) -> None:
         """Start supervising. A pour found running is paused; with ``takeover`` (an
@@ -105,7 +95,7 @@ class Supervisor(SupervisorViews):
         accepts setpoints, otherwise it waits for an operator. ``run_loop=False``
         leaves the cycles to the caller (tests step :meth:`cycle` with their clock)."""
         await self._recover(takeover=takeover)
-        self._running = True
+        self.running = True
         self._records.start()
         if run_loop:
             self._task = asyncio.create_task(self._run(), name="supervisor")
@@ -114,11 +104,11 @@ class Supervisor(SupervisorViews):
         """Shutdown (SIGTERM): refuse further pour actions, pause the running pour
         (``service_shutdown``), which asks the PLC to stop, then store the records. The
         caller bounds the time. Idempotent."""
-        if self._closing:
+        if self.closing:
             return
-        self._closing = True
+        self.closing = True
         self._state = replace(self._state, auto_resume=None)
-        if not self._running:
+        if not self.running:
             return
         async with self._lock:
             pour = self._state.pour
@@ -146,7 +136,7 @@ class Supervisor(SupervisorViews):
                 await self._task
         self._task = None
         await self._records.stop()
-        self._running = False
+        self.running = False
         pour = self._state.pour
         if checkpoint:
             if pour is not None and pour.state is PourState.RUNNING:
@@ -166,7 +156,7 @@ class Supervisor(SupervisorViews):
         gives it a clean rising edge of run_request."""
         reason = "writer_failover" if takeover else "service_restart"
         found = await pour_recovery.found_at_start(
-            self._store, reason, self._clock(), self._run_of, self._measurement_tags()
+            self._store, reason, self._clock(), self._resumable, self._measurement_tags()
         )
         if found is None:
             return
@@ -182,19 +172,17 @@ class Supervisor(SupervisorViews):
             self._state = replace(self._state, stop_pending=(run.id, reason))
             await self._send_pending_stop()
 
-    async def _run_of(self, record: PourRecord) -> pm.PourRun:
-        recipe = await self._store.get_recipe(record.recipe_id)
-        context = None if self._stages is None else await self._stages.context_of(record)
-        return run_of(record, recipe.mix, context)
+    async def _resumable(self, record: PourRecord) -> pm.PourRun:
+        return (await resume_facts(self._store, self._stages, record)).run
 
     # --- pour actions ---------------------------------------------------------------------
 
     def require_running(self) -> None:
         """Refuse a pour action now, before anything is read or written for it: the
         service is shutting down, or this instance is a standby."""
-        if self._closing:
+        if self.closing:
             raise ServiceStopping("the service is shutting down; no further pour actions")
-        if not self._running:
+        if not self.running:
             raise NotTheWriter("this instance is a standby; pour actions go to the writer instance")
 
     async def start_pour(self, pour_id: str, role: str) -> PourRecord:
@@ -204,19 +192,10 @@ class Supervisor(SupervisorViews):
         current_pour_id.set(pour_id)
         async with self._lock:
             self.require_running()
-            record = await self._store.get_pour(pour_id)
-            recipe = await self._store.get_recipe(record.recipe_id)
-            applies = None
-            if record.state == PourState.PLANNED.value:
-                applies = await correction_in_force(self._store, recipe.mix)
-                record = replace(record, correction=None if applies is None else applies.to_pour())
-            verified, basis = await gs_verification(self._store, recipe.mix, applies)
-            context = None if self._stages is None else await self._stages.context_of(record)
-            run = replace(
-                run_of(record, recipe.mix, context), solids_verified=verified, solids_basis=basis
-            )
+            facts = await start_facts(self._store, self._stages, pour_id)
+            record, run = facts.record, facts.run
             decision = pm.start(
-                self._state, run, recipe_facts(recipe), self._readings(),
+                self._state, run, recipe_facts(facts.recipe), self._readings(),
                 tick := self._tick(), self.machine_config, role=role,
             )  # fmt: skip
             started = await self._store.update_pour(
@@ -224,7 +203,7 @@ class Supervisor(SupervisorViews):
                 started_at=tick.wall, correction=record.correction,
             )  # fmt: skip
             await self._command(decision, started, undo={"started_at": None}, before=record)
-            if self._stages is not None and context is not None:
+            if self._stages is not None and run.context is not None:
                 await self._stages.started(started)
             log.info("pour %s started for stope %s", pour_id, record.stope_id)
             return started
@@ -248,13 +227,10 @@ class Supervisor(SupervisorViews):
         self.require_running()
         pour = pm.require_active(self._state, pour_id)
         # Site limits, approvals and the stope's plan may have changed since the start.
-        record = self._records.stored[pour.id]
-        recipe = await self._store.get_recipe(record.recipe_id)
-        if self._stages is not None:
-            context = await self._stages.context_of(record)
-            self._state = replace(self._state, pour=replace(pour, context=context))
+        facts = await resume_facts(self._store, self._stages, self._records.stored[pour.id])
+        self._state = replace(self._state, pour=replace(pour, context=facts.run.context))
         decision = pm.resume(
-            self._state, pour_id, recipe_facts(recipe), self._readings(), self._tick(),
+            self._state, pour_id, recipe_facts(facts.recipe), self._readings(), self._tick(),
             self.machine_config, role=role,
         )  # fmt: skip
         resumed = decision.state.pour
@@ -298,7 +274,9 @@ class Supervisor(SupervisorViews):
     # --- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        period_wall = max(self.config.cycle_s / self._scale, self.config.min_cycle_wall_s)
+        period_wall = max(
+            self.config.cycle_s / self.machine_config.scale, self.config.min_cycle_wall_s
+        )
         next_at = self._monotonic()
         while True:
             next_at += period_wall
@@ -324,13 +302,10 @@ class Supervisor(SupervisorViews):
         self._metrics.plc_connected.set(1.0 if readings.connected else 0.0)
         current_pour_id.set(None if self._state.pour is None else self._state.pour.id)
         await self._apply(pm.cycle(self._state, readings, self._tick(), self.machine_config))
-        counts = dict.fromkeys((s.value for s in law.Severity), 0.0)
-        for alarm in self._state.alarms.annunciated():
-            counts[alarm.severity.value] += 1.0 if alarm.active else 0.0
-        for severity, count in counts.items():
-            self._metrics.alarms_active.set(count, severity=severity)
-        if self._state.pour is not None:
-            self._metrics.pour_volume_m3.set(self._state.pour.totals.poured_m3)
+        pour = self._state.pour
+        self._metrics.observe_alarms(self._state.alarms.annunciated())
+        if pour is not None:
+            self._metrics.pour_volume_m3.set(pour.totals.poured_m3)
 
     # --- carrying out the machine's decisions -----------------------------------------------
 
@@ -375,7 +350,7 @@ class Supervisor(SupervisorViews):
             self._state = decision.state
         for effect in decision.effects:
             if isinstance(effect, pm.Write):
-                ok = await self._write(effect, raise_on_failure=command)
+                ok = await self._writer.write(effect, self._state.written, raise_on_failure=command)
                 self._state = pm.written(self._state, effect, ok, self._monotonic())
             elif isinstance(effect, pm.Keep):
                 self._records.keep(effect.pour)
@@ -395,26 +370,6 @@ class Supervisor(SupervisorViews):
             written, mono = self._state.written, self._state.last_write_mono
             self._state = replace(decision.state, written=written, last_write_mono=mono)
 
-    async def _write(self, write: pm.Write, *, raise_on_failure: bool) -> bool:
-        """Write one confirmed setpoint set; every attempt is audited, in order."""
-        old, started = self._state.written, time.perf_counter()
-        try:
-            result = await self._link.write_setpoints(dict(write.values))
-        except PlantLinkError as err:
-            self._metrics.setpoint_write_failures.inc(code=err.code)
-            self._records.audit_write(write, old, self._clock(), seq=None, acknowledged=False,
-                                      detail=str(err))  # fmt: skip
-            if not raise_on_failure:
-                log.warning("pour %s: %s write failed (%s)", write.pour_id, write.kind, err.code)
-                return False
-            if write.kind is pm.WriteKind.EDGE:
-                raise PlantLinkDown("could not reset run_request before the start") from err
-            raise
-        self._metrics.setpoint_write_seconds.observe(time.perf_counter() - started)
-        self._records.audit_write(write, old, self._clock(), seq=result.seq,
-                                  acknowledged=result.acknowledged, detail=None)  # fmt: skip
-        return True
-
     async def _follow_plan(self, pour: pm.PourRun) -> None:
         """Tell the stope's plan what the pour placed and carry out its answer."""
         record = self._records.stored.get(pour.id)
@@ -433,20 +388,11 @@ class Supervisor(SupervisorViews):
         self._records.keep(effect.ended)
         try:
             await self._records.flush()
-            record = await self._store.get_pour(effect.ended.id)
-            following = await self._stages.next_pour(record, effect.event)
-            recipe = await self._store.get_recipe(following.recipe_id)
-            applies = await correction_in_force(self._store, recipe.mix)
-            if applies is not None and following.correction is None:
-                following = await self._store.update_pour(
-                    following.id, expect_state=following.state, correction=applies.to_pour()
-                )
-            context = await self._stages.context_of(following)
+            facts = await next_stage_facts(self._store, self._stages, effect.ended.id, effect.event)
         except BackfillError as err:
             log.error("pour %s: the next stage cannot take over (%s): stopping at the top",
                       effect.ended.id, err.detail)  # fmt: skip
             await self._decide(pm.finish, effect.ended.id, PourState.COMPLETED, role="service")
             return
-        self._records.track(following)
-        run = run_of(following, recipe.mix, context)
-        await self._apply(pm.take_over(self._state, run, effect.event, self._tick()))
+        self._records.track(facts.record)
+        await self._apply(pm.take_over(self._state, facts.run, effect.event, self._tick()))
