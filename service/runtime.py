@@ -33,6 +33,7 @@ from service.operations.calibrations import (
 from service.operations.lab import LabService, compliance_config
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
 from service.operations.plant_profile import PlantProfiles, simulated_plant
+from service.operations.plant_view import status_body
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.rheology import rheology_of, seed_example_rheology
@@ -369,8 +370,6 @@ class Runtime:
     ) -> None:
         """The OPC UA server and the Sparkplug B edge node, when enabled: their model is
         the HMI snapshot (``/plant/status``), so a value reads the same on every face."""
-        from service.operations.plant_view import status_body
-
         settings = self.settings
 
         async def changed(version: int, within_s: float) -> int:

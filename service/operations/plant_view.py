@@ -6,14 +6,38 @@ views. It never triggers PLC I/O (CONTRACT "GET /plant/status"). The REST API se
 from __future__ import annotations
 
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from service.core.plant_readings import PLANT_MODES
 from service.core.pour_machine import PourRun
-from service.plant.port import PlantSnapshot, Quality
+from service.operations.supervisor import Supervisor
+from service.plant.port import PlantLink, PlantSnapshot, Quality
 
-if TYPE_CHECKING:
-    from service.runtime import Runtime
+
+class Leader(Protocol):
+    @property
+    def epoch(self) -> int | None: ...
+
+
+class Simulated(Protocol):
+    @property
+    def profile(self) -> Any: ...
+
+
+class StatusSource(Protocol):
+    """What the snapshot is built from (the runtime gives it): the link, the supervisor,
+    the built-in simulator when it runs, and whether this instance writes."""
+
+    @property
+    def link(self) -> PlantLink: ...
+    @property
+    def supervisor(self) -> Supervisor: ...
+    @property
+    def simulator(self) -> Simulated | None: ...
+    @property
+    def is_writer(self) -> bool: ...
+    @property
+    def leadership(self) -> Leader | None: ...
 
 SIMULATED_NOTICE = (
     "SIMULATED PLANT: the built-in simulator runs because BACKFILL_PLC__ENDPOINT is not "
@@ -61,7 +85,7 @@ def active_pour_view(pour: PourRun | None, stop_pending: bool) -> dict[str, Any]
     }
 
 
-def simulator_profile_view(runtime: Runtime) -> dict[str, str] | None:
+def simulator_profile_view(runtime: StatusSource) -> dict[str, str] | None:
     """The plant profile the built-in simulator runs (its name and file), or None."""
     profile = runtime.simulator.profile if runtime.simulator is not None else None
     if profile is None:
@@ -69,7 +93,7 @@ def simulator_profile_view(runtime: Runtime) -> dict[str, str] | None:
     return {"name": profile.name, "path": str(profile.path) if profile.path else ""}
 
 
-def status_body(runtime: Runtime, snap: PlantSnapshot | None = None) -> dict[str, Any]:
+def status_body(runtime: StatusSource, snap: PlantSnapshot | None = None) -> dict[str, Any]:
     snap = snap or runtime.link.snapshot()
     stuck = runtime.supervisor.stuck
     measurements: dict[str, Any] = {}
