@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -384,6 +384,16 @@ def _costed(
     )
 
 
+def _variance_at(
+    model: StrengthModel, spread: PlantSpread | None, pass_fraction: float | None
+) -> Callable[[float, float], float] | None:
+    """The plant's spread of ln UCS at a recipe (Cw, Bw), for the search's last step."""
+    if spread is None or pass_fraction is None:
+        return None
+    exponent = model.binder_water_exponent
+    return lambda cw, bw: spread.variance_log(exponent, cw, bw)
+
+
 def _pct(value: float) -> str:
     return f"{value * 100:g}"
 
@@ -572,6 +582,7 @@ def optimize_recipe(
         pump,
         feeds,
         extra,
+        _variance_at(model, plant_spread, pass_fraction),
     )
     blend = {option.name: 0.0 for option in binders}
     for option, fraction in zip(options, option_fractions[found.blend_index], strict=True):
@@ -730,6 +741,7 @@ def _cement_only(
             pump,
             feeds,
             extra,
+            _variance_at(model, plant_spread, pass_fraction),
         )
     except RecipeInfeasible as err:
         return None, f"a cement-only recipe is infeasible: {err.detail}"

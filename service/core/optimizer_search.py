@@ -30,7 +30,7 @@ numpy over the (blend, Cw) grid.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import NoReturn
@@ -352,6 +352,7 @@ def search(
     pump: Pump,
     feeds: Sequence[FeedReach] = (),
     extra_variance: FloatArray | None = None,
+    variance_at: Callable[[float, float], float] | None = None,
 ) -> Found:
     """Index of the cheapest feasible (blend, Cw), its Bw and the limits that bind, or
     RecipeInfeasible naming the limit. ``bound`` is the strength each requirement is
@@ -359,7 +360,8 @@ def search(
     recipe must be makeable from (a Cw the feed cannot reach is no candidate).
     ``extra_variance``: the plant's spread as a variance of ln UCS at each Cw of the grid
     (:mod:`service.core.plant_spread`), taken in bins of the grid at each bin's
-    largest."""
+    largest; ``variance_at(Cw, Bw)`` gives it at the chosen recipe, whose dose is then
+    set on its own spread."""
     count = len(model_fractions)
     exponent = model.binder_water_exponent
     need_leverage = bound.needs_leverage or validity
@@ -376,6 +378,7 @@ def search(
     bins = np.array_split(np.arange(ncw), min(_SPREAD_BINS, ncw)) if spread else [np.arange(ncw)]
     hull_low = np.full(count, -np.inf)
     hull_high = np.full(count, np.inf)
+    terms: list[tuple[FloatArray, FloatArray, FloatArray]] = []
     for j, requirement in enumerate(requirements):
         offset = model.log_offset_grid(model_fractions, requirement.curing_days)
         if need_leverage:
@@ -385,6 +388,7 @@ def search(
             q1 = projected[:, index_u]
         else:
             q0 = q1 = np.zeros(count)
+        terms.append((offset, q0, q1))
         for columns in bins:
             v = (
                 float(extra_variance[columns].max())
@@ -508,10 +512,39 @@ def search(
                 relaxed &= mask
         if float(np.where(relaxed, cost, np.inf).min()) < best * (1.0 - 1.0e-12):
             binding.append(name)
+    chosen_bw = float(binder_ratio[blend_index, solids_index])
+    if spread and variance_at is not None and REQUIRED_UCS in binding:
+        # The bin took its largest spread: the chosen recipe is dosed on its own (the
+        # spread's Bw term moves with the dose: two passes settle it).
+        cw_chosen = float(solids[solids_index])
+        other_lows: list[float] = [
+            float(low[blend_index, solids_index]) for n, low in lows.items() if n != REQUIRED_UCS
+        ]
+        for _ in range(2):
+            v = variance_at(cw_chosen, chosen_bw)
+            exact = max(
+                float(
+                    bound.interval(
+                        offset[blend_index : blend_index + 1],
+                        exponent,
+                        q0[blend_index : blend_index + 1],
+                        q1[blend_index : blend_index + 1],
+                        q2,
+                        math.log(requirement.required_ucs_kpa),
+                        v,
+                    )[0][0]
+                )
+                for requirement, (offset, q0, q1) in zip(requirements, terms, strict=True)
+            )
+            u = max([exact + _LOG_MARGIN, *other_lows])
+            if not (math.isfinite(u) and u <= chosen):
+                break
+            refined = _bw_from_log_ratio(np.array([u]), log_cw_term[:, solids_index])
+            chosen_bw = float(np.clip(refined[0], limits.binder_ratio_min, limits.binder_ratio_max))
     return Found(
         blend_index=int(blend_index),
         solids_index=int(solids_index),
-        binder_ratio=float(binder_ratio[blend_index, solids_index]),
+        binder_ratio=chosen_bw,
         binding=tuple(binding),
         binding_requirement=int(binding_requirement[blend_index, solids_index]),
         strength_binds=REQUIRED_UCS in binding,

@@ -39,6 +39,7 @@ class StatusSource(Protocol):
     @property
     def leadership(self) -> Leader | None: ...
 
+
 SIMULATED_NOTICE = (
     "SIMULATED PLANT: the built-in simulator runs because BACKFILL_PLC__ENDPOINT is not "
     "set; no PLC is connected"
