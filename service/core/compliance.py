@@ -40,10 +40,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import bdtr, betaincinv, ndtri, stdtr  # type: ignore[import-untyped]
 
 from service.core.control.alarms import Severity
 from service.core.lab import LabResult
+from service.core.lazy_scipy import bdtr, betaincinv, ndtri, stdtr
 from service.core.strength_model import (
     CylinderResult,
     StrengthModel,

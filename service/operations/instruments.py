@@ -15,15 +15,23 @@ The supervisor's glue to two pure cores:
 Each gauge's error (:class:`GaugeErrors`, from the ``instruments`` settings) is an sd
 and a calibration tolerance as a fraction of its reading (a flow meter's accuracy is
 quoted in % of reading) or in kg/m3 for the densities.
+
+The balance's alarm sizes a disagreement with scipy's bounded least squares, which the
+service loads only when it is needed (:mod:`service.core.lazy_scipy`): the check loads
+it in a worker thread at its first cycle, so that the import (about 0.4 s) never runs
+on the event loop in the middle of a cycle.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from service.core import lazy_scipy
 from service.core import reconcile as rc
 from service.core.control import law
 from service.core.control.alarms import AlarmCode, Condition
@@ -40,6 +48,8 @@ from service.core.control.fallback import (
 from service.core.control.massbalance import Recipe
 from service.errors import InvalidInput
 from service.settings import InstrumentSettings
+
+log = logging.getLogger(__name__)
 
 Measure = Callable[[str], law.Measurement]
 
@@ -261,10 +271,16 @@ class BalanceCheck:
         self._state = rc.DisagreementState.initial()
         self.status: rc.DisagreementStatus | None = None
         self.reconciliation: rc.FlowReconciliation | None = None
+        self.numerics: threading.Thread | None = None
 
     def observe(
         self, measurements: rc.FlowMeasurements | None, now: datetime
     ) -> rc.DisagreementStatus:
+        if self.numerics is None:
+            self.numerics = threading.Thread(
+                target=_load_numerics, name="load-scipy.optimize", daemon=True
+            )
+            self.numerics.start()
         reconciliation = None
         if measurements is not None:
             try:
@@ -301,6 +317,13 @@ class BalanceCheck:
             return None
         beyond = status.statistic_beyond_tolerance
         return (status.statistic if beyond is None else beyond) / status.threshold
+
+
+def _load_numerics() -> None:
+    try:
+        lazy_scipy.loaded(lazy_scipy.OPTIMIZE)
+    except Exception:  # a thread's boundary: the first use imports it again, and fails there
+        log.exception("loading %s for the balance check failed", lazy_scipy.OPTIMIZE)
 
 
 def instruments_view(
