@@ -59,6 +59,15 @@ _ROUTE_MODULES = (
     health,
 )
 WEB_DIR = Path(__file__).resolve().parent / "web"
+API_DESCRIPTION = (
+    "Mix recipes, pours under closed-loop control, stopes, laboratory results and the "
+    "plant's status for SCADA and HMIs. Every request under /api/ takes "
+    "`Authorization: Bearer <key>`; units are in the field names and percentages say what "
+    "they are a percentage of (`binder_pct` is Bw, of the dry tailings; `solids_pct` is "
+    'Cw, of the paste). Errors are `{"code", "detail", "field"}`. The integration '
+    "contract for SCADA integrators and PLC programmers (conventions, errors, roles, the "
+    "PLC's OPC UA tags and handshake) is docs/INTEGRATION.md in the service's source tree."
+)
 _PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # Pure computations: they change nothing, so they have their own, higher rate limit.
 _COMPUTATIONS = re.compile(
@@ -121,6 +130,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     app = FastAPIOffline(
         title="Paste backfill control-integration service",
         version="0.1.0",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         # Short, stable operationIds (the route functions' names): the method names of
         # every client generated from the schema.
