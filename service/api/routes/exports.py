@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import RuntimeDep, utc_instant
+from service.api.deps import QueryInstant, RuntimeDep, utc_instant
 from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.core import tabular
@@ -47,8 +47,10 @@ _CONTENT: dict[int | str, dict[str, Any]] = {
     }
 }
 FormatQuery = Annotated[Format, Query(description="csv (the default) or parquet.")]
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Inclusive, with zone.")]
-ToQuery = Annotated[datetime | None, Query(description="Exclusive, with zone.")]
+FromQuery = Annotated[
+    QueryInstant | None, Query(alias="from", description="Inclusive, ISO 8601 with zone.")
+]
+ToQuery = Annotated[QueryInstant | None, Query(description="Exclusive, ISO 8601 with zone.")]
 _TAGS = "Comma-separated (all by default): " + ", ".join(HISTORY_TAGS)
 
 
