@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service.api import errors, openapi
+from service.api.access_log import AccessLog
 from service.api.edge import ApiEdge
 from service.api.routes import (
     API_PREFIX,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         compute_rate_per_s=settings.api.compute_rate_per_s,
         compute_burst=settings.api.compute_burst,
         body_timeout_s=settings.api.idle_timeout_s,
+        access_log=AccessLog(settings.access_log),
     )
     add_routes_flat(app, [module.router for module in _ROUTE_MODULES])
 

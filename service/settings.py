@@ -477,6 +477,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, with pour_id."
     )
+    access_log: Literal["off", "errors", "all"] = Field(
+        default="errors",
+        description="Which HTTP requests get an access log line (with the request id): "
+        "errors (answers of 400 and above), all, or off.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
