@@ -54,7 +54,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import need
+from tests.conftest import machine_lock, need
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
@@ -158,9 +158,12 @@ def _apt_install(*packages: str) -> None:
     )
     assert apt is not None
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *packages]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get of this machine finishes first
+    install = [apt, *wait, "install", "-y", "--no-install-recommends", *packages]
+    with machine_lock("apt"):
+        for cmd in ([apt, *wait, "update"], install):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
 
 
 def _ensure_tools() -> str:
