@@ -22,7 +22,7 @@ import fcntl
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,13 +74,26 @@ SPREAD_MODULES = frozenset({"tests/integration/test_schemathesis.py"})
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadscope`` by module: the tests of a module run on one worker, in
     order, with the module-wide servers and state they share, except the modules of
-    :data:`SPREAD_MODULES`, spread test by test. (xdist's ``loadgroup`` cannot be used:
-    with pytest 9 its group marks no longer reach the scheduler.)"""
+    :data:`SPREAD_MODULES`, spread test by test; the modules in the order collected
+    (``--no-loadscope-reorder``: the long end-to-end modules first). (xdist's
+    ``loadgroup`` cannot be used: with pytest 9 its group marks no longer reach the
+    scheduler.)"""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+            # Some tests share a node id (schemathesis' bounded cases): loadscope keys
+            # its work by node id and would run one of each and drop the rest. The
+            # second and later get a suffix here, the same on every worker.
+            seen: dict[str, int] = {}
+            unique = []
+            for nodeid in collection:
+                count = seen[nodeid] = seen.get(nodeid, 0) + 1
+                unique.append(nodeid if count == 1 else f"{nodeid}#{count}")
+            super().add_node_collection(node, unique)
+
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return nodeid if module in SPREAD_MODULES else module
