@@ -14,7 +14,9 @@ the process that serves never holds the whole address space, in a fresh folder r
 into place when complete: a folder per asyncua and Python version in the user's cache
 folder (``$XDG_CACHE_HOME``, else ``~/.cache``, then ``backfill-service``), made once
 per machine and shared by every process of that user, one making it at a time (a lock
-file). The file holds pickles, so it is used only from a folder this user owns that no
+file); about 20 MB. In the container image the user's home is its working directory, so
+the file lands in ``/data/.cache`` and is made at the container's first start (a few
+seconds). The file holds pickles, so it is used only from a folder this user owns that no
 one else may write to. Anything amiss (no writable cache folder, as in a read-only
 container; a failed build) and the server builds namespace 0 in memory as before.
 """
