@@ -1,8 +1,10 @@
 """Requests/s of ``POST /api/v1/recipes/proportion`` against a bare async FastAPI endpoint.
 
 Both are served the same way, in one run: two uvicorn subprocesses on free
-loopback ports (``bench/http_targets.py``: one process each, log level warning, no
-access log, the same ``--loop`` and HTTP parser), loaded by ``wrk`` with the CONTRACT
+loopback ports (``bench/http_targets.py``: one process each, no uvicorn access log, the
+same ``--loop`` and HTTP parser; the service logging as ``python -m service`` does, at
+INFO with its own access log as ``--access-log`` says, errors by default), loaded by
+``wrk`` with the CONTRACT
 example body and an ``Authorization: Bearer`` header. After a warm-up of each, the
 measured runs alternate (ours, bare, ours, bare, ...) so that machine drift falls on
 both alike. Target: ours / bare >= 0.8 in requests/s.
@@ -260,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         default="httptools",
         help="uvicorn http, same for both (the service serves httptools)",
     )
+    parser.add_argument(
+        "--access-log",
+        choices=("off", "errors", "all"),
+        default="errors",
+        help="the service's BACKFILL_ACCESS_LOG (default errors, its default: no line for "
+        "the 200s measured); all writes a line per request to the service's log file",
+    )
     args = parser.parse_args(argv)
     if not (1 <= args.duration <= 300 and 1 <= args.rounds <= 20 and 0 <= args.warmup <= 60):
         parser.error("--duration 1-300, --rounds 1-20, --warmup 0-60")
@@ -278,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             "BACKFILL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'b.db'}",
             "BACKFILL_API_KEYS": f"hmi:{key}",
-            "BACKFILL_LOG_LEVEL": "WARNING",
+            # Logging as python -m service logs by default (INFO), the access log as asked.
+            "BACKFILL_LOG_LEVEL": "INFO",
+            "BACKFILL_ACCESS_LOG": args.access_log,
             # The per-caller limit on computations is the service's defence, not what is
             # measured here: raised far above what one wrk client can send.
             "BACKFILL_API__COMPUTE_RATE_PER_S": "100000",
@@ -313,8 +324,9 @@ def measure(
             raise RuntimeError(f"unexpected answer from the service: {answer}")
         wait_ready(bare, key)
         print(
-            f"uvicorn --loop {args.loop} --http {args.http}, 1 process each, "
-            f"log level warning, no access log; wrk -t{args.threads} "
+            f"uvicorn --loop {args.loop} --http {args.http}, 1 process each; the service "
+            f"at log level INFO with BACKFILL_ACCESS_LOG={args.access_log}, bare at "
+            f"warning without access log; wrk -t{args.threads} "
             f"-c{args.connections} -d{args.duration}s, {args.rounds} rounds "
             f"alternating, {os.cpu_count()} CPUs; the PLC a simulator process"
         )

@@ -3,17 +3,19 @@
 ``python bench/http_targets.py service --port P``: the service as ``python -m service``
 serves it (``service/server.py``): ``create_app(settings, freeze_heap=True)`` with
 settings from the environment (``BACKFILL_DATABASE_URL``, ``BACKFILL_API_KEYS``, ...),
-and the service's own HTTP protocol class (uvicorn's, with the request-head deadline)
-for the chosen parser.
+its logging configured from them (``BACKFILL_LOG_LEVEL``, ``BACKFILL_LOG_FORMAT``; the
+access log is the service's own, ``BACKFILL_ACCESS_LOG``), and the service's own HTTP
+protocol class (uvicorn's, with the request-head deadline) for the chosen parser.
 
 ``python bench/http_targets.py bare --port P``: a bare FastAPI app with one ``async def``
 POST endpoint at the same path, taking the same JSON body as a plain dict and
 returning a small dict, served by uvicorn's protocol class for the same parser: the
 floor that FastAPI + uvicorn set on this machine.
 
-Both run ``uvicorn.run`` with the same options (one process, loopback only,
-log level warning, no access log, the given loop and HTTP parser), which
-``python -m service`` does not expose; that is why this runner exists.
+Both run ``uvicorn.run`` with the same options (one process, loopback only, no uvicorn
+access log, the given loop and HTTP parser), which ``python -m service`` does not
+expose; that is why this runner exists. The bare target logs at warning; the service
+at what its settings say, as ``python -m service``.
 """
 
 from __future__ import annotations
@@ -37,16 +39,19 @@ def bare_app() -> FastAPI:
     return app
 
 
-def service_target(parser: str) -> tuple[FastAPI, Any]:
-    """The application and the HTTP protocol class, as ``service.server.serve`` makes
-    them."""
+def service_target(parser: str) -> tuple[FastAPI, Any, str]:
+    """The application, the HTTP protocol class and the log level, as
+    ``service.__main__`` and ``service.server.serve`` make them."""
+    from service import logs
     from service.app import create_app
     from service.server import guarded_protocol
     from service.settings import Settings
 
     settings = Settings()
+    logs.configure(settings.log_level, settings.log_format, settings.opcua_log_level)
     app = create_app(settings, freeze_heap=True)
-    return app, guarded_protocol(settings.api.idle_timeout_s, parser=parser)
+    http = guarded_protocol(settings.api.idle_timeout_s, parser=parser)
+    return app, http, settings.log_level.lower()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,16 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.target == "service":
-        app, http = service_target(args.http)
+        app, http, level = service_target(args.http)
+        log_config: Any = None  # the service's own handlers and format
     else:
-        app, http = bare_app(), args.http
+        app, http, level = bare_app(), args.http, "warning"
+        log_config = uvicorn.config.LOGGING_CONFIG
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=args.port,
         loop=args.loop,
         http=http,
-        log_level="warning",
+        log_level=level,
+        log_config=log_config,
         access_log=False,
         lifespan="on",
     )

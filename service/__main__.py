@@ -36,11 +36,14 @@ running:
   running pour and stops the plant before the process exits
   ({PREFIX}SHUTDOWN_GRACE_S, 20 s). GET /healthz answers 200 while the process
   serves, GET /readyz while the store answers, GET /metrics for Prometheus; the API
-  is described at /docs.
+  is described at /docs. The integration contract (HTTP API, errors, roles, the
+  PLC's OPC UA interface and what the PLC program must do) is docs/INTEGRATION.md
+  in the source tree.
 
 exit status:
-  0 stopped by a signal; 2 invalid options or settings; 3 could not start (the
-  reason logged in one line); 70 the shutdown overran {PREFIX}SHUTDOWN_GRACE_S.
+  0 stopped by SIGTERM or SIGINT after a clean shutdown; 2 invalid options or
+  settings; 3 could not start (the reason logged in one line); 70 the shutdown
+  overran {PREFIX}SHUTDOWN_GRACE_S.
 """
 
 

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service.api import errors, openapi
+from service.api.access_log import AccessLog
 from service.api.edge import ApiEdge
 from service.api.routes import (
     API_PREFIX,
@@ -59,6 +60,15 @@ _ROUTE_MODULES = (
     health,
 )
 WEB_DIR = Path(__file__).resolve().parent / "web"
+API_DESCRIPTION = (
+    "Mix recipes, pours under closed-loop control, stopes, laboratory results and the "
+    "plant's status for SCADA and HMIs. Every request under /api/ takes "
+    "`Authorization: Bearer <key>`; units are in the field names and percentages say what "
+    "they are a percentage of (`binder_pct` is Bw, of the dry tailings; `solids_pct` is "
+    'Cw, of the paste). Errors are `{"code", "detail", "field"}`. The integration '
+    "contract for SCADA integrators and PLC programmers (conventions, errors, roles, the "
+    "PLC's OPC UA tags and handshake) is docs/INTEGRATION.md in the service's source tree."
+)
 _PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # Pure computations: they change nothing, so they have their own, higher rate limit.
 _COMPUTATIONS = re.compile(
@@ -121,6 +131,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     app = FastAPIOffline(
         title="Paste backfill control-integration service",
         version="0.1.0",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         # Short, stable operationIds (the route functions' names): the method names of
         # every client generated from the schema.
@@ -140,6 +151,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         compute_rate_per_s=settings.api.compute_rate_per_s,
         compute_burst=settings.api.compute_burst,
         body_timeout_s=settings.api.idle_timeout_s,
+        access_log=AccessLog(settings.access_log),
     )
     add_routes_flat(app, [module.router for module in _ROUTE_MODULES])
 

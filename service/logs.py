@@ -2,7 +2,9 @@
 
 Every record made while the supervisor works on a pour carries that pour's id
 (``pour_id``), through a context variable, so a pour's whole story can be pulled
-out of the logs with one filter.
+out of the logs with one filter. An argument of a record that offers
+``log_fields()`` (an alarm's change of state) is written as readable text in the
+message and, in JSON, as fields of the line too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from datetime import UTC, datetime
 current_pour_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_pour_id", default=None
 )
+# The HTTP request being served (service.api.access_log): its lines carry its id.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_request_id", default=None
+)
 
 
 class _PourIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "pour_id"):
             record.pour_id = current_pour_id.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id.get()
         return True
 
 
@@ -49,6 +57,18 @@ class JsonFormatter(logging.Formatter):
         pour_id = getattr(record, "pour_id", None)
         if pour_id:
             body["pour_id"] = pour_id
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            body.update(access)
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            fields = getattr(arg, "log_fields", None)
+            if callable(fields):
+                for key, value in fields().items():
+                    body.setdefault(key, value)
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
         return json.dumps(body, default=str)
@@ -61,7 +81,12 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         pour_id = getattr(record, "pour_id", None)
-        return f"{line} [pour {pour_id}]" if pour_id else line
+        if pour_id:
+            line = f"{line} [pour {pour_id}]"
+        request_id = getattr(record, "request_id", None)
+        if request_id and getattr(record, "access", None) is None:
+            line = f"{line} [request {request_id}]"
+        return line
 
 
 def configure(level: str, fmt: str, opcua_level: str = "WARNING") -> None:

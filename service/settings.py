@@ -67,7 +67,7 @@ class SecurityMode(StrEnum):
 
 
 class PlcSettings(BaseModel):
-    """The OPC UA link to the PLC (CONTRACT "PLC interface")."""
+    """The OPC UA link to the PLC (docs/INTEGRATION.md "PLC interface")."""
 
     endpoint: str | None = Field(
         default=None,
@@ -304,7 +304,7 @@ class SparkplugSettings(BaseModel):
 
 
 class SimSettings(BaseModel):
-    """The built-in plant simulator (CONTRACT "Running")."""
+    """The built-in plant simulator (docs/INTEGRATION.md "Running")."""
 
     speed: float = Field(default=1.0, gt=0, le=1000, description="Process time / wall time.")
     host: str = "127.0.0.1"
@@ -492,7 +492,7 @@ class DesignSettings(BaseModel):
 
 class DiverterSettings(BaseModel):
     """The dump diverter, used when the tag map has divert_to_dump_sp and
-    diverted_to_dump_pv (CONTRACT "Optional tags")."""
+    diverted_to_dump_pv (docs/INTEGRATION.md "PLC interface")."""
 
     settle_s: float = Field(
         default=60.0,
@@ -819,6 +819,11 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, with pour_id."
+    )
+    access_log: Literal["off", "errors", "all"] = Field(
+        default="errors",
+        description="Which HTTP requests get an access log line (with the request id): "
+        "errors (answers of 400 and above), all, or off.",
     )
 
     @field_validator("api_keys", mode="before")

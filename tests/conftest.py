@@ -3,14 +3,27 @@
 Tests that need an outside program (PostgreSQL, node-opcua, Chromium) call
 ``need(condition, reason)``: on a laptop without it they skip with the reason; with
 BACKFILL_TEST_STRICT=1 (set by .ci/run) every skip is turned into a failure.
+
+``make test`` runs the tests in parallel worker processes (pytest-xdist, ``--dist
+loadscope``): every test makes its own database (a SQLite file under its own tmp_path,
+or a fresh PostgreSQL database) and takes its servers' ports from its worker's own
+block (``tests/ports.py``). The tests of a module run on one worker, in order (many
+share a module-wide server: the application of ``tests/integration/conftest.py``, the
+browser's service, the container image's podman storage), except the modules spread
+test by test (:data:`SPREAD_MODULES`); what the tests install from outside (apt-get,
+npm, a download) is installed under a lock held across the machine's test processes
+(:func:`machine_lock`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +38,67 @@ def need(condition: bool, reason: str) -> None:
         if STRICT:
             pytest.fail(f"required for CI: {reason}")
         pytest.skip(reason)
+
+
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Held by one test process of this machine at a time (every pytest-xdist worker,
+    and any other test session): for installing what the tests need from outside."""
+    path = Path(tempfile.gettempdir()) / f"backfill-tests-{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@asynccontextmanager
+async def machine_lock_async(name: str) -> AsyncIterator[None]:
+    """:func:`machine_lock` for a coroutine: waits for the lock in a thread."""
+    path = Path(tempfile.gettempdir()) / f"backfill-tests-{name}.lock"
+    with path.open("a") as handle:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# Modules whose tests are independent of each other and long in all: spread test by
+# test over the workers (each worker builds their module-wide application itself).
+SPREAD_MODULES = frozenset({"tests/integration/test_schemathesis.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` by module: the tests of a module run on one worker, in
+    order, with the module-wide servers and state they share, except the modules of
+    :data:`SPREAD_MODULES`, spread test by test; the modules in the order collected
+    (``--no-loadscope-reorder``: the long end-to-end modules first). (xdist's
+    ``loadgroup`` cannot be used: with pytest 9 its group marks no longer reach the
+    scheduler.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+            # Some tests share a node id (schemathesis' bounded cases): loadscope keys
+            # its work by node id and would run one of each and drop the rest. The
+            # second and later get a suffix here, the same on every worker.
+            seen: dict[str, int] = {}
+            unique = []
+            for nodeid in collection:
+                count = seen[nodeid] = seen.get(nodeid, 0) + 1
+                unique.append(nodeid if count == 1 else f"{nodeid}#{count}")
+            super().add_node_collection(node, unique)
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SPREAD_MODULES else module
+
+    return ByModule(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,11 +5,13 @@ which costs two thread hops per request for work that never blocks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from pydantic import BeforeValidator
 
 from service.api.auth import Principal
 from service.api.edge import PRINCIPAL
@@ -84,6 +86,21 @@ AdminDep = Annotated[Principal, Depends(require())]
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+_ISO_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_text(value: object) -> object:
+    """A query's instant must be written as a date and time: pydantic would also take
+    a bare number (``to=0.5``) as seconds since 1970, which no client means."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+QueryInstant = Annotated[datetime, BeforeValidator(_iso_text)]
+"""A datetime query parameter: ISO 8601 text only (a 422 naming it otherwise)."""
 
 
 def utc_instant(value: datetime, field: str) -> datetime:

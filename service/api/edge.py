@@ -21,7 +21,10 @@ not a layer per concern, on the hot path):
   and the page's Content-Security-Policy (the interactive API docs their own, as strict
   but for their inline start-up script);
 - every request, refused here or answered by a route, is counted and timed by method,
-  route template and status (``service/api/request_metrics.py``).
+  route template and status (``service/api/request_metrics.py``), has an id (the
+  client's ``X-Request-ID`` or a new one, sent back in the answer and carried by every
+  log line of the request) and is written to the access log as the site chose
+  (``service/api/access_log.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from service.api.access_log import AccessLog, request_id
 from service.api.auth import Principal, parse_bearer
 from service.api.request_metrics import METHODS, route_template
+from service.logs import current_request_id
 from service.metrics import HttpMetrics
 
 Scope = dict[str, Any]
@@ -162,6 +167,7 @@ class ApiEdge:
         compute_rate_per_s: float,
         compute_burst: int,
         body_timeout_s: float,
+        access_log: AccessLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``authenticate(token)`` is the principal of a valid key (None for an invalid
@@ -175,6 +181,7 @@ class ApiEdge:
         self.writes = _Limit("writes", write_rate_per_s, write_burst)
         self.computations = _Limit("computations", compute_rate_per_s, compute_burst)
         self.body_timeout_s = body_timeout_s
+        self.access_log = access_log or AccessLog("off")
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -187,14 +194,17 @@ class ApiEdge:
         path = route_path(scope)
         policy = _DOCS_POLICY_HEADER if path.startswith(_DOCS_PAGES) else _PAGE_POLICY_HEADER
         status = 500  # what the server answers for a request that failed unanswered
+        rid = request_id(scope.get("headers", ()))
+        current_request_id.set(rid)  # this request's task only
+        id_header = (b"x-request-id", rid.encode())
 
         async def answer(message: Message) -> None:
             """Every message of the response, the edge's own refusals included: the
-            status noted, the security headers added."""
+            status noted, the security headers and the request id added."""
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), *SECURITY_HEADERS, policy]
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS, policy, id_header]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -202,12 +212,21 @@ class ApiEdge:
             await self._serve(scope, receive, answer, path)
         finally:
             method = scope["method"]
-            self.metrics.observe(
-                method if method in METHODS else "other",
-                route_template(scope, sent_path, root_path),
-                status,
-                time.perf_counter() - started,
-            )
+            route = route_template(scope, sent_path, root_path)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(method if method in METHODS else "other", route, status, elapsed)
+            if status >= self.access_log.from_status:
+                principal = scope.get(PRINCIPAL)
+                self.access_log.record(
+                    method=method,
+                    path=sent_path,
+                    route=route,
+                    status=status,
+                    duration_s=elapsed,
+                    client=(scope.get("client") or ("-", 0))[0],
+                    request_id=rid,
+                    role=None if principal is None else principal.role.value,
+                )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         length: int | None = None

@@ -49,10 +49,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from scipy.special import betainc, betaincinv, ndtri  # type: ignore[import-untyped]
-
 from service.core import acceptance
 from service.core.lab import LabResult
+from service.core.lazy_scipy import betainc, betaincinv, ndtri
 from service.core.strength_model import (
     StrengthModel,
 )

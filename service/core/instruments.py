@@ -15,6 +15,11 @@ The pour machine's rules over two pure cores:
 Each gauge's error (:class:`GaugeErrors`, from the ``instruments`` settings) is an sd
 and a calibration tolerance as a fraction of its reading (a flow meter's accuracy is
 quoted in % of reading) or in kg/m3 for the densities.
+
+The balance's alarm sizes a disagreement with scipy's bounded least squares, which the
+service loads only when it is needed (:mod:`service.core.lazy_scipy`); the running part
+loads it in a worker thread when a pour starts, so that the import (about 0.4 s) never
+runs on the event loop in the middle of a cycle.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import stdtr  # type: ignore[import-untyped]
 
 from service.core.compliance import SamplePlan
 from service.core.lab import LabResult
+from service.core.lazy_scipy import stdtr
 from service.core.strength_model import CylinderResult, StrengthModel, fit_strength_model
 from service.errors import CalibrationRejected, InvalidInput, OutsideCalibrationRange
 

@@ -108,10 +108,10 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import lsq_linear  # type: ignore[import-untyped]
-from scipy.special import chdtrc, chdtri, nctdtr, stdtrit  # type: ignore[import-untyped]
 
+from service.core.chi_square import chdtrc, chdtri
 from service.core.control.massbalance import RHO_W_KG_M3, slurry_solids_fraction
+from service.core.lazy_scipy import lsq_linear, nctdtr, stdtrit
 from service.errors import InvalidInput
 
 FloatArray = NDArray[np.float64]

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import stdtr, stdtrit  # type: ignore[import-untyped]
 
+from service.core.lazy_scipy import stdtr, stdtrit
 from service.errors import InvalidInput
 
 FloatArray = NDArray[np.float64]

@@ -61,8 +61,8 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq  # type: ignore[import-untyped]
 
+from service.core.roots import brentq
 from service.core.slack_flow import LineFill, LineSection, check_profile, line_fill, profile
 from service.core.strength_model import DataRange, FloatArray
 from service.errors import CalibrationRejected, InvalidInput

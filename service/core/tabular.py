@@ -2,6 +2,9 @@
 Parquet with typed columns, both written a batch of rows at a time, so an export of any
 length streams in bounded memory.
 
+pyarrow (about 60 MB resident once loaded) is imported by the first Parquet writer, not
+with this module: a process that never exports Parquet never carries it.
+
 A :class:`Column` says what a column holds (text, number, integer, flag, instant) and its
 unit; the CSV writer formats by it, the Parquet writer types the column by it (instants
 as UTC milliseconds, numbers as float64), so a historian or a notebook reads the file
@@ -17,10 +20,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # A text cell that begins like a formula is run by a spreadsheet that opens the CSV;
 # a leading apostrophe makes it text (OWASP, "CSV Injection").
@@ -52,13 +55,16 @@ class Kind(enum.Enum):
     TIME = "time"
 
 
-_ARROW = {
-    Kind.TEXT: pa.string(),
-    Kind.FLOAT: pa.float64(),
-    Kind.INT: pa.int64(),
-    Kind.BOOL: pa.bool_(),
-    Kind.TIME: pa.timestamp("ms", tz="UTC"),
-}
+def _arrow_types() -> dict[Kind, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        Kind.TEXT: pa.string(),
+        Kind.FLOAT: pa.float64(),
+        Kind.INT: pa.int64(),
+        Kind.BOOL: pa.bool_(),
+        Kind.TIME: pa.timestamp("ms", tz="UTC"),
+    }
 
 
 @dataclass(frozen=True)
@@ -149,10 +155,15 @@ class ParquetWriter:
     column units go into the schema's field metadata (``unit``)."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self._types = _arrow_types()
         self.columns = tuple(columns)
         self.schema = pa.schema(
             [
-                pa.field(c.name, _ARROW[c.kind], metadata={"unit": c.unit} if c.unit else None)
+                pa.field(c.name, self._types[c.kind], metadata={"unit": c.unit} if c.unit else None)
                 for c in self.columns
             ]
         )
@@ -164,8 +175,9 @@ class ParquetWriter:
 
     def rows(self, rows: Sequence[Row]) -> bytes:
         if rows:
+            pa = self._pa
             arrays = [
-                pa.array([c.value(row.get(c.name)) for row in rows], type=_ARROW[c.kind])
+                pa.array([c.value(row.get(c.name)) for row in rows], type=self._types[c.kind])
                 for c in self.columns
             ]
             self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))

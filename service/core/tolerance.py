@@ -39,8 +39,9 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import chdtri, nctdtrit, ndtri  # type: ignore[import-untyped]
 
+from service.core.chi_square import chdtri
+from service.core.lazy_scipy import nctdtrit, ndtri
 from service.errors import InvalidInput
 
 FloatArray = NDArray[np.float64]

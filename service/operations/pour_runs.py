@@ -11,6 +11,7 @@ from typing import Any
 
 from service.core import control as law
 from service.core import instruments as ins
+from service.core import lazy_scipy
 from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
 from service.core import pour_machine as pm
@@ -165,6 +166,8 @@ async def start_facts(store: Store, stages: StagePort | None, pour_id: str) -> F
     """The pour to start as the machine runs it, under the newest approved correction
     that applies to its recipe (a planned pour only: a later approval never changes a
     pour under way)."""
+    # The balance check's numerics load in a worker thread while the plant starts.
+    lazy_scipy.preload(lazy_scipy.OPTIMIZE)
     record = await store.get_pour(pour_id)
     recipe = await store.get_recipe(record.recipe_id)
     applies = None

@@ -355,7 +355,7 @@ class Supervisor(SupervisorViews):
             elif isinstance(effect, pm.Keep):
                 self._records.keep(effect.pour)
             elif isinstance(effect, pm.Note):
-                log.log(effect.level, "%s", effect.message)
+                log.log(effect.level, effect.message, *effect.args)
             elif isinstance(effect, pm.FollowPlan):
                 await self._follow_plan(effect.pour)
             elif isinstance(effect, pm.Handover):

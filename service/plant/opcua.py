@@ -791,15 +791,19 @@ class OpcUaPlantLink:
             )
 
     async def _recreate_subscription(self, conn: _Connection) -> None:
+        """The new subscription first, then the old one deleted: the session is never
+        without one. Deleted first, the client's next publish request (asyncua keeps
+        one in flight, and sends the next as soon as the old subscription's last answer
+        arrives) could reach the server before the new one existed, which answers it
+        with BadNoSubscription and logs an error."""
         old = conn.sub_id
-        conn.sub_id = None
+        await self._subscribe(conn)
         if old is not None:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     await conn.client.uaclient.delete_subscriptions([old])
             except _UA_ERRORS as err:
                 self._log.debug("PLC link: deleting silent subscription failed: %s", err)
-        await self._subscribe(conn)
 
     def _on_publish(self, conn: _Connection, generation: int, result: ua.PublishResult) -> None:
         """Publish callback (data or keep-alive); runs in asyncua's publish loop."""

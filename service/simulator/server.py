@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import random
@@ -66,6 +67,7 @@ from service.simulator.dynamics import (
     simulate,
 )
 from service.simulator.profile import PlantProfile, load_profile
+from service.ua_cache import standard_nodes
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +268,9 @@ def _from_float32(value: Any) -> float:
     return float(f"{float(value):.7g}")
 
 
+_PORT_ATTEMPTS = 5
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -390,10 +395,26 @@ class SimulatorServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        if self._port == 0:
-            self._port = _free_port(self.host)
+        pick = self._port == 0
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            if pick:
+                self._port = _free_port(self.host)
+            try:
+                self._server = await self._serve()
+                break
+            except OSError as err:
+                # A free port is free until someone takes it: another server, or an
+                # outgoing connection's source port, between its choice and the bind.
+                if not pick or err.errno != errno.EADDRINUSE or attempt == _PORT_ATTEMPTS:
+                    raise
+                logger.info("simulator: port %d was taken meanwhile; another", self._port)
+        self._task = asyncio.create_task(self._run(), name="plant-simulator")
+        logger.info("simulator listening on %s (speed %gx)", self.endpoint, self.speed)
+
+    async def _serve(self) -> Server:
         server = Server()
-        await server.init()
+        # Namespace 0 read node by node from a file made once (service.ua_cache).
+        await server.init(await standard_nodes())
         server.set_endpoint(f"{self.endpoint}/")
         server.set_server_name("Backfill plant simulator")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
@@ -402,9 +423,7 @@ class SimulatorServer:
             raise RuntimeError(f"namespace {NAMESPACE_URI} got index {idx}, expected 2")
         await self._build_address_space(server)
         await server.start()
-        self._server = server
-        self._task = asyncio.create_task(self._run(), name="plant-simulator")
-        logger.info("simulator listening on %s (speed %gx)", self.endpoint, self.speed)
+        return server
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,12 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import machine_lock_async
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 NODE_PLC_DIR = REPO / "tests" / "interop" / "node_opcua_plc"
 NODE_PLC_TAG_MAP = NODE_PLC_DIR / "tags.toml"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -219,14 +214,20 @@ async def _run(*args: str, cwd: Path, within: float) -> tuple[int, str]:
 
 
 async def install_node_opcua(npm: str, *, within: float = 600.0) -> None:
-    """``npm install`` in the PLC's folder when node-opcua is not there yet."""
-    if (NODE_PLC_DIR / "node_modules" / "node-opcua").is_dir():
+    """``npm install`` in the PLC's folder when node-opcua is not there yet (one test
+    process installs it; the others wait for it)."""
+    installed = NODE_PLC_DIR / "node_modules" / ".backfill-installed"
+    if installed.is_file():
         return
-    code, out = await _run(
-        npm, "install", "--no-audit", "--no-fund", cwd=NODE_PLC_DIR, within=within
-    )
-    if code != 0:
-        raise AssertionError(f"npm install of node-opcua failed ({code}):\n{out[-3000:]}")
+    async with machine_lock_async("npm-node-opcua"):
+        if installed.is_file():
+            return
+        code, out = await _run(
+            npm, "install", "--no-audit", "--no-fund", cwd=NODE_PLC_DIR, within=within
+        )
+        if code != 0:
+            raise AssertionError(f"npm install of node-opcua failed ({code}):\n{out[-3000:]}")
+        installed.touch()
 
 
 @dataclass

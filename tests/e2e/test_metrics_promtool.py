@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROPORTION_EXAMPLE, api_keys_setting, auth, need
+from tests.conftest import PROPORTION_EXAMPLE, api_keys_setting, auth, machine_lock, need
 from tests.e2e.procs import free_port, service_process, until, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,8 @@ async def _traffic(client: httpx.AsyncClient) -> None:
 async def test_promtool_accepts_the_metrics_of_a_running_service(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    promtool = _promtool(_cache_dir(request, tmp_path))
+    with machine_lock("apt"):  # apt-get update may run, as another test's install may
+        promtool = _promtool(_cache_dir(request, tmp_path))
     env = {
         "BACKFILL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}",
         "BACKFILL_API_KEYS": api_keys_setting(),

@@ -128,7 +128,7 @@ async def test_sigterm_mid_pour_stops_the_plc_and_exits_within_the_grace(tmp_pat
                 exited = time.monotonic()
                 stream_ended = await asyncio.wait_for(stream, 5)
             assert exited - sent <= GRACE_S, f"exit took {exited - sent:.1f} s"
-            assert code in (0, -signal.SIGTERM), service.log_tail()
+            assert code == 0, service.log_tail()  # as --help says: a clean stop is 0
             assert stream_ended <= exited + 0.5  # the stream was closed, not cut by the exit
             log = service.log_tail()
             assert "pausing the plant first" in log

@@ -54,7 +54,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import need
+from tests.conftest import machine_lock, need
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 
@@ -157,9 +158,12 @@ def _apt_install(*packages: str) -> None:
     )
     assert apt is not None
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *packages]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get of this machine finishes first
+    install = [apt, *wait, "install", "-y", "--no-install-recommends", *packages]
+    with machine_lock("apt"):
+        for cmd in ([apt, *wait, "update"], install):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
 
 
 def _ensure_tools() -> str:
@@ -416,13 +420,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             out.write(f"times: {json.dumps({k: round(v, 1) for k, v in podman.times.items()})}\n")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _hardened(name: str) -> list[str]:
     return [
         "run",
@@ -481,7 +478,7 @@ def test_image_serves_healthz_read_only_without_capabilities(built: Built) -> No
     assert inspect["Healthcheck"]["Test"][0] == "CMD"  # kept: built in docker format
     assert "/healthz" in inspect["Healthcheck"]["Test"][-1]
 
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     with _container(
         podman,
@@ -554,7 +551,7 @@ def test_simulator_command_of_the_compose_file_serves_opc_ua(built: Built) -> No
     container_port = int(command[command.index("--port") + 1])
     check = [str(word) for word in simulator["healthcheck"]["test"]]
     assert check[0] == "CMD"
-    port = _free_port()
+    port = free_port()
     tmpfs: list[str] = []
     for mount in simulator.get("tmpfs", []):
         tmpfs += ["--tmpfs", mount]

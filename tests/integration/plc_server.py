@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-import socket
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from service.plant.opcua import OpcUaPlantLink
 from service.plant.port import Quality
 from service.plant.tags import TagMap, parse_tag_map
 from service.settings import PlcSettings
+from tests.ports import free_port
 
 NAMESPACE = "urn:backfill:test-plc"
 
@@ -73,13 +73,6 @@ EXTRA_NODES: tuple[tuple[str, ua.VariantType, object, bool], ...] = (
     ("Test.FloatRW", F, 0.0, True),
     ("Test.FloatRO", F, 0.0, False),
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PlcServer:

@@ -401,7 +401,7 @@ def test_kustomization_lists_every_manifest() -> None:
 def test_deployment_is_one_non_root_replica() -> None:
     deployment = _deployment()
     spec = deployment["spec"]
-    assert spec["replicas"] == 1, "one writer until leader election (issue 6)"
+    assert spec["replicas"] == 1, "one writer unless failover is turned on"
     assert spec["strategy"]["type"] == "Recreate", "no overlap of two writers on rollout"
     pod = spec["template"]["spec"]
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()

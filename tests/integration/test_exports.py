@@ -217,3 +217,13 @@ async def test_stope_stages_and_refusals(sqlite_url: str) -> None:
             headers=HMI,
         )
         assert (r.status_code, r.json()["field"]) == (422, "to")
+        # A bare number is no instant (pydantic alone reads it as seconds since 1970).
+        for path in ("audit", "pours", "history"):
+            for name, value in (("to", "0.5"), ("from", "1767225600"), ("to", " 12")):
+                r = await client.get(f"/api/v1/export/{path}", params={name: value}, headers=HMI)
+                assert (r.status_code, r.json()["field"]) == (422, name), (path, r.text)
+                assert "ISO 8601" in r.json()["detail"]
+        r = await client.get(
+            "/api/v1/plant/history", params={"tags": "paste_density_pv", "to": "0.5"}, headers=HMI
+        )
+        assert (r.status_code, r.json()["field"]) == (422, "to"), r.text

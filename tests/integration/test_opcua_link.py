@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -251,6 +252,49 @@ async def test_silent_subscription_is_recreated(plc: PlcServer, link: OpcUaPlant
         within=1,
     )
     assert took < 4
+
+
+async def test_a_subscription_recreated_while_alive_leaves_no_publish_without_one(
+    plc: PlcServer, link: OpcUaPlantLink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watchdog recreates a subscription it took for silent while the server still
+    publishes on it (an event loop stalled longer than the silence window: the built-in
+    simulator shares the service's loop). Deleting it before making the new one left
+    the session a moment without any, and a publish request of the client arriving then
+    met the server's BadNoSubscription, which the server logs as an error. The session
+    must never be left without a subscription."""
+    await eventually(lambda: all_good(link))
+    conn = link._conn  # what the watchdog acts on
+    assert conn is not None
+    assert plc._server is not None
+    service = plc._server.iserver.subscription_service
+    delete = service.delete_subscriptions
+    left_after_delete: list[int] = []
+
+    async def counting_delete(ids: list[int]) -> list[ua.StatusCode]:
+        results = await delete(ids)
+        left_after_delete.append(len(service.subscriptions))
+        return results
+
+    service.delete_subscriptions = counting_delete  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.WARNING, logger="asyncua"):
+            for i in range(20):
+                await link._recreate_subscription(conn)
+                await asyncio.sleep((i % 5) * 0.03)
+            await plc.set("pump_pressure_pv", 4400.0)
+            await eventually(
+                lambda: (
+                    link.snapshot().measurements["pump_pressure_pv"].value == pytest.approx(4400.0)
+                ),
+                within=2,
+            )
+    finally:
+        service.delete_subscriptions = delete  # type: ignore[method-assign]
+    assert len(left_after_delete) == 20 and min(left_after_delete) >= 1, left_after_delete
+    faults = [r.getMessage() for r in caplog.records if "BadNoSubscription" in r.getMessage()]
+    assert faults == []
+    assert link.connected and all_good(link)
 
 
 async def test_wait_changed_wakes_on_a_change(plc: PlcServer, link: OpcUaPlantLink) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,42 @@ def test_settings_needs_no_valid_configuration(
     monkeypatch.setenv("BACKFILL_PLC_ENDPOINT", "opc.tcp://typo:4840")
     assert service_main.main(argv) == 0
     assert "BACKFILL_SIM__SPEED" in capsys.readouterr().out
+
+
+_DOCUMENT = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:md|example|toml))\b")
+
+
+def _strings(value: object) -> list[str]:
+    """Every string of a JSON document (its descriptions, as /redoc shows them)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _documents(text: str) -> set[str]:
+    return set(_DOCUMENT.findall(text))
+
+
+def test_help_and_the_api_docs_point_only_to_documents_in_the_repository() -> None:
+    """--help and the API's description (/docs, /redoc) name the integration contract in
+    docs/, and every document they name is in the source tree."""
+    from service.app import create_app
+
+    help_text = _run("--help").stdout
+    app = create_app(Settings(api_keys="hmi:hmi-key-0123456789abcdef"))
+    schema = "\n".join(_strings(app.openapi()))
+    for text in (help_text, schema):
+        named = _documents(text)
+        assert "docs/INTEGRATION.md" in named
+        for document in named:
+            assert (ROOT / document).is_file(), document
+        assert "CONTRACT" not in text and "DOMAIN.md" not in text
+
+
+def test_help_states_the_exit_status_of_a_clean_stop() -> None:
+    flat = " ".join(_run("--help").stdout.split())
+    assert "0 stopped by SIGTERM or SIGINT after a clean shutdown" in flat

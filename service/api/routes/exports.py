@@ -25,7 +25,7 @@ from fastapi import Query
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
+from service.api.deps import PrincipalDep, QueryInstant, RuntimeDep, utc_instant
 from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.core import tabular
@@ -56,8 +56,10 @@ _CONTENT: dict[int | str, dict[str, Any]] = {
     }
 }
 FormatQuery = Annotated[Format, Query(description="csv (the default) or parquet.")]
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Inclusive, with zone.")]
-ToQuery = Annotated[datetime | None, Query(description="Exclusive, with zone.")]
+FromQuery = Annotated[
+    QueryInstant | None, Query(alias="from", description="Inclusive, ISO 8601 with zone.")
+]
+ToQuery = Annotated[QueryInstant | None, Query(description="Exclusive, ISO 8601 with zone.")]
 _TAGS = "Comma-separated (all by default): " + ", ".join(HISTORY_TAGS)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
-from service.api.deps import PrincipalDep, RuntimeDep, utc_instant
+from service.api.deps import PrincipalDep, QueryInstant, RuntimeDep, utc_instant
 from service.api.plant_status import encode, status_body
 from service.api.routes import api_router
 from service.api.schemas.plant import PlantStatusPublic, TrendPublic
@@ -84,8 +84,8 @@ _AUTO_POINTS = 900
 async def plant_history(
     runtime: RuntimeDep,
     tags: Annotated[str, Query(description="Comma-separated: " + ", ".join(HISTORY_TAGS))],
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[QueryInstant | None, Query(alias="from")] = None,
+    to: QueryInstant | None = None,
     step: Annotated[int | None, Query(ge=1, le=86400, description="Seconds per point.")] = None,
 ) -> TrendPublic:
     """Average, minimum and maximum of each tag per step (default: the last 15 minutes,

@@ -136,7 +136,8 @@ def _masses(mix: prop.Proportioning, volume_m3: float) -> dict[str, object]:
 
 @computation(router, "/recipes/proportion", response_model=ProportionPublic)
 async def proportion(req: ProportionRequest, request: Request) -> Response:
-    """Masses per m3 and for ``volume_m3`` of a saturated paste (DOMAIN.md relations),
+    """Masses per m3 and for ``volume_m3`` of a saturated paste (the relations in
+    docs/INTEGRATION.md "POST /recipes/proportion"),
     for a mix inside the site's plausible ranges (422 ``recipe_implausible`` naming the
     field and the limit otherwise)."""
     limits = runtime_of(request).recipe_limits

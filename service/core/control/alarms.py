@@ -368,11 +368,31 @@ def acknowledge(book: AlarmBook, code: AlarmCode | str, by: str, now: datetime) 
 
 @dataclass(frozen=True)
 class AlarmChange:
-    """A state transition between two books, for logging and the audit trail."""
+    """A state transition between two books, for logging and the audit trail.
+
+    Logged as text an operator reads (``str``: ``feeder_fault (high): normal ->
+    active_unacknowledged: cement feeder fault``) and, in JSON logs, as fields
+    (:meth:`log_fields`, picked up by ``service.logs``)."""
 
     code: AlarmCode
     old: AlarmState
     new: AlarmState
+    severity: Severity | None = field(default=None, compare=False)
+    detail: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        severity = f" ({self.severity.value})" if self.severity is not None else ""
+        text = f"{self.code.value}{severity}: {self.old.value} -> {self.new.value}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def log_fields(self) -> dict[str, str]:
+        fields = {"alarm": self.code.value, "from_state": self.old.value}
+        fields["to_state"] = self.new.value
+        if self.severity is not None:
+            fields["severity"] = self.severity.value
+        if self.detail:
+            fields["detail"] = self.detail
+        return fields
 
 
 def changes(old: AlarmBook, new: AlarmBook) -> list[AlarmChange]:
@@ -382,7 +402,7 @@ def changes(old: AlarmBook, new: AlarmBook) -> list[AlarmChange]:
         before = old.alarms.get(code)
         old_state = before.state if before is not None else AlarmState.NORMAL
         if old_state is not alarm.state:
-            out.append(AlarmChange(code, old_state, alarm.state))
+            out.append(AlarmChange(code, old_state, alarm.state, alarm.severity, alarm.detail))
     return out
 
 

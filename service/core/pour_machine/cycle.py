@@ -619,6 +619,6 @@ def _evaluate_alarms(
         conditions[law.AlarmCode.INSTRUMENTS_DISAGREE] = balance
     book = law.evaluate(state.alarms, conditions, tick.wall, config.alarms)
     notes: list[Effect] = [
-        Note(logging.WARNING, f"alarm {change}") for change in law.changes(state.alarms, book)
+        Note(logging.WARNING, "alarm %s", (change,)) for change in law.changes(state.alarms, book)
     ]
     return replace(state, alarms=book), notes

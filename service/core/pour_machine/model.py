@@ -307,8 +307,12 @@ class Handover:
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    """A line for the log: ``message`` %-formatted with ``args`` (an alarm change is
+    logged as itself, so a JSON log carries its fields)."""
+
     level: int
     message: str
+    args: tuple[Any, ...] = ()
 
 
 Effect = Write | Keep | FollowPlan | Resume | Handover | Note
