@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
-from service.core import reconcile as rc
+from service.core import flow_balance as rc
 from service.core.control import law
 from service.core.control.alarms import AlarmCode, Condition
 from service.core.control.fallback import (

@@ -19,7 +19,7 @@ import json, sys
 import service.app
 from service.app import create_app
 from service.settings import Settings
-from service.core import reconcile, compliance, reliability, rheology, optimizer, tabular
+from service.core import flow_balance, reconcile, compliance, reliability, rheology, optimizer, tabular
 from service.core.chi_square import chdtri
 from service.core.roots import brentq
 from service.core.rheology import yield_stress_from_slump
@@ -27,7 +27,7 @@ from service.core.rheology import yield_stress_from_slump
 create_app(Settings(api_keys="hmi:hmi-key-0123456789abcdef"))
 # What a control cycle and a seeded store use: the balance check's thresholds, the
 # rheology's roots (the example rheology is fitted when a fresh store is seeded).
-reconcile.DisagreementConfig().threshold(2)
+flow_balance.DisagreementConfig().threshold(2)
 yield_stress_from_slump(200.0, 2000.0)
 tabular.writer("csv", [tabular.Column("a", tabular.Kind.TEXT)]).rows([{"a": "x"}])
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.optimize import minimize
 
+from service.core import flow_balance as fb
 from service.core import reconcile as rc
 from service.core.control import massbalance as mb
 from service.errors import InvalidInput
@@ -441,13 +442,13 @@ def measurements(
     tolerance: dict[str, float] | None = None,
     correlation_time_s: float = 0.0,
     **extra: float,
-) -> rc.FlowMeasurements:
+) -> fb.FlowMeasurements:
     tol = tolerance or {}
 
-    def reading(key: str) -> rc.Reading:
-        return rc.Reading(values[key], SD[key], tol.get(key, 0.0), correlation_time_s)
+    def reading(key: str) -> fb.Reading:
+        return fb.Reading(values[key], SD[key], tol.get(key, 0.0), correlation_time_s)
 
-    return rc.FlowMeasurements(
+    return fb.FlowMeasurements(
         feed_flow_m3_h=reading("qf"),
         feed_density_kg_m3=reading("rf"),
         water_flow_m3_h=reading("w"),
@@ -462,7 +463,7 @@ def measurements(
 def test_consistent_flows_need_no_adjustment() -> None:
     t = truth(70.0, 1900.0)
     assert t["w"] > 0.0 and 1800.0 < t["rp"] < 2200.0
-    rec = rc.reconcile_flows(measurements(t))
+    rec = fb.reconcile_flows(measurements(t))
     assert rec.residual_mass_t_h == pytest.approx(0.0, abs=1e-9)
     assert rec.residual_volume_m3_h == pytest.approx(0.0, abs=1e-9)
     assert rec.global_statistic == pytest.approx(0.0, abs=1e-12)
@@ -487,7 +488,7 @@ def noisy(t: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
 @given(seed=st.integers(0, 10_000), qf=st.floats(30.0, 150.0), rho=st.floats(1750.0, 2000.0))
 def test_reconciled_flows_close_both_balances(seed: int, qf: float, rho: float) -> None:
     rng = np.random.default_rng(seed)
-    rec = rc.reconcile_flows(measurements(noisy(truth(qf, rho), rng)))
+    rec = fb.reconcile_flows(measurements(noisy(truth(qf, rho), rng)))
     x = dict(zip(rec.names, rec.adjusted, strict=True))
     mass_in = (
         x["tailings_flow_pv"] * x["tailings_density_pv"] / 1000
@@ -510,7 +511,7 @@ def test_reconciled_flows_are_the_weighted_least_squares_solution() -> None:
     rng = np.random.default_rng(4)
     values = noisy(truth(80.0, 1880.0), rng)
     values["rp"] += 30.0  # a gross error makes the nonlinearity matter
-    rec = rc.reconcile_flows(measurements(values))
+    rec = fb.reconcile_flows(measurements(values))
     x0 = rec.measured
     w = 1.0 / rec.sd**2
 
@@ -538,7 +539,7 @@ def test_the_global_test_is_chi_square_under_clean_noise() -> None:
     rng = np.random.default_rng(8)
     gammas = []
     for _ in range(3000):
-        rec = rc.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
+        rec = fb.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
         gammas.append(rec.global_statistic)
         assert rec.degrees_of_freedom == 2
     assert float(np.mean(gammas)) == pytest.approx(2.0, rel=0.08)
@@ -559,7 +560,7 @@ def test_the_measurement_test_names_a_gross_error_in_one_snapshot() -> None:
     for key, error, group in cases:
         values = noisy(truth(70.0, 1900.0), rng)
         values[key] += error
-        rec = rc.reconcile_flows(measurements(values))
+        rec = fb.reconcile_flows(measurements(values))
         assert rec.global_test_failed()
         assert rec.suspect in group
         z = dict(zip(rec.names, rec.measurement_statistics, strict=True))
@@ -575,9 +576,9 @@ def test_mixer_holdup_change_enters_the_balances() -> None:
     # The mixer fills at 0.5 m3/h of paste: the pump takes that much less.
     rho_p = t["rp"]
     filling = dict(t, qp=t["qp"] - 0.5)
-    rec = rc.reconcile_flows(measurements(filling))
+    rec = fb.reconcile_flows(measurements(filling))
     assert rec.residual_volume_m3_h == pytest.approx(0.5)
-    rec = rc.reconcile_flows(
+    rec = fb.reconcile_flows(
         measurements(
             filling, holdup_mass_change_t_h=0.5 * rho_p / 1000, holdup_volume_change_m3_h=0.5
         )
@@ -587,7 +588,7 @@ def test_mixer_holdup_change_enters_the_balances() -> None:
 
 
 def test_the_volume_balance_can_be_left_out() -> None:
-    rec = rc.reconcile_flows(measurements(truth(70.0, 1900.0)), use_volume_balance=False)
+    rec = fb.reconcile_flows(measurements(truth(70.0, 1900.0)), use_volume_balance=False)
     assert rec.constraints == ("mass_t_h",) and rec.degrees_of_freedom == 1
     assert rec.residual_volume_m3_h is None
     assert len(rec.normalised_residuals) == 1
@@ -596,14 +597,14 @@ def test_the_volume_balance_can_be_left_out() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda m: replace(m, paste_density_kg_m3=rc.Reading(2000.0, 0.0)), "paste_density_pv.sd"),
-        (lambda m: replace(m, feed_flow_m3_h=rc.Reading(math.nan, 1.0)), "tailings_flow_pv.value"),
+        (lambda m: replace(m, paste_density_kg_m3=fb.Reading(2000.0, 0.0)), "paste_density_pv.sd"),
+        (lambda m: replace(m, feed_flow_m3_h=fb.Reading(math.nan, 1.0)), "tailings_flow_pv.value"),
         (
-            lambda m: replace(m, water_flow_m3_h=rc.Reading(5.0, 0.2, tolerance=-1.0)),
+            lambda m: replace(m, water_flow_m3_h=fb.Reading(5.0, 0.2, tolerance=-1.0)),
             "water_flow_pv.tolerance",
         ),
         (
-            lambda m: replace(m, water_flow_m3_h=rc.Reading(5.0, 0.2, correlation_time_s=-1.0)),
+            lambda m: replace(m, water_flow_m3_h=fb.Reading(5.0, 0.2, correlation_time_s=-1.0)),
             "water_flow_pv.correlation_time_s",
         ),
         (lambda m: replace(m, binder_sg={"cement": 3.15}), "binder_sg.slag"),
@@ -612,10 +613,10 @@ def test_the_volume_balance_can_be_left_out() -> None:
     ],
 )
 def test_bad_measurements_name_the_gauge(
-    change: Callable[[rc.FlowMeasurements], rc.FlowMeasurements], field: str
+    change: Callable[[fb.FlowMeasurements], fb.FlowMeasurements], field: str
 ) -> None:
     with pytest.raises(InvalidInput) as err:
-        rc.reconcile_flows(change(measurements(truth(70.0, 1900.0))))
+        fb.reconcile_flows(change(measurements(truth(70.0, 1900.0))))
     assert err.value.field == field
 
 
@@ -629,7 +630,7 @@ class Run:
     first_alarm_s: int | None
     max_statistic_before: float
     threshold: float
-    status: rc.DisagreementStatus | None
+    status: fb.DisagreementStatus | None
 
 
 def simulate(
@@ -641,7 +642,7 @@ def simulate(
     offsets: dict[str, float] | None = None,
     correlation_time_s: float = 0.0,
     declare_correlation: bool = True,
-    config: rc.DisagreementConfig | None = None,
+    config: fb.DisagreementConfig | None = None,
     stop_at_alarm: bool = True,
 ) -> Run:
     """A plant at 1 s cycles: the feed density wanders (Ornstein-Uhlenbeck, 600 s), every
@@ -653,7 +654,7 @@ def simulate(
     walk = rng.normal(size=seconds)
     scale = np.array([SD[k] for k in KEYS])
     noise = rng.normal(size=len(KEYS)) * scale
-    state = rc.DisagreementState.initial()
+    state = fb.DisagreementState.initial()
     deviation = 0.0
     first = None
     peak = 0.0
@@ -670,8 +671,8 @@ def simulate(
             tolerance=tolerance,
             correlation_time_s=correlation_time_s if declare_correlation else 0.0,
         )
-        state, status = rc.update_disagreement(
-            state, rc.reconcile_flows(m), T0 + timedelta(seconds=i), config
+        state, status = fb.update_disagreement(
+            state, fb.reconcile_flows(m), T0 + timedelta(seconds=i), config
         )
         if bias is None or i < bias[2]:
             peak = max(peak, status.statistic)
@@ -684,16 +685,16 @@ def simulate(
 
 
 def test_the_threshold_is_the_union_bound_over_the_horizon() -> None:
-    config = rc.DisagreementConfig()
+    config = fb.DisagreementConfig()
     # chi^2_2 has the tail e^(-h/2): h = 2 ln(T/(dt alpha)).
     assert config.threshold(2) == pytest.approx(2.0 * math.log(8 * 3600 / 0.001))
     assert config.threshold(1) == pytest.approx(stats.chi2.isf(0.001 / 28800, 1))
     assert config.clear_threshold(2) == pytest.approx(stats.chi2.isf(0.01, 2))
     with pytest.raises(InvalidInput) as err:
-        rc.DisagreementConfig(time_constant_s=0.0)
+        fb.DisagreementConfig(time_constant_s=0.0)
     assert err.value.field == "time_constant_s"
     with pytest.raises(InvalidInput) as err:
-        rc.DisagreementConfig(clear_probability=1e-12)
+        fb.DisagreementConfig(clear_probability=1e-12)
     assert err.value.field == "clear_probability"
 
 
@@ -774,14 +775,14 @@ def test_flow_meter_biases_are_told_from_density_biases() -> None:
 
 def test_the_alarm_clears_with_hysteresis_after_the_gauge_is_fixed() -> None:
     rng = np.random.default_rng(17)
-    state = rc.DisagreementState.initial()
+    state = fb.DisagreementState.initial()
     raised_at = cleared_at = None
     for i in range(3000):
         read = noisy(truth(70.0, 1900.0), rng)
         if 100 <= i < 700:
             read["rp"] *= 1.02
-        state, status = rc.update_disagreement(
-            state, rc.reconcile_flows(measurements(read)), T0 + timedelta(seconds=i)
+        state, status = fb.update_disagreement(
+            state, fb.reconcile_flows(measurements(read)), T0 + timedelta(seconds=i)
         )
         if status.raised:
             raised_at = i
@@ -797,31 +798,31 @@ def test_the_alarm_clears_with_hysteresis_after_the_gauge_is_fixed() -> None:
 
 def test_no_reconciliation_holds_the_filter_and_its_alarm() -> None:
     t = dict(truth(70.0, 1900.0), rp=truth(70.0, 1900.0)["rp"] + 200.0)
-    rec = rc.reconcile_flows(measurements(t))
-    state, status = rc.update_disagreement(rc.DisagreementState.initial(), rec, T0)
+    rec = fb.reconcile_flows(measurements(t))
+    state, status = fb.update_disagreement(fb.DisagreementState.initial(), rec, T0)
     assert status.alarm  # one sample 200 kg/m3 off is beyond any noise
-    held_state, held = rc.update_disagreement(state, None, T0 + timedelta(seconds=1))
+    held_state, held = fb.update_disagreement(state, None, T0 + timedelta(seconds=1))
     assert held.held and held.alarm and held_state is state
     assert held.statistic == pytest.approx(status.statistic)
     assert held.average == pytest.approx(status.average)
     # A sample not after the last one is ignored.
-    same_state, same = rc.update_disagreement(state, rec, T0)
+    same_state, same = fb.update_disagreement(state, rec, T0)
     assert same.held and same_state is state
 
 
 def test_a_long_gap_or_new_balances_restart_the_average() -> None:
     rng = np.random.default_rng(18)
-    state = rc.DisagreementState.initial()
+    state = fb.DisagreementState.initial()
     for i in range(20):
-        rec = rc.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
-        state, status = rc.update_disagreement(state, rec, T0 + timedelta(seconds=i))
+        rec = fb.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
+        state, status = fb.update_disagreement(state, rec, T0 + timedelta(seconds=i))
     assert status.samples == 20
-    rec = rc.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
-    state, status = rc.update_disagreement(state, rec, T0 + timedelta(seconds=60))
+    rec = fb.reconcile_flows(measurements(noisy(truth(70.0, 1900.0), rng)))
+    state, status = fb.update_disagreement(state, rec, T0 + timedelta(seconds=60))
     assert status.samples == 1
-    rec = rc.reconcile_flows(
+    rec = fb.reconcile_flows(
         measurements(noisy(truth(70.0, 1900.0), rng)), use_volume_balance=False
     )
-    state, status = rc.update_disagreement(state, rec, T0 + timedelta(seconds=61))
+    state, status = fb.update_disagreement(state, rec, T0 + timedelta(seconds=61))
     assert status.samples == 1 and status.constraints == ("mass_t_h",)
     assert len(status.average) == 1
