@@ -38,27 +38,19 @@ import asyncio
 import contextlib
 import logging
 import math
-import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
-from asyncua.common.utils import ServiceError
 from asyncua.crypto import security_policies
-from asyncua.crypto.truststore import TrustStore
-from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.ua.attribute_ids import AttributeIds
-from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.errors import (
     InvalidInput,
@@ -69,6 +61,8 @@ from service.errors import (
     SetpointUnconfirmed,
     TagMapError,
 )
+from service.plant import opcua_values as wire
+from service.plant.opcua_trust import TrustList, application_uri
 from service.plant.port import (
     LINK_OWNED_SETPOINTS,
     UNITS,
@@ -82,26 +76,13 @@ from service.plant.port import (
     effective_quality,
     wait_for_change,
 )
-from service.plant.tags import TagKind, TagMap, tag_kind
+from service.plant.tags import TagMap, tag_kind
 from service.settings import PlcSettings, SecurityMode
 
 # Errors asyncua raises for a failed request: status codes, protocol errors,
 # transport errors (ConnectionError is an OSError) and request timeouts.
 _UA_ERRORS: tuple[type[BaseException], ...] = (UaError, OSError, TimeoutError)
 
-_FLOAT32_MAX = 3.4028234663852886e38
-_INT_RANGES: Mapping[ua.VariantType, tuple[int, int]] = {
-    ua.VariantType.SByte: (-(2**7), 2**7 - 1),
-    ua.VariantType.Byte: (0, 2**8 - 1),
-    ua.VariantType.Int16: (-(2**15), 2**15 - 1),
-    ua.VariantType.UInt16: (0, 2**16 - 1),
-    ua.VariantType.Int32: (-(2**31), 2**31 - 1),
-    ua.VariantType.UInt32: (0, 2**32 - 1),
-    ua.VariantType.Int64: (-(2**63), 2**63 - 1),
-    ua.VariantType.UInt64: (0, 2**64 - 1),
-}
-_FLOAT_TYPES = frozenset({ua.VariantType.Float, ua.VariantType.Double})
-_BUILTIN_SCALARS = {vt.value: vt for vt in (ua.VariantType.Boolean, *_INT_RANGES, *_FLOAT_TYPES)}
 _ACCESS_CURRENT_WRITE = 0x02
 _MAX_SILENT_RECOVERIES = 3
 
@@ -115,35 +96,6 @@ def _describe(err: BaseException) -> str:
         return "request timed out"
     text = str(err)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _quality_of(status: ua.StatusCode | None) -> Quality:
-    """OPC UA Part 4 §7.39: the two top bits of a StatusCode are its severity."""
-    code = 0 if status is None else int(status.value)
-    severity = code >> 30
-    if severity == 0:
-        return Quality.GOOD
-    if severity == 1:
-        return Quality.UNCERTAIN
-    return Quality.BAD
-
-
-def _plain_value(variant: ua.Variant | None) -> MeasurementValue:
-    raw = None if variant is None else variant.Value
-    if isinstance(raw, bool | int | float):
-        return raw
-    return None
-
-
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-
-
-def _as_float32(value: float) -> float:
-    result: float = struct.unpack("<f", struct.pack("<f", value))[0]
-    return result
 
 
 _EPOCH_SPAN = 2**20
@@ -184,58 +136,6 @@ class _Connection:
         if not self.lost.is_set():
             self.lost_reason = reason
             self.lost.set()
-
-
-class TrustList:
-    """A peer's certificate check: trusted when it is one of the listed certificates
-    (self-signed certificates are pinned this way) or chains to a CA in the list.
-
-    An asyncua ``CertificateValidatorMethod``: the PLC link checks the PLC's (server)
-    certificate with it, the OPC UA server for SCADA its clients' (``client=True``).
-    """
-
-    def __init__(self, locations: Sequence[Path], *, client: bool = False) -> None:
-        self._locations = list(locations)
-        self._store = TrustStore([p for p in self._locations if p.is_dir()], [])
-        peer = (
-            CertificateValidatorOptions.PEER_CLIENT
-            if client
-            else CertificateValidatorOptions.PEER_SERVER
-        )
-        self._basic = CertificateValidator(CertificateValidatorOptions.TIME_RANGE | peer)
-        self._pinned: set[bytes] = set()
-        self._chains = False
-
-    async def load(self) -> None:
-        self._pinned = await asyncio.to_thread(_load_der_certificates, self._locations)
-        if self._pinned and self._store.trust_locations:
-            # CA chains only when there is something to chain to (an empty store raises)
-            await self._store.load_trust()
-            self._chains = True
-
-    async def __call__(self, cert: x509.Certificate, app: ua.ApplicationDescription) -> None:
-        await self._basic.validate(cert, app)
-        if cert.public_bytes(Encoding.DER) in self._pinned:
-            return
-        if self._chains and self._store.is_trusted(cert):
-            return
-        raise ServiceError(StatusCodes.BadCertificateUntrusted)
-
-
-def _load_certificate(data: bytes) -> x509.Certificate:
-    if data.lstrip().startswith(b"-----"):
-        return x509.load_pem_x509_certificate(data)
-    return x509.load_der_x509_certificate(data)
-
-
-def _load_der_certificates(locations: Sequence[Path]) -> set[bytes]:
-    found: set[bytes] = set()
-    for location in locations:
-        files = sorted(location.iterdir()) if location.is_dir() else [location]
-        for path in files:
-            if path.suffix.lower() in {".der", ".pem", ".crt", ".cer"}:
-                found.add(_load_certificate(path.read_bytes()).public_bytes(Encoding.DER))
-    return found
 
 
 class OpcUaPlantLink:
@@ -570,7 +470,7 @@ class OpcUaPlantLink:
 
     async def _write_heartbeat(self, conn: _Connection) -> None:
         vt = conn.types["heartbeat"]
-        low, high = _INT_RANGES.get(vt, (0, 2**31 - 1))
+        low, high = wire.INT_RANGES.get(vt, (0, 2**31 - 1))
         conn.heartbeat = conn.heartbeat + 1 if conn.heartbeat < high else max(low, 0)
         statuses = await self._request(
             conn,
@@ -624,7 +524,7 @@ class OpcUaPlantLink:
         if policy is None:
             raise PlantLinkError(f"unknown OPC UA security policy {s.security_policy!r}")
         cert_bytes = await asyncio.to_thread(s.certificate.read_bytes)
-        uri = _application_uri(cert_bytes)
+        uri = application_uri(cert_bytes)
         if uri is not None:
             client.application_uri = uri
         mode = (
@@ -686,11 +586,11 @@ class OpcUaPlantLink:
                 problems.append(f"{tag} ({node_text}): {dtype_dv.StatusCode.name}")
                 continue
             dtype = dtype_dv.Value.Value if dtype_dv.Value is not None else None
-            vt = _variant_type_of(dtype)
+            vt = wire.variant_type_of(dtype)
             kind = tag_kind(tag)
-            if vt is None or not _fits(kind, vt):
+            if vt is None or not wire.fits(kind, vt):
                 problems.append(
-                    f"{tag} ({node_text}): DataType {_type_name(dtype)} cannot hold a "
+                    f"{tag} ({node_text}): DataType {wire.type_name(dtype)} cannot hold a "
                     f"{kind.value} value"
                 )
                 continue
@@ -808,7 +708,7 @@ class OpcUaPlantLink:
     def _on_publish(self, conn: _Connection, generation: int, result: ua.PublishResult) -> None:
         """Publish callback (data or keep-alive); runs in asyncua's publish loop."""
         if generation != self._sub_generation or result.SubscriptionId != conn.sub_id:
-            if any(isinstance(n, ua.StatusChangeNotification) for n in _notifications(result)):
+            if any(isinstance(n, ua.StatusChangeNotification) for n in wire.notifications(result)):
                 # asyncua's own supervisor tells every subscription when the link died
                 conn.mark_lost("subscription lost: server gone")
             return
@@ -816,7 +716,7 @@ class OpcUaPlantLink:
         conn.last_publish = now
         conn.silent_recoveries = 0
         changed = False
-        for notification in _notifications(result):
+        for notification in wire.notifications(result):
             if isinstance(notification, ua.DataChangeNotification):
                 for item in notification.MonitoredItems:
                     tag = conn.handles.get(item.ClientHandle)
@@ -832,9 +732,9 @@ class OpcUaPlantLink:
 
     def _store(self, tag: str, dv: ua.DataValue, now: float, generation: int) -> bool:
         slot = self._slots[tag]
-        value = _plain_value(dv.Value)
-        quality = _quality_of(dv.StatusCode)
-        source_ts = _utc(dv.SourceTimestamp)
+        value = wire.plain_value(dv.Value)
+        quality = wire.quality_of(dv.StatusCode)
+        source_ts = wire.utc(dv.SourceTimestamp)
         changed = (slot.value, slot.quality, slot.source_timestamp) != (value, quality, source_ts)
         slot.value, slot.quality, slot.source_timestamp = value, quality, source_ts
         slot.received = now
@@ -877,13 +777,13 @@ class OpcUaPlantLink:
             return value
         if isinstance(value, bool):
             raise InvalidInput(tag, f"{tag} is a {vt.name} on the PLC, not a Boolean")
-        if vt in _FLOAT_TYPES:
+        if vt in wire.FLOAT_TYPES:
             number = float(value)
-            limit = _FLOAT32_MAX if vt is ua.VariantType.Float else math.inf
+            limit = wire.FLOAT32_MAX if vt is ua.VariantType.Float else math.inf
             if not math.isfinite(number) or abs(number) > limit:
                 raise InvalidInput(tag, f"{tag}={value!r} does not fit a {vt.name}")
             return number
-        low, high = _INT_RANGES[vt]
+        low, high = wire.INT_RANGES[vt]
         if isinstance(value, float):
             if not value.is_integer():
                 raise InvalidInput(tag, f"{tag} is an integer ({vt.name}), got {value!r}")
@@ -897,7 +797,7 @@ class OpcUaPlantLink:
         high bits (seq = epoch * 2**20 + n), so a PLC can refuse a set whose
         ``seq >> 20`` is below the highest it has seen: a deposed writer's late write."""
         vt = conn.types["setpoint_seq"]
-        _, high = _INT_RANGES.get(vt, (0, 2**31 - 1))
+        _, high = wire.INT_RANGES.get(vt, (0, 2**31 - 1))
         epoch = self._writer_epoch or 0
         if epoch and high >= 2**31 - 1:
             n = (conn.seq + 1) & (_EPOCH_SPAN - 1) if conn.seq >> 20 == epoch else 0
@@ -1008,11 +908,11 @@ class OpcUaPlantLink:
     ) -> None:
         differing: list[str] = []
         for tag, dv in zip(tags, results, strict=True):
-            got = _plain_value(dv.Value)
+            got = wire.plain_value(dv.Value)
             want = written[tag]
             if dv.StatusCode is not None and not dv.StatusCode.is_good():
                 differing.append(f"{tag} ({dv.StatusCode.name})")
-            elif not _same_value(want, got, conn.types[tag]):
+            elif not wire.same_value(want, got, conn.types[tag]):
                 differing.append(f"{tag} (wrote {want!r}, read {got!r})")
         if differing:
             raise SetpointUnconfirmed(
@@ -1057,53 +957,3 @@ class OpcUaPlantLink:
         self._version += 1
         event, self._changed = self._changed, asyncio.Event()
         event.set()
-
-
-def _notifications(result: ua.PublishResult) -> list[Any]:
-    message = result.NotificationMessage
-    data = message.NotificationData if message is not None else None
-    return list(data or [])
-
-
-def _variant_type_of(dtype: object) -> ua.VariantType | None:
-    if isinstance(dtype, ua.NodeId) and dtype.NamespaceIndex == 0:
-        ident = dtype.Identifier
-        if isinstance(ident, int):
-            return _BUILTIN_SCALARS.get(ident)
-    return None
-
-
-def _type_name(dtype: object) -> str:
-    vt = _variant_type_of(dtype)
-    if vt is not None:
-        return vt.name
-    return dtype.to_string() if isinstance(dtype, ua.NodeId) else repr(dtype)
-
-
-def _fits(kind: TagKind, vt: ua.VariantType) -> bool:
-    if kind is TagKind.BOOL:
-        return vt is ua.VariantType.Boolean
-    if kind is TagKind.INT:
-        return vt in _INT_RANGES
-    return vt in _INT_RANGES or vt in _FLOAT_TYPES
-
-
-def _same_value(want: SetpointValue, got: MeasurementValue, vt: ua.VariantType) -> bool:
-    if got is None:
-        return False
-    if vt is ua.VariantType.Boolean or isinstance(want, bool) or isinstance(got, bool):
-        return want is got or (isinstance(got, bool) and got == want)
-    if vt is ua.VariantType.Float:
-        return math.isclose(_as_float32(float(want)), float(got), rel_tol=1e-6, abs_tol=1e-9)
-    return float(want) == float(got)
-
-
-def _application_uri(cert_bytes: bytes) -> str | None:
-    """The URI in a certificate's subjectAltName: a client's ApplicationUri must match it."""
-    cert = _load_certificate(cert_bytes)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None

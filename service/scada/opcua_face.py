@@ -59,7 +59,7 @@ from service.core.control.alarms import AlarmCode
 from service.core.eng_units import UNECE_NAMESPACE, UNITS
 from service.core.untrusted import clip
 from service.errors import BackfillError
-from service.plant.opcua import TrustList
+from service.plant.opcua_trust import TrustList
 from service.scada.cert import certificate_uris, default_application_uri
 from service.scada.opcua_alarms import OpcUaAlarms
 from service.scada.opcua_guard import Doorkeeper, GuardedInternalServer, GuardedServer
