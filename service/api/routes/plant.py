@@ -12,7 +12,7 @@ from fastapi import Query, Request, Response
 from service.api.deps import PrincipalDep, QueryInstant, RuntimeDep, utc_instant
 from service.api.plant_status import encode, status_body
 from service.api.routes import api_router
-from service.api.schemas.plant import PlantStatusPublic, TrendPublic
+from service.api.schemas.plant import PlantProfilePublic, PlantStatusPublic, TrendPublic
 from service.api.streams import EventStream
 from service.errors import InvalidInput
 from service.store.history import HISTORY_TAGS
@@ -113,7 +113,7 @@ async def plant_history(
     )
 
 
-@router.get("/plant/profile")
+@router.get("/plant/profile", response_model=PlantProfilePublic)
 async def plant_profile(runtime: RuntimeDep) -> dict[str, Any]:
     """What the plant can make: its feed, the Cw window it holds and its pump's limit, as
     the site states them (``BACKFILL_PLANT__*``, or the built-in simulator's profile)

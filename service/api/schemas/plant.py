@@ -104,3 +104,55 @@ class TrendPublic(BaseModel):
     series: dict[str, dict[str, list[float | None]]] = Field(
         description="Per tag: avg, min, max lists aligned with t."
     )
+
+
+class FeedRangePublic(BaseModel):
+    solids_low_pct: float = Field(
+        description="The wet end of the feed's solids (% of its mass): the site's statement, "
+        "or the history's 10th percentile while the plant ran."
+    )
+    solids_high_pct: float = Field(description="The dry end (statement, or 90th percentile).")
+    solids_median_pct: float | None = Field(description="The history's median; None if stated.")
+    basis: str = Field(description="settings, simulator (its profile) or history.")
+    period_from: datetime | None = Field(description="The history the percentiles rest on.")
+    period_to: datetime | None
+    hours: float | None = Field(description="Running hours in that history.")
+
+
+class WindowPublic(BaseModel):
+    low: float
+    high: float
+    basis: str = Field(description="settings, simulator or history.")
+    period_from: datetime | None
+    period_to: datetime | None
+    hours: float | None
+
+
+class FeedProfilePublic(BaseModel):
+    stated: FeedRangePublic | None = Field(description="BACKFILL_PLANT__FEED_SOLIDS_*.")
+    seen: FeedRangePublic | None = Field(description="What the history showed.")
+    used: str | None = Field(
+        description="The basis every makeability check uses now (None: the feed is unknown, "
+        "the checks that need it are off)."
+    )
+    min_history_hours: float = Field(description="Running hours needed before `seen` is used.")
+
+
+class CwWindowProfilePublic(BaseModel):
+    stated: WindowPublic | None = Field(description="BACKFILL_PLANT__CW_MIN_PCT / _MAX_PCT.")
+    seen: WindowPublic | None = Field(
+        description="The Cw the plant held (shown, never used as a limit)."
+    )
+    used: str | None
+
+
+class PumpProfilePublic(BaseModel):
+    max_kpa: float | None = Field(description="BACKFILL_PLANT__PUMP_PRESSURE_MAX_KPA.")
+    seen_p99_kpa: float | None = Field(description="The history's 99th percentile.")
+
+
+class PlantProfilePublic(BaseModel):
+    tailings_sg: float | None = Field(description="The plant's tailings Gs, where stated.")
+    feed: FeedProfilePublic
+    cw_window: CwWindowProfilePublic
+    pump_pressure: PumpProfilePublic
