@@ -1,8 +1,8 @@
 """The dump diverter as a pure state machine: where the paste goes, stope or dump.
 
-DOMAIN.md ("Start-up and flush go to the dump"): the pipeline starts on water and ends
-with a flush, so the first paste is diluted; a plant with a diverter valve sends the
-paste to its dump until the density is in spec, so no off-spec start-up paste goes
+The operating rule it keeps (plant practice, not a formula): the pipeline starts on water
+and ends with a flush, so the first paste is diluted; a plant with a diverter valve sends
+the paste to its dump until the density is in spec, so no off-spec start-up paste goes
 into the stope, and records the dumped volume apart from the placed volume. The valve
 is driven by ``divert_to_dump_sp`` and proves its position with ``diverted_to_dump_pv``
 (CONTRACT.md, optional tags).

@@ -5,9 +5,11 @@ A cylinder cast from a pour is weighed wet, oven-dried to constant mass and weig
 Content of Soil and Rock by Mass*, dried at 110 +- 5 °C), and crushed at its curing ages
 for UCS. From the masses:
 
-- Cw of the sample = dry mass / wet mass: dry solids over total paste mass, the
-  convention of DOMAIN.md "Conventions". (ASTM D2216's water content w = water / dry
-  solids is the same measurement: Cw = 1 / (1 + w).)
+- Cw of the sample = dry mass / wet mass: dry solids over total paste mass, the solids
+  content of paste backfill practice (Belem, T. & Benzaazoua, M. (2008), "Design and
+  application of underground mine paste backfill technology", Geotech. Geol. Eng.
+  26(2):147-174). (ASTM D2216's water content w = water / dry solids is the same
+  measurement: Cw = 1 / (1 + w).)
 - Bulk density = wet mass / volume (ASTM D7263-21, *Laboratory Determination of Density
   and Unit Weight of Soil Specimens*, method B: measured dimensions), the volume of a
   cylinder being pi d^2 h / 4.
@@ -28,13 +30,14 @@ conserved and dry = Ms + w_n alpha Mb with Mb = Ms Bw/(1 + Bw), hence
 
 (:func:`bound_water_corrected_solids_fraction` inverts it). At Bw 5 %, alpha 0.6 and
 w_n 0.23, k = 0.0066: a paste mixed at Cw 75.0 % reads 75.5 %, half a point high, the
-same order as the one-point Cw error a 3 % Gs error makes (DOMAIN.md "A design must
-hold ..."): uncorrected, it can mask or mimic a Gs error in the reconciliation. A fresh paste sample
-dried at once carries almost none of this bias. Two more effects raise Cw_lab in the
-same direction: water lost from an unsealed cylinder (bleed water drained, evaporation)
-before the wet mass is taken, and salts dissolved in saline process water, which stay
-in the dry mass. The reconciliation (:mod:`service.core.reconcile`) should be fed the
-corrected Cw, or the samples of fresh paste.
+same order as the one-point Cw error a 3 % Gs error makes at 1,850-2,050 kg/m3 (the
+slurry relation's sensitivity, :mod:`service.core.reconcile`): uncorrected, it can mask
+or mimic a Gs error in the reconciliation. A fresh paste sample dried at once carries
+almost none of this bias. Two more effects raise Cw_lab in the same direction: water
+lost from an unsealed cylinder (bleed water drained, evaporation) before the wet mass is
+taken, and salts dissolved in saline process water, which stay in the dry mass. The
+reconciliation (:mod:`service.core.reconcile`) should be fed the corrected Cw, or the
+samples of fresh paste.
 
 Values in, values out: no I/O, no clock (``now`` is a parameter).
 """
@@ -199,7 +202,8 @@ class LabSheet:
 
 
 def solids_fraction_from_masses(wet_mass_g: float, dry_mass_g: float) -> float:
-    """Cw = dry mass / wet mass (ASTM D2216-19 oven drying; DOMAIN.md Cw convention).
+    """Cw = dry mass / wet mass (ASTM D2216-19 oven drying; Cw as dry solids over total
+    paste mass, Belem & Benzaazoua 2008).
 
     InvalidInput naming ``wet_mass_g`` or ``dry_mass_g`` unless 0 < dry < wet (a paste
     holds water) and both are finite and plausible.

@@ -1,9 +1,11 @@
 """Mix proportioning of a saturated paste backfill.
 
-Conventions (Belem & Benzaazoua): ``binder_ratio`` is Bw, binder dry mass over dry
-tailings mass (over all non-binder dry solids, tailings plus aggregate, when an aggregate
-is present); ``solids_fraction`` is Cw, all dry solids over total paste mass;
-``moisture_ratio`` is w0, water mass over dry tailings mass. Everything here is a
+Conventions and relations: Belem, T. & Benzaazoua, M. (2008), "Design and application of
+underground mine paste backfill technology", Geotech. Geol. Eng. 26(2):147-174.
+``binder_ratio`` is Bw, binder dry mass over dry tailings mass (over all non-binder dry
+solids, tailings plus aggregate, when an aggregate is present); ``solids_fraction`` is
+Cw, all dry solids over total paste mass; ``moisture_ratio`` is w0, water mass over dry
+tailings mass (the geotechnical water content of ASTM D2216-19). Everything here is a
 fraction (0-1); the API converts from its percentages. Masses in kg, densities in kg/m3.
 
 The paste is saturated (no air), so mass and volume close exactly: the component masses
@@ -166,7 +168,7 @@ class Proportioning:
 
     @property
     def water_binder_ratio(self) -> float:
-        """W/C = Mw/Mb = (1 + Bw)(1 - Cw)/(Bw Cw) (Belem & Benzaazoua convention)."""
+        """W/C = Mw/Mb = (1 + Bw)(1 - Cw)/(Bw Cw) (Belem & Benzaazoua 2008)."""
         return self.water_kg_m3 / self.binder_kg_m3
 
     @property
@@ -236,7 +238,9 @@ def _bad_pct(field_name: str, value: float, rule: str) -> InvalidInput:
 def blend_specific_gravity(binder: Sequence[BinderComponent]) -> float:
     """Gs of a binder blend: the mass-fraction harmonic mean 1/Gs_b = sum(f_i / Gs_i).
 
-    Source: DOMAIN.md "Conventions" (volumes of the components add). Validates the
+    Source: the volumes of the components add, so per unit mass of blend the volume is
+    sum(f_i / (Gs_i rho_w)) (the mixture rule Belem & Benzaazoua 2008 use for the paste
+    solids; each Gs_i as measured, e.g. ASTM C188 for a hydraulic cement). Validates the
     blend: at least one component, each Gs plausible, fractions in 0-1 summing to 1.
     """
     if not binder:
@@ -311,8 +315,8 @@ def solids_specific_gravity(
 ) -> float:
     """Gs_s of all dry solids: Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b).
 
-    Source: DOMAIN.md "Mass-volume relations" (Belem & Benzaazoua convention: Bw over dry
-    tailings). With an aggregate of fraction a of the non-binder solids, 1/Gs_t becomes
+    Source: Belem & Benzaazoua (2008) (Bw over dry tailings; the volumes of the solids
+    add). With an aggregate of fraction a of the non-binder solids, 1/Gs_t becomes
     (1 - a)/Gs_t + a/Gs_a, the same harmonic rule. Inputs are not validated here.
     """
     inverse_non_binder = 1.0 / tailings_specific_gravity
@@ -326,13 +330,14 @@ def solids_specific_gravity(
 def wet_density_kg_m3(solids_specific_gravity: float, solids_fraction: float) -> float:
     """Bulk density of a saturated paste: rho = 1 / (Cw/(Gs_s rho_w) + (1 - Cw)/rho_w).
 
-    Source: DOMAIN.md "Mass-volume relations" (saturated two-phase mixture).
+    Source: Belem & Benzaazoua (2008) (saturated two-phase mixture: the volumes of solids
+    and water add).
     """
     return WATER_DENSITY_KG_M3 / (solids_fraction / solids_specific_gravity + 1.0 - solids_fraction)
 
 
 def water_binder_ratio(binder_ratio: float, solids_fraction: float) -> float:
-    """W/C = Mw/Mb = (1 + Bw)(1 - Cw)/(Bw Cw) (DOMAIN.md, Belem & Benzaazoua convention)."""
+    """W/C = Mw/Mb = (1 + Bw)(1 - Cw)/(Bw Cw) (Belem & Benzaazoua 2008)."""
     _check_binder_ratio(binder_ratio)
     _check_solids_fraction(solids_fraction)
     return (1.0 + binder_ratio) * (1.0 - solids_fraction) / (binder_ratio * solids_fraction)
@@ -348,11 +353,11 @@ def proportion(
 ) -> Proportioning:
     """Proportion a saturated paste of Bw = ``binder_ratio`` and Cw = ``solids_fraction``.
 
-    Source: DOMAIN.md "Mass-volume relations" (Belem & Benzaazoua convention):
-    Gs_b harmonic mean; Gs_s = (1 + Bw)/(1/Gs_t + Bw/Gs_b); rho = rho_w/(Cw/Gs_s + 1 - Cw);
-    per m3 Ms = rho Cw, non-binder solids Ms/(1 + Bw), Mb = Bw x that, Mw = Ms(1/Cw - 1);
-    water to add = Mw - w0 Mt (- w_a Ma with aggregate; negative = feed too wet, reported,
-    not raised); rho_d = rho Cw; e = Gs_s rho_w/rho_d - 1; n = e/(1 + e); W/C = Mw/Mb.
+    Source: Belem & Benzaazoua (2008): Gs_b harmonic mean; Gs_s = (1 + Bw)/(1/Gs_t +
+    Bw/Gs_b); rho = rho_w/(Cw/Gs_s + 1 - Cw); per m3 Ms = rho Cw, non-binder solids
+    Ms/(1 + Bw), Mb = Bw x that, Mw = Ms(1/Cw - 1); water to add = Mw - w0 Mt (- w_a Ma
+    with aggregate; negative = feed too wet, reported, not raised); rho_d = rho Cw;
+    e = Gs_s rho_w/rho_d - 1; n = e/(1 + e); W/C = Mw/Mb.
 
     Raises InvalidInput naming the API field (``binder_pct``, ``solids_pct``,
     ``tailings.specific_gravity``, ``binder[1].fraction_pct``, ...) for any value that is
@@ -449,7 +454,7 @@ def proportion(
 def solids_fraction_for_water_binder_ratio(binder_ratio: float, water_binder_ratio: float) -> float:
     """Cw giving a target W/C at a given Bw: Cw = (1 + Bw)/(1 + Bw + Bw W/C).
 
-    Inverts W/C = (1 + Bw)(1 - Cw)/(Bw Cw) (DOMAIN.md, Belem & Benzaazoua convention).
+    Inverts W/C = (1 + Bw)(1 - Cw)/(Bw Cw) (Belem & Benzaazoua 2008).
     """
     _check_binder_ratio(binder_ratio)
     if not 0.0 < water_binder_ratio <= 1.0e6:
@@ -469,9 +474,10 @@ def solids_fraction_for_wet_density(
 ) -> float:
     """Cw giving a target wet density: Cw = Gs_s (rho - rho_w) / (rho (Gs_s - 1)).
 
-    The slurry relation Cw = rho_s (rho - rho_w)/(rho (rho_s - rho_w)) of DOMAIN.md with
-    rho_s = Gs_s rho_w, Gs_s from the Belem & Benzaazoua convention. The density must lie
-    strictly between water's and the solids'.
+    The slurry (pulp density) relation Cw = rho_s (rho - rho_w)/(rho (rho_s - rho_w))
+    (Wills, B.A. & Finch, J.A. (2016), *Wills' Mineral Processing Technology*, 8th ed.,
+    Butterworth-Heinemann, ch. 3) with rho_s = Gs_s rho_w, Gs_s of Belem & Benzaazoua
+    (2008). The density must lie strictly between water's and the solids'.
     """
     _check_tailings(tailings)
     _check_binder_ratio(binder_ratio)
@@ -497,7 +503,9 @@ def solids_fraction_for_wet_density(
 def moisture_ratio_from_solids_fraction(feed_solids_fraction: float) -> float:
     """w0 of a feed known by its solids content: w0 = 1/Cw_feed - 1.
 
-    Example (DOMAIN.md): a filter cake at 76 % solids has w0 = 31.58 %.
+    w0 is water / dry solids (ASTM D2216-19) and Cw_feed dry solids / total mass, so per
+    unit of dry solids the feed holds 1/Cw_feed - 1 of water: a filter cake at 76 %
+    solids has w0 = 1/0.76 - 1 = 31.58 %.
     """
     if not 0.0 < feed_solids_fraction <= 1.0:
         raise _bad_pct("feed_solids_pct", feed_solids_fraction, "above 0 and at most 100")

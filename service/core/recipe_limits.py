@@ -4,9 +4,9 @@ mix-up or a made-up number, never something the plant should mix.
 The schema bounds of the API only say what a number can be (Bw above 0, Cw below 100 %);
 a Bw of 1e-300 % or a Cw of 1e-9 % passes them, proportions to no binder or no
 tailings, and would run. These limits are the site's (a paste plant mixes 72-85 %
-solids with 2-10 % binder and 150-250 mm slump: DOMAIN conventions after Belem &
-Benzaazoua 2008, "Design and application of underground mine paste backfill
-technology", Geotech. Geol. Eng. 26:147-174), checked wherever a recipe enters:
+solids with 2-10 % binder and 150-250 mm slump: the typical ranges of Belem, T. &
+Benzaazoua, M. (2008), "Design and application of underground mine paste backfill
+technology", Geotech. Geol. Eng. 26(2):147-174), checked wherever a recipe enters:
 inline in a pour, stored as a version, a proportioning request and an optimiser
 design. Pure: a mix in the API's percentages in, an ``InvalidInput`` naming the field
 and the limit out.

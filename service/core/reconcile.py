@@ -4,10 +4,12 @@ Two questions, both answered with values in, values out (time is a parameter):
 
 **1. Is the tailings Gs (or the paste density gauge) wrong?** The plant computes the
 paste's Cw from its density gauge and an *assumed* tailings Gs; the lab measures the
-sample's Cw from its masses (:mod:`service.core.lab`). With the slurry relation of
-DOMAIN.md "Mass-volume relations" (after Belem, T. & Benzaazoua, M. (2008), "Design and
-application of underground mine paste backfill technology", Geotech. Geol. Eng.
-26:147-174), for a saturated paste of density rho and solids of density rho_s:
+sample's Cw from its masses (:mod:`service.core.lab`). With the slurry (pulp density)
+relation (Wills, B.A. & Finch, J.A. (2016), *Wills' Mineral Processing Technology*, 8th
+ed., Butterworth-Heinemann, ch. 3) and the solids Gs of a blend of tailings and binder,
+whose volumes add (Belem, T. & Benzaazoua, M. (2008), "Design and application of
+underground mine paste backfill technology", Geotech. Geol. Eng. 26(2):147-174), for a
+saturated paste of density rho and solids of density rho_s:
 
     Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w))
     => Gs_s = rho_s / rho_w = Cw rho / (rho_w - rho (1 - Cw))            (a)
@@ -64,14 +66,15 @@ _DENSITY_MAX_KG_M3 = 4000.0
 
 
 def solids_sg(tailings_sg: float, binder_ratio: float, binder_sg: float) -> float:
-    """Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b) (DOMAIN.md, Belem & Benzaazoua convention)."""
+    """Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b): the volumes of tailings and binder solids add,
+    Bw over dry tailings (Belem & Benzaazoua 2008)."""
     return (1.0 + binder_ratio) / (1.0 / tailings_sg + binder_ratio / binder_sg)
 
 
 def solids_sg_from_density(solids_fraction: float, density_kg_m3: float) -> float:
     """Gs_s = Cw rho / (rho_w - rho (1 - Cw)): the slurry relation solved for the solids.
 
-    Relation (a) of the module docstring (DOMAIN.md "Mass-volume relations"). NaN when
+    Relation (a) of the module docstring (Wills & Finch 2016, ch. 3). NaN when
     rho (1 - Cw) >= rho_w (the sample's water alone would fill the volume: no solids
     density explains that Cw at that density).
     """
@@ -82,8 +85,8 @@ def solids_sg_from_density(solids_fraction: float, density_kg_m3: float) -> floa
 
 
 def tailings_sg_from_solids_sg(solids_sg_: float, binder_ratio: float, binder_sg: float) -> float:
-    """Gs_t = 1 / ((1 + Bw)/Gs_s - Bw/Gs_b), relation (b) (the blended solids Gs of
-    DOMAIN.md inverted). NaN when the solids are too light for the binder they hold."""
+    """Gs_t = 1 / ((1 + Bw)/Gs_s - Bw/Gs_b), relation (b): the blended solids Gs of Belem &
+    Benzaazoua (2008) inverted. NaN when the solids are too light for the binder they hold."""
     inverse = (1.0 + binder_ratio) / solids_sg_ - binder_ratio / binder_sg
     if not inverse > 0.0:
         return math.nan
@@ -91,7 +94,8 @@ def tailings_sg_from_solids_sg(solids_sg_: float, binder_ratio: float, binder_sg
 
 
 def saturated_density_kg_m3(solids_fraction: float, solids_sg_: float) -> float:
-    """rho = rho_w / (Cw/Gs_s + 1 - Cw), relation (c) (DOMAIN.md, saturated paste)."""
+    """rho = rho_w / (Cw/Gs_s + 1 - Cw), relation (c): the volumes of solids and water of a
+    saturated paste add (Belem & Benzaazoua 2008)."""
     return RHO_W_KG_M3 / (solids_fraction / solids_sg_ + 1.0 - solids_fraction)
 
 
@@ -122,8 +126,8 @@ class PasteSample:
 
     @property
     def recorded_solids_fraction(self) -> float:
-        """The Cw the plant recorded: the slurry relation at the gauge density and the
-        assumed Gs_s (DOMAIN.md)."""
+        """The Cw the plant recorded: the slurry relation (Wills & Finch 2016, ch. 3) at the
+        gauge density and the assumed Gs_s."""
         return slurry_solids_fraction(self.gauge_density_kg_m3, self.assumed_solids_sg)
 
 
@@ -705,9 +709,10 @@ def reconciled_solids_fraction(
     tailings_sg: float,
     correction: CwCorrection,
 ) -> float:
-    """The Cw of a record recomputed with a correction: the slurry relation (DOMAIN.md)
-    at the gauge density with Gs_s of the corrected tailings Gs (``tailings_gs``), or at
-    the gauge density minus the bias with the assumed Gs_s (``density_gauge``)."""
+    """The Cw of a record recomputed with a correction: the slurry relation (Wills & Finch
+    2016, ch. 3) at the gauge density with Gs_s of the corrected tailings Gs
+    (``tailings_gs``), or at the gauge density minus the bias with the assumed Gs_s
+    (``density_gauge``)."""
     if correction.kind == "tailings_gs":
         assert correction.tailings_sg is not None  # checked by CwCorrection
         return slurry_solids_fraction(

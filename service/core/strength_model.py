@@ -6,8 +6,10 @@ time term, linear in its parameters in log space (so an ordinary least-squares f
     ln UCS = b0 + sum_i b_i f_i + n ln(Mb/Mw) + (c0 + sum_i c_i f_i) ln(t / 28)
 
 - Mb/Mw = Bw Cw / ((1 + Bw)(1 - Cw)), the binder/water mass ratio (the inverse of
-  W/C, Belem & Benzaazoua convention); UCS = A (Mb/Mw)^n is the Abrams-type law of
-  DOMAIN.md "Strength models".
+  W/C, Belem & Benzaazoua convention); UCS = A (Mb/Mw)^n is an Abrams-type law: strength
+  governed by the water/cement ratio (Abrams, D.A. (1918), *Design of Concrete Mixtures*,
+  Bulletin 1, Structural Materials Research Laboratory, Lewis Institute, Chicago; his
+  form S = A / B^(W/C)), here as a power of the binder/water ratio, linear in ln(Mb/Mw).
 - f_i is the mass fraction of binder component i in the blend; the reference component
   (cement by default) has no term, so b_i is the effect of replacing cement by i.
 - (c0 + sum c_i f_i) ln(t/28) is the time factor, UCS(t) = UCS28 (t/28)^(c0 + ...),

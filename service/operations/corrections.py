@@ -193,8 +193,9 @@ def corrected_density_kg_m3(reading_kg_m3: float, correction: Correction | None)
 @dataclass(frozen=True)
 class Paste:
     """What the Cw of a recipe's paste rests on: Bw (binder / dry tailings, 0-1), the
-    blended binder's Gs, 1/Gs_b = sum(f_i/Gs_i) (mass-fraction harmonic mean, DOMAIN.md
-    "Conventions"), the tailings Gs and the target Cw (0-1)."""
+    blended binder's Gs, 1/Gs_b = sum(f_i/Gs_i) (mass-fraction harmonic mean: the volumes
+    of the components add, Belem & Benzaazoua 2008), the tailings Gs and the target Cw
+    (0-1)."""
 
     binder_ratio: float
     binder_sg: float

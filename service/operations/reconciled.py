@@ -2,15 +2,15 @@
 judged on the best estimate. Records are never rewritten: this is computed when a pour
 is read, from its record, its recipe, the history and the newest approved correction.
 
-- The Cw a pour was controlled on is the slurry relation of DOMAIN.md ("Mass-volume
-  relations": rho = rho_w / (Cw/Gs_s + 1 - Cw), Gs_s = (1 + Bw)/(1/Gs_t + Bw/Gs_b)) at
-  the gauge's density and the Gs control used (its recipe's, or the correction it was
-  started under). Inverting it gives back the gauge reading behind each of the pour's
-  Cw figures, and the correction gives the reconciled Cw of that reading
-  (:func:`service.core.reconcile.reconcile_record`). The relation is monotonic, so the
-  minimum and maximum map exactly; the volume-weighted average maps to within the
-  relation's curvature over the pour's spread (second order, well under 0.01 point for
-  a spread of a few points).
+- The Cw a pour was controlled on is the slurry relation (rho = rho_w / (Cw/Gs_s + 1 -
+  Cw), Wills & Finch 2016, ch. 3; Gs_s = (1 + Bw)/(1/Gs_t + Bw/Gs_b), Belem & Benzaazoua
+  2008; full references in :mod:`service.core.reconcile`) at the gauge's density and the
+  Gs control used (its recipe's, or the correction it was started under). Inverting it
+  gives back the gauge reading behind each of the pour's Cw figures, and the correction
+  gives the reconciled Cw of that reading (:func:`service.core.reconcile.reconcile_record`).
+  The relation is monotonic, so the minimum and maximum map exactly; the volume-weighted
+  average maps to within the relation's curvature over the pour's spread (second order,
+  well under 0.01 point for a spread of a few points).
 - Off-spec volume on the best estimate: the history's paste density over the pour (its
   steps while the plant ran, each weighted by the paste flow) is judged against the
   recipe's Cw band (the ``solids_off_spec`` band of the alarms) as reconciled

@@ -14,8 +14,8 @@ For each sample the reconciliation takes (the estimate itself is the pure
 - the paste density the plant's gauge read at the cast (the history's
   ``paste_density_pv``, averaged over +-``cast_window_s`` around the cast time the lab
   recorded, else the sample's), and the Bw, binder Gs and tailings Gs of the pour's
-  recipe: the Cw the plant recorded is the slurry relation of DOMAIN.md at that
-  density and Gs;
+  recipe: the Cw the plant recorded is the slurry relation (Wills & Finch 2016, ch. 3;
+  :mod:`service.core.reconcile`) at that density and Gs;
 - the bulk density of a fresh-paste mass result, when the lab gave one, as the lab's
   density of the paste (it tells a gauge bias from a Gs error).
 

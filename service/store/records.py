@@ -110,8 +110,10 @@ class ProgressRecord:
 
 
 DEFAULT_TEST_AGES_DAYS = (3.0, 7.0, 28.0)
-"""The curing ages a cylinder is tested at unless its caster says otherwise (DOMAIN.md:
-mines cure at 3/7/14/28/56 days)."""
+"""The curing ages a cylinder is tested at unless its caster says otherwise: the plant's
+own default, not a standard. 28 days is the acceptance age of concrete practice (ACI
+318-19 §26.12); 3 and 7 days watch the early strength gain. Other ages a programme
+tests at (14, 56, 90 days) a caster lists in ``test_ages_days``."""
 
 
 @dataclass(frozen=True, slots=True)

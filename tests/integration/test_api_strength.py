@@ -13,7 +13,9 @@ from tests.conftest import auth
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 URL = "/api/v1/strength/required"
-DOMAIN: dict[str, Any] = {
+# Mitchell, Olsen & Smith (1982), Can. Geotech. J. 19(1):14-28, by hand: FS gamma H / (1 + H/L)
+# = 1.5 x 20 kN/m3 x 30 m / (1 + 30/15) = 300 kPa, cohesion c = UCS/2 = 150 kPa.
+MITCHELL: dict[str, Any] = {
     "method": "mitchell",
     "fill_height_m": 30,
     "exposed_length_m": 15,
@@ -33,8 +35,8 @@ LI_AUBERTIN: dict[str, Any] = {
 }
 
 
-async def test_the_domain_example_is_300_kpa(client: httpx.AsyncClient) -> None:
-    r = await client.post(URL, json=DOMAIN, headers=auth("hmi"))
+async def test_mitchell_30_m_high_15_m_exposed_needs_300_kpa(client: httpx.AsyncClient) -> None:
+    r = await client.post(URL, json=MITCHELL, headers=auth("hmi"))
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["required_ucs_kpa"] == pytest.approx(300.0, rel=1e-12)
@@ -54,7 +56,7 @@ async def test_li_aubertin_reduces_to_mitchell_for_a_frictionless_fill(
     modified = r.json()
     # phi 0, r_b 1, p0 0, FS 1: Mitchell's form with the wedge height H* = H - B/2.
     effective = 30 - 8 / 2
-    mitchell = {**DOMAIN, "fill_height_m": effective, "safety_factor": 1.0}
+    mitchell = {**MITCHELL, "fill_height_m": effective, "safety_factor": 1.0}
     original = (await client.post(URL, json=mitchell, headers=auth("hmi"))).json()
     assert modified["required_ucs_kpa"] == pytest.approx(original["required_ucs_kpa"], rel=1e-12)
     assert modified["required_ucs_kpa"] == pytest.approx(
@@ -93,17 +95,17 @@ async def test_li_aubertin_defaults_and_friction(client: httpx.AsyncClient) -> N
 async def test_a_floor_governs_when_above_the_computed_strength(
     client: httpx.AsyncClient,
 ) -> None:
-    small = {**DOMAIN, "fill_height_m": 6, "floors_kpa": {"liquefaction": 150}}
+    small = {**MITCHELL, "fill_height_m": 6, "floors_kpa": {"liquefaction": 150}}
     out = (await client.post(URL, json=small, headers=auth("scada"))).json()
     computed = 1.5 * 20 * 6 / (1 + 6 / 15)
     assert out["computed_ucs_kpa"] == pytest.approx(computed)
     assert out["required_ucs_kpa"] == 150
     assert out["governed_by"] == "liquefaction"
     assert out["floors_kpa"] == {"liquefaction": 150}
-    high = {**DOMAIN, "floors_kpa": {"liquefaction": 150, "sill_mat": 1000}}
+    high = {**MITCHELL, "floors_kpa": {"liquefaction": 150, "sill_mat": 1000}}
     out = (await client.post(URL, json=high, headers=auth("scada"))).json()
     assert (out["required_ucs_kpa"], out["governed_by"]) == (1000, "sill_mat")
-    below = {**DOMAIN, "floors_kpa": {"liquefaction": 150}}
+    below = {**MITCHELL, "floors_kpa": {"liquefaction": 150}}
     out = (await client.post(URL, json=below, headers=auth("scada"))).json()
     assert (out["required_ucs_kpa"], out["governed_by"]) == (pytest.approx(300.0), "computed")
 
@@ -113,18 +115,18 @@ async def test_a_floor_governs_when_above_the_computed_strength(
     [
         ({k: v for k, v in LI_AUBERTIN.items() if k != "stope_width_m"}, "stope_width_m"),
         ({k: v for k, v in LI_AUBERTIN.items() if k != "friction_angle_deg"}, "friction_angle_deg"),
-        ({**DOMAIN, "friction_angle_deg": 30}, "friction_angle_deg"),
-        ({**DOMAIN, "surcharge_kpa": 10}, "surcharge_kpa"),
-        ({**DOMAIN, "method": "terzaghi"}, "method"),
-        ({k: v for k, v in DOMAIN.items() if k != "method"}, "method"),
-        ({k: v for k, v in DOMAIN.items() if k != "fill_height_m"}, "fill_height_m"),
-        ({**DOMAIN, "fill_height_m": 0}, "fill_height_m"),
-        ({**DOMAIN, "fill_height_m": -30}, "fill_height_m"),
-        ({**DOMAIN, "exposed_length_m": "NaN"}, "exposed_length_m"),
-        ({**DOMAIN, "unit_weight_kn_m3": "Infinity"}, "unit_weight_kn_m3"),
-        ({**DOMAIN, "safety_factor": 0.8}, "safety_factor"),
-        ({**DOMAIN, "colour": "grey"}, "colour"),
-        ({**DOMAIN, "floors_kpa": {"liquefaction": -1}}, "floors_kpa.liquefaction"),
+        ({**MITCHELL, "friction_angle_deg": 30}, "friction_angle_deg"),
+        ({**MITCHELL, "surcharge_kpa": 10}, "surcharge_kpa"),
+        ({**MITCHELL, "method": "terzaghi"}, "method"),
+        ({k: v for k, v in MITCHELL.items() if k != "method"}, "method"),
+        ({k: v for k, v in MITCHELL.items() if k != "fill_height_m"}, "fill_height_m"),
+        ({**MITCHELL, "fill_height_m": 0}, "fill_height_m"),
+        ({**MITCHELL, "fill_height_m": -30}, "fill_height_m"),
+        ({**MITCHELL, "exposed_length_m": "NaN"}, "exposed_length_m"),
+        ({**MITCHELL, "unit_weight_kn_m3": "Infinity"}, "unit_weight_kn_m3"),
+        ({**MITCHELL, "safety_factor": 0.8}, "safety_factor"),
+        ({**MITCHELL, "colour": "grey"}, "colour"),
+        ({**MITCHELL, "floors_kpa": {"liquefaction": -1}}, "floors_kpa.liquefaction"),
         ({**LI_AUBERTIN, "friction_angle_deg": 75}, "friction_angle_deg"),
         ({**LI_AUBERTIN, "cohesion_ratio": 1.5}, "cohesion_ratio"),
     ],
@@ -176,7 +178,7 @@ async def test_any_valid_key_may_compute(
     client: httpx.AsyncClient, role: str | None, path: str
 ) -> None:
     body = (
-        DOMAIN
+        MITCHELL
         if path == "required"
         else {"depth_m": 10, "unit_weight_kn_m3": 20, "stope_width_m": 5, "friction_angle_deg": 30}
     )

@@ -48,10 +48,10 @@ MIX: dict[str, Any] = {
     "solids_pct": 72.0,
 }
 BW = MIX["binder_pct"] / 100.0
-BINDER_GS = 1.0 / (0.2 / CEMENT_GS + 0.8 / SLAG_GS)  # 1/Gs_b = sum f_i/Gs_i (DOMAIN.md)
+BINDER_GS = 1.0 / (0.2 / CEMENT_GS + 0.8 / SLAG_GS)  # 1/Gs_b = sum f_i/Gs_i: volumes add
 
 
-# --- the physics, written out here (DOMAIN.md "Mass-volume relations") ------------------
+# --- the physics, written out here (Belem & Benzaazoua 2008; Wills & Finch 2016 ch. 3) ---
 
 
 def solids_gs(tailings_gs: float) -> float:
@@ -220,7 +220,8 @@ async def test_a_gs_3_pct_off_is_named_within_its_interval(
     assert proposal["high"] - proposal["low"] < 0.05  # it names the Gs, not a range
     assert out["tailings_sg"]["value"] == pytest.approx(proposal["tailings_sg"])
     assert out["tailings_sg_error_pct"] == pytest.approx(3.0, abs=0.5)
-    # The lab reads about a point below what the plant recorded (DOMAIN.md).
+    # The lab reads about a point below what the plant recorded: a 3 % Gs error moves the
+    # Cw of the slurry relation by about a point at these densities.
     mean_error = sum(expected_errors) / len(expected_errors)
     assert mean_error < -0.008
     assert out["mean_solids_error_pct"] == pytest.approx(100.0 * mean_error, abs=1e-6)

@@ -1,4 +1,5 @@
-"""Mass balance of the feed-forward: DOMAIN.md relations and their closure."""
+"""Mass balance of the feed-forward: the mass-volume relations of a saturated paste (Belem
+& Benzaazoua 2008) and a slurry (Wills & Finch 2016, ch. 3), and their closure."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def test_blend_sg_is_the_mass_fraction_harmonic_mean() -> None:
 def test_saturated_paste_density_matches_the_per_m3_masses() -> None:
     r = recipe()
     rho = mb.paste_density_kg_m3(r)
-    # Per m3 (DOMAIN.md): Ms = rho Cw, Mt = Ms/(1+Bw), Mb = Bw Mt, Mw = Ms (1/Cw - 1);
-    # the volumes of the parts must add up to 1 m3.
+    # Per m3 (Belem & Benzaazoua 2008): Ms = rho Cw, Mt = Ms/(1+Bw), Mb = Bw Mt,
+    # Mw = Ms (1/Cw - 1); the volumes of the parts must add up to 1 m3.
     ms = rho * r.solids_fraction
     mt = ms / (1 + r.binder_ratio)
     mbinder = r.binder_ratio * mt

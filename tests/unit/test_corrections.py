@@ -54,7 +54,8 @@ GAUGE = Correction(
 
 
 def density(cw: float, paste: Paste, tailings_sg: float) -> float:
-    """rho = rho_w / (Cw/Gs_s + 1 - Cw), Gs_s = (1 + Bw)/(1/Gs_t + Bw/Gs_b) (DOMAIN.md)."""
+    """rho = rho_w / (Cw/Gs_s + 1 - Cw), Gs_s = (1 + Bw)/(1/Gs_t + Bw/Gs_b) (Belem &
+    Benzaazoua 2008)."""
     bw = paste.binder_ratio
     gs_s = (1.0 + bw) / (1.0 / tailings_sg + bw / paste.binder_sg)
     return 1000.0 / (cw / gs_s + 1.0 - cw)

@@ -248,7 +248,8 @@ def test_binder_on_the_paste_flow_at_the_recipe_density() -> None:
     rho = mb.paste_density_kg_m3(r)
     out = paste_flow_binder(r, 100.0)
     assert out.density_source == "recipe" and out.density_kg_m3 == pytest.approx(rho)
-    # Q x rho x Cw/(1 + Bw) x Bw x blend (DOMAIN relations).
+    # By hand: dry solids Q rho Cw (Wills & Finch 2016), dry tailings /(1 + Bw), binder
+    # x Bw (Belem & Benzaazoua 2008), x blend fraction per component.
     total = 100.0 * rho / 1000.0 * 0.72 / 1.05 * 0.05
     assert out.total_binder_t_h == pytest.approx(total)
     assert out.binder_t_h == pytest.approx(

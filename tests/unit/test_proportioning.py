@@ -1,4 +1,5 @@
-"""Mix proportioning from first principles (DOMAIN.md "Mass-volume relations")."""
+"""Mix proportioning from first principles: the mass-volume relations of a saturated paste
+(Belem & Benzaazoua 2008), checked against independent hand routes."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def paste_cw(density: float, gs_t: float, bw: float = BW) -> float:
-    """True Cw of a saturated paste (DOMAIN slurry relation), written out by hand."""
+    """True Cw of a saturated paste by the slurry relation (Wills & Finch 2016, ch. 3) with
+    the blended solids Gs (Belem & Benzaazoua 2008), written out by hand."""
     rho_s = (1 + bw) / (1 / gs_t + bw / GS_B) * 1000.0
     return rho_s * (density - 1000.0) / (density * (rho_s - 1000.0))
 
@@ -61,7 +62,8 @@ def test_impossible_combinations_give_nan() -> None:
 
 
 def test_a_three_percent_gs_error_moves_cw_by_about_one_point() -> None:
-    # DOMAIN.md: "a Gs error of 3 % moves true Cw by about one point".
+    # Why the lab is needed: with every gauge agreeing with the recipe, a tailings Gs 3 %
+    # off moves the true Cw of the slurry relation by about one point.
     for density in (1850.0, 1950.0, 2050.0):
         shift = paste_cw(density, GS_T * 1.03) - paste_cw(density, GS_T)
         assert -0.015 < shift < -0.008
@@ -417,7 +419,7 @@ TAGS = {
 
 def truth(qf: float, rho_f: float) -> dict[str, float]:
     """A consistent steady state: feed -> binder for Bw, water for Cw -> paste, by the
-    DOMAIN relations (volumes of a saturated paste add)."""
+    mass-volume relations of a saturated paste (volumes add; Belem & Benzaazoua 2008)."""
     cwf = mb.slurry_solids_fraction(rho_f, GS_T)
     dry = qf * rho_f / 1000.0 * cwf
     feed_water = qf * rho_f / 1000.0 * (1.0 - cwf)

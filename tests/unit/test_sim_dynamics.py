@@ -83,8 +83,9 @@ def assert_balance(initial: PlantState, state: PlantState) -> None:
 # --- mass-volume relations --------------------------------------------------------------
 
 
-def test_slurry_solids_fraction_follows_the_domain_formula() -> None:
-    # Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w)) with Gs 2.8 and 1900 kg/m3
+def test_slurry_solids_fraction_follows_the_pulp_density_relation() -> None:
+    # Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w)) (Wills & Finch 2016, ch. 3) with
+    # Gs 2.8 and 1900 kg/m3
     assert slurry_solids_fraction(1900.0, 2.8) == pytest.approx(2800 * 900 / (1900 * 1800))
     assert slurry_solids_fraction(1000.0, 2.8) == 0.0
     assert slurry_solids_fraction(2800.0, 2.8) == pytest.approx(1.0)

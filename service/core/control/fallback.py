@@ -1,10 +1,10 @@
 """A dead gauge is not a last value: what the binder follows when the feed gauges fail.
 
 Normally the binder is ratioed on the measured feed (binder per component = Bw x dry
-tailings x blend fraction, dry tailings from the feed flow and density; DOMAIN.md "The
-plant and its control"), and :func:`service.core.control.law.step` freezes the feed
-at its last good values when a feed gauge goes bad. Frozen for ever, a dead gauge would
-be dosing binder on a value that no longer describes the plant. This state machine,
+tailings x blend fraction, dry tailings from the feed flow and density; the relations of
+:mod:`.massbalance`, with their sources), and :func:`service.core.control.law.step`
+freezes the feed at its last good values when a feed gauge goes bad. Frozen for ever, a
+dead gauge would be dosing binder on a value that no longer describes the plant. This state machine,
 run once per control cycle with the time passed in, bounds that:
 
 - ``normal``: feed flow and feed density usable; the law runs as it is.
@@ -289,8 +289,9 @@ def paste_flow_binder(
     paste_flow_m3_h: float,
     paste_density_kg_m3_: float | None = None,
 ) -> PasteFlowBinder:
-    """Binder per component from the paste flow (DOMAIN.md "Mass-volume relations", after
-    Belem & Benzaazoua):
+    """Binder per component from the paste flow (Bw over dry tailings and the masses of a
+    saturated paste: Belem & Benzaazoua 2008; dry solids rate of a slurry stream: Wills &
+    Finch 2016, ch. 3; full references in :mod:`.massbalance`):
 
         dry solids [t/h]   = Q_paste [m3/h] x rho [t/m3] x Cw
         dry tailings [t/h] = dry solids / (1 + Bw)

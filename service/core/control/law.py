@@ -4,7 +4,9 @@
 control loop calls it every period with the latest measurements and writes
 ``output.setpoints`` when ``output.mode`` is :attr:`ControlMode.ACTIVE` (or STANDBY).
 
-What it does (``shared/DOMAIN.md``, "The plant and its control"):
+What it does (the plant's division of labour: the PLC runs the fast loops and owns the
+interlocks, this law supervises the recipe; the relations are those of :mod:`.massbalance`,
+with their sources):
 
 - Feed-forward from the mass balance (:mod:`.massbalance`): binder per component =
   Bw x measured dry tailings x blend fraction; dilution water to reach the target Cw

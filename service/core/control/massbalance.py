@@ -1,16 +1,22 @@
 """Feed-forward from the mass balance of a saturated paste.
 
-Every formula here is one of ``shared/DOMAIN.md`` ("Mass-volume relations"):
+Every formula here is a mass-volume relation of a saturated paste or a slurry, from two
+sources: [BB] Belem, T. & Benzaazoua, M. (2008), "Design and application of underground
+mine paste backfill technology", Geotech. Geol. Eng. 26(2):147-174 (the paste: Bw over
+dry tailings, solids Gs, bulk density, masses per m3); [WF] Wills, B.A. & Finch, J.A.
+(2016), *Wills' Mineral Processing Technology*, 8th ed., Butterworth-Heinemann, ch. 3
+(slurry streams: pulp density and dry solids rate).
 
-- blended binder Gs, mass-fraction harmonic mean: ``1/Gs_b = sum(f_i / Gs_i)``;
-- solids Gs of the paste: ``Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b)``;
-- wet density of a saturated paste: ``rho = 1 / (Cw/(Gs_s rho_w) + (1 - Cw)/rho_w)``;
-- solids fraction of a slurry: ``Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w))``;
-- dry solids rate ``[t/h] = Q [m3/h] * rho [t/m3] * Cw``;
+- blended binder Gs, mass-fraction harmonic mean: ``1/Gs_b = sum(f_i / Gs_i)`` (the
+  volumes of the components add, the same mixture rule [BB] use for the paste solids);
+- solids Gs of the paste: ``Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b)`` [BB];
+- wet density of a saturated paste: ``rho = 1 / (Cw/(Gs_s rho_w) + (1 - Cw)/rho_w)`` [BB];
+- solids fraction of a slurry: ``Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w))`` [WF];
+- dry solids rate ``[t/h] = Q [m3/h] * rho [t/m3] * Cw`` [WF];
 - binder per component ``= Bw * dry tailings * blend fraction`` (Bw is binder over dry
-  tailings, the Belem & Benzaazoua convention);
-- water to add ``= Mw - water already in the feed``; negative means the feed is too
-  wet and the recipe cannot be met by adding water.
+  tailings, the [BB] convention);
+- water to add ``= Mw - water already in the feed``, ``Mw = Ms (1/Cw - 1)`` [BB];
+  negative means the feed is too wet and the recipe cannot be met by adding water.
 
 Units: fractions 0-1 (``binder_ratio`` is Bw, ``solids_fraction`` is Cw), densities
 kg/m3, mass rates t/h, volume flows m3/h. Water is taken at 1,000 kg/m3, so one
@@ -26,7 +32,8 @@ from dataclasses import dataclass
 from service.errors import InvalidInput
 
 RHO_W_KG_M3 = 1000.0
-"""Density of water used by every relation here (DOMAIN.md)."""
+"""Density of water used by every relation here, rounded to 1 t/m3 as the relations are
+written (so a tonne of water is a cubic metre)."""
 
 BINDER_COMPONENTS: tuple[str, ...] = ("cement", "slag", "flyash")
 """Binder components the PLC has a feeder for (CONTRACT.md ``*_rate_sp`` tags)."""
@@ -123,18 +130,20 @@ def make_recipe(
 
 
 def blend_sg(recipe: Recipe) -> float:
-    """Gs of the blended binder: ``1/Gs_b = sum(f_i / Gs_i)`` (DOMAIN.md)."""
+    """Gs of the blended binder: ``1/Gs_b = sum(f_i / Gs_i)`` (volumes add; the
+    mixture rule of Belem & Benzaazoua 2008)."""
     return 1.0 / sum(c.fraction / c.specific_gravity for c in recipe.binder)
 
 
 def solids_sg(recipe: Recipe) -> float:
-    """Gs of all paste solids: ``Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b)`` (DOMAIN.md)."""
+    """Gs of all paste solids: ``Gs_s = (1 + Bw) / (1/Gs_t + Bw/Gs_b)`` (Belem & Benzaazoua
+    2008)."""
     bw = recipe.binder_ratio
     return (1.0 + bw) / (1.0 / recipe.tailings_sg + bw / blend_sg(recipe))
 
 
 def paste_density_kg_m3(recipe: Recipe) -> float:
-    """Wet density of the saturated paste of the recipe (DOMAIN.md).
+    """Wet density of the saturated paste of the recipe (Belem & Benzaazoua 2008).
 
     ``rho = 1 / (Cw/(Gs_s rho_w) + (1 - Cw)/rho_w)``.
     """
@@ -143,7 +152,8 @@ def paste_density_kg_m3(recipe: Recipe) -> float:
 
 
 def slurry_solids_fraction(density_kg_m3: float, solids_sg_: float) -> float:
-    """Solids mass fraction of a saturated slurry from its density (DOMAIN.md).
+    """Solids mass fraction of a saturated slurry from its density (Wills & Finch 2016,
+    ch. 3).
 
     ``Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w))`` with ``rho_s = Gs rho_w``.
     The result is outside (0, 1) when the density is not that of a slurry of those
@@ -155,7 +165,8 @@ def slurry_solids_fraction(density_kg_m3: float, solids_sg_: float) -> float:
 
 
 def dry_solids_rate_t_h(flow_m3_h: float, density_kg_m3: float, solids_fraction: float) -> float:
-    """Dry solids rate of a slurry stream: ``Q [m3/h] * rho [t/m3] * Cw`` (DOMAIN.md)."""
+    """Dry solids rate of a slurry stream: ``Q [m3/h] * rho [t/m3] * Cw`` (Wills & Finch
+    2016, ch. 3)."""
     return flow_m3_h * density_kg_m3 / 1000.0 * solids_fraction
 
 
@@ -165,7 +176,8 @@ def slurry_water_rate_t_h(flow_m3_h: float, density_kg_m3: float, solids_fractio
 
 
 def binder_rates_t_h(dry_tailings_t_h: float, recipe: Recipe) -> dict[str, float]:
-    """Binder rate per component: ``Bw x dry tailings x blend fraction`` (DOMAIN.md).
+    """Binder rate per component: ``Bw x dry tailings x blend fraction`` (Bw over dry
+    tailings, Belem & Benzaazoua 2008).
 
     Every known component is present; those not in the recipe are 0.
     """
@@ -174,7 +186,8 @@ def binder_rates_t_h(dry_tailings_t_h: float, recipe: Recipe) -> dict[str, float
 
 
 def paste_water_rate_t_h(dry_tailings_t_h: float, recipe: Recipe) -> float:
-    """Water the paste must carry: ``Mw = Ms (1/Cw - 1)``, ``Ms = (1 + Bw) Mt`` (DOMAIN.md)."""
+    """Water the paste must carry: ``Mw = Ms (1/Cw - 1)``, ``Ms = (1 + Bw) Mt`` (Belem &
+    Benzaazoua 2008)."""
     solids = (1.0 + recipe.binder_ratio) * dry_tailings_t_h
     return solids * (1.0 / recipe.solids_fraction - 1.0)
 
@@ -182,9 +195,9 @@ def paste_water_rate_t_h(dry_tailings_t_h: float, recipe: Recipe) -> float:
 def dilution_water_m3_h(dry_tailings_t_h: float, feed_water_t_h: float, recipe: Recipe) -> float:
     """Dilution water to reach the target Cw given the water already in the feed.
 
-    ``Mw - water in feed`` (DOMAIN.md "water to add"), in m3/h. Negative means the
-    feed is wetter than the recipe: it is returned as is so the caller can report
-    "recipe not reachable"; it must never be commanded.
+    ``Mw - water in feed`` (the water to add of Belem & Benzaazoua 2008), in m3/h.
+    Negative means the feed is wetter than the recipe: it is returned as is so the caller
+    can report "recipe not reachable"; it must never be commanded.
     """
     return (paste_water_rate_t_h(dry_tailings_t_h, recipe) - feed_water_t_h) * 1000.0 / RHO_W_KG_M3
 
@@ -193,7 +206,8 @@ def paste_volume_per_dry_tailings_m3_t(recipe: Recipe) -> float:
     """Paste volume made per tonne of dry tailings, m3/t.
 
     Sum of the solids volumes (tailings via Gs_t, binder via the blended Gs_b) and the
-    water volume ``(1 + Bw)(1/Cw - 1)`` of a saturated paste (DOMAIN.md).
+    water volume ``(1 + Bw)(1/Cw - 1)`` of a saturated paste, whose volumes add (Belem &
+    Benzaazoua 2008).
     """
     rho_w_t_m3 = RHO_W_KG_M3 / 1000.0
     bw = recipe.binder_ratio
@@ -210,8 +224,9 @@ def feed_flow_for_paste_m3_h(
 
     Dry tailings needed = paste flow / paste volume per tonne of dry tailings; the
     feed carries ``rho_feed [t/m3] * Cw_feed`` tonnes of dry tailings per m3, with
-    ``Cw_feed`` from the feed density and the tailings Gs (DOMAIN.md). Returns NaN
-    when the feed density is not that of a tailings slurry.
+    ``Cw_feed`` from the feed density and the tailings Gs (the slurry relation, Wills &
+    Finch 2016, ch. 3). Returns NaN when the feed density is not that of a tailings
+    slurry.
     """
     feed_cw = slurry_solids_fraction(feed_density_kg_m3, recipe.tailings_sg)
     if not 0.0 < feed_cw < 1.0:
@@ -221,7 +236,8 @@ def feed_flow_for_paste_m3_h(
 
 
 def measured_solids_fraction(paste_density_kg_m3_: float, recipe: Recipe) -> float:
-    """Cw of the paste from its measured density and the recipe's solids Gs (DOMAIN.md)."""
+    """Cw of the paste from its measured density and the recipe's solids Gs (the slurry
+    relation, Wills & Finch 2016, ch. 3)."""
     return slurry_solids_fraction(paste_density_kg_m3_, solids_sg(recipe))
 
 

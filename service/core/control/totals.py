@@ -4,9 +4,10 @@ Every step adds ``rate x dt`` (rectangle rule; the loop runs at 0.5-1 s, the rec
 needs cubic metres, not millilitres). What is integrated:
 
 - paste volume from ``paste_flow_pv``; dry tailings from the feed flow and density
-  (solids fraction via the recipe's tailings Gs, DOMAIN.md); binder per component from
-  the feeders' rates; water from the dilution water flow (the water in the feed is part
-  of the feed, not counted here);
+  (solids fraction by the slurry relation with the recipe's tailings Gs, Wills, B.A. &
+  Finch, J.A. (2016), *Wills' Mineral Processing Technology*, 8th ed., ch. 3; see
+  :mod:`.massbalance`); binder per component from the feeders' rates; water from the
+  dilution water flow (the water in the feed is part of the feed, not counted here);
 - Cw and Bw statistics: volume-weighted average, min and max, only over volume where
   they were measured;
 - off-spec volume: volume placed while the measured Cw or Bw was outside its band
@@ -14,13 +15,14 @@ needs cubic metres, not millilitres). What is integrated:
   the part of it placed during start-up: after each start of the plant until Cw and
   Bw are first both measured inside their bands (the mixer full of flush water being
   displaced); off-spec paste after that is a control matter;
-- flush water (DOMAIN.md, the pour record): the line flow while the PLC flushes,
+- flush water (a figure of the pour record): the line flow while the PLC flushes,
   counted apart from the paste (it is neither paste volume nor off-spec paste);
-- dumped paste (DOMAIN.md, "Start-up and flush go to the dump"): while the diverter's
-  proven position is the dump (``TotalsSample.to_dump``, :mod:`service.core.diversion`)
-  the paste volume, dry tailings, binder per component and water go to the
-  ``dumped_*`` totals and never to the stope's (``poured_m3`` is stope volume), nor to
-  off-spec, unmeasured or the Cw/Bw statistics of the placed paste. Whether the mix has
+- dumped paste (start-up paste goes to the dump and is recorded apart from the placed
+  volume): while the diverter's proven position is the dump (``TotalsSample.to_dump``,
+  :mod:`service.core.diversion`) the paste volume, dry tailings, binder per component
+  and water go to the ``dumped_*`` totals and never to the stope's (``poured_m3`` is
+  stope volume), nor to off-spec, unmeasured or the Cw/Bw statistics of the placed
+  paste. Whether the mix has
   settled is still judged on dumped paste (the start-up is what the dump receives).
   What the pump delivered is ``poured_m3 + dumped_m3`` (flush water apart).
 
@@ -512,7 +514,9 @@ def sample_from_step(
     for name in recipe.component_names:
         m = inputs.binder_rates_t_h.get(name, Measurement(math.nan, good=False))
         if name in inputs.refilling:
-            # A loss-in-weight reading during refill is not a rate (DOMAIN.md).
+            # A loss-in-weight reading during refill is not a rate: the hopper gains
+            # weight from the refill while it discharges, so its weight change is not the
+            # feed rate.
             m = Measurement(m.value, good=False)
         binder[name] = Rate(m, fallback(sp.binder(name)))
     return TotalsSample(
