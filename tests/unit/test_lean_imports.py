@@ -19,7 +19,8 @@ import json, sys
 import service.app
 from service.app import create_app
 from service.settings import Settings
-from service.core import flow_balance, reconcile, compliance, reliability, rheology, optimizer, tabular
+from service.core import flow_balance, reconcile, compliance, reliability, rheology
+from service.core import optimizer, tabular
 from service.core.chi_square import chdtri
 from service.core.roots import brentq
 from service.core.rheology import yield_stress_from_slump
