@@ -20,7 +20,7 @@ exit is the first-order filter of its inlet with time constant ``tau``). So:
 
 An exponentially weighted mean of white noise of sd ``s`` sampled every ``dt`` has sd
 ``s * sqrt(a / (2 - a))``, ``a = dt / tau_f`` (Box, G.E.P., Jenkins, G.M., Reinsel, G.C.
-(2008) Time Series Analysis, 4th ed., Wiley, sec. 4.3.1 on the EWMA): each estimate states
+(2008) Time Series Analysis, 4th ed., Wiley, on the EWMA as a forecast): each estimate states
 that sd from the gauges' stated noise, and the calibration tolerance beside it (which no
 averaging removes). Values only: the pour machine feeds it every cycle.
 """

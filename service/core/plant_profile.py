@@ -6,14 +6,14 @@ its own solids plus the binder, with no water added. Per unit of non-binder dry 
 (tailings, and aggregate where the mix has it: a share ``a`` of them) the feed carries
 ``w0 (1 - a) + w_a a`` of water and the binder adds ``Bw`` of solids, so (a mass balance
 of the saturated paste; e.g. Belem, T. & Benzaazoua, M. (2008) Design and application of
-underground mine paste backfill technology, Geotech. Geol. Eng. 26:147-174, eq. 1-6):
+underground mine paste backfill technology, Geotech. Geol. Eng. 26(2):147-174):
 
     Cw_max = (1 + Bw) / (1 + Bw + w0 (1 - a) + w_a a)
 
 A feed of solids content ``S`` (mass fraction) has ``w0 = 1/S - 1``. The feed's solids
 content from its density ``rho`` and the tailings Gs (the slurry relation,
 ``Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w))``, Wills, B.A. & Finch, J.A. (2016)
-Wills' Mineral Processing Technology, 8th ed., Butterworth-Heinemann, sec. 3.8).
+Wills' Mineral Processing Technology, 8th ed., Butterworth-Heinemann, ch. 3).
 
 Checks use the site's statement of its feed where it gives one, else what the history
 saw (its wet end: the 10th percentile of the feed's solids, a feed that is wetter only a
