@@ -8,9 +8,11 @@ import { $, clearError, h } from "./lib/dom.js";
 import { fmtDateTime, pad } from "./lib/format.js";
 import { ROLE_NAMES, SECTIONS, homeOf, sectionsOf } from "./lib/roles.js";
 import { app, leaveView, startStatusPolling, stopStatusPolling } from "./lib/state.js";
+import { viewLab } from "./views/lab.js";
 import { viewPlant } from "./views/plant.js";
 import { viewPourReport, viewPours } from "./views/pours.js";
 import { viewRecipe, viewRecipes } from "./views/recipes.js";
+import { viewSample, viewSamples } from "./views/samples.js";
 import { viewStope } from "./views/stope.js";
 import { viewStopes } from "./views/stopes.js";
 
@@ -20,11 +22,13 @@ const VIEWS = {
   pours: (main, token, [id], params) => (id ? viewPourReport(main, token, id) : viewPours(main, token, params)),
   recipes: (main, token, [id]) => (id ? viewRecipe(main, token, id) : viewRecipes(main, token)),
   stopes: (main, token, [id]) => (id ? viewStope(main, token, id) : viewStopes(main, token)),
+  lab: (main, token) => viewLab(main, token),
+  samples: (main, token, [id], params) => (id ? viewSample(main, token, id) : viewSamples(main, token, params)),
 };
 
 // Views a role reaches by a link though its navigation leaves them out (an operator's
 // stope view links to its compliance; a pour report to its samples).
-const ALSO_READS = { recipes: true };
+const ALSO_READS = { samples: true, recipes: true };
 
 function viewLogin(main, message) {
   const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });

@@ -14,6 +14,8 @@ export const ROLE_NAMES = {
 
 // The views, in the order of the navigation.
 export const SECTIONS = {
+  lab: "Lab",
+  samples: "Samples",
   plant: "Plant",
   pours: "Pours",
   recipes: "Recipes",
@@ -24,8 +26,8 @@ const OPERATOR = ["plant", "pours", "recipes", "stopes"];
 const ROLE_SECTIONS = {
   hmi: OPERATOR,
   scada: OPERATOR,
-  lab: ["pours", "stopes"],
-  engineer: OPERATOR,
+  lab: ["lab", "samples", "pours", "stopes"],
+  engineer: [...OPERATOR, "samples"],
   admin: Object.keys(SECTIONS),
 };
 
@@ -34,7 +36,7 @@ export function sectionsOf(role) {
 }
 
 export function homeOf(role) {
-  return { lab: "pours" }[role] || "plant";
+  return { lab: "lab" }[role] || "plant";
 }
 
 const is = (...roles) => (role = session.role) => roles.includes(role) || role === "admin";
