@@ -8,9 +8,14 @@ import { $, clearError, h } from "./lib/dom.js";
 import { fmtDateTime, pad } from "./lib/format.js";
 import { ROLE_NAMES, SECTIONS, homeOf, sectionsOf } from "./lib/roles.js";
 import { app, leaveView, startStatusPolling, stopStatusPolling } from "./lib/state.js";
+import { viewCalibration, viewCalibrations } from "./views/calibrations.js";
+import { viewStopeCompliance } from "./views/compliance.js";
+import { viewDesign } from "./views/design.js";
 import { viewLab } from "./views/lab.js";
+import { viewPlan } from "./views/plan.js";
 import { viewPlant } from "./views/plant.js";
 import { viewPourReport, viewPours } from "./views/pours.js";
+import { viewReconciliation, viewReconciliations } from "./views/reconciliations.js";
 import { viewRecipe, viewRecipes } from "./views/recipes.js";
 import { viewSample, viewSamples } from "./views/samples.js";
 import { viewStope } from "./views/stope.js";
@@ -21,14 +26,22 @@ const VIEWS = {
   plant: (main, token) => viewPlant(main, token),
   pours: (main, token, [id], params) => (id ? viewPourReport(main, token, id) : viewPours(main, token, params)),
   recipes: (main, token, [id]) => (id ? viewRecipe(main, token, id) : viewRecipes(main, token)),
-  stopes: (main, token, [id]) => (id ? viewStope(main, token, id) : viewStopes(main, token)),
+  stopes: (main, token, [id, sub]) => {
+    if (!id) return viewStopes(main, token);
+    if (sub === "plan") return viewPlan(main, token, id);
+    if (sub === "compliance") return viewStopeCompliance(main, token, id);
+    return viewStope(main, token, id);
+  },
   lab: (main, token) => viewLab(main, token),
   samples: (main, token, [id], params) => (id ? viewSample(main, token, id) : viewSamples(main, token, params)),
+  calibrations: (main, token, [id]) => (id ? viewCalibration(main, token, id) : viewCalibrations(main, token)),
+  design: (main, token) => viewDesign(main, token),
+  reconciliations: (main, token, [id]) => (id ? viewReconciliation(main, token, id) : viewReconciliations(main, token)),
 };
 
 // Views a role reaches by a link though its navigation leaves them out (an operator's
 // stope view links to its compliance; a pour report to its samples).
-const ALSO_READS = { samples: true, recipes: true };
+const ALSO_READS = { samples: true, calibrations: true, recipes: true };
 
 function viewLogin(main, message) {
   const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });

@@ -1,6 +1,8 @@
 """The page as each role uses it, in Debian's Chromium against the real service on its
 built-in simulator (accelerated plant time): the lab technician's sheet upload and result
-history. Screenshots of every page go to ``test-output/``.
+history, the engineer's calibration, design, approval and stope plan, the cylinders of a
+stope against its requirements, and the reconciliation of the lab's Cw. Screenshots of
+every page go to ``test-output/``.
 
 Cylinders cure in wall time: where a test needs cylinders days old it moves the lab
 loop's clock ahead (the service's own clock object), as the stope test moves plant time.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -28,6 +30,7 @@ from tests.e2e.web_support import (
     page_errors,
     serving,
     shot,
+    until,
 )
 
 if TYPE_CHECKING:
@@ -217,3 +220,321 @@ def test_a_lab_technician_imports_a_sheet_only_once_every_row_is_good(
         page.goto(service.base_url + "/#/plant")
         page.wait_for_selector("#not-offered")
         assert page.locator("#trends, [data-trend]").count() == 0
+
+
+# --- the engineer -----------------------------------------------------------------------
+
+
+def test_an_engineer_fits_designs_approves_and_plans_a_stope(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    with signed_in(browser, service, "engineer") as page:
+        page.wait_for_selector("#design-form")  # the engineer's home
+        assert nav(page) == [
+            "plant",
+            "pours",
+            "design",
+            "recipes",
+            "calibrations",
+            "stopes",
+            "reconciliations",
+            "samples",
+        ]
+
+        # A calibration fitted from the lab's cylinders: the plot of measured against
+        # predicted with each cylinder's band, the residuals, the tested region.
+        page.click("[data-nav=calibrations]")
+        page.click("#fit-panel summary")
+        page.fill("#fit-form [name=name]", "Mine lab 2026-Q4")
+        page.fill("#fit-form textarea[name=csv]", CYLINDERS_CSV)
+        page.click("#fit")
+        page.wait_for_selector("[data-trend=cal-fit] svg.plot[data-markers='20']")
+        calibration_id = page.evaluate("location.hash").split("/")[-1]
+        fitted = api.get(f"/api/v1/calibrations/{calibration_id}", headers=auth("hmi")).json()
+        assert fitted["name"] == "Mine lab 2026-Q4" and fitted["n_rows"] == 20
+        assert page.locator("[data-trend=cal-fit] svg .segment.errbar").count() == 20
+        assert page.locator("[data-trend=cal-fit] svg .segment.identity").count() == 1
+        note = page.inner_text("[data-trend=cal-fit] .plot-note")
+        assert "prediction band" in note and "of 20 inside" in note
+        assert page.locator("[data-trend=cal-residuals] svg .marker").count() == 20
+        assert page.locator("[data-trend=cal-region] svg rect.region").count() == 1
+        assert f"{fitted['r2_log']:.3f}" in page.inner_text("#fit-figures")
+        assert page.locator("#versions tr[data-version='1']").count() == 1
+        shot(page, "calibration.png")
+
+        # The design on it: the optimiser's answer with everything it rests on.
+        page.click("[data-nav=design]")
+        page.wait_for_selector("#design-form")
+        page.select_option("#design-form [name=calibration_id]", calibration_id)
+        page.click("#design")
+        page.wait_for_selector("#design-result")
+        blend = page.inner_text("#design-blend")
+        assert "cement" in blend and "slag" in blend
+        assert "90 % of cylinders" in page.inner_text("#design-statement")
+        passing = [
+            float(t.split()[0])
+            for t in page.locator("#design-requirements [data-col=pass]").all_inner_texts()
+        ]
+        assert len(passing) == 2 and min(passing) >= 90.0
+        assert page.locator("#design-uncertainty tr[data-part]").count() == 3
+        assert "within reach" in page.inner_text("#design-makeability")
+        assert page.inner_text("#design-cost-m3") not in ("", "—")
+        solids = float(page.get_attribute("#design-result", "data-solids-pct") or "nan")
+        assert solids <= 73.7  # the simulator's wettest feed at this Bw
+        shot(page, "design.png")
+
+        # Stored and approved at once; a second version stored as a draft, approved on
+        # its page.
+        page.fill("#store-form [name=name]", "S-800 body")
+        page.fill("#store-form [name=approved_by]", "Ada Engineer")
+        page.click("#store-recipe")
+        page.wait_for_selector("#stored-recipe:not([hidden]) #stored-link")
+        assert "approved by Ada Engineer" in page.inner_text("#stored-recipe")
+        body_id = (page.get_attribute("#stored-link", "href") or "").split("/")[-1]
+        page.fill("#store-form [name=name]", "S-800 plug")
+        page.uncheck("#store-form [name=approve_now]")
+        page.click("#store-recipe")
+        page.wait_for_function(
+            "() => document.querySelector('#stored-recipe').textContent.includes('as a draft')"
+        )
+        page.click("#stored-link")
+        page.wait_for_selector("#approve-form")
+        assert page.inner_text("#recipe-state") == "draft"
+        page.fill("#approve-form [name=approved_by]", "Ada Engineer")
+        page.click("#approve")
+        page.wait_for_function(
+            "() => document.querySelector('#recipe-state')?.textContent === 'approved'"
+        )
+        assert "Ada Engineer" in page.inner_text("#approved-by")
+        plug_id = page.evaluate("location.hash").split("/")[-1]
+        assert api.get(f"/api/v1/recipes/{plug_id}", headers=auth("hmi")).json()["approved"]
+        shot(page, "recipe-approved.png")
+
+        # A stope and its plan: a plug that cures, then the body.
+        page.click("[data-nav=stopes]")
+        page.click("#new-stope-panel summary")
+        page.fill("#new-stope [name=name]", "S-800")
+        page.fill("#new-stope [name=height_m]", "20")
+        page.fill("#new-stope [name=plan_area_m2]", "120")
+        page.fill("#new-stope [name=barricade_rating_kpa]", "150")
+        page.click("#new-stope button[type=submit]")
+        page.wait_for_selector("#plan-form")
+        stages = page.locator("#plan-stages tr.stage")
+        assert stages.count() == 2
+        stages.nth(0).locator("[name=recipe_id]").select_option(plug_id)
+        stages.nth(1).locator("[name=recipe_id]").select_option(body_id)
+        stages.nth(0).locator("[name=top_height_m]").fill("4")
+        assert "480.0 m3" in stages.nth(0).locator("[data-col=derived]").inner_text()
+        shot(page, "stope-plan-editor.png")
+        page.click("#save-plan")
+        page.wait_for_selector("#stope-view #stages tr[data-stage=body]")
+        assert "plan v1" in page.inner_text("#stope-summary")
+        assert "ready" in page.inner_text("#stages tr[data-stage=plug] [data-col=state]")
+        assert "plant time" in page.inner_text("#plan-clock")
+        shot(page, "stope-planned.png")
+
+        # The plan revised: the body rises faster.
+        page.click("#edit-plan")
+        page.wait_for_selector("#plan-form")
+        page.locator("#plan-stages tr.stage").nth(1).locator("[name=max_rise_rate_m_h]").fill("1.5")
+        page.click("#save-plan")
+        page.wait_for_function(
+            "() => document.querySelector('#stope-summary')?.textContent.includes('plan v2')"
+        )
+        stope_id = page.evaluate("location.hash").split("/")[-1]
+        stope = api.get(f"/api/v1/stopes/{stope_id}", headers=auth("hmi")).json()
+        assert stope["plan_version"] == 2
+        assert [s["max_rise_rate_m_h"] for s in stope["stages"]] == [0.5, 1.5]
+        assert [s["recipe_id"] for s in stope["stages"]] == [plug_id, body_id]
+
+
+def test_an_approval_names_the_signed_in_person_when_the_credential_does(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    """A credential that names its person (``name`` in /whoami) fills the approver and
+    shows the person in the header: /whoami's answer is given the name here."""
+    draft = api.post(
+        "/api/v1/recipes", json={"name": "S-801 body", "mix": RECIPE}, headers=auth("engineer")
+    )
+    assert draft.status_code == 201, draft.text
+    page = open_page(browser, service)
+    try:
+        page.route(
+            "**/api/v1/whoami",
+            lambda route: route.fulfill(json={"role": "engineer", "name": "Grace Hopper"}),
+        )
+        login(page, "engineer", KEYS["engineer"])
+        assert page.inner_text("#person-name") == "Grace Hopper"
+        page.goto(f"{service.base_url}/#/recipes/{draft.json()['id']}")
+        page.wait_for_selector("#approve-form")
+        field = "#approve-form [name=approved_by]"
+        assert page.input_value(field) == "Grace Hopper"
+        assert page.get_attribute(field, "readonly") is not None
+    finally:
+        page.context.close()
+
+
+def test_the_cylinders_of_a_stope_stand_against_its_requirements(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    cal = api.post(
+        "/api/v1/calibrations",
+        json={**REQUEST_EXAMPLES["create_calibration"], "name": "S-900 lab"},
+        headers=auth("engineer"),
+    )
+    assert cal.status_code == 201, cal.text
+    recipe_id = approved_recipe(api, "S-900 plug", RECIPE, calibration_id=cal.json()["id"])
+    stope = api.post(
+        "/api/v1/stopes",
+        json={
+            "name": "S-900",
+            "plan_area_m2": 100.0,
+            "height_m": 20.0,
+            "barricade_rating_kpa": 150,
+        },
+        headers=auth("engineer"),
+    )
+    assert stope.status_code == 201, stope.text
+    stope_id = stope.json()["id"]
+    plan = {
+        "stages": [
+            {
+                "name": "plug",
+                "recipe_id": recipe_id,
+                "top_height_m": 3.0,
+                "max_rise_rate_m_h": 0.5,
+                "cure_hold_h": 48.0,
+                "requirements": [{"name": "plug", "ucs_kpa": 100.0, "curing_days": 7.0}],
+            },
+            {"name": "body", "recipe_id": recipe_id, "top_height_m": 20.0, "max_rise_rate_m_h": 1},
+        ]
+    }
+    r = api.post(f"/api/v1/stopes/{stope_id}/plans", json=plan, headers=auth("engineer"))
+    assert r.status_code == 200, r.text
+    samples = ["CMP-1", "CMP-2", "CMP-3"]
+    r = api.post(
+        f"/api/v1/stopes/{stope_id}/pours",
+        json={"paste_flow_m3_h": 50.0, "sample_ids": samples},
+        headers=auth("scada"),
+    )
+    assert r.status_code == 201, r.text
+    cast_at = datetime.fromisoformat(
+        api.get("/api/v1/samples/CMP-1", headers=LAB).json()["cast_at"]
+    )
+    with lab_clock_at(service, cast_at + timedelta(days=7, minutes=5)):
+        for sample, ucs in zip(samples, (180.0, 85.0, 150.0), strict=True):
+            r = api.post(
+                f"/api/v1/samples/{sample}/results",
+                json={"curing_days": 7, "ucs_kpa": ucs},
+                headers=LAB,
+            )
+            assert r.status_code == 201, r.text
+        with signed_in(browser, service, "engineer") as page:
+            page.goto(f"{service.base_url}/#/stopes/{stope_id}")
+            page.wait_for_selector("#compliance-link")
+            page.click("#compliance-link")
+            figure = "[data-trend=ucs-age-plug]"
+            page.wait_for_selector(f"{figure}[data-judged='3'][data-design-points='12'] svg.plot")
+            assert page.locator(f"{figure} svg .marker.pass").count() == 2
+            assert page.locator(f"{figure} svg .marker.fail[data-sample=CMP-2]").count() == 1
+            assert page.locator(f"{figure} svg .segment.requirement").count() == 1
+            assert page.locator(f"{figure} svg polyline.line.c0").count() >= 1
+            assert "plug 100 kPa at 7 d" in page.inner_text(figure)
+            assert page.locator("#stope-pass-fractions tr[data-group=stope]").count() >= 1
+            assert page.locator("#strength-tests tbody tr").count() == 1
+            assert "low_cylinder" in page.inner_text("#stope-notices")
+            shot(page, "stope-compliance.png")
+
+
+# --- the lab's Cw against the plant's (last: an approved correction steers later pours) ---
+
+
+def test_an_engineer_reconciles_the_labs_cw_and_approves_the_correction(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    until(
+        lambda: api.get("/api/v1/plant/status", headers=auth("hmi")).json()["active_pour"] is None,
+        within_s=60,
+        what="no pour running",
+    )
+    recipe_id = approved_recipe(api, "S-960 body", RECIPE)
+    made = api.post(
+        "/api/v1/pours",
+        json={
+            "stope_id": "S-960",
+            "recipe_id": recipe_id,
+            "target_volume_m3": 40.0,
+            "paste_flow_m3_h": 90.0,
+        },
+        headers=auth("scada"),
+    )
+    assert made.status_code == 201, made.text
+    pour_id = made.json()["id"]
+    samples = [f"REC-{i}" for i in range(1, 5)]
+    try:
+        started = api.post(f"/api/v1/pours/{pour_id}/start", headers=auth("scada"))
+        assert started.status_code == 200, started.text
+        # Cast once the paste is placed steadily (the gauge reads paste, not the start).
+        until(
+            lambda: (
+                api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi")).json()["poured_m3"] > 4.0
+            ),
+            within_s=90,
+            what="paste placed",
+        )
+        cast = api.post(
+            f"/api/v1/pours/{pour_id}/samples", json={"sample_ids": samples}, headers=auth("scada")
+        )
+        assert cast.status_code in (200, 201), cast.text
+        until(
+            lambda: (
+                api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi")).json()["poured_m3"] > 8.0
+            ),
+            within_s=60,
+            what="the history past the cast",
+        )
+    finally:
+        api.post(f"/api/v1/pours/{pour_id}/stop", headers=auth("scada"))
+    # The lab weighs the fresh paste two points drier than the recipe's 72 % Cw.
+    tested = datetime.now(UTC)  # weighed at once
+    for i, sample in enumerate(samples):
+        r = api.post(
+            f"/api/v1/samples/{sample}/results",
+            json={
+                "tested_at": tested.isoformat(),
+                "wet_mass_g": 1000.0,
+                "dry_mass_g": 740.0 + (i - 1.5) * 0.8,
+            },
+            headers=LAB,
+        )
+        assert r.status_code == 201, r.text
+    with signed_in(browser, service, "engineer") as page:
+        page.click("[data-nav=reconciliations]")
+        page.wait_for_selector("#active-correction")
+        assert "None" in page.inner_text("#active-correction")
+        page.click("#reconcile-panel summary")
+        page.fill("#reconcile-form [name=sample_ids]", ", ".join(samples))
+        # The history is wall time and the plant runs 20 times faster: a short window.
+        page.fill("#reconcile-form [name=cast_window_s]", "3")
+        page.click("#reconcile")
+        page.wait_for_selector("#estimate")
+        assert page.locator("#reconciled-samples tbody tr").count() == 4
+        assert page.inner_text("#reconciliation-status") == "proposed"
+        recorded = [
+            float(t)
+            for t in page.locator("#reconciled-samples td[data-col=recorded]").all_inner_texts()
+        ]
+        assert all(71.0 < cw < 73.0 for cw in recorded), recorded  # the recipe's 72 %
+        assert "–" in page.inner_text("#gs-estimate")  # the interval
+        assert page.locator("[data-trend=gs-samples] svg .marker").count() == 4
+        shot(page, "reconciliation.png")
+        page.fill("#approve-reconciliation [name=approved_by]", "Ada Engineer")
+        page.click("#approve")
+        page.wait_for_function(
+            "() => document.querySelector('#reconciliation-status')?.textContent === 'approved'"
+        )
+        page.click("[data-nav=reconciliations]")
+        page.wait_for_selector("#correction-in-force")
+        assert "Ada Engineer" in page.inner_text("#correction-in-force")
+        correction = api.get("/api/v1/lab/correction", headers=auth("hmi")).json()["correction"]
+        assert correction is not None and correction["approved_by"] == "Ada Engineer"

@@ -18,8 +18,11 @@ export const SECTIONS = {
   samples: "Samples",
   plant: "Plant",
   pours: "Pours",
+  design: "Design",
   recipes: "Recipes",
+  calibrations: "Calibrations",
   stopes: "Stopes",
+  reconciliations: "Gs and Cw",
 };
 
 const OPERATOR = ["plant", "pours", "recipes", "stopes"];
@@ -27,7 +30,7 @@ const ROLE_SECTIONS = {
   hmi: OPERATOR,
   scada: OPERATOR,
   lab: ["lab", "samples", "pours", "stopes"],
-  engineer: [...OPERATOR, "samples"],
+  engineer: ["plant", "pours", "design", "recipes", "calibrations", "stopes", "reconciliations", "samples"],
   admin: Object.keys(SECTIONS),
 };
 
@@ -36,7 +39,7 @@ export function sectionsOf(role) {
 }
 
 export function homeOf(role) {
-  return { lab: "lab" }[role] || "plant";
+  return { lab: "lab", engineer: "design" }[role] || "plant";
 }
 
 const is = (...roles) => (role = session.role) => roles.includes(role) || role === "admin";
