@@ -1,8 +1,8 @@
 """The page as each role uses it, in Debian's Chromium against the real service on its
 built-in simulator (accelerated plant time): the lab technician's sheet upload and result
 history, the engineer's calibration, design, approval and stope plan, the cylinders of a
-stope against its requirements, and the reconciliation of the lab's Cw. Screenshots of
-every page go to ``test-output/``.
+stope against its requirements, and the operator watching a pour whose paste all goes to
+the dump. Screenshots of every page go to ``test-output/``.
 
 Cylinders cure in wall time: where a test needs cylinders days old it moves the lab
 loop's clock ahead (the service's own clock object), as the stope test moves plant time.
@@ -444,6 +444,113 @@ def test_the_cylinders_of_a_stope_stand_against_its_requirements(
             assert page.locator("#strength-tests tbody tr").count() == 1
             assert "low_cylinder" in page.inner_text("#stope-notices")
             shot(page, "stope-compliance.png")
+
+
+# --- the operator -----------------------------------------------------------------------
+
+
+def test_an_operator_watches_the_paste_of_an_unreachable_recipe_go_to_the_dump(
+    browser: Browser, service: ServiceThread, api: httpx.Client
+) -> None:
+    reason = "trial of the new filter's cake; the plant's feed is wetter until it runs"
+    recipe_id = approved_recipe(api, "S-950 dry", TOO_DRY, unmakeable_reason=reason)
+    assert (
+        api.get(f"/api/v1/recipes/{recipe_id}", headers=auth("hmi")).json()["makeability"][
+            "makeable"
+        ]
+        is False
+    )
+    stope = api.post(
+        "/api/v1/stopes",
+        json={"name": "S-950", "plan_area_m2": 1.5, "height_m": 12.0, "barricade_rating_kpa": 100},
+        headers=auth("engineer"),
+    )
+    assert stope.status_code == 201, stope.text
+    stope_id = stope.json()["id"]
+    plan = {
+        "stages": [
+            {"name": "body", "recipe_id": recipe_id, "top_height_m": 12.0, "max_rise_rate_m_h": 60}
+        ],
+        "unmakeable_reason": reason,
+    }
+    r = api.post(f"/api/v1/stopes/{stope_id}/plans", json=plan, headers=auth("engineer"))
+    assert r.status_code == 200, r.text
+    until(
+        lambda: api.get("/api/v1/plant/status", headers=auth("hmi")).json()["active_pour"] is None,
+        within_s=60,
+        what="no pour running",
+    )
+    poured = api.post(
+        f"/api/v1/stopes/{stope_id}/pours", json={"paste_flow_m3_h": 90.0}, headers=auth("scada")
+    )
+    assert poured.status_code == 201, poured.text
+    pour_id = poured.json()["id"]
+    try:
+        with signed_in(browser, service, "scada") as page:
+            assert nav(page) == ["plant", "pours", "recipes", "stopes"]
+            # The operator starts the stage's pour from its report page.
+            page.goto(f"{service.base_url}/#/pours/{pour_id}")
+            page.click("#report button[data-action=start]")
+            page.click("[data-nav=plant]")
+            # Everything goes to the dump: the dumped volume grows, nothing is placed.
+            page.wait_for_selector("#dump-now")
+            page.wait_for_function(
+                "() => Number(document.querySelector('#pour-dumped')?.dataset.m3) > 0.3"
+            )
+            first = float(page.get_attribute("#pour-dumped", "data-m3") or "nan")
+            page.wait_for_function(
+                "([v]) => Number(document.querySelector('#pour-dumped')?.dataset.m3) > v + 0.5",
+                arg=[first],
+            )
+            assert float(page.inner_text("#pour-placed")) == 0.0
+            assert "m3 sent to the dump" in page.inner_text("#pour-dump")
+            assert "none while the paste goes to the dump" in page.inner_text("#pour-left")
+            shot(page, "plant-dumping.png")
+
+            # The stope does not rise while the paste goes to the dump: no red rise rate.
+            page.goto(f"{service.base_url}/#/stopes/{stope_id}")
+            page.wait_for_selector("#rise-rate[data-dumping=true]")
+            assert "alarm" not in (page.get_attribute("#rise-rate", "class") or "")
+            assert page.inner_text("#rise-rate") == "0.0 m/h"
+            assert "goes to the dump" in page.inner_text("#rise-limit")
+            assert page.is_visible("#stage-dump")
+            shot(page, "stope-dumping.png")
+
+            # The feed cannot reach the recipe (or the dump's allowance runs out): the pour
+            # pauses with its alarm, whose detail the operator reads on the plant view.
+            page.click("[data-nav=plant]")
+            page.wait_for_selector("#pour-pause", timeout=90_000)
+            code = page.get_attribute("#pour-pause", "data-code")
+            assert code in ("recipe_unreachable_pause", "dump_limit_pause")
+            alarm = next(
+                a
+                for a in api.get("/api/v1/alarms", headers=auth("hmi")).json()
+                if a["code"] == code
+            )
+            assert alarm["detail"] and alarm["detail"] in page.inner_text("#pour-pause")
+            assert alarm["detail"] in page.inner_text(f"tr[data-alarm={code}] .alarm-detail")
+            assert page.locator("#pour-body button[data-action=resume]").count() == 1
+            shot(page, "plant-dump-pause.png")
+
+            # The pour's report and the pours list carry the dumped volume.
+            dumped = api.get(f"/api/v1/pours/{pour_id}", headers=auth("hmi")).json()["dumped_m3"]
+            assert dumped > first
+            page.goto(f"{service.base_url}/#/pours")
+            cell = f"tr[data-pour='{pour_id}'] [data-col=dumped]"
+            page.wait_for_selector(cell)
+            assert float(page.inner_text(cell)) >= round(first, 1)
+            shot(page, "pours-dumped.png")
+            page.click(f"tr[data-pour='{pour_id}'] a")
+            page.wait_for_selector("#report-dumped")
+            assert float(page.inner_text("#report-dumped").split()[0]) >= round(first, 2)
+            assert (
+                code in page.inner_text("#interruptions")
+                or page.locator("#interruptions tr[data-reason]").count() >= 1
+            )
+            shot(page, "pour-report-dumped.png")
+    finally:
+        stop = api.post(f"/api/v1/pours/{pour_id}/stop", headers=auth("scada"))
+        assert stop.status_code in (200, 409), stop.text
 
 
 # --- the lab's Cw against the plant's (last: an approved correction steers later pours) ---
