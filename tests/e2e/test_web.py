@@ -7,6 +7,8 @@ Playwright's wheel ships its driver; the browser is Debian's ``/usr/bin/chromium
 The service runs in a thread of this process so that the test can reach the
 simulator to take the PLC out of remote mode (which raises ``plc_not_remote``).
 Screenshots of the plant page, a pour report, a recipe and a stope go to ``test-output/``.
+The role views (the lab's, the engineer's, the operator watching the dump) are tested in
+``test_web_roles.py``; what both share is in ``web_support.py``.
 """
 
 from __future__ import annotations
