@@ -262,6 +262,30 @@ def test_an_engineer_fits_designs_approves_and_plans_a_stope(
         assert page.locator("#versions tr[data-version='1']").count() == 1
         shot(page, "calibration.png")
 
+        # A refit on the lab's results (the lab test's cylinders) is proposed: what it
+        # changed, then the engineer's approval.
+        page.click("#propose")
+        page.wait_for_selector("#what-changed")
+        assert page.inner_text("#calibration-status") == "proposed"
+        proposal = page.evaluate("location.hash").split("/")[-1]
+        body = api.get(f"/api/v1/calibrations/{proposal}", headers=auth("hmi")).json()
+        assert body["version"] == 2 and body["proposal"]["n_new"] > 0
+        assert f"{body['proposal']['n_new']} lab result(s) added" in page.inner_text(
+            "#what-changed"
+        )
+        assert page.locator("#coefficient-changes tbody tr").count() == len(
+            body["proposal"]["changes"]
+        )
+        shot(page, "calibration-proposed.png")
+        page.fill("#approve-calibration [name=approved_by]", "Ada Engineer")
+        page.click("#approve")
+        page.wait_for_function(
+            "() => document.querySelector('#calibration-status')?.textContent === 'approved'"
+        )
+        approved = api.get(f"/api/v1/calibrations/{proposal}", headers=auth("hmi")).json()
+        assert approved["approved_by"] == "Ada Engineer"
+        assert page.locator("#versions tbody tr").count() == 2
+
         # The design on it: the optimiser's answer with everything it rests on.
         page.click("[data-nav=design]")
         page.wait_for_selector("#design-form")
@@ -453,13 +477,31 @@ def test_an_operator_watches_the_paste_of_an_unreachable_recipe_go_to_the_dump(
     browser: Browser, service: ServiceThread, api: httpx.Client
 ) -> None:
     reason = "trial of the new filter's cake; the plant's feed is wetter until it runs"
-    recipe_id = approved_recipe(api, "S-950 dry", TOO_DRY, unmakeable_reason=reason)
-    assert (
-        api.get(f"/api/v1/recipes/{recipe_id}", headers=auth("hmi")).json()["makeability"][
-            "makeable"
-        ]
-        is False
+    stored = api.post(
+        "/api/v1/recipes",
+        json={"name": "S-950 dry", "mix": TOO_DRY, "unmakeable_reason": reason},
+        headers=auth("engineer"),
     )
+    assert stored.status_code == 201, stored.text
+    recipe_id = stored.json()["id"]
+    # The engineer approves it on its page: the plant cannot make it, so the page asks why.
+    with signed_in(browser, service, "engineer") as page:
+        page.goto(f"{service.base_url}/#/recipes/{recipe_id}")
+        page.wait_for_selector("#approve-form [name=unmakeable_reason]")
+        assert page.get_attribute("#makeability", "data-makeable") == "false"
+        assert "cannot make it" in page.inner_text("#makeability")
+        page.fill("#approve-form [name=approved_by]", "Ada Engineer")
+        page.fill("#approve-form [name=unmakeable_reason]", reason)
+        page.click("#approve")
+        page.wait_for_function(
+            "() => document.querySelector('#recipe-state')?.textContent === 'approved'"
+        )
+        shot(page, "recipe-unmakeable-approved.png")
+    audit = api.get("/api/v1/audit?limit=1000", headers=auth("hmi")).json()["items"]
+    (entry,) = [
+        e for e in audit if e["kind"] == "recipe_approval" and e["new"]["recipe_id"] == recipe_id
+    ]
+    assert entry["detail"] == reason
     stope = api.post(
         "/api/v1/stopes",
         json={"name": "S-950", "plan_area_m2": 1.5, "height_m": 12.0, "barricade_rating_kpa": 100},
