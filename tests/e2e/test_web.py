@@ -7,178 +7,58 @@ Playwright's wheel ships its driver; the browser is Debian's ``/usr/bin/chromium
 The service runs in a thread of this process so that the test can reach the
 simulator to take the PLC out of remote mode (which raises ``plc_not_remote``).
 Screenshots of the plant page, a pour report, a recipe and a stope go to ``test-output/``.
+The role views (the lab's, the engineer's, the operator watching the dump) are tested in
+``test_web_roles.py``; what both share is in ``web_support.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
-import shutil
-import subprocess
-import threading
-import time
-from collections.abc import Coroutine, Iterator
+import posixpath
+import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 
-from service.app import create_app
-from service.runtime import Runtime
-from tests.conftest import KEYS, auth, machine_lock, need
-from tests.e2e.helpers import RECIPE, settings
-from tests.ports import free_port
+from tests.conftest import KEYS, auth
+from tests.e2e.helpers import RECIPE
+from tests.e2e.web_support import (
+    VIEWPORT,
+    WAIT_MS,
+    ServiceThread,
+    chromium,
+    csp_violations,
+    login,
+    open_page,
+    serving,
+    shot,
+    until,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-OUTPUT = REPO / "test-output"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1600, "height": 1000}
-WAIT_MS = 20_000
-
-
-def _ensure_chromium() -> None:
-    """Debian's Chromium, installed with apt-get when it is missing and we may."""
-    if CHROMIUM.exists():
-        return
-    apt = shutil.which("apt-get")
-    need(
-        os.geteuid() == 0 and apt is not None,
-        f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)",
-    )
-    assert apt is not None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get of this machine finishes first
-    with machine_lock("apt"):
-        for cmd in ([apt, *wait, "update"], [apt, *wait, "install", "-y", "chromium"]):
-            if CHROMIUM.exists():
-                break
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            need(done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
-    need(CHROMIUM.exists(), f"apt-get installed chromium but {CHROMIUM} is missing")
-
-
-class ServiceThread:
-    """The real app under a real uvicorn server, in its own thread and event loop."""
-
-    def __init__(self, database_url: str) -> None:
-        s = settings(database_url, history={"flush_interval_s": 1.0})
-        self.app = create_app(s)
-        self.port = free_port()
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="none"
-        )
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.failure: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="backfill-service", daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as err:  # reported by start() and stop()
-            self.failure = err
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.server.serve()
-
-    def start(self, within_s: float = 30.0) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + within_s
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise AssertionError(f"the service did not start: {self.failure!r}")
-            time.sleep(0.05)
-
-    def call(self, coro: Coroutine[Any, Any, Any], within_s: float = 10.0) -> Any:
-        """Run ``coro`` on the service's event loop and wait for its result."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(within_s)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the service did not stop"
-        if self.failure is not None:
-            raise AssertionError(f"the service failed: {self.failure!r}")
-
-
-def until(probe: Any, *, within_s: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + within_s
-    last: Any = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {within_s:g} s; last: {last!r}")
-        time.sleep(interval)
-
-
-# --- fixtures ------------------------------------------------------------------------------
+WEB = Path(__file__).resolve().parents[2] / "service" / "web"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    _ensure_chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "the Python package playwright is not installed (pip install -e .[dev])")
-        raise
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
     db = tmp_path_factory.mktemp("web") / "web.db"
-    svc = ServiceThread(f"sqlite+aiosqlite:///{db}")
-    svc.start()
-    try:
-        with httpx.Client(base_url=svc.base_url, timeout=10) as client:
-            until(
-                lambda: client.get("/api/v1/plant/status", headers=auth("hmi")).json()["connected"],
-                within_s=20,
-                what="PLC link",
-            )
+    with serving(f"sqlite+aiosqlite:///{db}", auth("hmi")) as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -188,17 +68,11 @@ def api(service: ServiceThread) -> Iterator[httpx.Client]:
 
 
 def _page(browser: Browser, service: ServiceThread) -> Page:
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.goto(service.base_url + "/")
-    return page
+    return open_page(browser, service)
 
 
 def _login(page: Page, role: str) -> None:
-    page.fill("#key", KEYS[role])
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector(f"#role[data-role={role}]")
+    login(page, role, KEYS[role])
 
 
 def _points(page: Page, trend: str) -> int:
@@ -207,22 +81,28 @@ def _points(page: Page, trend: str) -> int:
 
 
 def _shot(page: Page, name: str) -> Path:
-    OUTPUT.mkdir(exist_ok=True)
-    path = OUTPUT / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-# --- tests ---------------------------------------------------------------------------------
+    return shot(page, name)
 
 
 def test_the_service_still_serves_its_api_docs_and_health(api: httpx.Client) -> None:
     page = api.get("/")
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert '<script src="/web/app.js"' in page.text
-    assert api.get("/web/app.js").status_code == 200
+    assert '<script type="module" src="/web/app.js"' in page.text
     assert api.get("/web/app.css").headers["content-type"].startswith("text/css")
+    # The page is native ES modules, no build step: every module it imports is served as
+    # JavaScript (a browser refuses a module of another type), and nothing else is.
+    imported = {"/web/app.js"}
+    for module in sorted(WEB.rglob("*.js")):
+        path = "/web/" + module.relative_to(WEB).as_posix()
+        served = api.get(path)
+        assert served.status_code == 200, path
+        assert "javascript" in served.headers["content-type"], (path, served.headers)
+        assert served.text == module.read_text()
+        for spec in re.findall(r'^import [^;]*? from "([^"]+)";', served.text, re.MULTILINE):
+            imported.add(posixpath.normpath(posixpath.join(posixpath.dirname(path), spec)))
+    assert imported == {"/web/" + m.relative_to(WEB).as_posix() for m in WEB.rglob("*.js")}
+    assert api.get("/web/__init__.py").status_code == 404
     assert api.get("/healthz").status_code == 200
     assert api.get("/readyz").status_code == 200
     assert api.get("/metrics").status_code == 200
@@ -646,13 +526,7 @@ def _svg_text(page: Page, selector: str) -> str:
 
 
 def _csp_violations(page: Page) -> list[str]:
-    """Console messages of the page's Content-Security-Policy refusals, as they come."""
-    seen: list[str] = []
-    page.on(
-        "console",
-        lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    return seen
+    return csp_violations(page)
 
 
 def test_a_stope_shows_its_plan_and_an_engineer_releases_the_plug(
@@ -756,6 +630,18 @@ def test_a_stope_shows_its_plan_and_an_engineer_releases_the_plug(
             arg=[first],
         )
         assert " h " in engineer.inner_text("#hold-remaining")
+        # The hold is plant time; beside it, the wall time it takes at the pace the
+        # simulator's clock runs (its speed, 20), once two answers have shown the pace.
+        engineer.wait_for_function(
+            "() => Number(document.querySelector('#hold-wall')?.dataset.wallS) > 0"
+        )
+        left, wall = engineer.evaluate(
+            "() => [Number(document.querySelector('#hold-remaining').dataset.remainingS),"
+            " Number(document.querySelector('#hold-wall').dataset.wallS)]"
+        )
+        assert 10.0 < left / wall < 40.0, (left, wall)
+        assert "of wall time" in engineer.inner_text("#hold-wall")
+        assert "(plant time)" in engineer.inner_text("#hold-ends")
         assert engineer.is_disabled("#release")
         # The barricade now, against its rating and high alarm.
         barricade = engineer.inner_text("#barricade")
