@@ -282,6 +282,12 @@ class GsReconciliation:
     detect_relative_gs_error: float
 
 
+def is_paste_density(value: float) -> bool:
+    """A density a paste can have: above water's (a gauge reading water, the plant at rest
+    or flushing, is no paste reading) and at most 4,000 kg/m3."""
+    return math.isfinite(value) and _DENSITY_MIN_KG_M3 < value <= _DENSITY_MAX_KG_M3
+
+
 def _check_probability(field_name: str, value: float) -> None:
     if not 0.0 < value < 1.0:
         raise InvalidInput(field_name, f"{field_name} must be between 0 and 1 ({value!r})")

@@ -39,6 +39,7 @@ from service.core.reconcile import (
     Estimate,
     GsReconciliation,
     PasteSample,
+    is_paste_density,
     reconcile_gs,
 )
 from service.errors import InvalidInput, NotFound
@@ -282,6 +283,16 @@ class ReconciliationService:
                         "sample_id": sample.id,
                         "reason": f"no paste density recorded within {request.cast_window_s:g} "
                         f"s of its cast ({cast_at.isoformat()})",
+                    }
+                )
+                continue
+            if not is_paste_density(density):
+                skipped.append(
+                    {
+                        "sample_id": sample.id,
+                        "reason": f"the paste density gauge read {density:.0f} kg/m3 around "
+                        f"its cast ({cast_at.isoformat()}): water or no paste, not a paste "
+                        "reading",
                     }
                 )
                 continue

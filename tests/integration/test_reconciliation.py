@@ -232,7 +232,7 @@ async def test_a_gs_3_pct_off_is_named_within_its_interval(
 
 
 async def test_samples_that_cannot_be_reconciled_are_named(
-    client: httpx.AsyncClient, story: Story, request: pytest.FixtureRequest
+    client: httpx.AsyncClient, runtime: Runtime, story: Story, request: pytest.FixtureRequest
 ) -> None:
     tag = request.node.callspec.id
     url = "/api/v1/lab/reconciliations"
@@ -258,8 +258,31 @@ async def test_samples_that_cannot_be_reconciled_are_named(
     )
     assert r.status_code == 201, r.text
     assert r.json()["skipped"] == [{"sample_id": bare[0], "reason": "no result with its masses"}]
+    # A sample cast while the gauge read water (the plant at rest, or flushing) has no
+    # paste reading: it is skipped, saying so, and the others still reconcile.
+    water = f"WATER-{tag}"
+    await pour(client, story.recipe_id, [water])
+    cast_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=7)
+    stamp = int(cast_at.timestamp() * 1000)
+    rows = [{"ts_ms": stamp + k * 1000, "paste_density_pv": 998.0} for k in range(-20, 21)]
+    await write_history(runtime, rows)
+    result = {
+        "cast_at": cast_at.isoformat(),
+        "tested_at": (cast_at + timedelta(hours=2)).isoformat(),
+        "wet_mass_g": 1500.0,
+        "dry_mass_g": 1140.0,
+    }
+    await post(client, f"/api/v1/samples/{water}/results", result, "lab")
+    r = await client.post(
+        url, json={"sample_ids": [*story.sample_ids, water]}, headers=auth("engineer")
+    )
+    assert r.status_code == 201, r.text
+    (skip,) = r.json()["skipped"]
+    assert skip["sample_id"] == water and "998 kg/m3" in skip["reason"], skip
+    assert "not a paste reading" in skip["reason"]
+    assert len(r.json()["samples"]) == len(story.sample_ids)
     after = (await client.get(url, headers=auth("hmi"))).json()["items"]
-    assert len(after) == len(before) + 1
+    assert len(after) == len(before) + 2
 
 
 async def test_an_engineer_approves_the_correction_and_the_log_says_so(
