@@ -65,16 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="the suite's two small stopes")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 or 2)")
     parser.add_argument("--step-s", type=float, default=2.0, help="plant and control step, s")
+    parser.add_argument(
+        "--basis",
+        choices=["tolerance", "expected"],
+        default=None,
+        help="the design basis both policies ask for (default: the site's, tolerance)",
+    )
     args = parser.parse_args(argv)
     if args.short:
-        config = short_month("fixed", seed=args.seed, step_s=args.step_s)
+        config = short_month("fixed", seed=args.seed, step_s=args.step_s, design_basis=args.basis)
     else:
-        config = MonthConfig(policy="fixed", seed=args.seed, step_s=args.step_s)
+        config = MonthConfig(
+            policy="fixed", seed=args.seed, step_s=args.step_s, design_basis=args.basis
+        )
     stopes = config.stopes
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} cores, load average {load:.1f} "
-        f"at the start; seed {args.seed}; {len(stopes)} stopes; plant step {args.step_s:g} s"
+        f"at the start; seed {args.seed}; {len(stopes)} stopes; plant step {args.step_s:g} s; "
+        f"design basis {args.basis or 'the site default (tolerance, 95 % confidence)'}"
     )
     started = time.perf_counter()
     fixed, designed = run_policies(config, args.jobs)

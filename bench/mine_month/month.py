@@ -86,6 +86,9 @@ class MonthConfig:
     binder_pct_min: float = 2.5
     binder_pct_max: float = 10.0
     step_s: float = 2.0
+    # The design basis every design asks for (None: the site's, BACKFILL_DESIGN__BASIS,
+    # a tolerance bound at 95 % confidence by default).
+    design_basis: str | None = None
     lab_hour: int = 8  # the daily lab sheet goes in at this hour
     record_inputs: bool = False  # keep every value handed to the service (tests)
 
@@ -286,7 +289,11 @@ class _Month:
 
     def _optimize_body(self, requirements: list[dict[str, Any]]) -> dict[str, Any]:
         site = self.config.site
+        basis = (
+            {} if self.config.design_basis is None else {"design_basis": self.config.design_basis}
+        )
         return {
+            **basis,
             "requirements": requirements,
             "binders": BINDERS,
             "tailings": {

@@ -95,14 +95,11 @@ def table(fixed: MonthResult, designed: MonthResult) -> list[str]:
     for a, b in zip(fixed.stopes, designed.stopes, strict=True):
         s = a.stope
         geometry = f"{s.width_m:g}x{s.length_m:g}x{s.height_m:g}"
-        cells = []
-        for r in (a, b):
-            kg = sum(r.binder_kg_m3) / len(r.binder_kg_m3) if r.binder_kg_m3 else math.nan
-            kg_placed = _placed_kg_m3(r)
-            cells.append(
-                f"{_fmt(kg_placed if not math.isnan(kg_placed) else kg, '5.1f')} "
-                f"{_cell(r, 'body')} {_fmt(r.true_pass_pct('plug'), '10.2f')}"
-            )
+        cells = [
+            f"{_fmt(_mean_kg_m3(r), '5.1f')} {_cell(r, 'body')} "
+            f"{_fmt(r.true_pass_pct('plug'), '10.2f')}"
+            for r in (a, b)
+        ]
         lines.append(
             f"{s.name:<6} {a.method:<11} {geometry:<14} {a.plug_kpa:>5.0f}/{a.body_kpa:<7.0f} | "
             f"{cells[0]} | {cells[1]}"
@@ -158,7 +155,8 @@ def table(fixed: MonthResult, designed: MonthResult) -> list[str]:
     return lines
 
 
-def _placed_kg_m3(r: StopeResult) -> float:
+def _mean_kg_m3(r: StopeResult) -> float:
+    """Binder placed per m3, the mean of the stope's pours."""
     return sum(r.binder_kg_m3) / len(r.binder_kg_m3) if r.binder_kg_m3 else math.nan
 
 
