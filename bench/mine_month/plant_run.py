@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -335,9 +335,3 @@ def feed_params(
         feed_density_min_kg_m3=sim.slurry_density_kg_m3(band[0], tailings_gs),
         feed_density_max_kg_m3=sim.slurry_density_kg_m3(band[1], tailings_gs),
     )
-
-
-def requirement_tuple(
-    items: Sequence[tuple[str, float, float]],
-) -> tuple[tuple[str, float, float], ...]:
-    return tuple((n, float(k), float(d)) for n, k, d in items)
