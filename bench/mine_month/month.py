@@ -27,7 +27,7 @@ import random
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from .schedule import (
     fixed_class,
     trial_mix_design,
 )
-from .service_side import Service, SiteStatement, running_service
+from .service_side import ApiError, Service, SiteStatement, running_service
 
 POLICIES = ("fixed", "designed")
 MONTH_START = datetime(2027, 3, 1, tzinfo=UTC)
@@ -408,8 +408,6 @@ class _Month:
             self.lab_next += timedelta(days=1)
 
     async def _recalibrate(self) -> None:
-        from .service_side import ApiError
-
         try:
             proposal = await self.api.call(
                 "POST",
@@ -626,7 +624,3 @@ async def run_month(config: MonthConfig) -> MonthResult:
 def run_month_sync(config: MonthConfig) -> MonthResult:
     """:func:`run_month` in its own event loop (a worker process runs it)."""
     return asyncio.run(run_month(config))
-
-
-def with_policy(config: MonthConfig, policy: str) -> MonthConfig:
-    return replace(config, policy=policy)

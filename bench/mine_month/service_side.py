@@ -10,14 +10,13 @@ than the wall clock, so the whole process reads the twin's plant clock instead
 alone, so asyncio's timers are untouched): a cast, a result, a pour record and a design
 are each stamped at the plant time they happen.
 
-Two things reach the service other than over HTTP, each as the running service itself
-would do it, because the API has no way for them:
-
-- the pour's record: the pours run on the pure pour machine in-process (not through the
-  service's OPC UA link and supervisor), so the record the machine keeps is stored with
-  the supervisor's own function (``pour_records.record_fields`` into
-  ``Store.update_pour``), at each cast and at the end;
-- nothing else: requirements, designs, recalibration and compliance are all the API's.
+One thing reaches the service other than over HTTP, as the running service itself
+stores it, because the API has no way for it: the pour's record. The pours run on the
+pure pour machine in-process (not through the service's OPC UA link and supervisor), so
+the record the machine keeps is stored with the supervisor's own function
+(``pour_records.record_fields`` into ``Store.update_pour``), at each cast and at the
+end. Requirements, designs, recipes, casts, lab results, recalibration and compliance
+are all the API's.
 
 :class:`Recorder` keeps every request body and every record handed to the store, for the
 test that the twin's truth never reaches the service except as lab results and plant
