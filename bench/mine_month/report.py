@@ -126,7 +126,7 @@ def table(fixed: MonthResult, designed: MonthResult) -> list[str]:
         ("pours", fixed.pours, designed.pours, ".0f"),
         ("pumping hours (plant)", fixed.pumping_h, designed.pumping_h, ".1f"),
         ("plant days, first pour to last result", fixed.plant_days, designed.plant_days, ".1f"),
-        ("cylinders crushed", fixed.cylinders, designed.cylinders, ".0f"),
+        ("cylinders judged at requirement", fixed.cylinders, designed.cylinders, ".0f"),
         ("lab sheets entered", fixed.lab_sheets, designed.lab_sheets, ".0f"),
         ("calibrations proposed and approved", fixed.calibrations_approved,
          designed.calibrations_approved, ".0f"),
