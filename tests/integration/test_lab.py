@@ -286,6 +286,8 @@ async def test_pour_sample_ids_become_samples(client: httpx.AsyncClient) -> None
 class LiveTotals:
     """The supervisor as pour_view asks it: the running pour's live totals."""
 
+    active_pour = None  # the run behind the totals (its Cw verification): none here
+
     def __init__(self, pour_id: str, poured_m3: float) -> None:
         self.pour_id, self.poured_m3 = pour_id, poured_m3
 
