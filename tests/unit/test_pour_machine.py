@@ -392,3 +392,22 @@ def test_a_limit_of_zero_is_off() -> None:
     assert decision.state.pour is not None
     assert decision.state.pour.state is PourState.RUNNING
     assert decision.state.pour.totals.dumped_m3 > 20.0
+
+
+def test_a_checkpoint_in_the_cycle_that_follows_the_plan_is_kept_before_the_plans_answer() -> None:
+    # The plan may answer a cycle's volume with the end of the pour (a stage top): that
+    # newer record must be the last kept, not the cycle's own checkpoint of it running.
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), planned(context(stage_state="filling")), RECIPE,
+        readings(), tick(), CONFIG, role="scada",
+    ).state  # fmt: skip
+    running = readings(plant_mode=2)
+    found = False
+    for s in range(1, 12):
+        effects = pm.cycle(state, running, tick(s), CONFIG).effects
+        state = pm.cycle(state, running, tick(s), CONFIG).state
+        kinds = [type(e).__name__ for e in effects if isinstance(e, pm.Keep | pm.FollowPlan)]
+        if "Keep" in kinds and "FollowPlan" in kinds:
+            assert kinds.index("Keep") < kinds.index("FollowPlan"), kinds
+            found = True
+    assert found

@@ -142,7 +142,9 @@ def cycle(
     ):
         active = replace(active, last_checkpoint_mono=tick.mono)
         state = replace(state, pour=active)
-        effects.append(Keep(active))
+        # Before the plan is told: an end at a stage top it answers with is newer.
+        at = next((i for i, e in enumerate(effects) if isinstance(e, FollowPlan)), len(effects))
+        effects.insert(at, Keep(active))
     if resume_now and pour is not None:
         effects.append(Resume(pour.id))  # last: it acts on the state this cycle leaves
     return Decision(state, tuple(effects))
