@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.core.fill_plan import FillPlan, Stage, StopeGeometry
 from service.core.stope_geometry import (
     MESH_NOT_CLOSED,
     MESH_NOT_MANIFOLD,
@@ -255,3 +256,31 @@ def test_an_unreadable_mesh_is_refused(data: bytes, fmt: str) -> None:
     with pytest.raises(InvalidInput) as err:
         curve_from_mesh(data, fmt)  # type: ignore[arg-type]
     assert err.value.field in ("survey.mesh", "survey.format")
+
+
+# --- the plan follows the curve ---------------------------------------------------------
+
+
+def test_stage_tops_in_m_become_the_curves_volume_and_tops_in_m3_its_height() -> None:
+    points, faces = frustum(R0, R1, H, SIDES)
+    curve, _ = curve_from_mesh(obj(points, faces), "obj")
+    geometry = StopeGeometry.from_curve(curve)
+    assert geometry.plan_area_m2 == pytest.approx(curve.volume_m3 / H)
+    plan = FillPlan(
+        geometry,
+        (
+            Stage("plug", "R1", 1.0, cure_hold_h=12.0, top_height_m=4.0),
+            Stage("lower", "R2", 2.0, top_volume_m3=2000.0),
+            Stage("upper", "R3", 2.0, stage_volume_m3=500.0),
+        ),
+    )
+    tops = plan.top_volumes_m3
+    assert tops[0] == pytest.approx(frustum_volume(R0, R1, H, 4.0, SIDES), rel=1e-4)
+    assert tops[1] == 2000.0 and tops[2] == pytest.approx(2500.0)
+    heights = plan.top_heights_m
+    assert heights[0] == 4.0
+    assert frustum_volume(R0, R1, H, heights[1], SIDES) == pytest.approx(2000.0, rel=1e-4)
+    assert StopeGeometry.from_dict(geometry.to_dict()) == geometry
+    with pytest.raises(InvalidInput) as err:
+        FillPlan(geometry, (Stage("all", "R1", 1.0, top_volume_m3=curve.volume_m3 * 1.01),))
+    assert err.value.field == "stages[0].top_volume_m3"

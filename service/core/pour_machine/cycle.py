@@ -76,7 +76,9 @@ def cycle(
         readings,
         None if ctx is None else ctx.barricade_rating_kpa,
         1.0 if ctx is None else ctx.barricade_high_fraction,
+        None if ctx is None else ctx.barricade_tags,
     )
+    resume_now = resume_now and at_rating is None  # a resume is refused at the rating
     inputs: law.ControlInputs | None = None
     output: law.ControlOutput | None = None
     if pour is not None and pour.state is PourState.RUNNING:
