@@ -61,6 +61,10 @@ MAX_TRIANGLES = 500_000
 #: while the total stays within MAX_KNOTS (between vertex levels V(h) is a cubic, so
 #: the linear curve's error falls with the square of the interval).
 MESH_INTERVALS = 1024
+#: Most (triangle, slice) crossings a slice may clip: a triangle wholly below a plane
+#: costs nothing (prefix sums), one that crosses it is clipped there, so the work grows
+#: with how many slices each triangle spans (a finely meshed survey: one or two each).
+MAX_CROSSINGS = 50_000_000
 _AREA_MAX_M2 = 1.0e8
 _LENGTH_MAX_M = 1.0e4
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -591,6 +595,15 @@ def curve_from_mesh(data: bytes, fmt: MeshFormat) -> tuple[VolumeCurve, MeshChec
     if len(levels) + len(grid) <= MAX_KNOTS:
         grid = np.union1d(grid, levels)
     grid[0], grid[-1] = floor, top
+    z = triangles[:, :, 2]
+    spans = np.searchsorted(grid, z.max(axis=1), "left") - np.searchsorted(grid, z.min(axis=1))
+    crossings = int(np.maximum(spans, 0).sum())
+    if crossings > MAX_CROSSINGS:
+        raise _mesh_error(
+            f"the mesh's triangles cross {crossings} of its {len(grid)} slicing planes in all "
+            f"(at most {MAX_CROSSINGS}): its faces are long in height; remesh it with faces "
+            "no taller than a few metres"
+        )
     volumes = _slice_volumes(triangles, grid)
     if checked.inward:
         volumes = -volumes

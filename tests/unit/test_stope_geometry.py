@@ -284,3 +284,15 @@ def test_stage_tops_in_m_become_the_curves_volume_and_tops_in_m3_its_height() ->
     with pytest.raises(InvalidInput) as err:
         FillPlan(geometry, (Stage("all", "R1", 1.0, top_volume_m3=curve.volume_m3 * 1.01),))
     assert err.value.field == "stages[0].top_volume_m3"
+
+
+def test_a_mesh_of_too_many_tall_faces_is_refused_before_it_is_sliced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import service.core.stope_geometry as geometry
+
+    points, faces = frustum(R0, R1, H, 64)  # 128 side faces, each the whole height
+    monkeypatch.setattr(geometry, "MAX_CROSSINGS", 100 * 1025)
+    with pytest.raises(InvalidInput) as err:
+        curve_from_mesh(obj(points, faces), "obj")
+    assert err.value.field == "survey.mesh" and "remesh" in err.value.detail
