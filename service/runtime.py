@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import time
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.api.auth import KeyRing
 from service.api.slots import CallerSlots
 from service.api.streams import StreamSlots
+from service.core.barricade import is_barricade_tag
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
 from service.core.lab_limits import LabLimits
@@ -37,6 +39,7 @@ from service.operations.plant_view import status_body
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.rheology import rheology_of, seed_example_rheology
+from service.operations.stope_release import ReleaseEvidence
 from service.operations.stopes import StopeService
 from service.operations.supervisor import Supervisor, SupervisorConfig
 from service.plant.opcua import OpcUaPlantLink
@@ -105,7 +108,9 @@ class Runtime:
             **settings.recipes.model_dump(exclude={"allow_unapproved"})
         )
         self.lab_limits = LabLimits(**settings.lab.model_dump())
-        self.stope_limits = StopeLimits(**settings.stopes.model_dump())
+        self.stope_limits = StopeLimits(
+            **settings.stopes.model_dump(exclude={"release_barricade_pct"})
+        )
         self.streams = StreamSlots(settings.api.max_streams_per_key, settings.api.max_streams)
         self.exports = CallerSlots(
             settings.api.max_exports_per_key,
@@ -170,6 +175,23 @@ class Runtime:
         if self._history is None:
             raise RuntimeError("the runtime is not started")
         return self._history
+
+    def barricade_readings(self) -> dict[str, tuple[float | None, str]]:
+        """Every barricade tag the plant reads: (kPa or None, quality), from memory."""
+        out: dict[str, tuple[float | None, str]] = {}
+        for tag, m in self.link.snapshot().measurements.items():
+            if not is_barricade_tag(tag):
+                continue
+            value = m.value
+            number = (
+                float(value)
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else None
+            )
+            if number is not None and not math.isfinite(number):
+                number = None
+            out[tag] = (number, m.quality.value)
+        return out
 
     @property
     def time_scale(self) -> float:
@@ -257,6 +279,7 @@ class Runtime:
             clock=self.plant_clock,
             limits=self.recipe_limits,
             allow_unapproved=settings.recipes.allow_unapproved,
+            plant_tags=lambda: frozenset(link.snapshot().measurements),
         )
         # Cylinders cure in real time: the lab loop keeps the wall clock.
         self._lab = LabService(
@@ -266,6 +289,15 @@ class Runtime:
             pass_fraction_pct=settings.design.pass_fraction_pct,
             config=compliance_config(settings.design),
             limits=self.lab_limits,
+        )
+        self._stopes.evidence = ReleaseEvidence(
+            store=self._store,
+            lab=self._lab,
+            stopes=self._stopes,
+            calibrations=self.calibrations,
+            barricade_readings=self.barricade_readings,
+            release_fraction=settings.stopes.release_barricade_pct / 100.0,
+            pass_fraction=settings.design.pass_fraction_pct / 100.0,
         )
         supervisor = Supervisor(
             store=self._store,

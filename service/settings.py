@@ -755,6 +755,13 @@ class StopeSettings(BaseModel):
     rise_rate_m_h_min: float = Field(default=0.01, gt=0, le=1000, description="m/h.")
     rise_rate_m_h_max: float = Field(default=100.0, gt=0, le=1000)
     cure_hold_h_max: float = Field(default=720.0, ge=0, le=1e5, description="Hours.")
+    release_barricade_pct: float = Field(
+        default=50.0,
+        gt=0,
+        le=100,
+        description="A stage on hold is released on evidence once each of its stope's "
+        "barricades reads below this % of its rating (and its strength is shown).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> StopeSettings:

@@ -145,7 +145,7 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "pipeline": _PIPELINE,
     },
     "create_pour": {
-        "stope_id": "S-101",
+        "stope_id": "S-102",
         "recipe": _MIX,
         "target_volume_m3": 50,
         "paste_flow_m3_h": 100,
@@ -153,12 +153,13 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "add_samples": {"sample_ids": ["S-101-P1-C", "S-101-P1-D"], "test_ages_days": [7, 28, 56]},
     "create_stope": {
-        "name": "S-102",
+        "name": "S-101",
         "height_m": 30,
         "length_m": 15,
         "width_m": 10,
         "barricade_rating_kpa": 200,
         "barricade_high_alarm_pct": 80,
+        "barricade_tags": ["barricade_pressure_pv"],
     },
     "add_plan": {
         "stages": [
@@ -181,6 +182,12 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "continuous": False,
     },
     "create_stage_pour": {"paste_flow_m3_h": 100, "sample_ids": ["S-101-PLUG-A"]},
+    "release_hold": {
+        "reason": "plug cylinders at 2 d (sheet of 2026-03-04) read 212 and 205 kPa; the "
+        "barricade reads 41 kPa"
+    },
+    "abandon_stage": {"reason": "the feed is too wet for the plug recipe; a new plug follows"},
+    "close_stope": {"reason": "hanging wall failure: the stope is left as it is"},
     "enter_result": {
         "curing_days": 28,
         "ucs_kpa": 712,

@@ -11,12 +11,12 @@ reads a clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from service.core import control as law
 from service.core import diversion as dv
-from service.core import plans
+from service.core.barricade import barricade_conditions, barricade_pause, is_barricade_tag
 from service.core.control.alarms import AlarmCode, Condition
 
 SetpointValue = float | int | bool
@@ -144,25 +144,34 @@ def track_stuck(
 
 
 def barricade(
-    readings: Readings, rating_kpa: float | None, high_fraction: float
+    readings: Readings,
+    rating_kpa: float | None,
+    high_fraction: float,
+    tags: Collection[str] | None = None,
 ) -> tuple[dict[AlarmCode, Condition], str | None]:
     """The barricade alarm conditions and, at the rating, the pause reason naming the
-    barricade. No rating (no stope) or no barricade tag: no condition at all."""
-    tags = sorted(t for t in readings.values if plans.is_barricade_tag(t))
-    if rating_kpa is None or not tags:
+    barricade. ``tags``: the barricades of the pour's stope (a tag the plant does not
+    read is judged unknown, never low); None, a stope stored before barricades belonged
+    to stopes, watches every barricade tag the plant reads. No rating (no stope) or no
+    barricade: no condition at all."""
+    if tags is None:
+        tags = [t for t in readings.values if is_barricade_tag(t)]
+    watched = sorted(tags)
+    if rating_kpa is None or not watched:
         return {code: Condition(False) for code in BARRICADE_CODES}, None
     pressures: dict[str, float | None] = {}
     quality: dict[str, str] = {}
-    for tag in tags:
-        r = readings.values[tag]
+    for tag in watched:
+        r = readings.values.get(tag)
+        value = None if r is None else r.value
         number = (
-            float(r.value)
-            if isinstance(r.value, int | float) and not isinstance(r.value, bool)
+            float(value)
+            if isinstance(value, int | float) and not isinstance(value, bool)
             else math.nan
         )
         pressures[tag] = number if math.isfinite(number) else None
-        quality[tag] = r.quality
-    found = plans.barricade_conditions(pressures, rating_kpa, high_fraction, quality)
+        quality[tag] = "bad" if r is None else r.quality
+    found = barricade_conditions(pressures, rating_kpa, high_fraction, quality)
     by_level = {
         AlarmCode.BARRICADE_PRESSURE_HIGH: [c for c in found if c.level.value == "high"],
         AlarmCode.BARRICADE_PRESSURE_AT_RATING: [c for c in found if c.pause],
@@ -172,7 +181,7 @@ def barricade(
         code: Condition(bool(items), "; ".join(c.detail for c in items))
         for code, items in by_level.items()
     }
-    at_rating = plans.barricade_pause(found)
+    at_rating = barricade_pause(found)
     pause = None if at_rating is None else f"barricade_at_rating:{at_rating.tag}"
     return conditions, pause
 

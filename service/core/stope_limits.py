@@ -90,11 +90,12 @@ def check_geometry(
     geometry: StopeGeometry, limits: StopeLimits, *, area_field: str = "plan_area_m2"
 ) -> None:
     """The stope's height and plan area in range (``area_field`` names what the client
-    gave the area by: ``plan_area_m2``, ``length_m`` with ``width_m``, or
-    ``volume_m3``)."""
+    gave the area by: ``plan_area_m2``, ``length_m`` with ``width_m``, ``volume_m3``,
+    or ``survey``, whose mean plan area, volume over height, is checked)."""
+    height_field = "survey" if area_field == "survey" else "height_m"
     _within(
-        "height_m",
-        "height_m",
+        height_field,
+        "height_m" if height_field == "height_m" else "the height from the survey",
         geometry.height_m,
         limits.height_m_min,
         limits.height_m_max,
@@ -153,7 +154,7 @@ def check_plan(plan: FillPlan, limits: StopeLimits) -> None:
                 "make the plan staged (continuous false)",
                 PLAN_CODE,
             )
-        extent = "top_height_m" if stage.top_height_m is not None else "stage_volume_m3"
+        extent = stage.extent_field
         # Rounded to a nanometre and a microlitre: tops given in metres subtract with
         # a rounding error (0.3 - 0.2 is 0.0999...) that is no stage's own height.
         own_height = round(tops[i] - (tops[i - 1] if i else 0.0), 9)

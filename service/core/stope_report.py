@@ -17,12 +17,16 @@ Figures (DOMAIN.md, the pour record, summed over pours):
   min / max over pours;
 - cylinders cast: the pours' sample ids.
 
-A stage's series are the trend samples from its start to the next stage's start (its
-cure hold included: the barricade pressure while the plug cures is the point of
-watching it, Thompson, Bawden & Grabinsky 2012, Can. Geotech. J. 49:755-772). Fill
-height = placed volume / plan area (prism geometry). Series are downsampled to at most
-``max_points`` buckets of consecutive samples, each keeping its average, min and max
-(a pressure peak survives the downsampling).
+One clock per record: the plan's progress (stage starts, tops, holds, releases, switch
+points) is in plant time, the plant's clock that holds run on; the pours and the trend
+samples (the history) are in wall time. A stage's series are the trend samples of its
+window, in wall time: from its first pour's start to the first pour's start of a later
+stage (its cure hold included: the barricade pressure while the plug cures is the point
+of watching it, Thompson, Bawden & Grabinsky 2012, Can. Geotech. J. 49:755-772), so a
+simulated plant running faster than the wall clock files every sample under the right
+stage. Fill height is the stope's volume-height curve at the placed volume. Series are
+downsampled to at most ``max_points`` buckets of consecutive samples, each keeping its
+average, min and max (a pressure peak survives the downsampling).
 """
 
 from __future__ import annotations
@@ -50,11 +54,14 @@ from service.core.tabular import csv_cell
 from service.errors import InvalidInput
 
 MAX_POINTS_DEFAULT = 500
+STAGE_TIMES_CLOCK = "plant"
+SERIES_CLOCK = "wall"
 
 
 @dataclass(frozen=True, slots=True)
 class StopePour:
-    """One pour of the stope, as the store keeps it. ``stage``: index in the plan."""
+    """One pour of the stope, as the store keeps it (wall-clock times). ``stage``: index
+    in the plan."""
 
     pour_id: str
     stage: int
@@ -140,6 +147,7 @@ class StageReport:
     recipe_id: str
     state: StageState
     top_height_m: float
+    top_volume_m3: float
     planned_volume_m3: float
     max_rise_rate_m_h: float
     cure_hold_h: float
@@ -153,6 +161,10 @@ class StageReport:
     history: tuple[PlanLogEntry, ...]
     fill_height: tuple[SeriesPoint, ...]
     barricade_kpa: Mapping[str, tuple[SeriesPoint, ...]]
+    # Wall time: the window its series are taken over (None: never poured / open).
+    window_started_at: datetime | None = None
+    window_ended_at: datetime | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,10 @@ class StopeReport:
     history: tuple[PlanLogEntry, ...]
     fill_height: tuple[SeriesPoint, ...]
     barricade_kpa: Mapping[str, tuple[SeriesPoint, ...]]
+    geometry_source: str = "prism"
+    stage_times_clock: str = STAGE_TIMES_CLOCK
+    series_clock: str = SERIES_CLOCK
+    closed_reason: str | None = None
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -315,25 +331,19 @@ def build_stope_report(
             )
     ordered = sorted(trend, key=lambda s: s.at)
     tops = plan.top_heights_m
+    volumes = plan.top_volumes_m3
+    windows = stage_windows(len(plan.stages), pours)
     stage_reports: list[StageReport] = []
     for index, definition in enumerate(plan.stages):
         sp = progress.stages[index]
-        start = sp.started_at
-        end = next(
-            (
-                later.started_at
-                for later in progress.stages[index + 1 :]
-                if later.started_at is not None
-            ),
-            None,
-        )
+        start, end = windows[index]
         window = (
             [s for s in ordered if s.at >= start and (end is None or s.at < end)]
             if start is not None
             else []
         )
         height, pressure = _series(window, max_points)
-        below = tops[index - 1] if index > 0 else 0.0
+        below = volumes[index - 1] if index > 0 else 0.0
         stage_reports.append(
             StageReport(
                 index=index,
@@ -341,7 +351,8 @@ def build_stope_report(
                 recipe_id=definition.recipe_id,
                 state=sp.state,
                 top_height_m=tops[index],
-                planned_volume_m3=plan.geometry.volume_at_m3(tops[index] - below),
+                top_volume_m3=volumes[index],
+                planned_volume_m3=volumes[index] - below,
                 max_rise_rate_m_h=definition.max_rise_rate_m_h,
                 cure_hold_h=definition.cure_hold_h,
                 started_at=sp.started_at,
@@ -354,6 +365,9 @@ def build_stope_report(
                 history=tuple(e for e in progress.history if e.stage == index),
                 fill_height=height,
                 barricade_kpa=pressure,
+                window_started_at=start,
+                window_ended_at=end,
+                reason=sp.reason,
             )
         )
     height, pressure = _series(ordered, max_points)
@@ -373,7 +387,26 @@ def build_stope_report(
         history=progress.history,
         fill_height=height,
         barricade_kpa=pressure,
+        geometry_source=plan.geometry.source,
+        closed_reason=progress.closed_reason,
     )
+
+
+def stage_windows(
+    stages: int, pours: Sequence[StopePour]
+) -> list[tuple[datetime | None, datetime | None]]:
+    """Each stage's window in wall time: from the start of its first pour to the start
+    of the first pour of a later stage (None: not poured yet, or open to now). Pours
+    keep wall time, as the history does, whatever the plant's clock does."""
+    firsts: list[datetime | None] = []
+    for index in range(stages):
+        starts = [p.started_at for p in pours if p.stage == index and p.started_at is not None]
+        firsts.append(min(starts) if starts else None)
+    out: list[tuple[datetime | None, datetime | None]] = []
+    for index, start in enumerate(firsts):
+        later = [t for t in firsts[index + 1 :] if t is not None]
+        out.append((start, min(later) if later else None))
+    return out
 
 
 # --- CSV --------------------------------------------------------------------------------
@@ -409,12 +442,12 @@ def _figure_rows(prefix: str, f: Figures) -> list[list[str]]:
 
 
 def _stage_of(report: StopeReport, at: datetime) -> str:
-    """The stage whose window holds ``at`` (its start up to the next start)."""
-    found = ""
+    """The stage whose window (wall time) holds ``at``."""
     for stage in report.stages:
-        if stage.started_at is not None and stage.started_at <= at:
-            found = str(stage.index)
-    return found
+        start, end = stage.window_started_at, stage.window_ended_at
+        if start is not None and start <= at and (end is None or at < end):
+            return str(stage.index)
+    return ""
 
 
 def stope_report_csv(report: StopeReport) -> str:
@@ -426,11 +459,15 @@ def stope_report_csv(report: StopeReport) -> str:
     w.writerow(["field", "value"])
     w.writerow(["stope.name", csv_cell(report.stope)])
     w.writerow(["stope.state", csv_cell(report.state.value)])
+    w.writerow(["stope.geometry", csv_cell(report.geometry_source)])
     w.writerow(["stope.plan_area_m2", csv_cell(report.plan_area_m2)])
     w.writerow(["stope.height_m", csv_cell(report.stope_height_m)])
     w.writerow(["stope.barricade_rating_kpa", csv_cell(report.barricade_rating_kpa)])
     w.writerow(["stope.plan_placed_m3", csv_cell(report.placed_m3)])
     w.writerow(["stope.fill_height_m", csv_cell(report.fill_height_m)])
+    w.writerow(["stope.closed_reason", csv_cell(report.closed_reason)])
+    w.writerow(["clock.stage_times", csv_cell(report.stage_times_clock)])
+    w.writerow(["clock.series", csv_cell(report.series_clock)])
     w.writerow(["plan.version", csv_cell(report.plan_version)])
     w.writerow(["plan.continuous", csv_cell(report.continuous)])
     w.writerows(_figure_rows("stope", report.figures))
@@ -440,6 +477,7 @@ def stope_report_csv(report: StopeReport) -> str:
         w.writerow([f"{p}.recipe_id", csv_cell(s.recipe_id)])
         w.writerow([f"{p}.state", csv_cell(s.state.value)])
         w.writerow([f"{p}.top_height_m", csv_cell(s.top_height_m)])
+        w.writerow([f"{p}.top_volume_m3", csv_cell(s.top_volume_m3)])
         w.writerow([f"{p}.planned_volume_m3", csv_cell(s.planned_volume_m3)])
         w.writerow([f"{p}.max_rise_rate_m_h", csv_cell(s.max_rise_rate_m_h)])
         w.writerow([f"{p}.cure_hold_h", csv_cell(s.cure_hold_h)])
@@ -449,6 +487,9 @@ def stope_report_csv(report: StopeReport) -> str:
         w.writerow([f"{p}.hold_ends_at", csv_cell(s.hold_ends_at)])
         w.writerow([f"{p}.released_at", csv_cell(s.released_at)])
         w.writerow([f"{p}.released_by", csv_cell(s.released_by)])
+        w.writerow([f"{p}.reason", csv_cell(s.reason)])
+        w.writerow([f"{p}.window_started_at", csv_cell(s.window_started_at)])
+        w.writerow([f"{p}.window_ended_at", csv_cell(s.window_ended_at)])
         w.writerows(_figure_rows(p, s.figures))
     for i, e in enumerate(report.history, start=1):
         w.writerow([f"history.{i}.kind", csv_cell(e.kind.value)])

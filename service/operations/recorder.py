@@ -58,8 +58,12 @@ def sample_of(link: PlantLink, supervisor: Supervisor) -> Sample:
         out["mass_balance_residual_t_h"] = balance.residual_mass_t_h()
         out["instrument_disagreement"] = balance.statistic_ratio()
     if pour is not None and pour.context is not None:
-        placed = pour.context.placed_before_m3 + pour.totals.poured_m3
-        out["fill_height_m"] = placed / pour.context.plan_area_m2
+        ctx = pour.context
+        placed = ctx.placed_before_m3 + pour.totals.poured_m3
+        geometry = ctx.geometry
+        out["fill_height_m"] = (
+            placed / ctx.plan_area_m2 if geometry is None else geometry.fill_height_m(placed)
+        )
     return out
 
 

@@ -51,8 +51,10 @@ async def build_stope_report(
 async def _trend(
     pours: list[PourRecord], view: StopeView, history: HistoryStore
 ) -> list[R.TrendSample]:
-    """Fill height and barricade pressure from the history, over the stope's pours and
-    its holds (to the end of the last hold, or now)."""
+    """Fill height and barricade pressure from the history (wall time, as the pours'
+    times), from the stope's first pour to now; each stage takes its own window of it
+    (:func:`service.core.stope_report.stage_windows`). The barricade's series is the
+    stope's own barricade's, where the history keeps it."""
     starts = [p.started_at for p in pours if p.started_at is not None]
     if not starts:
         return []
@@ -68,6 +70,10 @@ async def _trend(
     )
     heights = trend.series["fill_height_m"]["avg"]
     pressures = trend.series[BARRICADE_TAG]["avg"]
+    tags = view.barricade_tags
+    if tags is not None and BARRICADE_TAG not in tags:
+        # The history keeps the first barricade's tag only: not this stope's.
+        pressures = [None] * len(pressures)
     return [
         R.TrendSample(
             datetime.fromtimestamp(t / 1000, UTC), h, {} if p is None else {BARRICADE_TAG: p}

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Literal
 
+from service.core.stope_geometry import VolumeCurve
+
 WATER_DENSITY_KG_M3 = 1000.0
 WATER_VISCOSITY_PA_S = 1.0e-3
 GRAVITY_M_S2 = 9.81
@@ -166,6 +168,8 @@ class PlantParams:
     # The stope being filled and its barricade (see barricade_pressure_kpa). Example
     # values, not a calibration: a mine fits them from its own barricade instruments.
     stope_plan_area_m2: float = 100.0
+    # The stope's volume-height curve as surveyed (None: a prism of the plan area).
+    stope_curve: VolumeCurve | None = None
     barricade_consolidation_tau_h: float = 12.0  # relaxation time of a fill without binder
     barricade_cure_rate_per_h_per_binder_pct: float = 0.05  # binder speeds it up
     # The dump diverter valve: plant seconds from a new command to the proven position
@@ -1033,8 +1037,15 @@ def _with_flow_noise(
 
 
 def fill_height_m(state: PlantState, params: PlantParams) -> float:
-    """Fill height = placed paste volume / stope plan area (DOMAIN.md)."""
-    return state.stope.placed_paste_m3 / params.stope_plan_area_m2
+    """Fill height of the placed paste: the stope's volume-height curve h(V) where it
+    has one, else placed volume / plan area (a prism)."""
+    return _height_of(state.stope.placed_paste_m3, params)
+
+
+def _height_of(volume_m3: float, params: PlantParams) -> float:
+    if params.stope_curve is not None:
+        return params.stope_curve.height_at_m(volume_m3)
+    return volume_m3 / params.stope_plan_area_m2
 
 
 def fill_unit_weight_kn_m3(state: PlantState) -> float:
@@ -1080,7 +1091,8 @@ def barricade_pressure_kpa(state: PlantState, params: PlantParams) -> float:
     if params.stope_plan_area_m2 <= 0.0:
         return 0.0
     load_m3 = _clamp(state.stope.barricade_load_m3, 0.0, state.stope.placed_paste_m3)
-    return fill_unit_weight_kn_m3(state) * load_m3 / params.stope_plan_area_m2
+    # A surveyed stope: the fluid load stands as high as that volume fills it, h(L).
+    return fill_unit_weight_kn_m3(state) * _height_of(load_m3, params)
 
 
 def reset_stope(state: PlantState) -> PlantState:

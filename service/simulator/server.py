@@ -43,6 +43,7 @@ from asyncua import ua
 from asyncua.server.server import Server
 from asyncua.ua.status_codes import StatusCodes
 
+from service.core.stope_geometry import VolumeCurve
 from service.settings import SimSettings
 from service.simulator import DEFAULT_PROFILE_PATH
 from service.simulator.dynamics import (
@@ -579,11 +580,19 @@ class SimulatorServer:
             **{name: getattr(built, name) for name in PLANT_CONTROLS.values()}
         )
 
-    async def reset_stope(self, *, plan_area_m2: float | None = None) -> None:
+    async def reset_stope(
+        self, *, plan_area_m2: float | None = None, curve: VolumeCurve | None = None
+    ) -> None:
         """A new, empty stope (placed and dumped volumes, fill height and barricade
-        pressure back to zero), optionally with another plan area."""
+        pressure back to zero), optionally with another plan area, or with a surveyed
+        volume-height curve (its fill height and barricade head then follow the curve)."""
         if plan_area_m2 is not None:
             await self.set_plant(stope_plan_area_m2=plan_area_m2)
+        plant = replace(self.params.plant, stope_curve=curve)
+        if curve is not None:
+            plant = replace(plant, stope_plan_area_m2=curve.mean_area_m2)
+        self.params = replace(self.params, plant=plant)
+        await self._sync_controls()
         self._sim = replace(self._sim, plant=reset_stope(self._sim.plant))
 
     async def _sync_controls(self) -> None:

@@ -761,8 +761,8 @@ class Store(StoreBase):
         rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
         return _audit(rows[0])
 
+    @staticmethod
     async def _append_audit(
-        self,
         conn: AsyncConnection,
         *,
         kind: str,
@@ -856,4 +856,7 @@ class Store(StoreBase):
             after = page[-1].id
 
 
-__all__ = ["GENESIS_HASH", "Store", "StoreBase"]
+append_audit = Store._append_audit
+"""An audit entry inside the caller's write transaction (the stope store's acts too)."""
+
+__all__ = ["GENESIS_HASH", "Store", "StoreBase", "append_audit"]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.errors import Conflict, NotFound
 from service.store import tables as t
 from service.store.records import PlanRecord, ProgressRecord, StopeRecord
-from service.store.repository import StoreBase
+from service.store.repository import StoreBase, append_audit
 
 
 def _utc(value: datetime) -> datetime:
@@ -71,7 +71,11 @@ class StopeStore(StoreBase):
         async def work(conn: AsyncConnection) -> None:
             taken = await conn.scalar(select(t.stopes.c.id).where(t.stopes.c.name == name))
             if taken is not None:
-                raise Conflict(f"a stope named {name!r} exists", code="stope_exists")
+                raise Conflict(
+                    f"a stope named {name!r} exists (names are unique): give this one another "
+                    "name, or use that one",
+                    code="stope_exists",
+                )
             await conn.execute(t.stopes.insert().values(**values))
 
         await self._write(work, what=f"stope {name!r}")
@@ -83,6 +87,17 @@ class StopeStore(StoreBase):
     async def stope_named(self, name: str) -> StopeRecord | None:
         rows = await self._all(select(t.stopes).where(t.stopes.c.name == name))
         return _stope(rows[0]) if rows else None
+
+    async def resolve(self, ref: str) -> StopeRecord:
+        """A stope by its id, or else by its name (a pour's ``stope_id`` is the name):
+        NotFound (``stope_not_found``) naming both."""
+        rows = await self._all(
+            select(t.stopes).where((t.stopes.c.id == ref) | (t.stopes.c.name == ref))
+        )
+        by_id = [r for r in rows if r["id"] == ref]
+        if by_id or rows:
+            return _stope((by_id or rows)[0])
+        raise NotFound(f"no stope with id or name {ref!r}", code="stope_not_found")
 
     async def list_stopes(self) -> list[StopeRecord]:
         return [_stope(r) for r in await self._all(select(t.stopes).order_by(t.stopes.c.name))]
@@ -137,13 +152,23 @@ class StopeStore(StoreBase):
         return _progress(rows[0]) if rows else None
 
     async def save_progress(
-        self, stope_id: str, plan_id: str, progress: dict[str, Any], expect_revision: int
+        self,
+        stope_id: str,
+        plan_id: str,
+        progress: dict[str, Any],
+        expect_revision: int,
+        *,
+        audit: dict[str, Any] | None = None,
     ) -> ProgressRecord:
         """Write the progress if its revision is still ``expect_revision`` (a Conflict
-        otherwise: another writer moved it; read it again)."""
+        otherwise: another writer moved it; read it again), with ``audit`` (an engineer's
+        act on the plan) in the same transaction: both are stored, or neither."""
 
         async def work(conn: AsyncConnection) -> ProgressRecord:
-            return await self._put_progress(conn, stope_id, plan_id, progress, expect_revision)
+            saved = await self._put_progress(conn, stope_id, plan_id, progress, expect_revision)
+            if audit is not None:
+                await append_audit(conn, **audit)
+            return saved
 
         return await self._write(work, what=f"progress of stope {stope_id}")
 
@@ -179,7 +204,8 @@ class StopeStore(StoreBase):
             if row["id"] != handing_over:
                 raise Conflict(
                     f"stope {stope_name!r} has pour {row['id']} ({row['state']}): one pour "
-                    "of a stope at a time",
+                    "of a stope at a time; start or resume that one, or stop it "
+                    f"(POST /api/v1/pours/{row['id']}/stop) before a new one",
                     code="stope_pour_open",
                     pour_id=row["id"],
                 )

@@ -145,6 +145,7 @@ async def _planned_stope(client: httpx.AsyncClient) -> dict[str, Any]:
             "plan_area_m2": AREA_M2,
             "height_m": 20.0,
             "barricade_rating_kpa": 500,
+            "barricade_tags": ["barricade_pressure_pv"],
         },
         headers=auth("engineer"),
     )

@@ -51,6 +51,7 @@ async def new_stope(
             "plan_area_m2": AREA_M2,
             "height_m": 30.0,
             "barricade_rating_kpa": rating_kpa,
+            "barricade_tags": ["barricade_pressure_pv"],
         },
         headers=auth("engineer"),
     )
@@ -111,7 +112,10 @@ async def pour_stage(client: httpx.AsyncClient, stope_id: str) -> str:
     )
     assert r.status_code == 201, r.text
     pour_id: str = r.json()["id"]
-    assert r.json()["paste_flow_m3_h"] == pytest.approx(RISE_M_H * AREA_M2)
+    # The flow asked for, and what the stage's rise rate grants of it (a prism's area).
+    assert r.json()["paste_flow_m3_h"] == 150.0
+    assert r.json()["flow"]["granted_m3_h"] == pytest.approx(RISE_M_H * AREA_M2)
+    assert r.json()["flow"]["limited_by_rise_rate"] is True
     r = await action(client, pour_id, "start")
     assert r.status_code == 200, r.text
     return pour_id
@@ -185,7 +189,15 @@ async def test_a_plug_and_body_plan_runs_to_the_end(tmp_path: Path) -> None:
         assert r.status_code == 403
 
         runtime.plant_clock.offset += timedelta(hours=48)  # the cure hold elapses
+        # The hold has run, but no cylinder nor estimate shows the plug's 150 kPa: a
+        # release on evidence is refused, an engineer's with a stated reason goes ahead.
         r = await client.post(f"/api/v1/stopes/{stope['id']}/release", headers=auth("engineer"))
+        assert (r.status_code, r.json()["code"]) == (409, "release_conditions_not_met"), r.text
+        r = await client.post(
+            f"/api/v1/stopes/{stope['id']}/release",
+            json={"reason": "plug cylinders crushed early at the mine lab: 180 kPa"},
+            headers=auth("engineer"),
+        )
         assert r.status_code == 200, r.text
         assert r.json()["current_stage"] == 1 and r.json()["stages"][1]["state"] == "ready"
 
@@ -249,6 +261,13 @@ async def test_a_barricade_past_its_rating_pauses_the_pour(tmp_path: Path) -> No
         assert reason == "barricade_at_rating:barricade_pressure_pv", paused
         st = await stope_state(client, stope["id"])
         assert st["barricade_pressure_kpa"]["barricade_pressure_pv"] >= 40.0 * 0.95
+        # A resume while the barricade is still at its rating is refused, naming it,
+        # and the plant is not asked to run.
+        r = await action(client, pour, "resume")
+        assert (r.status_code, r.json()["code"]) == (409, "barricade_at_rating"), r.text
+        assert r.json()["barricade"] == "barricade_pressure_pv"
+        assert "barricade_pressure_pv" in r.json()["detail"] and "S-301" in r.json()["detail"]
+        assert (await get_pour(client, pour))["state"] == "paused"
         # The alarm is judged in the cycle that paused, after the pause is stored: an
         # HMI may see the pause a moment before the alarm.
         await eventually(

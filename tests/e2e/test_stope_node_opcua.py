@@ -91,6 +91,7 @@ async def test_a_stope_plan_against_the_node_opcua_plc(tmp_path: Path) -> None:
                     "plan_area_m2": AREA_M2,
                     "height_m": 1.0,
                     "barricade_rating_kpa": 500.0,
+                    "barricade_tags": ["barricade_pressure_pv"],
                 },
                 headers=auth("engineer"),
             )
@@ -124,7 +125,7 @@ async def test_a_stope_plan_against_the_node_opcua_plc(tmp_path: Path) -> None:
             )
             assert r.status_code == 201, r.text
             plug = r.json()["id"]
-            assert r.json()["paste_flow_m3_h"] == pytest.approx(RISE_M_H * AREA_M2)
+            assert r.json()["flow"]["granted_m3_h"] == pytest.approx(RISE_M_H * AREA_M2)
             assert (await action(client, plug, "start")).status_code == 200
             done = await eventually(lambda: _completed(client, plug), within_s=150, what="0.1 m")
             assert done["dumped_m3"] > 0.0  # the start-up, by the proven position

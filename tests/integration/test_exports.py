@@ -190,7 +190,8 @@ async def test_stope_stages_and_refusals(sqlite_url: str) -> None:
         r = await client.post(f"/api/v1/stopes/{stope['id']}/plans", json=plan, headers=engineer)
         assert r.status_code == 200, r.text
         # A stope without a plan has no stages to give.
-        body = dict(REQUEST_EXAMPLES["create_stope"], name="S-103")
+        # (Its own stope: the example's barricade is S-101's.)
+        body = dict(REQUEST_EXAMPLES["create_stope"], name="S-102", barricade_tags=[])
         assert (await client.post("/api/v1/stopes", json=body, headers=engineer)).status_code == 201
 
         rows, table = await _both(client, "stope-stages")

@@ -43,6 +43,7 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "ucs_kpa": 500,
     },
     "StopeIn": REQUEST_EXAMPLES["strength_required"],
+    "SurveyIn": {"csv": "height_m,volume_m3\n0,0\n10,1500\n"},
 }
 
 

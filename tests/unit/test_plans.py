@@ -13,37 +13,39 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.core.plans import (
+from service.core.barricade import (
     BarricadeLevel,
+    barricade_conditions,
+    barricade_pause,
+    is_barricade_tag,
+)
+from service.core.plan_acts import adopt_revision, close, release
+from service.core.plans import (
     FillPlan,
     PlanEventKind,
     PlanLogKind,
     PlanProgress,
     Requirement,
-    RiseRateMeter,
     Stage,
     StageAction,
     StageState,
     Stope,
     StopeGeometry,
     StopeState,
-    adopt_revision,
-    barricade_conditions,
-    barricade_pause,
-    close,
     current_max_rise_rate_m_h,
     current_recipe_id,
     hold_remaining_s,
-    is_barricade_tag,
     next_stage_state,
     on_volume,
-    release,
-    rise_rate_exceeded,
-    rise_rate_limited_flow_m3_h,
-    rise_rate_m_h,
     start_plan,
     start_stage,
     stope_state,
+)
+from service.core.rise_rate import (
+    RiseRateMeter,
+    rise_rate_exceeded,
+    rise_rate_limited_flow_m3_h,
+    rise_rate_m_h,
 )
 from service.errors import Conflict, InvalidInput
 
@@ -182,6 +184,9 @@ ALLOWED = {
     (StageState.FILLING, StageAction.REACH_TOP): StageState.CURING,
     (StageState.FILLING, StageAction.SWITCH): StageState.DONE,
     (StageState.CURING, StageAction.RELEASE): StageState.RELEASED,
+    (StageState.READY, StageAction.ABANDON): StageState.ABANDONED,
+    (StageState.FILLING, StageAction.ABANDON): StageState.ABANDONED,
+    (StageState.PENDING, StageAction.FOLLOW): StageState.READY,
 }
 
 
@@ -196,6 +201,10 @@ def test_transition_table(state: StageState, action: StageAction) -> None:
         assert err.value.code == "stage_state_conflict"
         assert err.value.extra["state"] == state.value
         assert state.value in err.value.detail
+        # Every refusal says what to do instead, after the colon.
+        refused, instead = err.value.detail.split(": ", 1)
+        assert f"a {state.value} stage cannot" in refused
+        assert len(instead) > 20, err.value.detail
 
 
 # --- a staged plug and body -------------------------------------------------------------

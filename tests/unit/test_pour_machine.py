@@ -11,8 +11,11 @@ import pytest
 
 from service.core import plant_readings as pr
 from service.core import pour_machine as pm
+from service.core.fill_plan import StopeGeometry
+from service.core.pour_machine.actions import inputs_of
 from service.core.pour_machine.recovery import recover, totaliser_volume
 from service.core.pour_states import PourState
+from service.core.stope_geometry import VolumeCurve
 from service.errors import Conflict, PlantLinkDown, PlantNotReady
 
 MIX: dict[str, Any] = {
@@ -392,3 +395,95 @@ def test_a_limit_of_zero_is_off() -> None:
     assert decision.state.pour is not None
     assert decision.state.pour.state is PourState.RUNNING
     assert decision.state.pour.totals.dumped_m3 > 20.0
+
+
+# --- the stope's own barricade, its curve, and the record at a stage top -----------------
+
+
+def paused_at_the_barricade(ctx: pm.PourContext) -> pm.MachineState:
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), planned(ctx), RECIPE, readings(), tick(), CONFIG,
+        role="scada",
+    ).state  # fmt: skip
+    state = pm.cycle(state, readings(barricade_pressure_pv=151.0), tick(1), CONFIG).state
+    assert state.pour is not None and state.pour.state is PourState.PAUSED
+    return state
+
+
+def test_a_resume_while_the_barricade_is_at_its_rating_is_refused_naming_it() -> None:
+    state = paused_at_the_barricade(context(barricade_tags=("barricade_pressure_pv",)))
+    with pytest.raises(Conflict) as err:
+        pm.resume(state, "p1", RECIPE, readings(barricade_pressure_pv=150.5), tick(2), CONFIG,
+                  role="scada")  # fmt: skip
+    assert err.value.code == "barricade_at_rating"
+    assert err.value.extra["barricade"] == "barricade_pressure_pv"
+    assert "barricade_pressure_pv" in err.value.detail and "150 kPa" in err.value.detail
+    # Below its rating again (the fill consolidates), the resume goes ahead.
+    decision = pm.resume(
+        state, "p1", RECIPE, readings(barricade_pressure_pv=120.0), tick(3), CONFIG, role="scada"
+    )
+    assert decision.state.pour is not None and decision.state.pour.state is PourState.RUNNING
+
+
+def test_a_new_writer_does_not_resume_by_itself_into_a_barricade_at_its_rating() -> None:
+    state = paused_at_the_barricade(context())
+    state = replace(state, auto_resume="p1")
+    decision = pm.cycle(state, readings(barricade_pressure_pv=155.0), tick(2), CONFIG)
+    assert not [e for e in decision.effects if isinstance(e, pm.Resume)]
+    decision = pm.cycle(state, readings(barricade_pressure_pv=90.0), tick(3), CONFIG)
+    assert [e for e in decision.effects if isinstance(e, pm.Resume)]
+
+
+def test_only_the_stopes_own_barricade_pauses_its_pour() -> None:
+    ctx = context(barricade_tags=("barricade_2_pressure_pv",))
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), planned(ctx), RECIPE, readings(), tick(), CONFIG,
+        role="scada",
+    ).state  # fmt: skip
+    # Another stope's barricade at 300 kPa is not this pour's business.
+    other = readings(barricade_pressure_pv=300.0, barricade_2_pressure_pv=20.0)
+    state = pm.cycle(state, other, tick(1), CONFIG).state
+    assert state.pour is not None and state.pour.state is PourState.RUNNING
+    own = readings(barricade_pressure_pv=0.0, barricade_2_pressure_pv=151.0)
+    state = pm.cycle(state, own, tick(2), CONFIG).state
+    assert state.pour is not None
+    assert state.pour.interruptions[-1]["reason"] == "barricade_at_rating:barricade_2_pressure_pv"
+    # A barricade of the stope the plant does not read is unknown, never low: an alarm.
+    unread = planned(context(barricade_tags=("barricade_3_pressure_pv",)))
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), unread, RECIPE, readings(), tick(), CONFIG, role="scada"
+    ).state
+    for s in range(1, 60):  # an alarm stands once its condition has lasted
+        state = pm.cycle(state, readings(), tick(s), CONFIG).state
+    assert state.alarms["barricade_pressure_unknown"].active
+
+
+def test_the_rise_rate_limits_the_flow_by_the_plan_area_where_the_fill_is() -> None:
+    # 10 m2 up to 2 m, then 40 m2: a stope that widens above its brow.
+    geometry = StopeGeometry.from_curve(VolumeCurve((0.0, 2.0, 6.0), (0.0, 20.0, 180.0), "table"))
+    ctx = context(max_rise_rate_m_h=2.0, plan_area_m2=10.0, geometry=geometry, placed_before_m3=5.0)
+    pour = planned(ctx)
+    assert inputs_of(readings(), pour).paste_flow_request_m3_h == pytest.approx(20.0)
+    assert ctx.paste_flow_limit_m3_h(14.0) == pytest.approx(20.0)  # 19 m3: still 10 m2
+    assert ctx.paste_flow_limit_m3_h(16.0) == pytest.approx(80.0)  # 21 m3: 40 m2, 2 m/h
+    wide = replace(ctx, placed_before_m3=30.0)
+    assert inputs_of(readings(), planned(wide)).paste_flow_request_m3_h == pytest.approx(80.0)
+
+
+def test_a_checkpoint_in_the_cycle_that_follows_the_plan_is_kept_before_the_plans_answer() -> None:
+    # The plan may answer a cycle's volume with the end of the pour (a stage top): that
+    # newer record must be the last kept, not the cycle's own checkpoint of it running.
+    state = pm.start(
+        pm.MachineState.initial(CONFIG), planned(context(stage_state="filling")), RECIPE,
+        readings(), tick(), CONFIG, role="scada",
+    ).state  # fmt: skip
+    running = readings(plant_mode=2)
+    found = False
+    for s in range(1, 12):
+        effects = pm.cycle(state, running, tick(s), CONFIG).effects
+        state = pm.cycle(state, running, tick(s), CONFIG).state
+        kinds = [type(e).__name__ for e in effects if isinstance(e, pm.Keep | pm.FollowPlan)]
+        if "Keep" in kinds and "FollowPlan" in kinds:
+            assert kinds.index("Keep") < kinds.index("FollowPlan"), kinds
+            found = True
+    assert found

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from service.core.control.law import Measurement
 from service.core.control.totals import PourTotals, Rate, TotalsSample, accumulate
+from service.core.plan_acts import release
 from service.core.plans import (
     FillPlan,
     PlanLogKind,
@@ -25,7 +26,6 @@ from service.core.plans import (
     StopeGeometry,
     StopeState,
     on_volume,
-    release,
     start_plan,
     start_stage,
 )
@@ -84,9 +84,21 @@ POURS = (
         totals_of((1.0, 0.60, 0.05, True), (10.0, 0.72, 0.05, False), (2.0, 0.70, 0.05, False)),
         interruptions=({"reason": "operator"},),
         sample_ids=("C-1", "C-2"),
+        started_at=T0,
     ),
-    StopePour("P-2", 0, totals_of((0.5, 0.65, 0.05, True), (5.0, 0.725, 0.052, False))),
-    StopePour("P-3", 1, totals_of((20.0, 0.74, 0.048, False)), sample_ids=("=HYPERLINK()",)),
+    StopePour(
+        "P-2",
+        0,
+        totals_of((0.5, 0.65, 0.05, True), (5.0, 0.725, 0.052, False)),
+        started_at=T0 + timedelta(hours=3),
+    ),
+    StopePour(
+        "P-3",
+        1,
+        totals_of((20.0, 0.74, 0.048, False)),
+        sample_ids=("=HYPERLINK()",),
+        started_at=T0 + timedelta(hours=31),
+    ),
 )
 
 
@@ -188,6 +200,30 @@ def test_series_are_windowed_per_stage_and_downsampled_keeping_the_peak() -> Non
     assert max(p.maximum for p in plug.barricade_kpa["barricade_pressure_pv"]) == pytest.approx(
         150.0
     )
+
+
+def test_stage_series_follow_the_pours_wall_clock_whatever_the_plant_clock() -> None:
+    # A simulated plant at speed 50: the plan's times (plant time) run far ahead of the
+    # pours' and the history's (wall time). Each stage's series is its window of the
+    # history in wall time, from its pours, so nothing is empty or filed wrongly.
+    ahead = timedelta(days=20)
+    p = start_stage(start_plan(PLAN), PLAN, T0 + ahead, by="scada")
+    p, _ = on_volume(p, PLAN, 17.0, T0 + ahead + timedelta(hours=300))
+    p = release(p, PLAN, "@engineer", T0 + ahead + timedelta(hours=1500))
+    p = start_stage(p, PLAN, T0 + ahead + timedelta(hours=1550))
+    report = build_stope_report(STOPE, PLAN, p, POURS, trend(), max_points=1000)
+    plug, body = report.stages
+    assert plug.started_at == T0 + ahead  # the plan's own time, plant time
+    assert (plug.window_started_at, plug.window_ended_at) == (T0, hours(31))
+    assert (body.window_started_at, body.window_ended_at) == (hours(31), None)
+    assert sum(p.count for p in plug.fill_height) == 31 * 6
+    assert sum(p.count for p in body.fill_height) == (48 - 31) * 6
+    assert plug.fill_height[0].at == T0 and plug.fill_height[0].minimum == 0.0
+    assert body.fill_height[0].at == hours(31)
+    assert (report.stage_times_clock, report.series_clock) == ("plant", "wall")
+    rows = list(csv.DictReader(io.StringIO(stope_report_csv(report).partition("\r\n\r\n")[2])))
+    by_stage = {r["stage"] for r in rows if r["series"] == "fill_height_m"}
+    assert by_stage == {"0", "1"}
 
 
 def test_a_stage_not_started_has_no_series_and_no_pours() -> None:

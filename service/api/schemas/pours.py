@@ -116,6 +116,11 @@ class PourPublic(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     updated_at: datetime
+    clock: str = Field(
+        default="wall",
+        description="The clock of every time of a pour: wall time (a stope's plan keeps "
+        "plant time).",
+    )
     interruptions: list[dict[str, Any]]
     sample_ids: list[str]
     plan_id: str | None = Field(default=None, description="The stope's fill plan, if any.")

@@ -65,6 +65,29 @@ def require_stope_open(pour: PourRun) -> None:
         raise Conflict(why, code=code)
 
 
+def require_barricade_below_rating(pour: PourRun, readings: pr.Readings) -> None:
+    """Refuse paste while the stope's barricade is at or above its rating (the cycle
+    would pause the pour again at once), naming the barricade."""
+    ctx = pour.context
+    if ctx is None:
+        return
+    _, at_rating = pr.barricade(
+        readings, ctx.barricade_rating_kpa, ctx.barricade_high_fraction, ctx.barricade_tags
+    )
+    if at_rating is not None:
+        tag = at_rating.split(":", 1)[1]
+        reading = readings.values.get(tag)
+        value = "" if reading is None else f" reads {reading.value} kPa"
+        raise Conflict(
+            f"barricade {tag!r} of stope {ctx.stope!r}{value}, at or above its rating of "
+            f"{ctx.barricade_rating_kpa:g} kPa: no paste until its pressure falls below the "
+            "rating (it relaxes as the fill consolidates); then resume",
+            code="barricade_at_rating",
+            barricade=tag,
+            rating_kpa=ctx.barricade_rating_kpa,
+        )
+
+
 def require_feeders(recipe: law.Recipe, setpoint_tags: frozenset[str]) -> None:
     """Refuse a recipe whose binder needs a feeder this plant's tag map lacks."""
     for i, name in enumerate(recipe.component_names):
@@ -105,6 +128,7 @@ def start(
     require_runnable(recipe, config)
     require_feeders(pour.recipe, readings.setpoint_tags)
     require_stope_open(pour)
+    require_barricade_below_rating(pour, readings)
     started = replace(
         pour,
         state=PourState.RUNNING,
@@ -137,6 +161,7 @@ def resume(
     require_plant_ready(readings)
     require_runnable(recipe, config)
     require_stope_open(pour)
+    require_barricade_below_rating(pour, readings)
     if pour.unrecorded:
         raise Conflict(
             f"pour {pour_id}: the paste placed while the service was down is not known yet "
@@ -329,7 +354,9 @@ def paste_density(readings: pr.Readings, pour: PourRun) -> law.Measurement:
 def inputs_of(readings: pr.Readings, pour: PourRun) -> law.ControlInputs:
     components = pour.recipe.component_names
     flow = pour.paste_flow_m3_h
-    limit = None if pour.context is None else pour.context.paste_flow_limit_m3_h()
+    limit = (
+        None if pour.context is None else pour.context.paste_flow_limit_m3_h(pour.totals.poured_m3)
+    )
     return law.ControlInputs(
         recipe=pour.recipe,
         # The stage's rise rate bounds the paste flow (rise = flow / plan area).

@@ -76,7 +76,9 @@ def cycle(
         readings,
         None if ctx is None else ctx.barricade_rating_kpa,
         1.0 if ctx is None else ctx.barricade_high_fraction,
+        None if ctx is None else ctx.barricade_tags,
     )
+    resume_now = resume_now and at_rating is None  # a resume is refused at the rating
     inputs: law.ControlInputs | None = None
     output: law.ControlOutput | None = None
     if pour is not None and pour.state is PourState.RUNNING:
@@ -142,7 +144,9 @@ def cycle(
     ):
         active = replace(active, last_checkpoint_mono=tick.mono)
         state = replace(state, pour=active)
-        effects.append(Keep(active))
+        # Before the plan is told: an end at a stage top it answers with is newer.
+        at = next((i for i, e in enumerate(effects) if isinstance(e, FollowPlan)), len(effects))
+        effects.insert(at, Keep(active))
     if resume_now and pour is not None:
         effects.append(Resume(pour.id))  # last: it acts on the state this cycle leaves
     return Decision(state, tuple(effects))

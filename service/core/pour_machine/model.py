@@ -15,7 +15,7 @@ from service.core import diversion as dv
 from service.core import instruments as ins
 from service.core import paste_estimate as pe
 from service.core import plant_readings as pr
-from service.core.plans import PlanEvent
+from service.core.plans import PlanEvent, StopeGeometry
 from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits
 from service.errors import InvalidInput
@@ -81,8 +81,10 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class PourContext:
-    """The stope a pour fills: its name, plan area (fill height = volume / area), the
-    barricade rating and its alarm fraction, and the rise-rate limit of its stage."""
+    """The stope a pour fills: its name, plan area, the barricade rating and its alarm
+    fraction, and the rise-rate limit of its stage. ``geometry``: the stope's
+    volume-height curve (None: a prism of ``plan_area_m2``); ``barricade_tags``: the
+    stope's own barricades (None: every barricade tag of the plant)."""
 
     stope: str
     stage: int | None
@@ -97,6 +99,8 @@ class PourContext:
     # has moved past the pour's stage).
     plan_version: int | None = None
     stage_state: str | None = None
+    geometry: StopeGeometry | None = None
+    barricade_tags: tuple[str, ...] | None = None
 
     def refuses_paste(self) -> str | None:
         """Why this stope takes no paste from the pour now (None: it does). A stope with
@@ -116,11 +120,18 @@ class PourContext:
             )
         return None
 
-    def paste_flow_limit_m3_h(self) -> float | None:
-        """The paste flow that holds the stage's rise rate (rise = flow / area)."""
+    def area_m2(self, poured_m3: float = 0.0) -> float:
+        """The plan area where the fill is once the pour has placed ``poured_m3``."""
+        if self.geometry is None:
+            return self.plan_area_m2
+        return self.geometry.area_at_volume_m2(self.placed_before_m3 + max(poured_m3, 0.0))
+
+    def paste_flow_limit_m3_h(self, poured_m3: float = 0.0) -> float | None:
+        """The paste flow that holds the stage's rise rate where the fill is (rise =
+        flow / the plan area at the fill height)."""
         if self.max_rise_rate_m_h is None:
             return None
-        return self.max_rise_rate_m_h * self.plan_area_m2
+        return self.max_rise_rate_m_h * self.area_m2(poured_m3)
 
 
 @dataclass(frozen=True, slots=True)
