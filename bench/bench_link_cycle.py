@@ -4,7 +4,7 @@ One run, one built-in simulator (``SimulatorServer``, in-process, free loopback 
 two clients on it, cycles alternating between them:
 
 * ours: ``OpcUaPlantLink.snapshot()`` (all measurements, from the subscription) plus
-  ``await link.write_setpoints({...})`` of five CONTRACT setpoints, which writes them
+  ``await link.write_setpoints({...})`` of five setpoints of the interface, which writes them
   and ``setpoint_seq`` in one request, waits for ``setpoint_ack == seq`` (subscription,
   with a polling read as fallback) and reads the setpoints back.
 * raw: an asyncua ``Client`` doing the same protocol by hand: one ``read_values`` of

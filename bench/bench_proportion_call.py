@@ -2,7 +2,7 @@
 
 Measures, side by side in one run, µs per call (timeit, best of ``--repeat``):
 
-* ``proportion()``: ``service.core.proportioning.proportion`` with the CONTRACT's
+* ``proportion()``: ``service.core.proportioning.proportion`` with the contract's
   two-component blend (20 % cement, 80 % slag); target under 5 µs.
 * the stages ``ComputationRoute`` (``service/api/computation_route.py``) runs for
   ``POST /api/v1/recipes/proportion`` apart from HTTP, the edge and routing: JSON
@@ -36,7 +36,7 @@ from service.settings import Settings
 
 TARGET_CORE_US = 5.0
 
-# CONTRACT.md "POST /recipes/proportion", the example request.
+# docs/INTEGRATION.md "POST /recipes/proportion", the example request.
 CONTRACT_BODY: dict[str, Any] = {
     "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
     "binder": [

@@ -4,7 +4,7 @@ Both are served the same way, in one run: two uvicorn subprocesses on free
 loopback ports (``bench/http_targets.py``: one process each, no uvicorn access log, the
 same ``--loop`` and HTTP parser; the service logging as ``python -m service`` does, at
 INFO with its own access log as ``--access-log`` says, errors by default), loaded by
-``wrk`` with the CONTRACT
+``wrk`` with the contract's
 example body and an ``Authorization: Bearer`` header. After a warm-up of each, the
 measured runs alternate (ours, bare, ours, bare, ...) so that machine drift falls on
 both alike. Target: ours / bare >= 0.8 in requests/s.
@@ -52,7 +52,7 @@ READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.2
 RESULT_TAG = "BENCH_RESULT "
 
-# CONTRACT.md "POST /recipes/proportion", the example request.
+# docs/INTEGRATION.md "POST /recipes/proportion", the example request.
 CONTRACT_BODY: dict[str, Any] = {
     "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
     "binder": [

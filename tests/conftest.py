@@ -183,7 +183,7 @@ def api_keys_setting() -> str:
 CAKE_PLANT: dict[str, float] = {"feed_solids_min_pct": 76.0, "feed_solids_max_pct": 80.0}
 
 
-# CONTRACT.md "POST /recipes/proportion", the example request. Copy it before changing it.
+# docs/INTEGRATION.md "POST /recipes/proportion", the example request. Copy it before changing it.
 PROPORTION_EXAMPLE: dict[str, Any] = {
     "tailings": {"specific_gravity": 3.05, "moisture_pct": 31.58},
     "binder": [

@@ -1,4 +1,4 @@
-"""API keys and roles (CONTRACT "Authentication").
+"""API keys and roles (docs/INTEGRATION.md "Authentication").
 
 Only SHA-256 digests of the keys are held (configured as keys, or as digests alone:
 ``role:sha256:<hex>``). A presented key's digest is compared in constant time against

@@ -1,7 +1,7 @@
 """What every request meets before its route, as one pure ASGI middleware (one pass,
 not a layer per concern, on the hot path):
 
-- every request under ``/api/`` needs a valid API key (CONTRACT "Authentication"):
+- every request under ``/api/`` needs a valid API key (docs/INTEGRATION.md "Authentication"):
   without one it is answered 401 here, before its body is read; with one, the caller's
   :class:`~service.api.auth.Principal` is put in the scope (:data:`PRINCIPAL`) for the
   routes that check its role or record who acted (``service.api.deps``);

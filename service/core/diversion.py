@@ -5,7 +5,7 @@ and ends with a flush, so the first paste is diluted; a plant with a diverter va
 the paste to its dump until the density is in spec, so no off-spec start-up paste goes
 into the stope, and records the dumped volume apart from the placed volume. The valve
 is driven by ``divert_to_dump_sp`` and proves its position with ``diverted_to_dump_pv``
-(CONTRACT.md, optional tags).
+(docs/INTEGRATION.md, optional tags).
 
 Rules, applied each cycle by :func:`step`:
 

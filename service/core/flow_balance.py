@@ -92,7 +92,8 @@ VOLUME_BALANCE = "volume_m3_h"
 
 
 def binder_rate_tag(component: str) -> str:
-    """Logical tag of a binder feeder's rate (CONTRACT.md): ``cement`` -> ``cement_rate_pv``."""
+    """Logical tag of a binder feeder's rate (docs/INTEGRATION.md): ``cement`` ->
+    ``cement_rate_pv``."""
     return f"{component}_rate_pv"
 
 

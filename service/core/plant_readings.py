@@ -77,7 +77,7 @@ class Readings:
         return r is not None and r.good and r.value is True
 
     def mode(self) -> int | None:
-        """The PLC's ``plant_mode`` when good (CONTRACT enum), else None."""
+        """The PLC's ``plant_mode`` when good (docs/INTEGRATION.md enum), else None."""
         r = self.values.get("plant_mode")
         if r is None or not r.good or isinstance(r.value, bool) or not isinstance(r.value, int):
             return None

@@ -1,4 +1,4 @@
-"""The pour state machine (CONTRACT "Pours"): which action moves a pour from which
+"""The pour state machine (docs/INTEGRATION.md "Pours"): which action moves a pour from which
 state to which. Pure: the application layer applies it with a compare-and-set."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ stage and its totals summary (:meth:`service.core.control.totals.PourTotals.summ
 its interruptions and cylinder sample ids; the plan's progress (holds, releases,
 switch points); and trend samples (time, fill height, barricade pressure per tag).
 
-Figures (DOMAIN.md, the pour record, summed over pours):
+Figures (those of the pour record, summed over pours):
 
 - volume placed (stope volume), dumped (never stope volume), off-spec placed and its
   start-up part, unmeasured, flush water; dry tailings and binder per component, placed

@@ -25,7 +25,7 @@ from service.store.repository import Store
 
 log = logging.getLogger(__name__)
 
-PLANT_RUNNING = 2.0  # plant_mode (CONTRACT "PLC interface")
+PLANT_RUNNING = 2.0  # plant_mode (docs/INTEGRATION.md "PLC interface")
 _REFRESH_S = 600.0
 _PAGE = 2000
 _SPREAD_POURS = 500  # the newest completed pours the spread is pooled from

@@ -1,5 +1,5 @@
 """The HMI snapshot, built from memory only: the link's snapshot and the supervisor's
-views. It never triggers PLC I/O (CONTRACT "GET /plant/status"). The REST API serves it
+views. It never triggers PLC I/O (docs/INTEGRATION.md "GET /plant/status"). The REST API serves it
 (``service/api/plant_status.py``) and the SCADA faces build their model from it
 (``service/core/scada_model.py``), so a value reads the same everywhere."""
 

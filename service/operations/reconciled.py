@@ -48,7 +48,7 @@ from service.store.records import PourRecord
 from service.store.repository import Store
 
 Basis = Literal["reconciled", "as_controlled"]
-PLANT_RUNNING = 2  # plant_mode (CONTRACT "PLC interface"): 2 running
+PLANT_RUNNING = 2  # plant_mode (docs/INTEGRATION.md "PLC interface"): 2 running
 MAX_STEPS = 2000
 _TAGS = ("paste_density_pv", "paste_flow_pv", "plant_mode")
 

@@ -5,7 +5,7 @@ events) talks to a ``PlantLink``; ``service.plant.opcua.OpcUaPlantLink`` is the 
 real adapter, ``service.plant.fake.FakePlantLink`` the in-memory fake for tests.
 
 Readers never trigger PLC I/O: ``snapshot()`` is built from what the link already
-holds, with quality recomputed for age at call time (CONTRACT "GET /plant/status").
+holds, with quality recomputed for age at call time (docs/INTEGRATION.md "GET /plant/status").
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class SetpointWriteResult:
 
 @runtime_checkable
 class PlantLink(Protocol):
-    """The PLC link (CONTRACT "PLC interface")."""
+    """The PLC link (docs/INTEGRATION.md "PLC interface")."""
 
     async def start(self) -> None:
         """Start the link's tasks; raises ``TagMapError`` when the map does not fit the server."""
@@ -124,9 +124,9 @@ class PlantLink(Protocol):
         ...
 
 
-# --- the CONTRACT table: logical tags, direction, unit ----------------------------------
+# --- docs/INTEGRATION.md's table: logical tags, direction, unit ----------------------
 
-#: Further instrumented barricades (CONTRACT "Optional tags"): the first is
+#: Further instrumented barricades (docs/INTEGRATION.md "Optional tags"): the first is
 #: ``barricade_pressure_pv``, the next ``barricade_2_pressure_pv``, ``barricade_3_...``.
 BARRICADE_PRESSURE_TAG = re.compile(r"barricade_(?:[2-9]|[1-9][0-9]+)_pressure_pv")
 
@@ -180,7 +180,7 @@ _MEASUREMENT_UNITS = {
     "cement_fault": "bool",
     "slag_fault": "bool",
     "flyash_fault": "bool",
-    # CONTRACT "Optional tags"
+    # docs/INTEGRATION.md "Optional tags"
     "barricade_pressure_pv": "kPa",
     "diverted_to_dump_pv": "bool",
     # The PLC's paste totaliser (m3 the pump delivered, not counting its flushes)
@@ -197,7 +197,7 @@ _SETPOINT_UNITS = {
     "run_request": "bool",
     "setpoint_seq": "count",
     "heartbeat": "count",
-    # CONTRACT "Optional tags"
+    # docs/INTEGRATION.md "Optional tags"
     "divert_to_dump_sp": "bool",
 }
 

@@ -1,4 +1,4 @@
-"""The TOML tag map: logical tag (CONTRACT "PLC interface") -> OPC UA node id.
+"""The TOML tag map: logical tag (docs/INTEGRATION.md "PLC interface") -> OPC UA node id.
 
 ```toml
 [tags]
@@ -8,7 +8,7 @@ cement_rate_sp   = 'ns=3;s="DB_Backfill"."CementRateSP"'
 
 Validation here is about the file alone (names, node id syntax, required tags);
 whether each node exists on the server and has a usable type is checked by the
-adapter at connect. Optional tags (CONTRACT "Optional tags") may be left out; further
+adapter at connect. Optional tags (docs/INTEGRATION.md "Optional tags") may be left out; further
 instrumented barricades are named by the pattern ``barricade_2_pressure_pv``,
 ``barricade_3_pressure_pv``, ... (kPa, PLC -> service).
 """
@@ -66,7 +66,7 @@ OPTIONAL_TAGS = frozenset(
         "cement_fault",
         "slag_fault",
         "flyash_fault",
-        # CONTRACT "Optional tags" (and barricade_<n>_pressure_pv, n >= 2, by pattern)
+        # docs/INTEGRATION.md "Optional tags" (and barricade_<n>_pressure_pv, n >= 2, by pattern)
         "barricade_pressure_pv",
         "divert_to_dump_sp",
         "diverted_to_dump_pv",
@@ -92,7 +92,7 @@ def is_barricade_pressure_tag(tag: str) -> bool:
 
 
 def is_known_tag(tag: str) -> bool:
-    """A logical tag of the CONTRACT (named, or a numbered barricade)."""
+    """A logical tag of the interface (docs/INTEGRATION.md; named, or a numbered barricade)."""
     return tag in ALL_TAGS or BARRICADE_PRESSURE_TAG.fullmatch(tag) is not None
 
 

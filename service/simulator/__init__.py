@@ -9,7 +9,7 @@ plant profile (``profile``: a TOML file; the default is ``profile.toml`` here).
 from pathlib import Path
 
 TAG_MAP_PATH = Path(__file__).with_name("tags.toml")
-"""The simulator's tag map (logical tag -> node id), CONTRACT.md format."""
+"""The simulator's tag map (logical tag -> node id), docs/INTEGRATION.md format."""
 
 DEFAULT_PROFILE_PATH = Path(__file__).with_name("profile.toml")
 """The default plant profile (every key explained; equal to the dynamics' defaults)."""

@@ -27,8 +27,8 @@ a Bingham-plastic pipe friction (:attr:`PlantParams.friction_model`), and calibr
 errors of the instruments (:class:`InstrumentErrors`, a fault in :class:`SimControls`).
 None of them draws from the random generator, so seeded runs keep their sequence.
 
-Conventions (DOMAIN.md): masses in kg, rates in t/h, flows in m3/h, densities in
-kg/m3, pressures in kPa; ``*_fraction`` is 0-1, ``*_pct`` is 0-100.
+Conventions (docs/INTEGRATION.md "Conventions"): masses in kg, rates in t/h, flows in
+m3/h, densities in kg/m3, pressures in kPa; ``*_fraction`` is 0-1, ``*_pct`` is 0-100.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ BINDERS: tuple[str, ...] = ("cement", "slag", "flyash")
 # The default plant's feed solids band (fractions of feed mass; PlantParams).
 DEFAULT_FEED_SOLIDS_BAND: tuple[float, float] = (0.70, 0.77)
 
-# Logical tag names (CONTRACT.md) of the analog measurements, in publishing order.
+# Logical tag names (docs/INTEGRATION.md) of the analog measurements, in publishing order.
 MEASUREMENT_TAGS: tuple[str, ...] = (
     "tailings_flow_pv",
     "tailings_density_pv",
@@ -65,12 +65,12 @@ MEASUREMENT_TAGS: tuple[str, ...] = (
     "paste_density_pv",
     "pump_pressure_pv",
     "mixer_level_pv",
-    "barricade_pressure_pv",  # optional tag (CONTRACT "Optional tags"): one barricade
+    "barricade_pressure_pv",  # optional tag (docs/INTEGRATION.md "Optional tags"): one barricade
 )
 
 
 class PlantMode(IntEnum):
-    """``plant_mode`` (CONTRACT.md), an Int16 on the wire."""
+    """``plant_mode`` (docs/INTEGRATION.md), an Int16 on the wire."""
 
     STOPPED = 0
     FLUSHING = 1
@@ -384,7 +384,7 @@ class PlantInputs:
 
 @dataclass(frozen=True)
 class Measurements:
-    """What the plant instruments read; field names are the logical tags (CONTRACT.md)."""
+    """What the plant instruments read; field names are the logical tags (docs/INTEGRATION.md)."""
 
     tailings_flow_pv: float
     tailings_density_pv: float
@@ -406,7 +406,8 @@ class Measurements:
 
 
 def slurry_solids_fraction(density_kg_m3: float, solids_gs: float) -> float:
-    """Cw of a slurry: Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w)) (DOMAIN.md)."""
+    """Cw of a slurry: Cw = rho_s (rho - rho_w) / (rho (rho_s - rho_w)) (Wills, B.A. &
+    Finch, J.A. (2016) Wills' Mineral Processing Technology, 8th ed., ch. 3)."""
     rho_s = solids_gs * WATER_DENSITY_KG_M3
     cw = (
         rho_s
@@ -520,7 +521,10 @@ def _pipeline_pressure_kpa(flow_m3_h: float, mix: Components, params: PlantParam
 
 
 def paste_yield_stress_pa(solids_fraction_: float, params: PlantParams) -> float:
-    """Bingham yield stress, exponential in Cw (DOMAIN "Pumpability"): example values."""
+    """Bingham yield stress, exponential in Cw, the steep rise with solids that paste
+    and thickened tailings show (Sofra, F. & Boger, D.V. (2002), "Environmental rheology
+    for waste minimisation in the minerals industry", Chem. Eng. J. 86:319-330):
+    example values."""
     d_cw = solids_fraction_ - params.friction_ref_solids_fraction
     return params.yield_stress_pa_at_ref * math.exp(params.yield_stress_solids_exponent * d_cw)
 

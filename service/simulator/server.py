@@ -13,7 +13,7 @@ writes them through the address space, which does not apply access levels.
 ``start()`` after it is an OPC UA server restart on the same port (the CPU kept its
 memory; the process did not advance while the server was down).
 
-Besides the CONTRACT tags the address space offers the optional tags of one stope
+Besides the tags of docs/INTEGRATION.md the address space offers the optional tags of one stope
 behind a dump diverter (``barricade_pressure_pv``: one instrumented barricade,
 ``divert_to_dump_sp``, ``diverted_to_dump_pv``), simulator-only truths of the stope
 (``Backfill.Stope.*``: fill height, placed and dumped volumes, gamma h), and the
@@ -89,7 +89,7 @@ _MAX_WALL_DT_S = 1.0
 
 @dataclass(frozen=True)
 class NodeSpec:
-    tag: str  # logical tag (CONTRACT.md) or control name
+    tag: str  # logical tag (docs/INTEGRATION.md) or control name
     path: str  # string node id in namespace 2
     variant: ua.VariantType
     writable: bool
@@ -116,7 +116,7 @@ PUBLISHED: tuple[NodeSpec, ...] = (
     NodeSpec("cement_fault", "Backfill.Cement.Fault", _BOOL, False),
     NodeSpec("slag_fault", "Backfill.Slag.Fault", _BOOL, False),
     NodeSpec("flyash_fault", "Backfill.FlyAsh.Fault", _BOOL, False),
-    # Optional tags (CONTRACT "Optional tags"); the simulator has one barricade.
+    # Optional tags (docs/INTEGRATION.md "Optional tags"); the simulator has one barricade.
     NodeSpec("barricade_pressure_pv", "Backfill.Stope.BarricadePressurePV", _FLOAT, False),
     NodeSpec("diverted_to_dump_pv", "Backfill.Diverter.DivertedPV", _BOOL, False),
     NodeSpec("paste_volume_total_pv", "Backfill.Paste.TotalPV", _DOUBLE, False),
@@ -142,7 +142,7 @@ COMMANDS: tuple[NodeSpec, ...] = (
     NodeSpec("run_request", "Backfill.Plant.RunRequest", _BOOL, True),
     NodeSpec("setpoint_seq", "Backfill.Plant.SetpointSeq", _INT32, True),
     NodeSpec("heartbeat", "Backfill.Plant.Heartbeat", _INT32, True),
-    # Optional tag (CONTRACT "Optional tags"), applied by the PLC like a setpoint.
+    # Optional tag (docs/INTEGRATION.md "Optional tags"), applied by the PLC like a setpoint.
     NodeSpec("divert_to_dump_sp", "Backfill.Diverter.DivertToDumpSP", _BOOL, True),
 )
 
@@ -204,8 +204,8 @@ SIMULATOR_ONLY_TAGS: frozenset[str] = frozenset(
     }
 )
 
-# The tag map of the CONTRACT tags, its optional tags and the ARCHITECTURE extensions
-# (tags.toml).
+# The tag map of the tags of docs/INTEGRATION.md, its optional tags and the ARCHITECTURE
+# extensions (tags.toml).
 TAG_NODE_IDS: dict[str, str] = {
     spec.tag: f"ns={NAMESPACE_INDEX};s={spec.path}"
     for spec in (*PUBLISHED, *COMMANDS)

@@ -126,7 +126,7 @@ async def test_a_pour_against_the_node_opcua_plc(tmp_path: Path) -> None:
 
 
 async def test_a_pour_starts_on_a_plant_without_a_fly_ash_feeder(tmp_path: Path) -> None:
-    """flyash_rate_pv / flyash_rate_sp are optional in a tag map (CONTRACT: "flyash
+    """flyash_rate_pv / flyash_rate_sp are optional in a tag map (docs/INTEGRATION.md: "flyash
     optional"); a cement-slag plant must still be able to pour."""
     node, npm = shutil.which("node"), shutil.which("npm")
     need(node is not None and npm is not None, "the node-opcua PLC needs Node.js and npm")

@@ -1,5 +1,5 @@
 """A small real OPC UA PLC for the link tests (asyncua ``Server``), independent of
-``service.simulator``: every CONTRACT tag with the types a PLC uses (REAL Float,
+``service.simulator``: every tag of docs/INTEGRATION.md with the types a PLC uses (REAL Float,
 INT Int16, DINT Int32, BOOL Boolean), setpoints writable, and a fixture-controlled
 coroutine that copies ``setpoint_seq`` to ``setpoint_ack`` like the PLC program.
 

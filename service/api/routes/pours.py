@@ -1,4 +1,4 @@
-"""Pours: create, start, pause, resume, stop, read (CONTRACT "Pours")."""
+"""Pours: create, start, pause, resume, stop, read (docs/INTEGRATION.md "Pours")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schemas of the plant status (CONTRACT "GET /plant/status")."""
+"""Schemas of the plant status (docs/INTEGRATION.md "GET /plant/status")."""
 
 from __future__ import annotations
 

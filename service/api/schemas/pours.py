@@ -1,4 +1,4 @@
-"""Schemas of the pour endpoints (CONTRACT "Pours")."""
+"""Schemas of the pour endpoints (docs/INTEGRATION.md "Pours")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schemas of the recipe endpoints (CONTRACT "POST /recipes/proportion")."""
+"""Schemas of the recipe endpoints (docs/INTEGRATION.md "POST /recipes/proportion")."""
 
 from __future__ import annotations
 

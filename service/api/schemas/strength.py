@@ -1,4 +1,4 @@
-"""Schemas of the strength endpoints (CONTRACT "POST /strength/required").
+"""Schemas of the strength endpoints (docs/INTEGRATION.md "POST /strength/required").
 
 The request is flat, as the contract shows it: ``method`` picks the solution and the
 method's own parameters sit next to it. The per-method rules are field validators

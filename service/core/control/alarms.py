@@ -41,7 +41,7 @@ class AlarmCode(StrEnum):
     STALE_DATA = "stale_data"
     RECIPE_UNREACHABLE = "recipe_unreachable"
     PLC_NOT_REMOTE = "plc_not_remote"
-    # A stope's barricade (CONTRACT "Optional tags"): near its rating, at it, unreadable.
+    # A stope's barricade (docs/INTEGRATION.md "Optional tags"): near its rating, at it, unreadable.
     BARRICADE_PRESSURE_HIGH = "barricade_pressure_high"
     BARRICADE_PRESSURE_AT_RATING = "barricade_pressure_at_rating"
     BARRICADE_PRESSURE_UNKNOWN = "barricade_pressure_unknown"

@@ -73,7 +73,7 @@ from service.errors import InvalidInput
 
 @dataclass(frozen=True)
 class Setpoints:
-    """One set of setpoints, named by their CONTRACT.md logical tags.
+    """One set of setpoints, named by their docs/INTEGRATION.md logical tags.
 
     Units: ``tailings_flow_sp`` m3/h, ``*_rate_sp`` t/h, ``water_flow_sp`` m3/h,
     ``paste_density_sp`` kg/m3.
@@ -253,7 +253,7 @@ class ControlConfig:
             raise InvalidInput("max_dt_s", "max_dt_s must be finite and > 0")
 
     def limit(self, tag: str) -> SetpointLimit:
-        """Limits of the setpoint ``tag`` (a CONTRACT.md logical tag)."""
+        """Limits of the setpoint ``tag`` (a docs/INTEGRATION.md logical tag)."""
         limit: SetpointLimit = getattr(self, _LIMIT_FIELDS[tag])
         return limit
 

@@ -36,7 +36,7 @@ RHO_W_KG_M3 = 1000.0
 written (so a tonne of water is a cubic metre)."""
 
 BINDER_COMPONENTS: tuple[str, ...] = ("cement", "slag", "flyash")
-"""Binder components the PLC has a feeder for (CONTRACT.md ``*_rate_sp`` tags)."""
+"""Binder components the PLC has a feeder for (docs/INTEGRATION.md ``*_rate_sp`` tags)."""
 
 _FRACTION_SUM_TOLERANCE = 1e-6
 

@@ -166,7 +166,7 @@ class PourTotals:
         return self.binder_weighted_m3 / self.binder_measured_m3
 
     def summary(self) -> dict[str, Any]:
-        """The pour record's figures, percentages 0-100 (CONTRACT.md field names)."""
+        """The pour record's figures, percentages 0-100 (docs/INTEGRATION.md field names)."""
 
         def pct(value: float | None) -> float | None:
             return None if value is None else 100.0 * value
