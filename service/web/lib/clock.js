@@ -1,8 +1,8 @@
 // Plant time and wall time. Stage times, holds and their countdown are plant time: the
 // built-in simulator's clock runs its speed times faster than the wall clock (and a demo
-// may move it ahead); on a real plant the two are one. The service does not state the
-// simulator's speed, so the page learns the pace from how a hold's time left falls
-// between two answers, and says so until it has.
+// may move it ahead); on a real plant the two are one. A stope's answer states the pace
+// (`clock.plant_speed`); where an answer does not, the page learns it from how a hold's
+// time left falls between two answers, and says so until it has.
 
 import { app } from "./state.js";
 
@@ -26,9 +26,13 @@ export class PlantCountdown {
   }
 
   // The time left `remaining` (plant s) of countdown `key`, as the service answered at
-  // `at` (this screen's clock, ms).
-  note(key, remaining, at) {
-    if (key !== null && key === this.key && this.remaining !== null && remaining > 0) {
+  // `at` (this screen's clock, ms), with the pace it states (plant s per wall s), if any.
+  note(key, remaining, at, statedPace = null) {
+    if (typeof statedPace === "number" && statedPace > 0 && statedPace <= MAX_PLANT_PACE) {
+      this.pace = statedPace;
+      this.paced = true;
+      learned.pace = statedPace;
+    } else if (key !== null && key === this.key && this.remaining !== null && remaining > 0) {
       const dt = (at - this.at) / 1000;
       const pace = (this.remaining - remaining) / dt;
       if (dt > 0.5 && pace >= 0 && pace <= MAX_PLANT_PACE) {

@@ -140,12 +140,12 @@ function stopeSummary(st) {
 }
 
 // The hold's time left comes with every answer; between answers it counts on at the
-// pace of plant time the answers show.
+// pace of plant time the answer states (`clock.plant_speed`).
 function noteHold(view, stope, at) {
   const stage = currentStage(stope);
   const remaining = stope.hold_remaining_s;
   const key = stage && remaining !== null ? `${stage.index}:${stage.hold_ends_at}` : null;
-  view.hold.note(key, remaining, at);
+  view.hold.note(key, remaining, at, stope.clock ? stope.clock.plant_speed : null);
 }
 
 function tickHold(view) {
