@@ -196,8 +196,8 @@ async def test_stope_stages_and_refusals(sqlite_url: str) -> None:
 
         rows, table = await _both(client, "stope-stages")
         assert [(r["stope"], r["stage"], r["stage_index"]) for r in rows] == [
-            ("S-102", "plug", "0"),
-            ("S-102", "body", "1"),
+            ("S-101", "plug", "0"),
+            ("S-101", "body", "1"),
         ]
         report = (await client.get(f"/api/v1/stopes/{stope['id']}/report", headers=HMI)).json()
         assert [s["top_height_m"] for s in report["stages"]] == table.column(

@@ -271,6 +271,45 @@ def test_the_totaliser_gives_the_paste_placed_since_the_checkpoint() -> None:
     assert any(isinstance(e, pm.Keep) for e in decision.effects)
 
 
+def test_paste_recovered_from_the_totaliser_is_not_counted_again_after_the_resume() -> None:
+    # Checkpoint at 512.0; 0.3 m3 placed while the service was down; 0.05 m3 a cycle after.
+    state = crashed(totaliser_m3=512.0)
+    plant = {"plant_mode": 0, "paste_flow_pv": 0.0}
+    state = pm.cycle(state, readings(paste_volume_total_pv=512.3, **plant), tick(1), CONFIG).state
+    assert state.pour is not None and state.pour.totals.poured_m3 == pytest.approx(0.3)
+    state = pm.resume(
+        state, "p1", RECIPE, readings(paste_volume_total_pv=512.3, **plant), tick(2), CONFIG,
+        role="scada",
+    ).state  # fmt: skip
+    running = {"plant_mode": 2, "paste_flow_pv": 180.0}
+    # A long first cycle (a loaded machine): 0.3 m3 in 4 s would pass for a flow (270 m3/h).
+    for s, total in ((6, 512.35), (7, 512.40)):
+        state = pm.cycle(
+            state, readings(paste_volume_total_pv=total, **running), tick(s), CONFIG
+        ).state
+    assert state.pour is not None
+    assert state.pour.totals.poured_m3 == pytest.approx(0.3 + 0.1)
+
+
+def test_a_resume_counts_on_from_the_totaliser_as_it_reads_then() -> None:
+    # Paused with the totaliser at 100; the plant ran locally (to the dump, say) while
+    # paused: 2 m3 that are not this pour's.
+    state = started()
+    running = {"plant_mode": 2, "paste_flow_pv": 180.0}
+    state = pm.cycle(state, readings(paste_volume_total_pv=100.0, **running), tick(1), CONFIG).state
+    state = pm.pause(state, "p1", tick(2), readings(), role="scada", reason="operator").state
+    stopped = {"plant_mode": 0, "paste_flow_pv": 0.0}
+    state = pm.resume(
+        state, "p1", RECIPE, readings(paste_volume_total_pv=102.0, **stopped), tick(30), CONFIG,
+        role="scada",
+    ).state  # fmt: skip
+    state = pm.cycle(
+        state, readings(paste_volume_total_pv=102.05, **running), tick(40), CONFIG
+    ).state
+    assert state.pour is not None
+    assert state.pour.totals.poured_m3 == pytest.approx(0.05)
+
+
 def test_paste_that_went_to_the_dump_is_recovered_as_dumped() -> None:
     state = crashed(totaliser_m3=10.0, to_dump=True)
     pour = pm.cycle(state, readings(paste_volume_total_pv=10.5), tick(1), CONFIG).state.pour

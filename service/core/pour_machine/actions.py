@@ -26,6 +26,7 @@ from service.core.pour_machine.model import (
     Write,
     WriteKind,
 )
+from service.core.pour_machine.recovery import TOTALISER_TAG
 from service.core.pour_states import PourAction, PourState, next_state
 from service.core.recipe_limits import check_mix
 from service.errors import Conflict, InvalidInput, PlantLinkDown, PlantNotReady
@@ -139,6 +140,9 @@ def start(
         dump_base_m3=pour.totals.dumped_m3,
         dump_s=0.0,
         unreachable_s=0.0,
+        # The paste counts on from the totaliser as it reads now: what it counted while
+        # the pour was paused (a local run of the plant) is not this pour's.
+        totaliser_m3=_totaliser_now(readings),
     )
     return _go(replace(state, pour=started), started, readings, tick, config, role=role)
 
@@ -179,10 +183,18 @@ def resume(
         dump_base_m3=pour.totals.dumped_m3,
         dump_s=0.0,
         unreachable_s=0.0,
+        # The paste counts on from the totaliser as it reads now: what it counted while
+        # the pour was paused (a local run of the plant) is not this pour's.
+        totaliser_m3=_totaliser_now(readings),
     )
     return _go(
         replace(state, pour=resumed, auto_resume=None), resumed, readings, tick, config, role=role
     )
+
+
+def _totaliser_now(readings: pr.Readings) -> float | None:
+    reading = readings.measurement(TOTALISER_TAG)
+    return reading.value if reading.usable else None
 
 
 def _go(

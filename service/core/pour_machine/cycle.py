@@ -372,7 +372,15 @@ def recover_unrecorded(state: MachineState, readings: pr.Readings, tick: Tick) -
     if not reading.usable:
         return Decision(state)
     volume, why = totaliser_volume(pour.totaliser_m3, reading)
-    return recover(state, pour.id, volume, basis="plc_totaliser", detail=why, tick=tick)
+    return recover(
+        state,
+        pour.id,
+        volume,
+        basis="plc_totaliser",
+        detail=why,
+        tick=tick,
+        totaliser_m3=reading.value,
+    )
 
 
 def _estimate(

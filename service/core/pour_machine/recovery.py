@@ -65,9 +65,12 @@ def recover(
     basis: str,
     detail: str,
     tick: Tick,
+    totaliser_m3: float | None = None,
 ) -> Decision:
     """Take the paste placed since the last checkpoint into the pour's record (None:
-    unknown, said so) and let the stope's plan see it."""
+    unknown, said so) and let the stope's plan see it. ``totaliser_m3``: the totaliser's
+    reading the volume was counted to, where the pour's next cycle counts on from (so
+    that the recovered paste is not counted twice)."""
     pour = state.pour
     if pour is None or pour.id != pour_id or not pour.unrecorded:
         return Decision(state)
@@ -83,7 +86,13 @@ def recover(
             "recovered_to": where,
             "recovered_detail": detail,
         }
-    pour = replace(pour, totals=totals, interruptions=tuple(items), unrecorded=False)
+    pour = replace(
+        pour,
+        totals=totals,
+        interruptions=tuple(items),
+        unrecorded=False,
+        totaliser_m3=totaliser_m3,
+    )
     text = (
         f"pour {pour.id}: {volume:.3f} m3 placed ({where}) while the service was down, "
         f"by the {basis.replace('_', ' ')}"
