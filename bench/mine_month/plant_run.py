@@ -44,17 +44,9 @@ SETPOINT_TAGS = frozenset(
     {"tailings_flow_sp", "cement_rate_sp", "slag_rate_sp", "flyash_rate_sp", "water_flow_sp",
      "paste_density_sp", "run_request", DIVERT_SP_TAG}
 )  # fmt: skip
-READ_TAGS: tuple[str, ...] = (
-    "tailings_flow_pv",
-    "tailings_density_pv",
-    "cement_rate_pv",
-    "slag_rate_pv",
-    "flyash_rate_pv",
-    "water_flow_pv",
-    "paste_flow_pv",
-    "paste_density_pv",
-    "pump_pressure_pv",
-    "mixer_level_pv",
+# The simulator's analog measurements but its barricade (the month's stopes have none).
+READ_TAGS: tuple[str, ...] = tuple(
+    tag for tag in sim.MEASUREMENT_TAGS if tag != "barricade_pressure_pv"
 )
 BANDS = alarms.AlarmConfig()
 _MAX_AFTER_S = 600.0  # plant seconds the plant may take to flush and stop after the end
