@@ -97,16 +97,7 @@ def release(
         released_by=by,
         reason=why,
     )
-    out = set_stage(progress, index, released)
-    if index + 1 < len(out.stages):
-        following = out.stages[index + 1]
-        out = set_stage(
-            out,
-            index + 1,
-            replace(following, state=next_stage_state(following.state, StageAction.RELEASE)),
-        )
-        out = replace(out, current=index + 1)
-    out = replace(out, updated_at=now)
+    out = _hand_on(set_stage(progress, index, released), index, StageAction.RELEASE, now)
     detail = name if why is None else f"{name}; released before its conditions: {why}"
     return log_entry(out, PlanLogEntry(PlanLogKind.RELEASED, index, now, by, detail))
 
@@ -135,16 +126,7 @@ def abandon_stage(
         top_volume_m3=progress.placed_m3,
         reason=why,
     )
-    out = set_stage(progress, index, ended)
-    if index + 1 < len(out.stages):
-        following = out.stages[index + 1]
-        out = set_stage(
-            out,
-            index + 1,
-            replace(following, state=next_stage_state(following.state, StageAction.FOLLOW)),
-        )
-        out = replace(out, current=index + 1)
-    out = replace(out, updated_at=now)
+    out = _hand_on(set_stage(progress, index, ended), index, StageAction.FOLLOW, now)
     detail = f"{name} at {progress.placed_m3:.3f} m3 ({progress.height_m:.3f} m): {why}"
     return log_entry(out, PlanLogEntry(PlanLogKind.ABANDONED, index, now, by, detail))
 
@@ -298,3 +280,18 @@ def adopt_revision(
 
 
 __all__ = ["REASON_MAX_CHARS", "abandon_stage", "adopt_revision", "close", "release"]
+
+
+def _hand_on(
+    progress: PlanProgress, index: int, action: StageAction, now: datetime
+) -> PlanProgress:
+    """The stage after ``index`` (if any) takes ``action`` and becomes the current one."""
+    if index + 1 < len(progress.stages):
+        following = progress.stages[index + 1]
+        progress = set_stage(
+            progress,
+            index + 1,
+            replace(following, state=next_stage_state(following.state, action)),
+        )
+        progress = replace(progress, current=index + 1)
+    return replace(progress, updated_at=now)
