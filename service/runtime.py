@@ -32,6 +32,7 @@ from service.operations.calibrations import (
 )
 from service.operations.lab import LabService, compliance_config
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
+from service.operations.people import KeyFile
 from service.operations.pour_context import PlantClock
 from service.operations.recorder import HistoryRecorder, sample_of
 from service.operations.rheology import rheology_of, seed_example_rheology
@@ -59,8 +60,10 @@ DEV_KEYS_FILE = "backfill-dev-keys.txt"
 
 
 def _development_keys(folder: Path) -> list[ApiKey]:
-    """With no BACKFILL_API_KEYS the service makes one random key per role for this run
-    and writes them to a file readable by the owner only; the keys are never logged."""
+    """With no BACKFILL_API_KEYS and no key file the service makes one random key per
+    role for this run (keys of the role alone: their acts are recorded as the role and
+    the key's id) and writes them to a file readable by the owner only; the keys are
+    never logged."""
     keys = [ApiKey(role=role, key=SecretStr(secrets.token_urlsafe(24))) for role in Role]
     path = folder / DEV_KEYS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -94,8 +97,19 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        keys = settings.api_keys or _development_keys(Path.cwd())
-        self.keys = KeyRing(keys)
+        keys = settings.api_keys
+        if not keys and settings.key_file is None:
+            keys = _development_keys(Path.cwd())
+        # The settings' keys now; the key file's people join them at start.
+        self._fixed_keys = [k.credential() for k in keys]
+        self.keys = KeyRing(self._fixed_keys)
+        unnamed = sum(1 for k in keys if k.person is None)
+        if unnamed:
+            log.info(
+                "%d API keys name no person: their acts are recorded as the role and the "
+                "key's id (role:person:key entries or a key file name the people)",
+                unnamed,
+            )
         self.metrics = ServiceMetrics()
         self.calibrations = CalibrationCache(model_of)
         self.rheologies = CalibrationCache(rheology_of, rheology=True)
@@ -197,6 +211,10 @@ class Runtime:
         self._engine, self._store = engine, Store(engine)
         await seed_example_calibration(self._store)
         await seed_example_rheology(self._store)
+        if settings.key_file is not None:
+            key_file = KeyFile(settings.key_file, self.keys, self._fixed_keys)
+            await key_file.start()
+            stack.push_async_callback(key_file.stop)
 
         plc = settings.plc
         if settings.embedded_simulator:
