@@ -20,11 +20,13 @@ from service.api.streams import StreamSlots
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
 from service.core.lab_limits import LabLimits
+from service.core.people import Actor
 from service.core.recipe_limits import RecipeLimits
 from service.core.stope_limits import StopeLimits
 from service.core.untrusted import clip
 from service.errors import TooManyExports
 from service.metrics import ServiceMetrics
+from service.operations.audit_trail import AuditTrail
 from service.operations.calibrations import (
     CalibrationCache,
     model_of,
@@ -138,6 +140,7 @@ class Runtime:
         self._history: HistoryStore | None = None
         self._stopes: StopeService | None = None
         self._lab: LabService | None = None
+        self._audit: AuditTrail | None = None
         # Plant time: holds, settle and travel times run at the simulator's speed.
         self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
@@ -162,6 +165,13 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not started")
         return self._supervisor
+
+    @property
+    def audit(self) -> AuditTrail:
+        """Audit entries of acts recorded apart from their audit entry (stage releases)."""
+        if self._audit is None:
+            raise RuntimeError("the runtime is not started")
+        return self._audit
 
     @property
     def stopes(self) -> StopeService:
@@ -215,6 +225,10 @@ class Runtime:
             key_file = KeyFile(settings.key_file, self.keys, self._fixed_keys)
             await key_file.start()
             stack.push_async_callback(key_file.stop)
+        trail = AuditTrail(self._store)
+        trail.start()
+        stack.push_async_callback(trail.stop)
+        self._audit = trail
 
         plc = settings.plc
         if settings.embedded_simulator:
@@ -327,8 +341,8 @@ class Runtime:
     def _scada_actions(self) -> dict[str, Action]:
         """The pour actions and alarm acknowledgement of the SCADA faces, through the
         supervisor as the API does them: an argument and the caller in, the new state
-        out. The caller's user name (the OPC UA session's, the Sparkplug host) is logged
-        with the action, for the audit that will name a person."""
+        out, recorded as the caller's key (its role and id) and logged with the face and
+        the user name given (the OPC UA session's, the Sparkplug host)."""
         from service.operations.pours import start_pour
 
         supervisor = self.supervisor
@@ -346,20 +360,23 @@ class Runtime:
 
         async def start(pour_id: str, caller: Caller) -> str:
             role = note("start", pour_id, caller)
-            return (await start_pour(self.store, supervisor, pour_id, role)).state
+            return (await start_pour(self.store, supervisor, pour_id, role, caller.who)).state
 
         async def pause(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.pause_pour(pour_id, note("pause", pour_id, caller))).state
+            role = note("pause", pour_id, caller)
+            return (await supervisor.pause_pour(pour_id, role, person=caller.who)).state
 
         async def resume(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.resume_pour(pour_id, note("resume", pour_id, caller))).state
+            role = note("resume", pour_id, caller)
+            return (await supervisor.resume_pour(pour_id, role, caller.who)).state
 
         async def stop(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.stop_pour(pour_id, note("stop", pour_id, caller))).state
+            role = note("stop", pour_id, caller)
+            return (await supervisor.stop_pour(pour_id, role, caller.who)).state
 
         async def acknowledge(code: str, caller: Caller) -> str:
-            note("acknowledge", code, caller)
-            return supervisor.acknowledge_alarm(code, caller.who).state.value
+            role = note("acknowledge", code, caller)
+            return supervisor.acknowledge_alarm(code, Actor(role, caller.who)).state.value
 
         return {
             "Start": start,
@@ -445,6 +462,7 @@ class Runtime:
         self._history = None
         self._stopes = None
         self._lab = None
+        self._audit = None
         self.simulator = None
         self.opcua_face = None
         self.sparkplug = None

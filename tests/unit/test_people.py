@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from service.core import acts
 from service.core.people import (
+    Actor,
     Credential,
     KeyRing,
     Role,
@@ -233,3 +235,21 @@ def test_the_key_command_makes_person_keys_for_the_setting_and_the_key_file(
         timeout=60,
     )
     assert refused.returncode == 2 and "may not" in refused.stderr
+
+
+def test_each_act_is_an_entry_with_its_role_and_person() -> None:
+    anna = Actor("engineer", "a.ivanova")
+    entry = acts.pour_command(Actor("scada", "c.operator"), "pause", "p1")
+    assert (entry["kind"], entry["reason"], entry["person"], entry["pour_id"]) == (
+        "pour_command",
+        "pause",
+        "c.operator",
+        "p1",
+    )
+    with pytest.raises(ValueError, match="no pour command"):
+        acts.pour_command(anna, "delete", "p1")
+    release = acts.stope_act(anna, "release", "s1", "S-101", {"current_stage": 1})
+    assert release["new"] == {"stope_id": "s1", "stope": "S-101", "current_stage": 1}
+    assert (release["role"], release["person"]) == ("engineer", "a.ivanova")
+    lab = acts.lab_results(Actor("lab", "d.lab"), "sheet", [])
+    assert lab["new"] == {"sheet_id": None, "entries": []}

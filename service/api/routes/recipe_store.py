@@ -35,6 +35,7 @@ from service.api.schemas.recipes import (
     masses_public,
 )
 from service.core import proportioning as prop
+from service.core.people import actor_of, approver
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.core.strength_model import StrengthModel
 from service.errors import BackfillError, InvalidInput
@@ -188,8 +189,9 @@ async def create_recipe(
         mix=mix,
         design=req.design,
         calibration_id=req.calibration_id,
-        approved_by=req.approved_by,
+        approved_by=None if req.approved_by is None else approver(principal, req.approved_by),
         created_by=principal.role.value,
+        approver=actor_of(principal),
     )
     return await recipe_public(record, store, cache, *_site(runtime))
 
@@ -210,10 +212,14 @@ async def approve_recipe(
     check_mix(record.mix, runtime.recipe_limits, prefix="mix.")
     proportion_mix(MixPublic.model_validate(record.mix))
     approved = await store.approve_recipe(
-        recipe_id, approved_by=req.approved_by, role=principal.role.value
+        recipe_id, approved_by=approver(principal, req.approved_by), actor=actor_of(principal)
     )
     log.info(
-        "recipe %s version %d approved by %s", approved.name, approved.version, req.approved_by
+        "recipe %s version %d approved by %s (%s)",
+        approved.name,
+        approved.version,
+        approved.approved_by,
+        principal.person,
     )
     return await recipe_public(approved, store, cache, *_site(runtime))
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Response
 
+from service.api.auth import Principal
 from service.api.deps import EngineerDep, PathId, RuntimeDep, ScadaDep
 from service.api.routes import api_router
 from service.api.routes.samples import LabServiceDep, compliance_public
@@ -21,8 +22,10 @@ from service.api.schemas.stopes import (
     StopeCreate,
     StopePublic,
 )
+from service.core import acts
 from service.core import plans as P
 from service.core import stope_report as R
+from service.core.people import actor_of
 from service.core.pour_states import PourState
 from service.core.stope_limits import check_geometry, check_plan
 from service.operations import pours as ops
@@ -224,7 +227,8 @@ async def release_hold(
 ) -> StopePublic:
     """Release the curing stage once its hold has elapsed (409 ``hold_not_elapsed``
     before, saying how long is left): the next stage may then be poured."""
-    view = await stopes.release(stope_id, f"{who.role.value}:{who.key_id}")
+    view = await stopes.release(stope_id, who.person)
+    await runtime.audit.record(_act(who, "release", view))
     return await stope_public(view, runtime)
 
 
@@ -232,8 +236,18 @@ async def release_hold(
 async def close_stope(
     stope_id: PathId, who: EngineerDep, stopes: StopesDep, runtime: RuntimeDep
 ) -> StopePublic:
-    view = await stopes.close(stope_id, f"{who.role.value}:{who.key_id}")
+    view = await stopes.close(stope_id, who.person)
+    await runtime.audit.record(_act(who, "close", view))
     return await stope_public(view, runtime)
+
+
+def _act(who: Principal, act: str, view: StopeView) -> dict[str, Any]:
+    """The audit entry of a release or close, naming the person (``released_by`` and
+    ``closed_by`` in the plan's progress name them too)."""
+    progress = view.progress
+    assert progress is not None  # the service refused a stope without a plan
+    new = {"plan_version": progress.plan_version, "current_stage": progress.current}
+    return acts.stope_act(actor_of(who), act, view.record.id, view.record.name, new)
 
 
 @router.get("/stopes/{stope_id}/report")
