@@ -341,42 +341,43 @@ class Runtime:
     def _scada_actions(self) -> dict[str, Action]:
         """The pour actions and alarm acknowledgement of the SCADA faces, through the
         supervisor as the API does them: an argument and the caller in, the new state
-        out, recorded as the caller's key (its role and id) and logged with the face and
-        the user name given (the OPC UA session's, the Sparkplug host)."""
+        out, recorded as the caller's person (the OPC UA session's, the person a
+        Sparkplug host named) and logged with the face and the user name given."""
         from service.operations.pours import start_pour
 
         supervisor = self.supervisor
 
         def note(action: str, argument: str, caller: Caller) -> str:
             log.info(
-                "%s %s %s by %s (user %s)",
+                "%s %s %s by %s (%s, user %s)",
                 caller.face,
                 action,
                 clip(argument),
-                caller.who,
+                caller.person,
+                caller.role.value,
                 clip(caller.user),
             )
             return caller.role.value
 
         async def start(pour_id: str, caller: Caller) -> str:
             role = note("start", pour_id, caller)
-            return (await start_pour(self.store, supervisor, pour_id, role, caller.who)).state
+            return (await start_pour(self.store, supervisor, pour_id, role, caller.person)).state
 
         async def pause(pour_id: str, caller: Caller) -> str:
             role = note("pause", pour_id, caller)
-            return (await supervisor.pause_pour(pour_id, role, person=caller.who)).state
+            return (await supervisor.pause_pour(pour_id, role, person=caller.person)).state
 
         async def resume(pour_id: str, caller: Caller) -> str:
             role = note("resume", pour_id, caller)
-            return (await supervisor.resume_pour(pour_id, role, caller.who)).state
+            return (await supervisor.resume_pour(pour_id, role, caller.person)).state
 
         async def stop(pour_id: str, caller: Caller) -> str:
             role = note("stop", pour_id, caller)
-            return (await supervisor.stop_pour(pour_id, role, caller.who)).state
+            return (await supervisor.stop_pour(pour_id, role, caller.person)).state
 
         async def acknowledge(code: str, caller: Caller) -> str:
             role = note("acknowledge", code, caller)
-            return supervisor.acknowledge_alarm(code, Actor(role, caller.who)).state.value
+            return supervisor.acknowledge_alarm(code, Actor(role, caller.person)).state.value
 
         return {
             "Start": start,
@@ -420,7 +421,12 @@ class Runtime:
         if settings.sparkplug.enabled:
             from service.scada.sparkplug import SparkplugNode
 
-            node = SparkplugNode(settings.sparkplug, source=source, active=lambda: self.is_writer)
+            node = SparkplugNode(
+                settings.sparkplug,
+                source=source,
+                active=lambda: self.is_writer,
+                roles_of=self.keys.roles_of,
+            )
             await node.start()
             stack.push_async_callback(node.stop)
             self.sparkplug = node

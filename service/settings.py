@@ -254,7 +254,14 @@ class SparkplugSettings(BaseModel):
         "anyone the broker lets publish to this node's DCMD topic.",
     )
     command_role: Role = Field(
-        default=Role.SCADA, description="The role the service records for a DCMD action."
+        default=Role.SCADA,
+        description="The role the service records for a DCMD action that names no person.",
+    )
+    require_person: bool = Field(
+        default=False,
+        description="Refuse a DCMD that names no person (the value '<pour id or alarm code> "
+        "by <person>'); false: such a command is recorded as the host's, "
+        "sparkplug:<primary_host_id>.",
     )
     tls: bool = Field(default=False, description="Connect to the broker over TLS.")
     ca_certificate: Path | None = Field(
