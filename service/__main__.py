@@ -31,8 +31,9 @@ configuration:
 
 running:
   Without {PREFIX}PLC{NESTING}ENDPOINT the service runs its built-in plant simulator
-  (and says so); without {PREFIX}API_KEYS it makes one key per role for the run and
-  writes them to backfill-dev-keys.txt in the working directory. SIGTERM pauses a
+  (and says so); without {PREFIX}API_KEYS and {PREFIX}KEY_FILE it makes one key per
+  role for the run and writes them to backfill-dev-keys.txt in the working directory
+  (python -m service.keys ROLE:PERSON makes keys for named people). SIGTERM pauses a
   running pour and stops the plant before the process exits
   ({PREFIX}SHUTDOWN_GRACE_S, 20 s). GET /healthz answers 200 while the process
   serves, GET /readyz while the store answers, GET /metrics for Prometheus; the API

@@ -60,6 +60,16 @@ class CalibrationRejected(BackfillError):
     code = "calibration_rejected"
 
 
+# --- who may (HTTP 403) -----------------------------------------------------------------
+
+
+class Forbidden(BackfillError):
+    """The caller's credential may not do this as asked (e.g. approve under another
+    person's name)."""
+
+    code = "forbidden"
+
+
 # --- resources (HTTP 404 / 409) ---------------------------------------------------------
 
 

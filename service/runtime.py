@@ -22,11 +22,13 @@ from service.core.barricade import is_barricade_tag
 from service.core.control.fallback import FallbackConfig
 from service.core.diversion import DiverterConfig
 from service.core.lab_limits import LabLimits
+from service.core.people import Actor
 from service.core.recipe_limits import RecipeLimits
 from service.core.stope_limits import StopeLimits
 from service.core.untrusted import clip
 from service.errors import TooManyExports
 from service.metrics import ServiceMetrics
+from service.operations.audit_trail import AuditTrail
 from service.operations.calibrations import (
     CalibrationCache,
     model_of,
@@ -34,6 +36,7 @@ from service.operations.calibrations import (
 )
 from service.operations.lab import LabService, compliance_config
 from service.operations.leadership import Leadership, PostgresLease, default_instance_id
+from service.operations.people import KeyFile
 from service.operations.plant_profile import PlantProfiles, simulated_plant
 from service.operations.plant_view import status_body
 from service.operations.pour_context import PlantClock
@@ -64,8 +67,10 @@ DEV_KEYS_FILE = "backfill-dev-keys.txt"
 
 
 def _development_keys(folder: Path) -> list[ApiKey]:
-    """With no BACKFILL_API_KEYS the service makes one random key per role for this run
-    and writes them to a file readable by the owner only; the keys are never logged."""
+    """With no BACKFILL_API_KEYS and no key file the service makes one random key per
+    role for this run (keys of the role alone: their acts are recorded as the role and
+    the key's id) and writes them to a file readable by the owner only; the keys are
+    never logged."""
     keys = [ApiKey(role=role, key=SecretStr(secrets.token_urlsafe(24))) for role in Role]
     path = folder / DEV_KEYS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -99,8 +104,19 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        keys = settings.api_keys or _development_keys(Path.cwd())
-        self.keys = KeyRing(keys)
+        keys = settings.api_keys
+        if not keys and settings.key_file is None:
+            keys = _development_keys(Path.cwd())
+        # The settings' keys now; the key file's people join them at start.
+        self._fixed_keys = [k.credential() for k in keys]
+        self.keys = KeyRing(self._fixed_keys)
+        unnamed = sum(1 for k in keys if k.person is None)
+        if unnamed:
+            log.info(
+                "%d API keys name no person: their acts are recorded as the role and the "
+                "key's id (role:person:key entries or a key file name the people)",
+                unnamed,
+            )
         self.metrics = ServiceMetrics()
         self.calibrations = CalibrationCache(model_of)
         self.rheologies = CalibrationCache(rheology_of, rheology=True)
@@ -131,6 +147,7 @@ class Runtime:
         self._history: HistoryStore | None = None
         self._stopes: StopeService | None = None
         self._lab: LabService | None = None
+        self._audit: AuditTrail | None = None
         # Plant time: holds, settle and travel times run at the simulator's speed.
         self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
@@ -157,6 +174,13 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not started")
         return self._supervisor
+
+    @property
+    def audit(self) -> AuditTrail:
+        """Audit entries of acts recorded apart from their audit entry (stage releases)."""
+        if self._audit is None:
+            raise RuntimeError("the runtime is not started")
+        return self._audit
 
     @property
     def stopes(self) -> StopeService:
@@ -223,6 +247,14 @@ class Runtime:
         self._engine, self._store = engine, Store(engine)
         await seed_example_calibration(self._store)
         await seed_example_rheology(self._store)
+        if settings.key_file is not None:
+            key_file = KeyFile(settings.key_file, self.keys, self._fixed_keys)
+            await key_file.start()
+            stack.push_async_callback(key_file.stop)
+        trail = AuditTrail(self._store)
+        trail.start()
+        stack.push_async_callback(trail.stop)
+        self._audit = trail
 
         plc = settings.plc
         if settings.embedded_simulator:
@@ -355,39 +387,43 @@ class Runtime:
     def _scada_actions(self) -> dict[str, Action]:
         """The pour actions and alarm acknowledgement of the SCADA faces, through the
         supervisor as the API does them: an argument and the caller in, the new state
-        out. The caller's user name (the OPC UA session's, the Sparkplug host) is logged
-        with the action, for the audit that will name a person."""
+        out, recorded as the caller's person (the OPC UA session's, the person a
+        Sparkplug host named) and logged with the face and the user name given."""
         from service.operations.pours import start_pour
 
         supervisor = self.supervisor
 
         def note(action: str, argument: str, caller: Caller) -> str:
             log.info(
-                "%s %s %s by %s (user %s)",
+                "%s %s %s by %s (%s, user %s)",
                 caller.face,
                 action,
                 clip(argument),
-                caller.who,
+                caller.person,
+                caller.role.value,
                 clip(caller.user),
             )
             return caller.role.value
 
         async def start(pour_id: str, caller: Caller) -> str:
             role = note("start", pour_id, caller)
-            return (await start_pour(self.store, supervisor, pour_id, role)).state
+            return (await start_pour(self.store, supervisor, pour_id, role, caller.person)).state
 
         async def pause(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.pause_pour(pour_id, note("pause", pour_id, caller))).state
+            role = note("pause", pour_id, caller)
+            return (await supervisor.pause_pour(pour_id, role, person=caller.person)).state
 
         async def resume(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.resume_pour(pour_id, note("resume", pour_id, caller))).state
+            role = note("resume", pour_id, caller)
+            return (await supervisor.resume_pour(pour_id, role, caller.person)).state
 
         async def stop(pour_id: str, caller: Caller) -> str:
-            return (await supervisor.stop_pour(pour_id, note("stop", pour_id, caller))).state
+            role = note("stop", pour_id, caller)
+            return (await supervisor.stop_pour(pour_id, role, caller.person)).state
 
         async def acknowledge(code: str, caller: Caller) -> str:
-            note("acknowledge", code, caller)
-            return supervisor.acknowledge_alarm(code, caller.who).state.value
+            role = note("acknowledge", code, caller)
+            return supervisor.acknowledge_alarm(code, Actor(role, caller.person)).state.value
 
         return {
             "Start": start,
@@ -429,7 +465,12 @@ class Runtime:
         if settings.sparkplug.enabled:
             from service.scada.sparkplug import SparkplugNode
 
-            node = SparkplugNode(settings.sparkplug, source=source, active=lambda: self.is_writer)
+            node = SparkplugNode(
+                settings.sparkplug,
+                source=source,
+                active=lambda: self.is_writer,
+                roles_of=self.keys.roles_of,
+            )
             await node.start()
             stack.push_async_callback(node.stop)
             self.sparkplug = node
@@ -471,6 +512,7 @@ class Runtime:
         self._history = None
         self._stopes = None
         self._lab = None
+        self._audit = None
         self.simulator = None
         self.opcua_face = None
         self.sparkplug = None

@@ -26,18 +26,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from service.core.people import Credential, check_person, parse_key_entries
+from service.core.people import Role as Role  # where the rest of the service finds it
+from service.errors import InvalidInput
+
 PREFIX = "BACKFILL_"
 NESTING = "__"
 #: Reserved for the project's own test suite (e.g. BACKFILL_TEST_STRICT); never settings.
 TEST_PREFIX = "BACKFILL_TEST_"
-
-
-class Role(StrEnum):
-    HMI = "hmi"
-    SCADA = "scada"
-    ENGINEER = "engineer"
-    LAB = "lab"  # laboratory results only (reads like hmi)
-    ADMIN = "admin"
 
 
 # Keys that look like examples copied from documentation are refused.
@@ -49,15 +45,31 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 class ApiKey(BaseModel):
     """One client's key: the key itself, or (``hashed``) only its SHA-256 digest in
     hex, so that the configuration at rest (an env file, a Kubernetes Secret) does not
-    hold the key. ``python -m service.keys`` makes a key and its digest entry."""
+    hold the key; ``person`` the person who holds it (None: a key of the role alone,
+    whose acts are recorded as the role and the key's id). ``python -m service.keys``
+    makes a key and its digest entry."""
 
     role: Role
     key: SecretStr
     hashed: bool = False
+    person: str | None = None
+
+    @field_validator("person")
+    @classmethod
+    def _person(cls, person: str | None) -> str | None:
+        if person is None:
+            return None
+        try:
+            return check_person(person)
+        except InvalidInput as err:
+            raise ValueError(err.detail) from err
 
     def digest(self) -> bytes:
         value = self.key.get_secret_value()
         return bytes.fromhex(value) if self.hashed else hashlib.sha256(value.encode()).digest()
+
+    def credential(self) -> Credential:
+        return Credential(self.role, self.digest(), self.person)
 
 
 class SecurityMode(StrEnum):
@@ -242,7 +254,14 @@ class SparkplugSettings(BaseModel):
         "anyone the broker lets publish to this node's DCMD topic.",
     )
     command_role: Role = Field(
-        default=Role.SCADA, description="The role the service records for a DCMD action."
+        default=Role.SCADA,
+        description="The role the service records for a DCMD action that names no person.",
+    )
+    require_person: bool = Field(
+        default=False,
+        description="Refuse a DCMD that names no person (the value '<pour id or alarm code> "
+        "by <person>'); false: such a command is recorded as the host's, "
+        "sparkplug:<primary_host_id>.",
     )
     tls: bool = Field(default=False, description="Connect to the broker over TLS.")
     ca_certificate: Path | None = Field(
@@ -785,8 +804,16 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated role:key or role:sha256:<hex digest of the key> "
-        "entries; roles hmi, scada, engineer, lab, admin.",
+        description="Comma-separated role:person:key or role:person:sha256:<hex digest of "
+        "the key> entries (a person's key), or role:key / role:sha256:<hex> (a key of the "
+        "role alone, recorded as the role and the key's id); roles hmi, scada, engineer, "
+        "lab, admin.",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="TOML file of people: a [[person]] table per key with name, role and "
+        "sha256 (the key's digest). Read at start and again within seconds of a change, "
+        "so removing a person's table revokes their key without a restart.",
     )
     plc: PlcSettings = Field(default_factory=PlcSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
@@ -838,20 +865,7 @@ class Settings(BaseSettings):
     def _parse_keys(cls, raw: object) -> object:
         if not isinstance(raw, str):
             return raw
-        keys: list[dict[str, str | bool]] = []
-        for item in raw.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            role, sep, key = item.partition(":")
-            if not sep or not key.strip():
-                raise ValueError("each entry must be role:key or role:sha256:<hex digest>")
-            scheme, sep, digest = key.strip().partition(":")
-            if sep and scheme == "sha256":
-                keys.append({"role": role.strip(), "key": digest.strip(), "hashed": True})
-            else:
-                keys.append({"role": role.strip(), "key": key.strip()})
-        return keys
+        return parse_key_entries(raw)
 
     @field_validator("api_keys")
     @classmethod
@@ -859,15 +873,13 @@ class Settings(BaseSettings):
         seen: set[bytes] = set()
         for k in keys:
             value = k.key.get_secret_value()
+            whose = f"the {k.role.value} key" + (f" of {k.person}" if k.person else "")
             if k.hashed:
                 if not _SHA256_HEX.fullmatch(value):
-                    raise ValueError(
-                        f"the {k.role.value} key's sha256 digest must be 64 hex digits"
-                    )
+                    raise ValueError(f"{whose}: its sha256 digest must be 64 hex digits")
             elif value.lower() in _PLACEHOLDER_KEYS or len(value) < _MIN_KEY_LENGTH:
                 raise ValueError(
-                    f"the {k.role.value} key is a placeholder or shorter than "
-                    f"{_MIN_KEY_LENGTH} characters"
+                    f"{whose} is a placeholder or shorter than {_MIN_KEY_LENGTH} characters"
                 )
             digest = k.digest()
             if digest in seen:

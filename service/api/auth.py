@@ -1,20 +1,16 @@
-"""API keys and roles (docs/INTEGRATION.md "Authentication").
+"""API keys, roles and people (docs/INTEGRATION.md "Authentication").
 
-Only SHA-256 digests of the keys are held (configured as keys, or as digests alone:
-``role:sha256:<hex>``). A presented key's digest is compared in constant time against
-every configured digest (no early exit, so the time taken does not reveal which key
-or how much of it matched). Keys are never logged: the principal carries only the
-role and a short fingerprint.
+The credentials, the principal a key stands for and the key ring are the pure
+:mod:`service.core.people` (the SCADA faces use the same ring); here is what is the
+HTTP layer's own: the bearer token of a request. Keys are never logged: a principal
+carries the role, the person and a short fingerprint of the key only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
+from service.core.people import KeyRing, Principal
 
-from service.settings import ApiKey, Role
+__all__ = ["KeyRing", "Principal", "parse_bearer"]
 
 
 def parse_bearer(header: str) -> str | None:
@@ -23,33 +19,3 @@ def parse_bearer(header: str) -> str | None:
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    role: Role
-    key_id: str  # first 8 hex digits of the key's SHA-256: safe to log
-
-    def may(self, *roles: Role) -> bool:
-        return self.role is Role.ADMIN or self.role in roles
-
-
-class KeyRing:
-    def __init__(self, keys: Sequence[ApiKey]) -> None:
-        # Each digest with the principal it stands for (immutable, so shared by every
-        # request that presents the key).
-        self._entries: list[tuple[bytes, Principal]] = []
-        for key in keys:
-            digest = key.digest()
-            self._entries.append((digest, Principal(role=key.role, key_id=digest.hex()[:8])))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def authenticate(self, presented: str) -> Principal | None:
-        digest = hashlib.sha256(presented.encode()).digest()
-        found: Principal | None = None
-        for stored, principal in self._entries:
-            if hmac.compare_digest(stored, digest):
-                found = principal
-        return found

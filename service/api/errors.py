@@ -20,6 +20,7 @@ _STATUS: list[tuple[type[e.BackfillError], int]] = [
     (e.RecipeInfeasible, 422),
     (e.OutsideCalibrationRange, 422),
     (e.CalibrationRejected, 422),
+    (e.Forbidden, 403),
     (e.NotFound, 404),
     (e.Conflict, 409),
     (e.PlantNotReady, 409),

@@ -124,3 +124,15 @@ def parse_state(payload: bytes) -> HostState | None:
 def take_state(last: HostState | None, new: HostState) -> bool:
     """The message counts: none taken before, or not older than the last taken."""
     return last is None or new.timestamp >= last.timestamp
+
+
+#: What separates a command's argument from the person a host names in its value.
+BY = " by "
+
+
+def command_argument(value: str) -> tuple[str, str | None]:
+    """A DCMD command's String value: the argument (a pour id, an alarm code: neither
+    holds a space) and the person the host names after ``" by "``
+    (``"3f2a... by a.ivanova"``), None when it names none."""
+    argument, sep, person = value.partition(BY)
+    return argument.strip(), (person.strip() or None) if sep else None

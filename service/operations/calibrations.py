@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
+from service.core.people import Actor
 from service.core.recalibration import PredictionError, SkippedRow, propose_recalibration
 from service.core.strength_model import (
     CylinderResult,
@@ -79,8 +80,10 @@ async def fit_calibration(
     csv_text: str | None = None,
     reference_component: str = "cement",
     range_tolerance: float = 0.1,
+    approver: Actor | None = None,
 ) -> tuple[CalibrationRecord, StrengthModel]:
-    """Fit cylinders (given as rows or as CSV text) and store the model as a new version.
+    """Fit cylinders (given as rows or as CSV text) and store the model as a new version,
+    approved by being stored (by ``approver``: its ``approved_by`` and audit entry).
 
     Raises CalibrationRejected when the data cannot give a usable model (too few rows,
     degenerate design, ...), InvalidInput naming the field for malformed data.
@@ -96,6 +99,7 @@ async def fit_calibration(
         model=model.to_dict(),
         rows=[cylinder_dict(row) for row in fitted_rows],
         created_by=created_by,
+        approver=approver,
     )
     return record, model
 

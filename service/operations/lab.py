@@ -36,11 +36,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.core import acceptance as A
+from service.core import acts
 from service.core import compliance as C
 from service.core import plans as P
 from service.core import recalibration as R
 from service.core.lab import LabResult, RowError, make_lab_result, parse_lab_sheet
 from service.core.lab_limits import LabLimits, RecordedCast
+from service.core.people import Actor
 from service.core.strength_model import CylinderResult
 from service.errors import Conflict, InvalidInput, NotFound
 from service.settings import DesignSettings
@@ -494,7 +496,7 @@ class LabService:
         self,
         sample_id: str,
         *,
-        by: str,
+        by: Actor,
         cast_at: datetime | None = None,
         tested_at: datetime | None = None,
         curing_days: float | None = None,
@@ -509,7 +511,9 @@ class LabService:
         """One result of a sample (or, with ``corrects``, a correction of one of its
         entries). 422 naming the field for a bad value; 409 ``lab_result_exists`` for a
         second result at an age, ``lab_result_corrected`` for a correction of an entry
-        corrected already; 404 for a sample or corrected entry that is not there."""
+        corrected already; 404 for a sample or corrected entry that is not there. The
+        entry names ``by``'s person (``entered_by``), and so does its audit entry (kind
+        ``lab_result``), stored with it."""
         sample = await self._lab.get_sample(sample_id)
         # Validated as the core validates a lab sheet's row (it names the field).
         result = make_lab_result(
@@ -526,7 +530,7 @@ class LabService:
             limits=self.limits,
             sample_cast_at=None if cast_at is None else recorded_cast(sample),
         )
-        entry = self._entry(result, cast_at, corrects, note, by, "api", None)
+        entry = self._entry(result, cast_at, corrects, note, by.person or by.role, "api", None)
         samples = {sample.id: sample}
 
         def validate(existing: Sequence[LabResultRecord]) -> None:
@@ -539,7 +543,9 @@ class LabService:
                     raise InvalidInput(p.field, p.message, code=p.code)
                 raise Conflict(p.message, code=p.code, field=p.field)
 
-        (stored,) = await self._lab.add_results([entry], validate=validate)
+        (stored,) = await self._lab.add_results(
+            [entry], validate=validate, audit=lambda values: acts.lab_results(by, "api", values)
+        )
         return stored, sample
 
     @staticmethod
@@ -569,11 +575,13 @@ class LabService:
             "entered_by": by,
         }
 
-    async def import_sheet(self, text: str, *, timezone: str | None, by: str) -> SheetImport:
+    async def import_sheet(self, text: str, *, timezone: str | None, by: Actor) -> SheetImport:
         """A lab sheet (CSV, :func:`service.core.lab.parse_lab_sheet`, plus optional
         ``corrects`` and ``note`` columns), imported whole or not at all: any bad row
         refuses the sheet with every error (422, field ``csv``, ``errors`` a list of
-        ``{row, field, message}``; ``row`` the line of the file)."""
+        ``{row, field, message}``; ``row`` the line of the file). Its entries name
+        ``by``'s person, and so does the sheet's one audit entry (kind ``lab_result``,
+        reason ``sheet``), stored with them."""
         zone = _zone(timezone)
         now = self.now()
         raw = _sheet_rows(text)
@@ -623,7 +631,7 @@ class LabService:
                         result.cast_at,
                         cells.get("corrects") or None,
                         cells.get("note") or None,
-                        by,
+                        by.person or by.role,
                         "sheet",
                         sheet_id,
                     )
@@ -639,7 +647,9 @@ class LabService:
             if problems:  # entered meanwhile by someone else
                 raise _sheet_refused(problems)
 
-        stored = await self._lab.add_results(entries, validate=validate)
+        stored = await self._lab.add_results(
+            entries, validate=validate, audit=lambda values: acts.lab_results(by, "sheet", values)
+        )
         ignored = tuple(c for c in sheet.ignored_columns if c not in SHEET_EXTRA_COLUMNS)
         return SheetImport(sheet_id, tuple(stored), samples, ignored)
 

@@ -107,6 +107,7 @@ class PourRecords:
                 "kind": "setpoints",
                 "reason": write.reason,
                 "role": write.role,
+                "person": write.person,
                 "new": dict(write.values),
                 "old": {k: old[k] for k in write.values if k in old} or None,
                 "pour_id": write.pour_id,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.core import control as law
+from service.core.people import Actor
 from service.core.plant_profile import PlantProfile, makeability
 from service.core.pour_machine import control_recipe
 from service.core.recipe_limits import RecipeLimits, check_mix
@@ -31,12 +32,14 @@ async def create_pour(
     role: str,
     limits: RecipeLimits,
     plant: PlantProfile | None = None,
+    person: str | None = None,
 ) -> PourRecord:
     """The pour and, for an inline mix, its recipe version (unapproved), and a sample
     record for each of its sample ids (cast now, nothing placed yet): one transaction.
     The recipe must be inside the site's plausible ranges; a sample id cast from another
     pour is a Conflict (``sample_exists``). A stope with a fill plan takes paste only
-    through its plan: a plain pour naming it is a Conflict (``stope_planned``)."""
+    through its plan: a plain pour naming it is a Conflict (``stope_planned``). The
+    creation is an audit entry naming ``person`` (with the pour, one transaction)."""
     stopes = StopeStore(store.engine)
     stope = await stopes.stope_named(stope_id)
     if stope is not None and await stopes.get_progress(stope.id) is not None:
@@ -84,6 +87,7 @@ async def create_pour(
         totals=law.PourTotals().summary(),
         sample_ids=sample_ids,
         new_recipe=new_recipe,
+        actor=Actor(role, person),
     )
 
 
@@ -126,12 +130,14 @@ def pour_view(record: PourRecord, supervisor: Supervisor | None) -> dict[str, An
     }
 
 
-async def start_pour(store: Store, supervisor: Supervisor, pour_id: str, role: str) -> PourRecord:
+async def start_pour(
+    store: Store, supervisor: Supervisor, pour_id: str, role: str, person: str | None = None
+) -> PourRecord:
     """Start a planned pour (the supervisor reads it, its recipe and the correction in
     force, decides, and writes it once). A service shutting down or a standby refuses
     first, before the pour is read."""
     supervisor.require_running()
-    return await supervisor.start_pour(pour_id, role)
+    return await supervisor.start_pour(pour_id, role, person)
 
 
 async def cast_samples(
@@ -142,10 +148,11 @@ async def cast_samples(
     *,
     test_ages_days: Sequence[float] | None,
     role: str,
+    person: str | None = None,
 ) -> PourRecord:
     """Cylinders cast from the pour now: their ids join the pour's record and each
     becomes a sample, with the pour's placed volume at this moment (the live total of a
-    running pour)."""
+    running pour); the cast is an audit entry naming ``person``."""
     placed = float(pour_view(await store.get_pour(pour_id), supervisor)["poured_m3"])
     return await store.add_pour_samples(
         pour_id,
@@ -153,4 +160,25 @@ async def cast_samples(
         placed_m3=placed,
         test_ages_days=DEFAULT_TEST_AGES_DAYS if test_ages_days is None else test_ages_days,
         created_by=role,
+        actor=Actor(role, person),
     )
+
+
+async def pour_commands(store: Store, pour_id: str) -> list[dict[str, Any]]:
+    """The commands given on a pour, in the order given, from the audit log (where each
+    is stored with its record, or queued in order with its setpoint writes)."""
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = await store.list_audit(
+            after_id=after, limit=1000, pour_id=pour_id, kind="pour_command"
+        )
+        found += [
+            {"action": e.reason, "at": e.at, "role": e.role, "person": e.person, "audit_id": e.id}
+            for e in page
+        ]
+        if len(page) < 1000:
+            # In the order given: a command the supervisor queued (with its writes) may
+            # reach the log after one stored with its record a moment later.
+            return sorted(found, key=lambda c: (c["at"], c["audit_id"]))
+        after = page[-1].id

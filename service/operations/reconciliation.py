@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from service.core.lab import bound_water_corrected_solids_fraction
+from service.core.people import Actor
 from service.core.reconcile import (
     Estimate,
     GsReconciliation,
@@ -211,8 +212,10 @@ class ReconciliationService:
             created_by=by,
         )
 
-    async def approve(self, correction_id: str, *, approved_by: str, role: str) -> CorrectionRecord:
-        return await self.corrections.approve(correction_id, approved_by=approved_by, role=role)
+    async def approve(
+        self, correction_id: str, *, approved_by: str, actor: Actor
+    ) -> CorrectionRecord:
+        return await self.corrections.approve(correction_id, approved_by=approved_by, actor=actor)
 
     # --- gathering ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from service.core.people import Actor
 from service.core.rheology import (
     EXAMPLE_LABEL,
     RheologyModel,
@@ -139,8 +140,10 @@ async def fit_rheology_calibration(
     csv_text: str | None = None,
     plastic_viscosity_pa_s: float | None = None,
     range_tolerance: float = 0.1,
+    approver: Actor | None = None,
 ) -> tuple[CalibrationRecord, RheologyModel]:
-    """Fit the tests (rows or CSV text) and store them as a new version of ``name``."""
+    """Fit the tests (rows or CSV text) and store them as a new version of ``name``, in
+    force once stored (``approver``: its ``approved_by`` and audit entry)."""
     if name.strip() == EXAMPLE_NAME:
         raise InvalidInput("name", f"the name {EXAMPLE_NAME!r} is reserved for the shipped example")
     model, fitted = await asyncio.to_thread(
@@ -152,6 +155,7 @@ async def fit_rheology_calibration(
         rows=[test_dict(row) for row in fitted],
         created_by=created_by,
         rheology=True,
+        approver=approver,
     )
     return record, model
 

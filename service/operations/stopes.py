@@ -31,6 +31,7 @@ from service.core import plan_acts as A
 from service.core import plans as P
 from service.core.control import PourTotals
 from service.core.fill_plan import check_barricade_tags
+from service.core.people import Actor
 from service.core.pour_states import PourState
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.core.release_conditions import ReleaseAssessment
@@ -307,6 +308,7 @@ class StopeService:
         sample_ids: Sequence[str],
         role: str,
         handing_over: PourRecord | None = None,
+        actor: Actor | None = None,
     ) -> PourRecord:
         """The pour of the stope's current stage: its recipe, the volume to the stage's
         top, and the paste flow asked for, which control holds to the stage's rise rate
@@ -372,6 +374,7 @@ class StopeService:
                     # A pour's times are wall time, whatever the plant's clock.
                     started_at=None if handing_over is None else self.wall(),
                     guard=claim,
+                    actor=actor,
                 )
             except Conflict as err:
                 if err.code != "plan_progress_conflict":
@@ -717,6 +720,7 @@ def _audit_entry(
         "kind": kind,
         "reason": why,
         "role": role,
+        "person": by,
         "new": {
             "stope_id": view.record.id,
             "stope": view.record.name,

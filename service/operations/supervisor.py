@@ -20,9 +20,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from service.core import acts
 from service.core import control as law
 from service.core import plant_readings as pr
 from service.core import pour_machine as pm
+from service.core.people import Actor
 from service.core.pour_machine.recovery import recover
 from service.core.pour_states import PourAction, PourState, next_state
 from service.errors import (
@@ -185,42 +187,49 @@ class Supervisor(SupervisorViews):
         if not self.running:
             raise NotTheWriter("this instance is a standby; pour actions go to the writer instance")
 
-    async def start_pour(self, pour_id: str, role: str) -> PourRecord:
+    async def start_pour(self, pour_id: str, role: str, person: str | None = None) -> PourRecord:
         """Start a planned pour under the Cw correction in force (the newest approved one
         that applies to its recipe, written on the pour: the record says what control
-        ran on, and a later approval never changes a pour under way)."""
+        ran on, and a later approval never changes a pour under way). ``person`` (who
+        asked) is named in the audit entries of the command and of its writes."""
         current_pour_id.set(pour_id)
         async with self._lock:
             self.require_running()
             facts = await start_facts(self._store, self._stages, pour_id)
             record, run = facts.record, facts.run
-            decision = pm.start(
+            decision = _by(pm.start(
                 self._state, run, recipe_facts(facts.recipe), self._readings(),
                 tick := self._tick(), self.machine_config, role=role,
-            )  # fmt: skip
+            ), person)  # fmt: skip
             started = await self._store.update_pour(
                 pour_id, expect_state=PourState.PLANNED.value, state=PourState.RUNNING.value,
                 started_at=tick.wall, correction=record.correction,
             )  # fmt: skip
             await self._command(decision, started, undo={"started_at": None}, before=record)
+            self._commanded("start", pour_id, role, person)
             if self._stages is not None and run.context is not None:
                 await self._stages.started(started)
             log.info("pour %s started for stope %s", pour_id, record.stope_id)
             return started
 
-    async def pause_pour(self, pour_id: str, role: str, reason: str = "operator") -> PourRecord:
+    async def pause_pour(
+        self, pour_id: str, role: str, reason: str = "operator", person: str | None = None
+    ) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
             self.require_running()
-            await self._decide(pm.pause, pour_id, role=role, reason=reason)
+            await self._decide(pm.pause, pour_id, role=role, reason=reason, person=person)
+            self._commanded("pause", pour_id, role, person)
             return await self._view_record(pour_id)
 
-    async def resume_pour(self, pour_id: str, role: str) -> PourRecord:
+    async def resume_pour(self, pour_id: str, role: str, person: str | None = None) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
-            return await self._resume(pour_id, role)
+            resumed = await self._resume(pour_id, role, person)
+            self._commanded("resume", pour_id, role, person)
+            return resumed
 
-    async def _resume(self, pour_id: str, role: str) -> PourRecord:
+    async def _resume(self, pour_id: str, role: str, person: str | None = None) -> PourRecord:
         """Resume the paused pour: decided, stored (a pause still queued is written first,
         with the writer held off, so no queued write lands after this one and undoes
         it), then the PLC is told."""
@@ -229,10 +238,10 @@ class Supervisor(SupervisorViews):
         # Site limits, approvals and the stope's plan may have changed since the start.
         facts = await resume_facts(self._store, self._stages, self._records.stored[pour.id])
         self._state = replace(self._state, pour=replace(pour, context=facts.run.context))
-        decision = pm.resume(
+        decision = _by(pm.resume(
             self._state, pour_id, recipe_facts(facts.recipe), self._readings(), self._tick(),
             self.machine_config, role=role,
-        )  # fmt: skip
+        ), person)  # fmt: skip
         resumed = decision.state.pour
         assert resumed is not None
         async with self._records.flush_lock:
@@ -247,7 +256,7 @@ class Supervisor(SupervisorViews):
         log.info("pour %s resumed", pour_id)
         return stored
 
-    async def stop_pour(self, pour_id: str, role: str) -> PourRecord:
+    async def stop_pour(self, pour_id: str, role: str, person: str | None = None) -> PourRecord:
         current_pour_id.set(pour_id)
         async with self._lock:
             self.require_running()
@@ -257,15 +266,32 @@ class Supervisor(SupervisorViews):
                 # cannot be run): the plant is not running it, only the record ends.
                 record = await self._store.get_pour(pour_id)
                 target = next_state(PourState(record.state), PourAction.STOP)
-                return await self._store.update_pour(
+                stopped = await self._store.update_pour(
                     pour_id, expect_state=record.state, state=target.value, ended_at=self._clock()
                 )
-            await self._decide(pm.finish, pour_id, PourState.STOPPED, role=role)
+                self._commanded("stop", pour_id, role, person)
+                return stopped
+            await self._decide(pm.finish, pour_id, PourState.STOPPED, role=role, person=person)
+            self._commanded("stop", pour_id, role, person)
             return await self._view_record(pour_id)
 
-    def acknowledge_alarm(self, code: str, by: str) -> law.Alarm:
-        self._state = pm.acknowledge(self._state, code, by, self._clock())
-        return self._state.alarms[code]
+    def acknowledge_alarm(self, code: str, by: Actor) -> law.Alarm:
+        """Acknowledge an alarm as ``by`` (its person, else its role, on the alarm), with
+        an audit entry naming them (kind ``alarm_acknowledgement``)."""
+        now = self._clock()
+        self._state = pm.acknowledge(self._state, code, by.person or by.role, now)
+        alarm = self._state.alarms[code]
+        pour = self._state.pour
+        self._records.audit(acts.alarm_acknowledgement(
+            by, code, alarm.severity.value, alarm.state.value, pour.id if pour else None, now
+        ))  # fmt: skip
+        return alarm
+
+    def _commanded(self, action: str, pour_id: str, role: str, person: str | None) -> None:
+        """The audit entry of an operator's pour command, queued in order with its writes."""
+        self._records.audit(
+            acts.pour_command(Actor(role, person), action, pour_id, at=self._clock())
+        )
 
     async def _view_record(self, pour_id: str) -> PourRecord:
         """The pour as it is now: in memory, else (its end already stored) as stored."""
@@ -318,9 +344,13 @@ class Supervisor(SupervisorViews):
     def _measurement_tags(self) -> frozenset[str]:
         return frozenset(self._link.snapshot().measurements)
 
-    async def _decide(self, action: Any, *args: Any, **kwargs: Any) -> None:
-        """Ask the machine for an action on the state, readings and time of now, and do it."""
-        await self._apply(action(self._state, *args, self._tick(), self._readings(), **kwargs))
+    async def _decide(
+        self, action: Any, *args: Any, person: str | None = None, **kwargs: Any
+    ) -> None:
+        """Ask the machine for an action on the state, readings and time of now, and do it
+        (its writes audited as ``person``'s when a person asked)."""
+        decision = action(self._state, *args, self._tick(), self._readings(), **kwargs)
+        await self._apply(_by(decision, person))
 
     async def _send_pending_stop(self) -> None:
         effects = pm.send_pending_stop(self._state, self._readings())
@@ -396,3 +426,13 @@ class Supervisor(SupervisorViews):
             return
         self._records.track(facts.record)
         await self._apply(pm.take_over(self._state, facts.run, effect.event, self._tick()))
+
+
+def _by(decision: pm.Decision, person: str | None) -> pm.Decision:
+    """The decision with its setpoint writes named as ``person``'s (who asked for it)."""
+    if person is None:
+        return decision
+    effects = tuple(
+        replace(e, person=person) if isinstance(e, pm.Write) else e for e in decision.effects
+    )
+    return replace(decision, effects=effects)

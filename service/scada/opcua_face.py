@@ -18,8 +18,11 @@ the Server object, acknowledgement through the condition's Acknowledge, Conditio
 Methods: ``Pour.Start``, ``Pause``, ``Resume``, ``Stop`` (a pour id in, its state out)
 and ``Alarms.Acknowledge`` (an alarm code in), allowed to the roles the API allows
 (scada and admin), through the same operations as the API. A client logs in with a user
-name (kept with its session and passed with every action it takes) and an API key as
-its password; anonymous sessions are refused; a wrong role gets
+name and an API key as its password. A key that names its person admits only that
+person's user name: the session acts as that person, and every action it takes is
+recorded under the person's name. A key of a role alone (no person) admits any user
+name, which is kept and logged beside the acts, recorded as the role and the key's id.
+Anonymous sessions are refused; a wrong role gets
 ``BadUserAccessDenied``, a refused action the status code of its reason
 (``BadNotFound``, ``BadInvalidState``, ``BadResourceUnavailable``). The calling user
 reaches a method through a context variable set by the server's session for its calls.
@@ -130,11 +133,12 @@ class _Server(GuardedInternalServer):
 
 @dataclass
 class _KeyUser(User):
-    """A logged-in client: ``name`` is ``role:key id`` (what the service records today),
-    ``login`` the user name the client gave (bounded), for the audit that will name a
-    person."""
+    """A logged-in client: ``key_role`` the role its key grants, ``name`` the person who
+    acts (the key's person, or for a key of a role alone its role and id), ``login``
+    the user name the client gave (bounded)."""
 
     login: str = ""
+    key_role: Role | None = None
 
 
 class _Principal(Protocol):
@@ -144,6 +148,12 @@ class _Principal(Protocol):
     @property
     def key_id(self) -> str: ...
 
+    @property
+    def person(self) -> str: ...
+
+    @property
+    def named(self) -> bool: ...
+
 
 class Keys(Protocol):
     """The API's key ring as the face uses it (the face does not import the API)."""
@@ -152,8 +162,8 @@ class Keys(Protocol):
 
 
 class _KeyUsers(UserManager):
-    """Any user name, an API key as the password; the key's role goes into the user's
-    name (``role:key id``), which the methods read."""
+    """An API key as the password, with its person's user name (any user name for a key
+    of a role alone); the key's role and person go with the session's user."""
 
     def __init__(self, keys: Keys) -> None:
         self._keys = keys
@@ -171,35 +181,30 @@ class _KeyUsers(UserManager):
         if principal is None:
             log.warning("OPC UA login refused for user %s: not a valid API key", clip(username))
             return None
+        if principal.named and username != principal.person:
+            log.warning(
+                "OPC UA login refused for user %s: the key is %s's (key %s)",
+                clip(username),
+                principal.person,
+                principal.key_id,
+            )
+            return None
         return _KeyUser(
             role=UserRole.User,
-            name=f"{principal.role.value}:{principal.key_id}",
+            name=principal.person,
             login=(username or "")[:LOGIN_CHARS],
+            key_role=principal.role,
         )
-
-
-def _role_of(user: User | None) -> Role | None:
-    if user is None or not user.name or ":" not in user.name:
-        return None
-    try:
-        return Role(user.name.split(":", 1)[0])
-    except ValueError:
-        return None
 
 
 def _acting_caller() -> Caller | None:
     """The calling session's caller when its role may act (None: refused, logged)."""
     user = _caller.get()
-    role = _role_of(user)
-    if role not in _ACTIONS or user is None or user.name is None:
-        log.warning("OPC UA action refused to role %s", role)
+    if not isinstance(user, _KeyUser) or user.key_role not in _ACTIONS or not user.name:
+        log.warning("OPC UA action refused to role %s", getattr(user, "key_role", None))
         return None
-    return Caller(
-        role=role,
-        key_id=user.name.split(":", 1)[1],
-        user=getattr(user, "login", ""),
-        face="opcua",
-    )
+    assert user.key_role is not None
+    return Caller(role=user.key_role, person=user.name, user=user.login, face="opcua")
 
 
 class OpcUaFace:

@@ -15,19 +15,20 @@ from service.settings import Role
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks a SCADA face for an action: the role and key id the service records
-    today (``who``, as the API records a caller), and the user name the client gave (the
-    OPC UA session's user, the Sparkplug host), kept for the audit that will name a
-    person; ``face`` is ``opcua`` or ``sparkplug``."""
+    """Who asks a SCADA face for an action: the role it acts in, the person every act is
+    recorded under (a key's person; a key of a role alone: its role and key id; a
+    Sparkplug host: the person it named, or its own identity), the user name the client
+    gave (the OPC UA session's user, the Sparkplug host's id), logged beside the acts;
+    ``face`` is ``opcua`` or ``sparkplug``."""
 
     role: Role
-    key_id: str
+    person: str
     user: str
     face: str
 
     @property
     def who(self) -> str:
-        return f"{self.role.value}:{self.key_id}"
+        return self.person
 
 
 Action = Callable[[str, Caller], Awaitable[str]]

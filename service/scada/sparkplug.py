@@ -24,9 +24,15 @@ host (Ignition's MQTT Engine and the like) consumes it:
   is back.
 * An NCMD ``Node Control/Rebirth`` true: NBIRTH (``seq`` 0) and DBIRTH again.
 * DCMD of a born command (by alias, or by name) with a text argument (a pour id, an
-  alarm code) runs the action as ``command_role`` only with ``commands_enabled``;
-  otherwise it is refused and logged. The caller's user name is the primary host's id
-  (or ``sparkplug``), kept for the audit.
+  alarm code) runs the action only with ``commands_enabled``; otherwise it is refused
+  and logged. A DCMD carries no user, so the host names the person in the value:
+  ``"<argument> by <person>"``. The person must hold a key of the service (the key
+  ring's people) whose role may run pours (scada, admin): the action is recorded as
+  theirs, in that role, with the host's id beside it. A value naming nobody is refused
+  with ``require_person``; otherwise it is recorded as the host's own act
+  (``sparkplug:<primary host id>``, in ``command_role``). The broker's authentication
+  and ACLs decide which host may publish commands at all; the host's own sign-in
+  decides which operator it names.
 * On shutdown an NDEATH is published before the disconnect; a killed service's NDEATH
   is the broker's (the will).
 
@@ -53,11 +59,12 @@ import pysparkplug as spb
 
 from service.core import scada_model as M
 from service.core import sparkplug_rules as R
+from service.core.people import acting_role
 from service.core.untrusted import clip
 from service.errors import BackfillError
 from service.scada.source import Caller, ModelSource
 from service.scada.sparkplug_payload import INT32, STRING, Metric
-from service.settings import SparkplugSettings
+from service.settings import Role, SparkplugSettings
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +139,16 @@ class SparkplugNode:
         *,
         source: ModelSource,
         active: Callable[[], bool] = lambda: True,
+        roles_of: Callable[[str], frozenset[Role]] = lambda _person: frozenset(),
     ) -> None:
         """``active()``: this instance is the one that writes to the plant. Only that one
         is the edge node (two instances of one edge node id would take each other's
         MQTT session over); a standby connects when it is elected, and the node it was
-        leaves with its NDEATH when it is deposed."""
+        leaves with its NDEATH when it is deposed. ``roles_of(person)``: the roles a
+        named person holds keys of (the key ring's), for the person a command names."""
         self.settings = settings
         self._source = source
+        self._roles_of = roles_of
         self._active = active
         self._spec = source.spec()
         names = [metric_name(spec.path) for spec in self._spec]
@@ -515,15 +525,13 @@ class SparkplugNode:
             if not isinstance(metric.value, str) or not metric.value:
                 log.warning("Sparkplug: %s needs a text argument", name)
                 continue
-            caller = Caller(
-                role=s.command_role,
-                key_id="sparkplug",
-                user=s.primary_host_id or "sparkplug",
-                face="sparkplug",
-            )
+            argument, person = R.command_argument(metric.value)
+            caller = self._caller(name, argument, person)
+            if caller is None or not argument:
+                continue
             try:
-                state = await self._source.actions[action](metric.value, caller)
-                log.info("Sparkplug: %s %s -> %s", name, clip(metric.value), state)
+                state = await self._source.actions[action](argument, caller)
+                log.info("Sparkplug: %s %s by %s -> %s", name, clip(argument), caller.person, state)
             except BackfillError as err:
                 log.warning(
                     "Sparkplug: %s %s refused: %s",
@@ -532,6 +540,32 @@ class SparkplugNode:
                     clip(err.detail, 200),
                 )
             await self._publish()
+
+    def _caller(self, name: str, argument: str, person: str | None) -> Caller | None:
+        """Who a command is recorded as (None: refused, logged): the person it names,
+        in the role of theirs that may run pours, or the host itself."""
+        s = self.settings
+        host = s.primary_host_id or "host"
+        if person is None:
+            if s.require_person:
+                log.warning(
+                    "Sparkplug: %s %s refused: it names no person ('<argument> by <person>'; "
+                    "BACKFILL_SPARKPLUG__REQUIRE_PERSON)",
+                    name,
+                    clip(argument),
+                )
+                return None
+            return Caller(s.command_role, f"sparkplug:{host}", host, "sparkplug")
+        role = acting_role(self._roles_of(person), Role.SCADA)
+        if role is None:
+            log.warning(
+                "Sparkplug: %s %s refused: %s holds no scada or admin key of this service",
+                name,
+                clip(argument),
+                clip(person),
+            )
+            return None
+        return Caller(role, person, host, "sparkplug")
 
 
 def _now() -> float:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core.people import Actor
 from service.errors import Conflict, NotFound
 from service.store import tables as t
 from service.store.records import CorrectionRecord
@@ -51,12 +52,13 @@ def _record(row: RowMapping | Mapping[str, Any]) -> CorrectionRecord:
     )
 
 
-def _approval_entry(row: Mapping[str, Any], role: str) -> dict[str, Any]:
+def _approval_entry(row: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
     """The audit entry of a correction's approval: what control uses from now on."""
     return {
         "kind": "cw_correction_approval",
         "reason": "approved",
-        "role": role,
+        "role": actor.role,
+        "person": actor.person,
         "new": {
             "correction_id": row["id"],
             "kind": row["kind"],
@@ -137,7 +139,9 @@ class CorrectionStore(StoreBase):
         rows = await self._all(q)
         return _record(rows[0]) if rows else None
 
-    async def approve(self, correction_id: str, *, approved_by: str, role: str) -> CorrectionRecord:
+    async def approve(
+        self, correction_id: str, *, approved_by: str, actor: Actor
+    ) -> CorrectionRecord:
         """Approve a proposed correction (once), with its audit entry: both stored, or
         neither. 404 for an unknown id, 409 ``correction_not_proposed`` otherwise."""
 
@@ -172,7 +176,7 @@ class CorrectionStore(StoreBase):
                 .values(**fields)
             )
             approved = {**row, **fields}
-            await self._audit._append_audit(conn, **_approval_entry(approved, role))
+            await self._audit._append_audit(conn, **_approval_entry(approved, actor))
             return approved
 
         return _record(await self._write(work, what=f"approval of correction {correction_id}"))

@@ -128,13 +128,18 @@ class LabStore(StoreBase):
         return [_result(r) for r in await self._all(q)]
 
     async def add_results(
-        self, entries: Sequence[dict[str, Any]], *, validate: Validate
+        self,
+        entries: Sequence[dict[str, Any]],
+        *,
+        validate: Validate,
+        audit: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None,
     ) -> list[LabResultRecord]:
         """Store the entries (the columns of ``lab_results`` but ``id`` and
         ``entered_at``) in one transaction, after ``validate`` accepted them against
         the entries already stored for their samples, read inside it. The samples are
         locked first (in id order, on PostgreSQL), so two batches for one sample cannot
-        both pass the check."""
+        both pass the check. ``audit(values)``: the audit entry of the stored values
+        (with their ids), appended in the same transaction."""
         now = datetime.now(UTC)
         # The entries of a batch a microsecond apart: they read back in their order.
         values = [
@@ -158,6 +163,8 @@ class LabStore(StoreBase):
             validate(existing)
             if values:
                 await conn.execute(t.lab_results.insert(), values)
+            if audit is not None:
+                await self._append_audit(conn, **audit(values))
 
         await self._write(work, what="laboratory results")
         return [_result(v) for v in values]

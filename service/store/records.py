@@ -79,6 +79,7 @@ class AuditRecord:
     detail: str | None
     prev_hash: str
     hash: str
+    person: str | None = None  # who acted (None: the service, or an entry from before)
 
 
 @dataclass(frozen=True, slots=True)

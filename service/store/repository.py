@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 import random
 import uuid
@@ -18,12 +16,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import RowMapping, and_, func, or_, select, text
+from sqlalchemy import Connection, RowMapping, and_, func, inspect, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.core import acts
+from service.core.people import Actor
 from service.errors import Conflict, NotFound, StoreUnavailable
 from service.store import tables as t
+from service.store.audit import (
+    GENESIS_HASH,
+    append_entry,
+    audit_hash,
+    audit_record,
+    payload_of,
+)
 from service.store.db import for_writes, store_error
 from service.store.records import (
     DEFAULT_TEST_AGES_DAYS,
@@ -33,8 +40,6 @@ from service.store.records import (
     RecipeRecord,
 )
 
-GENESIS_HASH = "0" * 64
-_AUDIT_LOCK = 0x6261636B61756474  # "backaudt": one key for every instance
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -54,11 +59,6 @@ def _utc_req(value: datetime) -> datetime:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _audit_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
 def _unique_violation(err: IntegrityError) -> bool:
@@ -93,50 +93,6 @@ def _recipe_values(
         "calibration_id": calibration_id,
         "mix": mix,
         "design": design,
-    }
-
-
-def _approval_entry(
-    recipe: Mapping[str, Any], role: str, detail: str | None = None
-) -> dict[str, Any]:
-    """The audit entry of a recipe version's approval (kind ``recipe_approval``);
-    ``detail``: what the approving engineer stated (why a recipe the plant cannot make
-    from its feed is approved all the same)."""
-    return {
-        "kind": "recipe_approval",
-        "reason": "approved" if detail is None else "approved_unmakeable",
-        "detail": detail,
-        "role": role,
-        "new": {
-            "recipe_id": recipe["id"],
-            "name": recipe["name"],
-            "version": recipe["version"],
-            "approved_by": recipe["approved_by"],
-            "mix": recipe["mix"],
-        },
-        "at": recipe["approved_at"],
-    }
-
-
-def _calibration_approval_entry(calibration: Mapping[str, Any], role: str) -> dict[str, Any]:
-    """The audit entry of a proposed calibration version's approval (kind
-    ``calibration_approval``)."""
-    proposal = calibration.get("proposal") or {}
-    return {
-        "kind": "calibration_approval",
-        "reason": "approved",
-        "role": role,
-        "new": {
-            "calibration_id": calibration["id"],
-            "name": calibration["name"],
-            "version": calibration["version"],
-            "approved_by": calibration["approved_by"],
-            "proposed_from": calibration.get("proposed_from"),
-            "coefficients": dict(calibration["model"].get("coefficients", {})),
-            "n_rows": len(calibration["rows"]),
-            "n_new_rows": proposal.get("n_new"),
-        },
-        "at": calibration["approved_at"],
     }
 
 
@@ -259,25 +215,6 @@ def _pour(row: RowMapping) -> PourRecord:
     )
 
 
-def _audit(row: RowMapping) -> AuditRecord:
-    ack = row["acknowledged"]
-    return AuditRecord(
-        id=row["id"],
-        at=_utc_req(row["at"]),
-        kind=row["kind"],
-        reason=row["reason"],
-        role=row["role"],
-        pour_id=row["pour_id"],
-        seq=row["seq"],
-        acknowledged=None if ack is None else bool(ack),
-        old=row["old"],
-        new=row["new"],
-        detail=row["detail"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
-
-
 class StoreBase:
     """What every store of the service shares: its engine, and reads and transactions
     that turn database errors into ``StoreUnavailable`` (and retry a lost race)."""
@@ -328,6 +265,11 @@ class StoreBase:
             await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))  # jitter
         raise Conflict(f"could not write {what}: concurrent writers; try again")
 
+    async def _append_audit(self, conn: AsyncConnection, **entry: Any) -> int:
+        """Append one entry inside the caller's write transaction; returns its id
+        (:func:`service.store.audit.append_entry`)."""
+        return await append_entry(conn, **entry)
+
 
 class Store(StoreBase):
     """Async persistence. Every database error leaves as ``StoreUnavailable``."""
@@ -356,13 +298,19 @@ class Store(StoreBase):
         rheology: bool = False,
         proposed_from: str | None = None,
         proposal: dict[str, Any] | None = None,
+        approver: Actor | None = None,
     ) -> CalibrationRecord:
         """A new version of a strength calibration, or (``rheology``) of a rheology
         calibration: the two are kept in tables of the same shape. A strength
         calibration is approved when stored, unless it is ``proposed_from`` another (a
         refit from lab results, ``proposal`` its figures): then it waits for an
-        engineer's approval (:meth:`approve_calibration`)."""
+        engineer's approval (:meth:`approve_calibration`); a rheology calibration is in
+        force once stored. An ``approver`` storing one that is approved so is recorded
+        as its ``approved_by``, with its audit entry in the same transaction (kind
+        ``calibration_approval`` or ``rheology_approval``, reason ``stored``)."""
         now = _now()
+        proposed = not rheology and proposed_from is not None
+        approved_by = None if proposed or approver is None else approver.person
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "name": name,
@@ -371,13 +319,12 @@ class Store(StoreBase):
             "example": int(example),
             "model": model,
             "rows": list(rows),
+            "approved_by": approved_by,
+            "approved_at": None if proposed else now,
         }
         if not rheology:
-            proposed = proposed_from is not None
             values.update(
                 status="proposed" if proposed else "approved",
-                approved_by=None,
-                approved_at=None if proposed else now,
                 proposed_from=proposed_from,
                 proposal=proposal,
             )
@@ -385,6 +332,11 @@ class Store(StoreBase):
 
         async def work(conn: AsyncConnection) -> None:
             await self._insert_versioned(conn, table, values)
+            if approver is not None and not proposed:
+                entry = acts.calibration_approval(values, approver, reason="stored")
+                if rheology:
+                    entry["kind"] = "rheology_approval"
+                await self._append_audit(conn, **entry)
 
         await self._write(work, what=f"calibration {name!r}")
         return _calibration(_as_row(values))
@@ -408,7 +360,7 @@ class Store(StoreBase):
         return str(rows[0]["status"])
 
     async def approve_calibration(
-        self, calibration_id: str, *, approved_by: str, role: str
+        self, calibration_id: str, *, approved_by: str, actor: Actor
     ) -> CalibrationRecord:
         """Approve a proposed calibration version (once: an approved one is a Conflict),
         with its audit entry in the same transaction: both are stored, or neither."""
@@ -437,7 +389,7 @@ class Store(StoreBase):
                 .values(**fields)
             )
             approved = {**row, **fields}
-            await self._append_audit(conn, **_calibration_approval_entry(approved, role))
+            await self._append_audit(conn, **acts.calibration_approval(approved, actor))
             return approved
 
         row = await self._write(work, what=f"approval of calibration {calibration_id}")
@@ -458,7 +410,11 @@ class Store(StoreBase):
         approved_by: str | None,
         created_by: str,
         approval_detail: str | None = None,
+        approver: Actor | None = None,
     ) -> RecipeRecord:
+        """A recipe's first or next version; with ``approved_by`` approved when stored,
+        its audit entry (naming ``approver``, the role that stored it otherwise) in the
+        same transaction."""
         values = _recipe_values(
             name=name,
             mix=mix,
@@ -471,15 +427,21 @@ class Store(StoreBase):
         async def work(conn: AsyncConnection) -> None:
             await self._insert_versioned(conn, t.recipes, values)
             if approved_by is not None:
+                actor = approver or Actor(created_by)
                 await self._append_audit(
-                    conn, **_approval_entry(values, created_by, approval_detail)
+                    conn, **acts.recipe_approval(values, actor, approval_detail)
                 )
 
         await self._write(work, what=f"recipe {name!r}")
         return _recipe(_as_row(values))
 
     async def approve_recipe(
-        self, recipe_id: str, *, approved_by: str, role: str, detail: str | None = None
+        self,
+        recipe_id: str,
+        *,
+        approved_by: str,
+        actor: Actor,
+        detail: str | None = None,
     ) -> RecipeRecord:
         """Approve a stored version (once: a second approval is a Conflict), with its
         audit entry in the same transaction: both are stored, or neither."""
@@ -500,7 +462,7 @@ class Store(StoreBase):
                 t.recipes.update().where(t.recipes.c.id == recipe_id).values(**fields)
             )
             approved = {**row, **fields}
-            await self._append_audit(conn, **_approval_entry(approved, role, detail))
+            await self._append_audit(conn, **acts.recipe_approval(approved, actor, detail))
             return approved
 
         return _recipe(_as_row(await self._write(work, what=f"approval of recipe {recipe_id}")))
@@ -545,6 +507,7 @@ class Store(StoreBase):
         state: str = "planned",
         started_at: datetime | None = None,
         guard: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+        actor: Actor | None = None,
     ) -> PourRecord:
         """A pour (planned, or running from ``started_at`` for a continuous plan's next
         stage). ``guard`` runs first in the same transaction and may refuse it (a stage
@@ -553,7 +516,8 @@ class Store(StoreBase):
         in the same transaction and the pour uses it: both are stored, or neither. Each
         of ``sample_ids`` becomes a sample record (cast now, nothing placed yet) in the
         same transaction; an id cast from another pour is a Conflict (``sample_exists``)
-        and nothing is stored."""
+        and nothing is stored. With ``actor`` the creation is an audit entry naming the
+        person (kind ``pour_command``, reason ``create``), in the same transaction."""
         if (recipe_id is None) == (new_recipe is None):
             raise ValueError("give recipe_id or new_recipe, not both")
         recipe = None if new_recipe is None else _recipe_values(**new_recipe)
@@ -594,6 +558,16 @@ class Store(StoreBase):
                 await self._insert_versioned(conn, t.recipes, recipe)
             await conn.execute(t.pours.insert().values(**values))
             await _insert_samples(conn, values["id"], samples)
+            if actor is not None:
+                new = {
+                    "stope_id": stope_id,
+                    "recipe_id": values["recipe_id"],
+                    "target_volume_m3": target_volume_m3,
+                    "paste_flow_m3_h": paste_flow_m3_h,
+                    "sample_ids": values["sample_ids"],
+                }
+                entry = acts.pour_command(actor, "create", values["id"], new, now)
+                await self._append_audit(conn, **entry)
 
         await self._write(work, what=f"pour for {stope_id!r}")
         return _pour(_as_row(values))
@@ -689,6 +663,7 @@ class Store(StoreBase):
         placed_m3: float | None = None,
         test_ages_days: Sequence[float] = DEFAULT_TEST_AGES_DAYS,
         created_by: str = "scada",
+        actor: Actor | None = None,
     ) -> PourRecord:
         """Add laboratory sample ids to a pour, keeping those it has (in order, without
         repeats), and make each new one a sample record (cast now, with ``placed_m3``,
@@ -696,7 +671,9 @@ class Store(StoreBase):
         (the row locked on PostgreSQL; SQLite refuses a write on a snapshot another
         writer has overtaken, and that is retried), so two callers adding samples at
         once both keep theirs. An id cast from another pour is a Conflict
-        (``sample_exists``) and nothing is stored."""
+        (``sample_exists``) and nothing is stored. With ``actor`` the cast is an audit
+        entry naming the person (``pour_command``, reason ``samples``), in the same
+        transaction."""
 
         async def work(conn: AsyncConnection) -> dict[str, Any]:
             q = select(t.pours).where(t.pours.c.id == pour_id).with_for_update()
@@ -720,6 +697,13 @@ class Store(StoreBase):
                 "updated_at": _now(),
             }
             await conn.execute(t.pours.update().where(t.pours.c.id == pour_id).values(**fields))
+            if actor is not None:
+                new = {
+                    "sample_ids": list(dict.fromkeys(sample_ids)),
+                    "placed_m3": placed_m3,
+                    "test_ages_days": list(test_ages_days),
+                }
+                await self._append_audit(conn, **acts.pour_command(actor, "samples", pour_id, new))
             return {**row, **fields}
 
         return _pour(_as_row(await self._write(work, what=f"samples of pour {pour_id}")))
@@ -739,6 +723,7 @@ class Store(StoreBase):
         acknowledged: bool | None = None,
         detail: str | None = None,
         at: datetime | None = None,
+        person: str | None = None,
     ) -> AuditRecord:
         async with self._audit_lock:
             try:
@@ -748,6 +733,7 @@ class Store(StoreBase):
                         kind=kind,
                         reason=reason,
                         role=role,
+                        person=person,
                         new=new,
                         old=old,
                         pour_id=pour_id,
@@ -759,56 +745,7 @@ class Store(StoreBase):
             except (SQLAlchemyError, OSError) as err:
                 raise StoreUnavailable("could not write audit", cause=store_error(err)) from err
         rows = await self._all(select(t.audit).where(t.audit.c.id == new_id))
-        return _audit(rows[0])
-
-    @staticmethod
-    async def _append_audit(
-        conn: AsyncConnection,
-        *,
-        kind: str,
-        reason: str,
-        role: str,
-        new: dict[str, Any],
-        old: dict[str, Any] | None = None,
-        pour_id: str | None = None,
-        seq: int | None = None,
-        acknowledged: bool | None = None,
-        detail: str | None = None,
-        at: datetime | None = None,
-    ) -> int:
-        """Append one entry inside the caller's write transaction; returns its id.
-        On PostgreSQL an advisory lock orders writers of every instance (two instances
-        share one log: a writer's setpoints, a standby's approvals), so that no two
-        entries ever chain onto the same previous hash. On SQLite the write transaction
-        began IMMEDIATE, which already excludes other writers."""
-        at = at or _now()
-        payload: dict[str, Any] = {
-            "at": at.isoformat(),
-            "kind": kind,
-            "reason": reason,
-            "role": role,
-            "pour_id": pour_id,
-            "seq": seq,
-            "acknowledged": acknowledged,
-            "old": old,
-            "new": new,
-            "detail": detail,
-        }
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
-        prev = await conn.scalar(select(t.audit.c.hash).order_by(t.audit.c.id.desc()).limit(1))
-        prev_hash = prev or GENESIS_HASH
-        values = dict(payload)
-        values.update(
-            at=at,
-            acknowledged=None if acknowledged is None else int(acknowledged),
-            prev_hash=prev_hash,
-            hash=_audit_hash(prev_hash, payload),
-        )
-        result = await conn.execute(t.audit.insert().values(**values))
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+        return audit_record(rows[0])
 
     async def list_audit(
         self,
@@ -818,45 +755,56 @@ class Store(StoreBase):
         pour_id: str | None = None,
         at_from: datetime | None = None,
         at_to: datetime | None = None,
+        person: str | None = None,
+        kind: str | None = None,
     ) -> list[AuditRecord]:
-        """Oldest first after ``after_id``; ``at_from`` inclusive, ``at_to`` exclusive."""
+        """Oldest first after ``after_id``; ``at_from`` inclusive, ``at_to`` exclusive;
+        ``person`` and ``kind`` select the acts of one person, of one kind."""
         q = select(t.audit).where(t.audit.c.id > after_id).order_by(t.audit.c.id).limit(limit)
         if pour_id is not None:
             q = q.where(t.audit.c.pour_id == pour_id)
+        if person is not None:
+            q = q.where(t.audit.c.person == person)
+        if kind is not None:
+            q = q.where(t.audit.c.kind == kind)
         if at_from is not None:
             q = q.where(t.audit.c.at >= at_from.astimezone(UTC))
         if at_to is not None:
             q = q.where(t.audit.c.at < at_to.astimezone(UTC))
-        return [_audit(r) for r in await self._all(q)]
+        return [audit_record(r) for r in await self._all(q)]
 
     async def verify_audit_chain(self) -> tuple[bool, int | None]:
-        """Walk the whole log; return (intact, id of the first broken entry)."""
+        """Walk the whole log; return (intact, id of the first broken entry). A database
+        of an older revision (a backup being checked before it is restored) is read as
+        it is: its entries name no person."""
+        columns = await self._audit_columns()
         prev_hash = GENESIS_HASH
         after = 0
         while True:
-            page = await self.list_audit(after_id=after, limit=1000)
+            q = (
+                select(*(c for c in t.audit.c if c.name in columns))
+                .where(t.audit.c.id > after)
+                .order_by(t.audit.c.id)
+                .limit(1000)
+            )
+            page = [audit_record(r) for r in await self._all(q)]
             if not page:
                 return True, None
             for rec in page:
-                payload = {
-                    "at": rec.at.isoformat(),
-                    "kind": rec.kind,
-                    "reason": rec.reason,
-                    "role": rec.role,
-                    "pour_id": rec.pour_id,
-                    "seq": rec.seq,
-                    "acknowledged": rec.acknowledged,
-                    "old": rec.old,
-                    "new": rec.new,
-                    "detail": rec.detail,
-                }
-                if rec.prev_hash != prev_hash or rec.hash != _audit_hash(prev_hash, payload):
+                if rec.prev_hash != prev_hash or rec.hash != audit_hash(prev_hash, payload_of(rec)):
                     return False, rec.id
                 prev_hash = rec.hash
             after = page[-1].id
 
+    async def _audit_columns(self) -> set[str]:
+        def names(conn: Connection) -> set[str]:
+            return {c["name"] for c in inspect(conn).get_columns("audit")}
 
-append_audit = Store._append_audit
-"""An audit entry inside the caller's write transaction (the stope store's acts too)."""
+        try:
+            async with self._engine.connect() as conn:
+                return await conn.run_sync(names)
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnavailable("could not read", cause=store_error(err)) from err
 
-__all__ = ["GENESIS_HASH", "Store", "StoreBase", "append_audit"]
+
+__all__ = ["GENESIS_HASH", "Store", "StoreBase"]

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, NotFound
 from service.store import tables as t
+from service.store.audit import append_entry
 from service.store.records import PlanRecord, ProgressRecord, StopeRecord
-from service.store.repository import StoreBase, append_audit
+from service.store.repository import StoreBase
 
 
 def _utc(value: datetime) -> datetime:
@@ -167,7 +168,7 @@ class StopeStore(StoreBase):
         async def work(conn: AsyncConnection) -> ProgressRecord:
             saved = await self._put_progress(conn, stope_id, plan_id, progress, expect_revision)
             if audit is not None:
-                await append_audit(conn, **audit)
+                await append_entry(conn, **audit)
             return saved
 
         return await self._write(work, what=f"progress of stope {stope_id}")

@@ -53,6 +53,9 @@ rheology_calibrations = Table(
     Column("example", Integer, nullable=False, default=0),
     Column("model", JSON, nullable=False),
     Column("rows", JSON, nullable=False),
+    # In force once stored: who stored it approved it (revision 0010_people).
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("name", "version", name="uq_rheology_calibrations_name_version"),
 )
 
@@ -110,6 +113,9 @@ audit = Table(
     Column("kind", String(40), nullable=False),
     Column("reason", String(40), nullable=False),
     Column("role", String(40), nullable=False),
+    # The person who acted (revision 0010_people); None for the service's own acts and
+    # for entries stored before, which named the role only.
+    Column("person", String(200), nullable=True),
     Column("pour_id", String(36), nullable=True),
     Column("seq", BigInteger, nullable=True),
     Column("acknowledged", Integer, nullable=True),
@@ -119,6 +125,7 @@ audit = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_pour", "pour_id"),
+    Index("ix_audit_person", "person"),
 )
 
 stopes = Table(

@@ -59,7 +59,13 @@ async def test_a_pour_runs_to_completion_and_is_recorded(tmp_path: Path) -> None
         audit = (
             await client.get(f"/api/v1/audit?pour_id={pour_id}&limit=1000", headers=auth("hmi"))
         ).json()
-        entries = audit["items"]
+        # The operator's commands, each an entry of its own, then the setpoint writes.
+        commands = [e for e in audit["items"] if e["kind"] == "pour_command"]
+        assert [(e["reason"], e["role"]) for e in commands] == [
+            ("create", "scada"),
+            ("start", "scada"),
+        ]
+        entries = [e for e in audit["items"] if e["kind"] == "setpoints"]
         # A fresh process does not know what the PLC holds: a falling edge, then the run.
         # (The simulator has a dump diverter: a stopped plant's line points at the dump.)
         assert (entries[0]["reason"], entries[0]["new"]) == (

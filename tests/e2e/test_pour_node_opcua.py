@@ -176,7 +176,9 @@ async def _read_plc(endpoint: str, names: list[str]) -> dict[str, ua.Variant]:
 
 
 async def _audit(client: httpx.AsyncClient, pour_id: str) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/v1/audit?pour_id={pour_id}&limit=1000", headers=auth("hmi"))
+    r = await client.get(
+        f"/api/v1/audit?pour_id={pour_id}&kind=setpoints&limit=1000", headers=auth("hmi")
+    )
     assert r.status_code == 200, r.text
     items: list[dict[str, Any]] = r.json()["items"]
     return items

@@ -115,7 +115,9 @@ def test_the_service_still_serves_its_api_docs_and_health(api: httpx.Client) -> 
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert api.get("/api/v1/whoami").status_code == 401
     for role in KEYS:
-        assert api.get("/api/v1/whoami", headers=auth(role)).json() == {"role": role}
+        who = api.get("/api/v1/whoami", headers=auth(role)).json()
+        assert who["role"] == role and not who["named"]
+        assert who["person"] == f"{role}:{who['key_id']}"
 
 
 def test_the_api_docs_render_with_no_internet(browser: Browser, service: ServiceThread) -> None:

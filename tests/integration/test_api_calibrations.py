@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from importlib import resources
 from typing import Any
@@ -17,7 +18,7 @@ from service.operations.calibrations import (
     load_model,
     seed_example_calibration,
 )
-from tests.conftest import auth
+from tests.conftest import KEYS, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -317,7 +318,10 @@ async def test_uploads_and_the_example_are_approved_and_approve_only_a_proposal(
 ) -> None:
     out = await upload(client, {"name": "approved on upload", "rows": example_rows()})
     assert (out["status"], out["proposed_from"], out["proposal"]) == ("approved", None, None)
-    assert out["approved_at"] == out["created_at"] and out["approved_by"] is None
+    # Approved by being stored, by the key that stored it (a key of the role alone: its
+    # role and key id).
+    engineer = f"engineer:{hashlib.sha256(KEYS['engineer'].encode()).hexdigest()[:8]}"
+    assert out["approved_at"] == out["created_at"] and out["approved_by"] == engineer
     listed = (await client.get(URL, headers=auth("hmi"))).json()
     assert {c["status"] for c in listed} == {"approved"}
     for cid in (out["id"], await example_id(client)):
@@ -329,8 +333,9 @@ async def test_uploads_and_the_example_are_approved_and_approve_only_a_proposal(
         f"{URL}/no-such-id/approve", json={"approved_by": "A. Engineer"}, headers=auth("engineer")
     )
     assert (r.status_code, r.json()["code"]) == (404, "calibration_not_found")
+    # approved_by may be left out (the key's person approves): still only a proposal.
     r = await client.post(f"{URL}/{out['id']}/approve", json={}, headers=auth("engineer"))
-    assert (r.status_code, r.json()["field"]) == (422, "approved_by")
+    assert (r.status_code, r.json()["code"]) == (409, "calibration_already_approved")
 
 
 @pytest.mark.parametrize("role", ROLES)

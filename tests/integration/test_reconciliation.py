@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import math
 import random
@@ -29,7 +30,7 @@ from service.app import create_app
 from service.core.control import PourTotals
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import api_keys_setting, auth, fresh_postgres_database
+from tests.conftest import KEYS, api_keys_setting, auth, fresh_postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -305,6 +306,10 @@ async def test_an_engineer_approves_the_correction_and_the_log_says_so(
     entries = [e for e in r.json()["items"] if e["kind"] == "cw_correction_approval"]
     assert [e["new"]["correction_id"] for e in entries] == [proposal_id]
     assert entries[0]["new"]["approved_by"] == "G. Metallurgist"
+    # The name in approved_by is a claim of a key of the role alone; the entry names the
+    # key that approved (its role and id).
+    engineer = hashlib.sha256(KEYS["engineer"].encode()).hexdigest()[:8]
+    assert (entries[0]["role"], entries[0]["person"]) == ("engineer", f"engineer:{engineer}")
 
 
 async def _start(client: httpx.AsyncClient, pour_id: str) -> dict[str, Any]:

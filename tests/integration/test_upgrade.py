@@ -11,6 +11,7 @@ revision's own migrations), then today's code starts on it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -31,7 +32,7 @@ from service.store import tables as t
 from service.store.db import _alembic_config, create_engine
 from service.store.history import history_minute, history_raw
 from service.store.repository import Store
-from tests.conftest import auth, fresh_postgres_database
+from tests.conftest import KEYS, auth, fresh_postgres_database
 from tests.e2e.procs import service_env
 from tests.integration.conftest import running_app
 
@@ -128,7 +129,15 @@ async def _assert_intact(url: str, v0: dict[str, list[dict[str, Any]]]) -> None:
         assert r.status_code == 200 and completed["stope_id"] in r.text
         assert "compliance.notices" in r.text
         r = await client.get("/api/v1/audit", params={"limit": 1000}, headers=auth("hmi"))
-        assert len(r.json()["items"]) == len(v0["audit"])
+        items = r.json()["items"]
+        # The old entries named no person (revision 0010_people); the one act since, the
+        # lab result entered above, names its key's person.
+        assert [e["id"] for e in items[: len(v0["audit"])]] == [e["id"] for e in v0["audit"]]
+        assert all(e["person"] is None for e in items[: len(v0["audit"])])
+        admin = f"admin:{hashlib.sha256(KEYS['admin'].encode()).hexdigest()[:8]}"
+        assert [(e["kind"], e["person"]) for e in items[len(v0["audit"]) :]] == [
+            ("lab_result", admin)
+        ]
         r = await client.get("/api/v1/calibrations", headers=auth("hmi"))
         assert {c["id"] for c in r.json()} == {c["id"] for c in v0["calibrations"]}
         stamps = [row["ts_ms"] for row in v0["history_raw"]]

@@ -19,7 +19,7 @@ DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
 def test_a_digest_entry_authenticates_its_key_and_nothing_else() -> None:
     s = Settings(api_keys=f"scada:sha256:{DIGEST},hmi:hmi-plain-key-0123456789")
     assert [k.hashed for k in s.api_keys] == [True, False]
-    ring = KeyRing(s.api_keys)
+    ring = KeyRing(k.credential() for k in s.api_keys)
     who = ring.authenticate(KEY)
     assert who is not None and who.role is Role.SCADA
     assert who.key_id == DIGEST[:8]
@@ -59,7 +59,7 @@ def test_the_key_command_prints_keys_once_and_digest_entries_for_the_service() -
     setting = next(line for line in lines if line.startswith("BACKFILL_API_KEYS="))
     value = setting.split("=", 1)[1]
     assert all(key not in value for key in keys.values())
-    ring = KeyRing(Settings(api_keys=value).api_keys)
+    ring = KeyRing(k.credential() for k in Settings(api_keys=value).api_keys)
     for role, key in keys.items():
         assert len(key) >= 40
         who = ring.authenticate(key)

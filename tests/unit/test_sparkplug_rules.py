@@ -67,3 +67,19 @@ def test_state_messages() -> None:
     assert R.take_state(None, R.HostState(False, 1))
     assert R.take_state(R.HostState(True, 5), R.HostState(False, 5))
     assert not R.take_state(R.HostState(True, 5), R.HostState(False, 4))  # an old death
+
+
+@pytest.mark.parametrize(
+    ("value", "argument", "person"),
+    [
+        ("3f2a-pour", "3f2a-pour", None),
+        ("3f2a-pour by a.ivanova", "3f2a-pour", "a.ivanova"),
+        ("plant_link_lost by Айгерим Н.", "plant_link_lost", "Айгерим Н."),
+        ("3f2a-pour by ", "3f2a-pour", None),
+        ("  3f2a-pour  ", "3f2a-pour", None),
+    ],
+)
+def test_a_command_value_carries_its_argument_and_the_person_the_host_names(
+    value: str, argument: str, person: str | None
+) -> None:
+    assert R.command_argument(value) == (argument, person)

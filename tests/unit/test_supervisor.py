@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service.core.control import PourTotals
+from service.core.people import Actor
 from service.core.recipe_limits import RecipeLimits
 from service.errors import (
     Conflict,
@@ -667,7 +668,9 @@ async def test_only_an_approved_recipe_runs_unless_the_site_allows(
     assert err.value.code == "recipe_not_approved"
     assert rig.link.writes == []
     recipe_id = (await store.get_pour(pour_id)).recipe_id
-    await store.approve_recipe(recipe_id, approved_by="A. Engineer", role="engineer")
+    await store.approve_recipe(
+        recipe_id, approved_by="A. Engineer", actor=Actor("engineer", "A. Engineer")
+    )
     await rig.sup.start_pour(pour_id, "scada")
     assert (await store.get_pour(pour_id)).state == "running"
     approvals = [e for e in await store.list_audit() if e.kind == "recipe_approval"]

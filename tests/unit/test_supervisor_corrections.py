@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from service.core.control.massbalance import measured_solids_fraction
+from service.core.people import Actor
 from service.operations.corrections import Correction
 from service.store.corrections import CorrectionStore
 from service.store.repository import Store
@@ -32,7 +33,9 @@ async def approved(store: Store, kind: str, **values: float) -> Correction:
         created_by="engineer",
     )
     return Correction.of_record(
-        await corrections.approve(record.id, approved_by="A. Engineer", role="engineer")
+        await corrections.approve(
+            record.id, approved_by="A. Engineer", actor=Actor("engineer", "A. Engineer")
+        )
     )
 
 

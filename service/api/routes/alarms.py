@@ -11,8 +11,10 @@ from service.api.plant_status import alarm_view
 from service.api.routes import api_router
 from service.api.schemas.common import ID_PATTERN
 from service.api.schemas.plant import AlarmPublic
+from service.core.people import PERSON_MAX_CHARS, actor_of
 
 router = api_router("alarms")
+_KIND = r"^[a-z][a-z0-9_]*$"
 
 
 @router.get("/alarms", response_model=list[AlarmPublic])
@@ -27,7 +29,9 @@ async def acknowledge(
     runtime: RuntimeDep,
     who: OperatorDep,
 ) -> dict[str, Any]:
-    alarm = runtime.supervisor.acknowledge_alarm(code, f"{who.role.value}:{who.key_id}")
+    """Acknowledge an alarm (ISA-18.2): recorded on the alarm (``acknowledged_by``, the
+    key's person) and in the audit log."""
+    alarm = runtime.supervisor.acknowledge_alarm(code, actor_of(who))
     return alarm_view(alarm)
 
 
@@ -37,10 +41,16 @@ async def audit(
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     pour_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)] = None,
+    person: Annotated[str | None, Query(min_length=1, max_length=PERSON_MAX_CHARS)] = None,
+    kind: Annotated[str | None, Query(min_length=1, max_length=40, pattern=_KIND)] = None,
 ) -> dict[str, Any]:
-    """Every setpoint set written and every recipe approval, oldest first; page with
-    ``after_id``."""
-    entries = await store.list_audit(after_id=after_id, limit=limit, pour_id=pour_id)
+    """Every setpoint set written and every act of a person (approvals, pour commands,
+    alarm acknowledgements, lab entries, stage releases and stope closes), oldest first;
+    page with ``after_id``. ``person`` is who acted (null: the service itself, or an
+    entry from before people were named); ``person`` and ``kind`` select."""
+    entries = await store.list_audit(
+        after_id=after_id, limit=limit, pour_id=pour_id, person=person, kind=kind
+    )
     items = [
         {
             "id": e.id,
@@ -48,6 +58,7 @@ async def audit(
             "kind": e.kind,
             "reason": e.reason,
             "role": e.role,
+            "person": e.person,
             "pour_id": e.pour_id,
             "seq": e.seq,
             "acknowledged": e.acknowledged,

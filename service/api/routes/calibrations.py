@@ -24,6 +24,7 @@ from service.api.schemas.calibrations import (
     ResidualPublic,
     blend_fractions,
 )
+from service.core.people import actor_of, approver
 from service.core.strength_model import CylinderResult, DataRange, Prediction, StrengthModel
 from service.errors import InvalidInput, NotFound
 from service.operations.calibrations import (
@@ -150,6 +151,7 @@ async def create_calibration(
         store,
         name=req.name,
         created_by=principal.role.value,
+        approver=actor_of(principal),
         rows=rows,
         csv_text=req.csv,
         reference_component=req.reference_component,
@@ -217,7 +219,9 @@ async def approve_calibration(
     """An engineer approves a proposed calibration version, so that designs may use it;
     recorded in the audit log. A second approval is a 409."""
     record = await store.approve_calibration(
-        calibration_id, approved_by=req.approved_by, role=principal.role.value
+        calibration_id,
+        approved_by=approver(principal, req.approved_by),
+        actor=actor_of(principal),
     )
     return calibration_public(record, model_of(record))
 

@@ -33,6 +33,7 @@ async def create_pour(
         role=who.role.value,
         limits=runtime.recipe_limits,
         plant=await runtime.plant_profiles.profile(),
+        person=who.person,
     )
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
@@ -52,7 +53,8 @@ async def list_pours(
 @router.get("/pours/{pour_id}", response_model=PourPublic)
 async def get_pour(pour_id: PathId, store: StoreDep, runtime: RuntimeDep) -> PourPublic:
     """The pour, with its Cw reconciled beside the one it was controlled on (with the
-    newest approved correction) and its off-spec volume on the best estimate."""
+    newest approved correction), its off-spec volume on the best estimate, and every
+    command given on it with who gave it."""
     record = await store.get_pour(pour_id)
     view = ops.pour_view(record, runtime.supervisor)
     reconciled = await reconcile_pour(
@@ -63,7 +65,8 @@ async def get_pour(pour_id: PathId, store: StoreDep, runtime: RuntimeDep) -> Pou
         band_fraction=runtime.supervisor.config.alarms.solids_band_fraction,
         now=datetime.now(UTC),
     )
-    return PourPublic(**view, reconciliation=reconciled.to_dict())
+    commands = await ops.pour_commands(store, pour_id)
+    return PourPublic(**view, reconciliation=reconciled.to_dict(), commands=commands)
 
 
 @router.post("/pours/{pour_id}/start", response_model=PourPublic)
@@ -72,25 +75,25 @@ async def start_pour(
 ) -> PourPublic:
     """Start a planned pour; the Cw correction in force (the newest approved one that
     applies to its recipe) is written on it first and is what control runs on."""
-    record = await ops.start_pour(store, runtime.supervisor, pour_id, who.role.value)
+    record = await ops.start_pour(store, runtime.supervisor, pour_id, who.role.value, who.person)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/pause", response_model=PourPublic)
 async def pause_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
-    record = await runtime.supervisor.pause_pour(pour_id, who.role.value)
+    record = await runtime.supervisor.pause_pour(pour_id, who.role.value, person=who.person)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/resume", response_model=PourPublic)
 async def resume_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
-    record = await runtime.supervisor.resume_pour(pour_id, who.role.value)
+    record = await runtime.supervisor.resume_pour(pour_id, who.role.value, who.person)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
 @router.post("/pours/{pour_id}/stop", response_model=PourPublic)
 async def stop_pour(pour_id: PathId, runtime: RuntimeDep, who: ScadaDep) -> PourPublic:
-    record = await runtime.supervisor.stop_pour(pour_id, who.role.value)
+    record = await runtime.supervisor.stop_pour(pour_id, who.role.value, who.person)
     return PourPublic(**ops.pour_view(record, runtime.supervisor))
 
 
@@ -109,5 +112,6 @@ async def add_samples(
         body.sample_ids,
         test_ages_days=body.test_ages_days,
         role=who.role.value,
+        person=who.person,
     )
     return PourPublic(**ops.pour_view(record, runtime.supervisor))

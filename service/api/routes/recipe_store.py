@@ -35,6 +35,7 @@ from service.api.schemas.recipes import (
     masses_public,
 )
 from service.core import proportioning as prop
+from service.core.people import actor_of, approver
 from service.core.plant_profile import PlantProfile, makeability
 from service.core.recipe_limits import RecipeLimits, check_mix
 from service.core.strength_model import StrengthModel
@@ -199,9 +200,10 @@ async def create_recipe(
         mix=mix,
         design=req.design,
         calibration_id=req.calibration_id,
-        approved_by=req.approved_by,
+        approved_by=None if req.approved_by is None else approver(principal, req.approved_by),
         created_by=principal.role.value,
         approval_detail=None if checked.makeable else req.unmakeable_reason,
+        approver=actor_of(principal),
     )
     return await recipe_public(record, store, cache, *_site(runtime))
 
@@ -226,12 +228,16 @@ async def approve_recipe(
     refuse_unmakeable(checked, reason=req.unmakeable_reason, what=what)
     approved = await store.approve_recipe(
         recipe_id,
-        approved_by=req.approved_by,
-        role=principal.role.value,
+        approved_by=approver(principal, req.approved_by),
+        actor=actor_of(principal),
         detail=None if checked.makeable else req.unmakeable_reason,
     )
     log.info(
-        "recipe %s version %d approved by %s", approved.name, approved.version, req.approved_by
+        "recipe %s version %d approved by %s (%s)",
+        approved.name,
+        approved.version,
+        approved.approved_by,
+        principal.person,
     )
     return await recipe_public(approved, store, cache, *_site(runtime))
 

@@ -18,6 +18,7 @@ from service.api.schemas.reconciliations import (
     ReconciliationList,
     ReconciliationPublic,
 )
+from service.core.people import actor_of, approver
 from service.operations.corrections import Correction, active_correction
 from service.operations.reconciliation import ReconciliationRequest, ReconciliationService
 from service.store.records import CorrectionRecord
@@ -117,9 +118,15 @@ async def approve_reconciliation(
     started with), and pours read with their Cw reconciled by it. 409
     ``correction_not_proposed`` for one approved already or proposing nothing."""
     record = await service.approve(
-        reconciliation_id, approved_by=req.approved_by, role=who.role.value
+        reconciliation_id, approved_by=approver(who, req.approved_by), actor=actor_of(who)
     )
-    log.info("Cw correction %s (%s) approved by %s", record.id, record.kind, req.approved_by)
+    log.info(
+        "Cw correction %s (%s) approved by %s (%s)",
+        record.id,
+        record.kind,
+        record.approved_by,
+        who.person,
+    )
     return reconciliation_public(record, record.id)
 
 

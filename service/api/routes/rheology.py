@@ -20,6 +20,7 @@ from service.api.schemas.rheology import (
     SlackStretchPublic,
 )
 from service.core import rheology as rh
+from service.core.people import actor_of
 from service.core.slack_flow import LineSection
 from service.errors import InvalidInput, NotFound, OutsideCalibrationRange
 from service.operations.calibrations import CalibrationCache, Loaded
@@ -78,6 +79,8 @@ def _public(record: CalibrationRecord, model: rh.RheologyModel) -> RheologyCalib
         version=record.version,
         created_at=record.created_at,
         created_by=record.created_by,
+        approved_by=record.approved_by,
+        approved_at=record.approved_at,
         example=record.example,
         label=model.label,
         n_rows=model.fit.n_rows,
@@ -160,6 +163,7 @@ async def create_rheology_calibration(
         store,
         name=req.name,
         created_by=principal.role.value,
+        approver=actor_of(principal),
         rows=rows,
         csv_text=req.csv,
         plastic_viscosity_pa_s=req.plastic_viscosity_pa_s,

@@ -28,6 +28,7 @@ from service.api.schemas.samples import (
     StrengthTestPublic,
 )
 from service.core.compliance import Notice
+from service.core.people import actor_of
 from service.operations.lab import (
     Compliance,
     LabService,
@@ -198,7 +199,7 @@ async def enter_result(
     one it ``corrects``."""
     entry, sample = await lab.enter_result(
         sample_id,
-        by=who.role.value,
+        by=actor_of(who),
         cast_at=req.cast_at,
         tested_at=req.tested_at,
         curing_days=req.curing_days,
@@ -219,7 +220,7 @@ async def import_sheet(req: LabSheetImport, who: LabDep, lab: LabServiceDep) -> 
     pour cast, a second result at an age) refuses the sheet, 422 with ``errors`` listing
     every bad row (row = line of the file, field, message; the first
     ``BACKFILL_API__MAX_ERRORS_LISTED``, ``errors_omitted`` counting the rest)."""
-    done = await lab.import_sheet(req.csv, timezone=req.timezone, by=who.role.value)
+    done = await lab.import_sheet(req.csv, timezone=req.timezone, by=actor_of(who))
     corrected = corrections(done.results)
     return LabSheetPublic(
         sheet_id=done.sheet_id,

@@ -27,6 +27,7 @@ from service.api.schemas.stopes import (
 )
 from service.core import plans as P
 from service.core import stope_report as R
+from service.core.people import actor_of
 from service.core.stope_limits import check_geometry, check_plan
 from service.core.strength_model import StrengthModel
 from service.operations import pours as ops
@@ -159,10 +160,6 @@ async def stope_public(view: StopeView, runtime: Runtime) -> StopePublic:
     )
 
 
-def _by(who: Any) -> str:
-    return f"{who.role.value}:{who.key_id}"
-
-
 @router.post("/stopes", status_code=201, response_model=StopePublic)
 async def create_stope(
     req: StopeCreate, who: EngineerDep, stopes: StopesDep, runtime: RuntimeDep
@@ -279,6 +276,7 @@ async def create_stage_pour(
         paste_flow_m3_h=req.paste_flow_m3_h,
         sample_ids=list(req.sample_ids),
         role=who.role.value,
+        actor=actor_of(who),
     )
     view = await stopes.view(stope_id)
     placed = sum(float(p.totals.get("poured_m3", 0.0)) for p in await stopes.pours(record.stope_id))
@@ -303,7 +301,7 @@ async def release_hold(
     of its rating (409 ``release_conditions_not_met`` with each condition). With a
     ``reason`` an engineer releases it before; the audit log keeps it."""
     view = await stopes.release(
-        stope_id, _by(who), role=who.role.value, reason=None if req is None else req.reason
+        stope_id, who.person, role=who.role.value, reason=None if req is None else req.reason
     )
     return await stope_public(view, runtime)
 
@@ -315,7 +313,7 @@ async def abandon_stage(
     """Abandon the current stage (one that cannot be poured) where the fill is, with a
     reason the audit log keeps: the next stage becomes ready, and a new plan version
     may give the stages after it another recipe. 409 while the stope has an open pour."""
-    view = await stopes.abandon(stope_id, _by(who), role=who.role.value, reason=req.reason)
+    view = await stopes.abandon(stope_id, who.person, role=who.role.value, reason=req.reason)
     return await stope_public(view, runtime)
 
 
@@ -330,7 +328,7 @@ async def close_stope(
     """Close the stope: a filled one as it is; one not yet filled only with a reason
     (audited). 409 while it has an open pour."""
     view = await stopes.close(
-        stope_id, _by(who), role=who.role.value, reason=None if req is None else req.reason
+        stope_id, who.person, role=who.role.value, reason=None if req is None else req.reason
     )
     return await stope_public(view, runtime)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from service.api.schemas.common import (
+    APPROVER_DESCRIPTION,
     ComponentName,
     MultilineText,
     Public,
@@ -259,11 +260,12 @@ class PredictionPublic(Public):
 
 
 class CalibrationApprove(Strict):
-    """An engineer's approval of a proposed calibration version (audited)."""
+    """An engineer's approval of a proposed calibration version (audited, naming the
+    key's person)."""
 
     approved_by: Annotated[
-        Text, Field(min_length=1, max_length=100, description="The approving engineer's name.")
-    ]
+        Text | None, Field(min_length=1, max_length=100, description=APPROVER_DESCRIPTION)
+    ] = None
 
 
 class ProposalCreate(Strict):

@@ -188,3 +188,11 @@ ComponentName = Annotated[
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 ResourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 """The id of a stored resource (a recipe, a calibration, a pour)."""
+
+
+APPROVER_DESCRIPTION = (
+    "The approving person. With a key that names its person it may be left out (the "
+    "key's person approves) and must otherwise be that name: another is a 403 "
+    "approved_by_mismatch. With a key of a role alone it is recorded as given (a claim: "
+    "the audit entry names the key), or as the role and the key's id when left out."
+)

@@ -35,6 +35,19 @@ class SamplesAdd(Strict):
     sample_ids: Annotated[list[SampleId], Field(min_length=1, max_length=200)]
 
 
+class PourCommandPublic(BaseModel):
+    """A command given on a pour, from its audit entry."""
+
+    action: str = Field(description="create, start, pause, resume, stop or samples.")
+    at: datetime
+    role: str
+    person: str | None = Field(
+        description="Who gave it: the key's person (or, for a key of a role alone, the role "
+        "and the key's id); null for a command stored before people were named."
+    )
+    audit_id: int
+
+
 class PourPublic(BaseModel):
     id: str
     stope_id: str
@@ -134,6 +147,12 @@ class PourPublic(BaseModel):
         default=None,
         description="Its Cw reconciled beside the one it was controlled on and its "
         "off-spec volume on the best estimate (GET /pours/{id} and the pour report).",
+    )
+    commands: list[PourCommandPublic] | None = Field(
+        default=None,
+        description="Every command given on the pour (create, start, pause, resume, stop, "
+        "samples), oldest first, with who gave it, as the audit log holds them (GET "
+        "/pours/{id}; null where not read).",
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from service.api.schemas.calibrations import ConfidencePct, PassFractionPct
 from service.api.schemas.common import (
+    APPROVER_DESCRIPTION,
     ComponentName,
     PositiveFloat,
     Public,
@@ -468,16 +469,21 @@ DESIGN_MAX_CHARS = 32_768
 
 class RecipeCreate(Strict):
     """An immutable recipe version; the same ``name`` again is the next version. With
-    ``approved_by`` the storing engineer approves it at once; without, it is a draft
+    ``approved_by`` the storing engineer approves it at once (the key's person: with a
+    key that names one, ``approved_by`` must be that name); without, it is a draft
     until approved (``POST /recipes/{id}/approve``). Either way the approval is an
-    entry of the audit log. Only an approved version runs in a pour, unless the site
-    allows otherwise."""
+    entry of the audit log naming the person. Only an approved version runs in a pour,
+    unless the site allows otherwise."""
 
     name: Annotated[Text, Field(min_length=1, max_length=100)]
     mix: StoredMixIn
     approved_by: Annotated[
         Text | None,
-        Field(min_length=1, max_length=100, description="The approving engineer's name."),
+        Field(
+            min_length=1,
+            max_length=100,
+            description="Given: approve it now, as this person. " + APPROVER_DESCRIPTION,
+        ),
     ] = None
     calibration_id: Annotated[
         ResourceId | None, Field(description="The model it was designed with.")
@@ -515,7 +521,8 @@ class RecipeCreate(Strict):
 
 
 class RecipeApprove(Strict):
-    """An engineer's approval of a stored version (recorded in the audit log)."""
+    """An engineer's approval of a stored version (recorded in the audit log, naming
+    the key's person)."""
 
     unmakeable_reason: Annotated[
         Text | None,
@@ -528,8 +535,8 @@ class RecipeApprove(Strict):
     ] = None
 
     approved_by: Annotated[
-        Text, Field(min_length=1, max_length=100, description="The approving engineer's name.")
-    ]
+        Text | None, Field(min_length=1, max_length=100, description=APPROVER_DESCRIPTION)
+    ] = None
 
 
 class PredictedStrengthPublic(Public):

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas.common import JsonDateTime, Public, Strict, Text
+from service.api.schemas.common import APPROVER_DESCRIPTION, JsonDateTime, Public, Strict, Text
 from service.api.schemas.pours import SampleId
 from service.api.schemas.reconciled import CorrectionPublic
 
@@ -77,10 +77,12 @@ class ReconciliationCreate(Strict):
 
 
 class ReconciliationApprove(Strict):
+    """An engineer's approval of a proposed Cw correction (audited, naming the key's
+    person)."""
+
     approved_by: Annotated[
-        Text,
-        Field(min_length=1, max_length=200, description="The approving engineer's name."),
-    ]
+        Text | None, Field(min_length=1, max_length=200, description=APPROVER_DESCRIPTION)
+    ] = None
 
 
 class EstimatePublic(Public):

@@ -235,6 +235,12 @@ class RheologyCalibrationPublic(Public):
     version: int
     created_at: datetime
     created_by: str
+    approved_by: str | None = Field(
+        default=None,
+        description="Who stored it (in force once stored); None for the shipped example "
+        "and for versions stored before people were named.",
+    )
+    approved_at: datetime | None = None
     example: bool = Field(description="The shipped synthetic example: not for design.")
     label: str
     n_rows: int

@@ -282,6 +282,7 @@ class Write:
     reason: str
     role: str
     kind: WriteKind
+    person: str | None = None  # who asked (the running part names them), None: the service
 
 
 @dataclass(frozen=True, slots=True)
