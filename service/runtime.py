@@ -28,7 +28,6 @@ from service.core.stope_limits import StopeLimits
 from service.core.untrusted import clip
 from service.errors import TooManyExports
 from service.metrics import ServiceMetrics
-from service.operations.audit_trail import AuditTrail
 from service.operations.calibrations import (
     CalibrationCache,
     model_of,
@@ -147,7 +146,6 @@ class Runtime:
         self._history: HistoryStore | None = None
         self._stopes: StopeService | None = None
         self._lab: LabService | None = None
-        self._audit: AuditTrail | None = None
         # Plant time: holds, settle and travel times run at the simulator's speed.
         self.plant_clock = PlantClock(self.time_scale)
         self.simulator: SimulatorServer | None = None
@@ -174,13 +172,6 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not started")
         return self._supervisor
-
-    @property
-    def audit(self) -> AuditTrail:
-        """Audit entries of acts recorded apart from their audit entry (stage releases)."""
-        if self._audit is None:
-            raise RuntimeError("the runtime is not started")
-        return self._audit
 
     @property
     def stopes(self) -> StopeService:
@@ -251,10 +242,6 @@ class Runtime:
             key_file = KeyFile(settings.key_file, self.keys, self._fixed_keys)
             await key_file.start()
             stack.push_async_callback(key_file.stop)
-        trail = AuditTrail(self._store)
-        trail.start()
-        stack.push_async_callback(trail.stop)
-        self._audit = trail
 
         plc = settings.plc
         if settings.embedded_simulator:
@@ -512,7 +499,6 @@ class Runtime:
         self._history = None
         self._stopes = None
         self._lab = None
-        self._audit = None
         self.simulator = None
         self.opcua_face = None
         self.sparkplug = None

@@ -83,27 +83,6 @@ def lab_results(actor: Actor, source: str, values: Sequence[Mapping[str, Any]]) 
     }
 
 
-def stope_act(
-    actor: Actor,
-    act: str,
-    stope_id: str,
-    stope_name: str,
-    new: Mapping[str, Any],
-    at: datetime | None = None,
-) -> dict[str, Any]:
-    """A stope's plan moved on by a person (kind ``stope``; reason ``release``: a
-    stage's hold released, ``close``: the stope closed). ``at`` wall time (None: when
-    stored); the plan's own times, in plant time, are in its progress."""
-    return {
-        "kind": "stope",
-        "reason": act,
-        "role": actor.role,
-        "person": actor.person,
-        "new": {"stope_id": stope_id, "stope": stope_name, **new},
-        "at": at,
-    }
-
-
 def recipe_approval(
     recipe: Mapping[str, Any], actor: Actor, detail: str | None = None
 ) -> dict[str, Any]:

@@ -354,9 +354,10 @@ async def test_every_act_on_the_api_names_its_person(tmp_path: Path) -> None:
             ("lab_result", "api", "lab", "d.lab"),
             ("lab_result", "sheet", "lab", "d.lab"),
             ("alarm_acknowledgement", "plant_link_lost", "scada", "c.operator"),
+            ("pour_command", "create", "scada", "c.operator"),  # the stage's pour
             ("pour_command", "start", "scada", "c.operator"),
-            ("stope", "release", "engineer", "a.ivanova"),
-            ("stope", "close", "engineer", "b.petrov"),
+            ("stope_release", "on_evidence", "engineer", "a.ivanova"),
+            ("stope_closed", "closed", "engineer", "b.petrov"),
         ]
         assert acts == expected
         mine = await audit(api, runtime, person="f.night")

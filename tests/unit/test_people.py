@@ -248,8 +248,5 @@ def test_each_act_is_an_entry_with_its_role_and_person() -> None:
     )
     with pytest.raises(ValueError, match="no pour command"):
         acts.pour_command(anna, "delete", "p1")
-    release = acts.stope_act(anna, "release", "s1", "S-101", {"current_stage": 1})
-    assert release["new"] == {"stope_id": "s1", "stope": "S-101", "current_stage": 1}
-    assert (release["role"], release["person"]) == ("engineer", "a.ivanova")
     lab = acts.lab_results(Actor("lab", "d.lab"), "sheet", [])
     assert lab["new"] == {"sheet_id": None, "entries": []}
