@@ -207,8 +207,14 @@ async def test_a_plug_and_body_plan_runs_to_the_end(tmp_path: Path) -> None:
         await eventually(
             lambda: _state_in(client, lower_pour, {"completed"}), within_s=240, what="15 m"
         )
-        upper_pour = (await stope_state(client, stope["id"]))["active_pour_id"]
-        assert upper_pour is not None and upper_pour != lower_pour
+
+        # The next stage's pour takes over without a stop: stored a moment after the
+        # lower one ends (a poll may fall between the two).
+        async def next_pour() -> str | None:
+            active = (await stope_state(client, stope["id"]))["active_pour_id"]
+            return active if active not in (None, lower_pour) else None
+
+        upper_pour = await eventually(next_pour, within_s=10, what="the upper stage's pour")
         upper = await get_pour(client, upper_pour)
         assert (upper["state"], upper["stage"], upper["created_by"]) == ("running", 2, "service")
         await eventually(
