@@ -45,7 +45,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 from mine_month.month import MonthConfig, MonthResult, run_month_sync, short_month
-from mine_month.report import legend, table, verdict
+from mine_month.report import ceiling_lines, legend, table, verdict
 
 
 def run_policies(config: MonthConfig, jobs: int) -> tuple[MonthResult, MonthResult]:
@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the design basis both policies ask for (default: the site's, tolerance)",
     )
+    parser.add_argument(
+        "--designs",
+        action="store_true",
+        help="print each of (b)'s designs: its requirements, binding limits and its spread",
+    )
     args = parser.parse_args(argv)
     if args.short:
         config = short_month("fixed", seed=args.seed, step_s=args.step_s, design_basis=args.basis)
@@ -89,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     fixed, designed = run_policies(config, args.jobs)
     wall = time.perf_counter() - started
     print("fixed list: " + "; ".join(fixed.design_notes))
+    if args.designs:
+        for note in designed.design_notes:
+            print("(b) " + note)
     for line in table(fixed, designed):
+        print(line)
+    for line in ceiling_lines(config, fixed, designed):
         print(line)
     for line in legend():
         print(line)

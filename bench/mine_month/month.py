@@ -26,7 +26,7 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +44,7 @@ from service.simulator.lab_twin import (
 )
 from service.simulator.profile import load_profile
 
+from .ceiling import PourDose
 from .plant_run import CastEvent, PourJob, PourOutcome, feed_params, run_pour
 from .schedule import (
     BODY_DAYS,
@@ -204,6 +205,7 @@ class MonthResult:
     cylinders: int = 0
     lab_sheets: int = 0
     design_notes: list[str] = field(default_factory=list)
+    doses: list[PourDose] = field(default_factory=list)  # each pour's recipe and binder placed
     truth_values: list[float] = field(default_factory=list)
     service_texts: list[str] = field(default_factory=list)
     machine_values: list[float] = field(default_factory=list)
@@ -385,6 +387,7 @@ class _Month:
                     for c in note["requirements"]
                 )
                 + f"; binding {', '.join(note['binding'])}"
+                + _spread_note(note.get("uncertainty"))
             )
         return stored["id"], mix
 
@@ -524,6 +527,16 @@ class _Month:
                 v for v in (*runner_values(outcome), *outcome.inputs) if math.isfinite(v)
             )
         self._add(planned, outcome)
+        self.result.doses.append(
+            PourDose(
+                blend={c["name"]: c["fraction_pct"] / 100.0 for c in mix["binder"]},
+                solids_fraction=mix["solids_pct"] / 100.0,
+                binder_ratio=mix["binder_pct"] / 100.0,
+                requirements=tuple(planned.stope.requirements(planned.stage)),
+                placed_m3=outcome.placed_m3,
+                binder_placed_kg=sum(outcome.binder_placed_kg.values()),
+            )
+        )
         return start + timedelta(seconds=outcome.plant_s)
 
     def _add(self, planned: PlannedPour, out: PourOutcome) -> None:
@@ -570,6 +583,20 @@ class _Month:
         self.result.api_calls = self.api.calls
         if self.config.record_inputs:
             self.result.service_texts = self.api.recorder.texts()
+
+
+def _spread_note(uncertainty: Mapping[str, Any] | None) -> str:
+    """What a design's spread of ln UCS rests on (the fit's, the plant's, the total)."""
+    if not uncertainty:
+        return ""
+    spread = uncertainty.get("plant_spread") or {}
+    return (
+        f"; sd ln UCS: fit {uncertainty['lab_sd_log']:.3f}, plant Cw "
+        f"{uncertainty['plant_solids_sd_log']:.3f}, Bw {uncertainty['plant_binder_sd_log']:.3f}"
+        f", total {uncertainty['total_sd_log']:.3f} (plant spread from "
+        f"{spread.get('basis', '-')}: Cw {spread.get('solids_sd_pct', float('nan')):.2f} pt, "
+        f"Bw {spread.get('binder_sd_rel_pct', float('nan')):.1f} %)"
+    )
 
 
 def runner_values(outcome: PourOutcome) -> list[float]:

@@ -7,7 +7,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .month import MonthResult, StopeResult
+from .ceiling import ceiling
+from .month import BINDER_SG, MonthConfig, MonthResult, StopeResult
 
 DESIGN_PASS_PCT = 90.0  # the site's pass fraction (BACKFILL_DESIGN__PASS_FRACTION_PCT)
 TOLERANCE_PT = 2.0  # a stope's true pass fraction may be this far below the design's
@@ -171,3 +172,33 @@ def legend() -> Sequence[str]:
         "plug true%: the same against the plug's 150 kPa at 7 d, over the plug's paste; "
         "kg/m3: binder per m3 placed, mean of the stope's pours.",
     )
+
+
+def ceiling_lines(config: MonthConfig, fixed: MonthResult, designed: MonthResult) -> list[str]:
+    """(b)'s pours dosed on the truth (``mine_month.ceiling``) beside both policies'
+    binder placed: what the service's statistics cost, and the most any design could save
+    on this month."""
+    limits = (config.binder_pct_min / 100.0, config.binder_pct_max / 100.0)
+    top = ceiling(
+        designed.doses,
+        config.truth,
+        pass_fraction=DESIGN_PASS_PCT / 100.0,
+        binder_ratio_limits=limits,
+        tailings_sg=config.site.tailings_sg,
+        binder_sg=BINDER_SG,
+    )
+    fixed_t = sum(d.binder_placed_kg for d in fixed.doses) / 1000.0
+    if not fixed_t:
+        return []
+    saved_b = 100.0 * (1.0 - top.service_placed_t / fixed_t)
+    saved_truth = 100.0 * (1.0 - top.truth_placed_t / fixed_t)
+    return [
+        f"binder placed, t: (a) {fixed_t:.1f}; (b) {top.service_placed_t:.1f}; (b)'s "
+        f"{top.pours} pours dosed on the truth {top.truth_placed_t:.1f} (each recipe's Cw and "
+        f"blend kept, Bw the least whose cylinders pass {DESIGN_PASS_PCT:g} % by the twin's "
+        f"model, within Bw {config.binder_pct_min:g}-{config.binder_pct_max:g} %)",
+        f"saved against (a), binder placed: (b) {saved_b:.1f} %; dosed on the truth "
+        f"{saved_truth:.1f} % (the "
+        f"most a design on these recipes could save, knowing the truth and with a plant that "
+        f"makes the recipe exactly)",
+    ]

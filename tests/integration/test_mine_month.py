@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 
 from bench.mine_month.month import MonthResult, run_month, short_month
-from bench.mine_month.report import table, verdict
+from bench.mine_month.report import ceiling_lines, table, verdict
 from bench.mine_month.schedule import SHORT_STOPES
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -93,6 +93,11 @@ def test_the_short_month_runs_through_the_service(months: dict[str, MonthResult]
     assert any("T-1" in line and "li_aubertin" in line for line in lines)
     v = verdict(fixed, designed)
     assert not v.low_pass and not v.short_only_designed
+    # Every pour's recipe and binder kept for the ceiling, which prints beside (a) and (b).
+    assert len(fixed.doses) == len(designed.doses) == 4
+    assert sum(d.binder_placed_kg for d in designed.doses) <= 1000.0 * designed.binder_total_t
+    top = ceiling_lines(short_month("designed"), fixed, designed)
+    assert top and "dosed on the truth" in top[0]
 
 
 def test_the_truth_never_reaches_the_service(months: dict[str, MonthResult]) -> None:
