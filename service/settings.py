@@ -200,8 +200,8 @@ class OpcUaServerSettings(BaseModel):
         ge=1,
         le=1000,
         description="Connections not yet logged in, in all (the rest of max_connections is "
-        "kept for sessions that did); a newcomer beyond it takes the place of the oldest "
-        "that has not opened a secured channel, or is refused.",
+        "kept for sessions that did); a newcomer beyond it takes the place of one that has "
+        "not opened a secured channel, from the address holding the most, or is refused.",
     )
     activation_timeout_s: float = Field(
         default=10.0,

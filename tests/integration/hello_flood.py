@@ -1,7 +1,8 @@
 """TCP connections that only say an OPC UA Hello and then sit: a flood without a key.
 
-``python hello_flood.py HOST PORT RATE HOLD SECONDS``: opens up to RATE connections a
-second while fewer than HOLD are open, each sending one valid Hello and nothing more;
+``python hello_flood.py HOST PORT RATE HOLD SECONDS [SOURCE]``: opens up to RATE
+connections a second (from the local address SOURCE when given, e.g. 127.0.0.2: another
+peer on the loopback) while fewer than HOLD are open, each sending one valid Hello and nothing more;
 one the server closes is opened again at the next step. Prints one JSON line a second
 (``opened``, ``open``, ``closed_by_server``, ``refused``) and stops by itself after
 SECONDS. Loopback only.
@@ -24,14 +25,18 @@ def hello(url: str) -> bytes:
     return b"HELF" + struct.pack("<I", 8 + len(body)) + body
 
 
-async def main(host: str, port: int, rate: float, hold: int, seconds: float) -> None:
+async def main(
+    host: str, port: int, rate: float, hold: int, seconds: float, source: str | None = None
+) -> None:
     message = hello(f"opc.tcp://{host}:{port}/backfill/")
     counts = {"opened": 0, "open": 0, "closed_by_server": 0, "refused": 0}
     tasks: set[asyncio.Task[None]] = set()
 
     async def one() -> None:
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(source, 0) if source else None
+            )
         except OSError:
             counts["refused"] += 1
             return
@@ -73,4 +78,5 @@ async def main(host: str, port: int, rate: float, hold: int, seconds: float) -> 
 
 if __name__ == "__main__":
     host, port, rate, hold, seconds = sys.argv[1:6]
-    asyncio.run(main(host, int(port), float(rate), int(hold), float(seconds)))
+    source = sys.argv[6] if len(sys.argv) > 6 else None
+    asyncio.run(main(host, int(port), float(rate), int(hold), float(seconds), source))

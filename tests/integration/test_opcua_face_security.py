@@ -6,10 +6,12 @@ of megabytes in a failed login's log line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -133,43 +135,72 @@ async def _flood_lines(process: asyncio.subprocess.Process, into: list[dict[str,
         into.append(json.loads(line))
 
 
-async def test_a_hello_flood_does_not_lock_a_scada_out(tmp_path: Path) -> None:
-    """The flood comes from the SCADA's own address (127.0.0.1), the harder case: a
-    flood from another host meets only that host's share of the connections."""
+@contextlib.asynccontextmanager
+async def _flood(endpoint: str, source: str) -> AsyncIterator[list[dict[str, int]]]:
+    """400 connections a second (1,000 in 2.5 s, as the attack that locked the server
+    out) up to 1,200 held, for at most 90 s, from ``source``; yields once 1,100 were
+    opened, and checks at the end that the server cut them."""
+    url = urlparse(endpoint)
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable, str(FLOOD), str(url.hostname), str(url.port), "400", "1200", "90",
+        source, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    reports: list[dict[str, int]] = []
+    reader = asyncio.create_task(_flood_lines(flood, reports))
+    try:
+        deadline = time.monotonic() + 30
+        while not reports or reports[-1]["opened"] < 1100:
+            assert time.monotonic() < deadline, reports[-3:]
+            await asyncio.sleep(0.2)
+        yield reports
+        assert reports[-1]["opened"] > 1100 and flood.returncode is None, reports[-1]
+        assert reports[-1]["closed_by_server"] > 900, reports[-1]  # the flood was cut
+    finally:
+        flood.terminate()
+        await flood.wait()
+        reader.cancel()
+
+
+async def test_a_hello_flood_from_another_address_never_locks_a_scada_out(
+    tmp_path: Path,
+) -> None:
+    """The flood from 127.0.0.2 (another peer on the loopback), the SCADA from
+    127.0.0.1: every login during the flood goes through at its first try, however
+    slowly the loaded machine lets the client open its channel (the flood gives way
+    before any other address's connection)."""
     security, pki = await _secured(tmp_path)
-    async with serving(tmp_path, **security) as (_, endpoint):
-        url = urlparse(endpoint)
-        # 400 connections a second (1,000 in 2.5 s, as the attack that locked the server
-        # out) up to 1,200 held, for at most 90 s.
-        flood = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(FLOOD),
-            str(url.hostname),
-            str(url.port),
-            "400",
-            "1200",
-            "90",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        reports: list[dict[str, int]] = []
-        reader = asyncio.create_task(_flood_lines(flood, reports))
-        try:
-            deadline = time.monotonic() + 30
-            while not reports or reports[-1]["opened"] < 1100:
-                assert time.monotonic() < deadline, reports[-3:]
-                await asyncio.sleep(0.2)
-            for _ in range(3):  # several logins while the flood goes on
-                started = time.monotonic()
-                async with await _scada(endpoint, pki) as client:
-                    assert await _pour_state(client) == "none"
-                assert time.monotonic() - started < 15
-                await asyncio.sleep(0.5)
-            assert reports[-1]["opened"] > 1100 and flood.returncode is None, reports[-1]
-            assert reports[-1]["closed_by_server"] > 900, reports[-1]  # the flood was cut
-        finally:
-            flood.terminate()
-            await flood.wait()
-            reader.cancel()
+    async with serving(tmp_path, **security) as (_, endpoint), _flood(endpoint, "127.0.0.2"):
+        for _ in range(3):
+            started = time.monotonic()
+            async with await _scada(endpoint, pki) as client:
+                assert await _pour_state(client) == "none"
+            assert time.monotonic() - started < 15
+            await asyncio.sleep(0.5)
+
+
+async def test_a_hello_flood_from_the_scadas_own_address_lets_it_in_as_it_retries(
+    tmp_path: Path,
+) -> None:
+    """The flood from the SCADA's own address, the harder case: the server cannot tell
+    them apart until the client opens its secured channel, so each try races the flood
+    (32 newer connections of the address: 80 ms at 400 a second). A SCADA host tries
+    again after a failed connect, as OPC UA hosts do; it is in within 15 s, every time."""
+    security, pki = await _secured(tmp_path)
+    async with serving(tmp_path, **security) as (_, endpoint), _flood(endpoint, "127.0.0.1"):
+        for _ in range(3):
+            started = time.monotonic()
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    async with await _scada(endpoint, pki) as client:
+                        assert await _pour_state(client) == "none"
+                    break
+                except (ConnectionError, TimeoutError, uaerrors.UaError) as err:
+                    assert time.monotonic() - started < 15, (tries, err)
+                    await asyncio.sleep(0.5)
+            assert time.monotonic() - started < 15
+            await asyncio.sleep(0.5)
 
 
 async def test_a_failed_login_logs_a_bounded_user_name(

@@ -48,6 +48,42 @@ def test_unactivated_limit_keeps_room_for_sessions_that_logged_in() -> None:
     assert decision.admit and decision.evict == (1,)
 
 
+def test_a_server_cap_takes_from_the_peer_that_holds_the_most() -> None:
+    """The whole server's unactivated cap reached: the newcomer's place comes from the
+    peer with the most idle connections, even when another peer's is older."""
+    held = [conn(1, "scada", since=0.1), conn(2, "x", since=1), conn(3, "x", since=2),
+            conn(4, "y", since=0.5)]  # fmt: skip
+    decision = admit(held, "z", LIMITS)
+    assert decision.admit and decision.evict == (2,)
+
+
+def test_a_flood_from_one_address_never_pushes_out_another_address_client() -> None:
+    """A Hello flood from x at the server's defaults (32 per peer, 32 awaiting login, 64
+    in all): a client of another address that connected during it, and has not opened
+    its channel yet, keeps its place through 10,000 more of the flood's connections."""
+    limits = Limits(max_connections=64, max_per_peer=32, max_unactivated=32)
+    held: list[Connection] = []
+    next_id = 0
+
+    def arrive(peer: str, at: float) -> bool:
+        nonlocal held, next_id
+        decision = admit(held, peer, limits)
+        held = [c for c in held if c.id not in decision.evict]
+        if decision.admit:
+            next_id += 1
+            held.append(Connection(next_id, peer, Stage.CONNECTED, at))
+        return decision.admit
+
+    for i in range(100):
+        arrive("x", i / 400)
+    assert arrive("scada", 0.25)
+    scada = held[-1].id
+    for i in range(10_000):
+        assert arrive("x", 0.25 + (i + 1) / 400)
+        assert any(c.id == scada for c in held)
+    assert sum(c.peer == "x" for c in held) == 31
+
+
 def test_activated_sessions_fill_the_server_only_up_to_its_limit() -> None:
     held = [conn(i, f"p{i}", Stage.ACTIVE) for i in range(1, 7)]
     assert not admit(held, "new", LIMITS).admit
