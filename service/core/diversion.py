@@ -16,6 +16,10 @@ Rules, applied each cycle by :func:`step`:
 - whenever paste is not being made for the stope (no pour, pausing, stopping, ending,
   the PLC flushing, the plant not running) the valve is commanded to the dump, and the
   next start settles again;
+- while the plant's mode is unknown (its tag bad or stale: a slow link, a subscription
+  being recreated) the valve is held where it was commanded: bad data moves nothing, so
+  a moment of stale readings does not send a settled run's good paste to the dump for
+  another settling (a start still settling stays on the dump and settles afresh);
 - where the paste goes is decided by the **proven** position, never the command; with
   the position unproven (tag bad) it is the last proven position while the command has
   not changed since, otherwise the dump (paste of unproven destination never counts
@@ -114,14 +118,16 @@ class DiverterInputs:
     ``solids_in_band`` / ``binder_in_band``: Cw / Bw inside their bands (:func:`in_band`),
     None when not measured (unknown is not in band). ``proven_to_dump``: the valve's
     proven position (True = dump, False = stope), None when the tag is bad or absent.
+    ``plant_running`` / ``plant_flushing``: the PLC's mode, None when it is unknown (the
+    mode tag bad or stale).
     """
 
     phase: PourPhase
     solids_in_band: bool | None
     binder_in_band: bool | None
     proven_to_dump: bool | None
-    plant_running: bool = True
-    plant_flushing: bool = False
+    plant_running: bool | None = True
+    plant_flushing: bool | None = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +204,22 @@ def step(
     if state.commanded_at is not None and now < state.commanded_at:
         raise InvalidInput("now", "time went back")
 
-    producing = inputs.phase in _PRODUCING and inputs.plant_running and not inputs.plant_flushing
+    mode_unknown = inputs.plant_running is None or inputs.plant_flushing is None
+    producing = (
+        inputs.phase in _PRODUCING
+        and inputs.plant_running is True
+        and inputs.plant_flushing is False
+    )
     both_in = producing and inputs.solids_in_band is True and inputs.binder_in_band is True
     in_band_since = (state.in_band_since or now) if both_in else None
     settle_remaining: float | None = None
-    if not producing:
+    if mode_unknown and inputs.phase in _PRODUCING and state.command_to_dump is not None:
+        want_dump = state.command_to_dump
+        held_at = "the dump" if want_dump else "the stope"
+        reason = f"plant mode unknown (its tag bad or stale): held at {held_at}"
+        if want_dump:
+            settle_remaining = config.settle_s
+    elif not producing:
         want_dump = True
         if inputs.plant_flushing:
             reason = "flush: to the dump"

@@ -36,8 +36,8 @@ def inputs(
     cw: bool | None = True,
     bw: bool | None = True,
     proven: bool | None = True,
-    running: bool = True,
-    flushing: bool = False,
+    running: bool | None = True,
+    flushing: bool | None = False,
 ) -> DiverterInputs:
     return DiverterInputs(phase, cw, bw, proven, plant_running=running, plant_flushing=flushing)
 
@@ -152,6 +152,36 @@ def test_once_at_the_stope_an_excursion_does_not_swing_the_valve() -> None:
     assert out.divert_to_dump_sp is False and out.destination is Destination.STOPE
 
 
+def test_an_unknown_plant_mode_holds_a_settled_run_at_the_stope() -> None:
+    """A moment of stale readings (the mode tag bad: a slow link) moves nothing: the run
+    stays at the stope, and when the mode reads again it goes on there, no settling."""
+    rig = Rig()
+    rig.run(70)
+    assert rig.out is not None and rig.out.destination is Destination.STOPE
+    out = rig.run(3, running=None)
+    assert out.divert_to_dump_sp is False and out.destination is Destination.STOPE
+    assert "unknown" in out.reason and "stope" in out.reason
+    out = rig.run(2, flushing=None)
+    assert out.divert_to_dump_sp is False and out.destination is Destination.STOPE
+    out = rig.run(1)
+    assert out.divert_to_dump_sp is False and out.destination is Destination.STOPE
+    # A mode that reads "not running" is known: to the dump, and the restart settles.
+    out = rig.run(1, running=False)
+    assert out.divert_to_dump_sp is True
+
+
+def test_an_unknown_plant_mode_during_a_start_stays_on_the_dump_and_settles_afresh() -> None:
+    rig = Rig()
+    rig.run(50, phase=PourPhase.STARTING)
+    out = rig.run(1, phase=PourPhase.STARTING, running=None)
+    assert out.divert_to_dump_sp is True and out.destination is Destination.DUMP
+    assert out.settle_remaining_s == pytest.approx(60.0)
+    out = rig.run(60, phase=PourPhase.STARTING)
+    assert out.divert_to_dump_sp is True
+    out = rig.run(1, phase=PourPhase.STARTING)
+    assert out.divert_to_dump_sp is False
+
+
 @pytest.mark.parametrize(
     "kw",
     [
@@ -255,8 +285,8 @@ cycle = st.tuples(
     flag,
     flag,
     st.sampled_from([True, False, None]),
-    st.sampled_from([True, True, False]),
-    st.sampled_from([False, False, True]),
+    st.sampled_from([True, True, False, None]),
+    st.sampled_from([False, False, True, None]),
     st.integers(0, 10),
     st.integers(1, 15),
 )
@@ -265,7 +295,9 @@ cycle = st.tuples(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(cycle, max_size=40))
 def test_invariants_of_the_diverter(
-    cycles: list[tuple[PourPhase, bool | None, bool | None, bool | None, bool, bool, int, int]],
+    cycles: list[
+        tuple[PourPhase, bool | None, bool | None, bool | None, bool | None, bool | None, int, int]
+    ],
 ) -> None:
     state, now = DiverterState(), T0
     in_band_since: datetime | None = None
@@ -277,11 +309,17 @@ def test_invariants_of_the_diverter(
         inp = DiverterInputs(phase, cw, bw, proven, plant_running=running, plant_flushing=flushing)
         before = state
         state, out = step(state, inp, now, CONFIG)
-        producing = phase in (PourPhase.STARTING, PourPhase.RUNNING) and running and not flushing
+        wanted = phase in (PourPhase.STARTING, PourPhase.RUNNING)
+        producing = wanted and running is True and flushing is False
         both = producing and cw is True and bw is True
         in_band_since = (in_band_since or now) if both else None
         assert out.active and out.divert_to_dump_sp is not None
-        if not producing:
+        if wanted and (running is None or flushing is None) and before.command_to_dump is not None:
+            # The mode unknown: the valve held where it was; a start settles afresh.
+            assert out.divert_to_dump_sp is before.command_to_dump
+            if out.divert_to_dump_sp:
+                commanded_stope_since_start = False
+        elif not producing:
             assert out.divert_to_dump_sp is True  # every flush, pause, stop, end: the dump
             commanded_stope_since_start = False
         elif out.divert_to_dump_sp is False and not commanded_stope_since_start:

@@ -526,3 +526,28 @@ def test_a_checkpoint_in_the_cycle_that_follows_the_plan_is_kept_before_the_plan
             assert kinds.index("Keep") < kinds.index("FollowPlan"), kinds
             found = True
     assert found
+
+
+def test_moments_of_stale_readings_do_not_send_a_settled_run_back_to_the_dump() -> None:
+    """A slow link makes every reading stale (bad) for a moment now and then: the run
+    that settled at the stope stays there (the diverter holds on bad data) instead of
+    sending a minute of good paste to the dump each time to settle again."""
+    decision, to_dump = pm.Decision(started()), True
+    for s in range(1, 1801):
+        # The binder feeders at Bw 5 %, so the paste settles in spec.
+        plant = dumping(
+            plant_mode=2, diverted_to_dump_pv=to_dump, cement_rate_pv=0.84, slag_rate_pv=3.36
+        )
+        if s > 300 and s % 60 < 2:  # 2 s of stale readings every minute
+            plant = replace(
+                plant, values={t: pr.Reading(r.value, "bad") for t, r in plant.values.items()}
+            )
+        decision = pm.cycle(decision.state, plant, tick(s), CONFIG)
+        for w in writes(decision):
+            to_dump = bool(w.values.get("divert_to_dump_sp", to_dump))
+    pour = decision.state.pour
+    assert pour is not None and pour.state is PourState.RUNNING
+    assert not to_dump
+    # What settled the start (a minute and the valve's travel at 100 m3/h), nothing more.
+    assert pour.totals.dumped_m3 < 3.0, pour.totals.dumped_m3
+    assert pour.totals.poured_m3 > 40.0

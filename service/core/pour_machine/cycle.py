@@ -544,6 +544,7 @@ def _divert(
 ) -> tuple[PourRun, dv.DiverterOutput]:
     """The dump diverter's decision for this cycle (inactive without its tags)."""
     cw_target, bw_target = pour.targets(tick.plant)
+    mode = readings.mode()
     diverter, decision = dv.step(
         pour.diverter,
         dv.DiverterInputs(
@@ -561,8 +562,8 @@ def _divert(
                 config=config.alarms,
             ),
             proven_to_dump=readings.proven_to_dump(),
-            plant_running=readings.mode_is(pr.MODE_RUNNING),
-            plant_flushing=readings.mode_is(pr.MODE_FLUSHING),
+            plant_running=None if mode is None else mode == pr.MODE_RUNNING,
+            plant_flushing=None if mode is None else mode == pr.MODE_FLUSHING,
         ),
         tick.plant,
         replace(config.diverter, installed=readings.diverter_installed()),
