@@ -56,10 +56,11 @@ _ROOT_LEVERAGE_MAX = 1.0e2
 _POINTS = 241
 TABLE_MARGIN = 2.0e-6
 # Bracketing: steps of 1e-4 in u = ln(Mb/Mw) doubled up to about 100 (Mb/Mw e^100: no
-# design lies further); bisection to below 1e-12 in u.
+# design lies further); bisection to 1e-10 in u (_U_TOLERANCE).
 _STEP = 1.0e-4
 _DOUBLINGS = 21
 _BISECTIONS = 48
+_U_TOLERANCE = 1.0e-10  # ln(Mb/Mw): a bracket this narrow ends the bisection
 
 
 def check_confidence(confidence: float, field: str = "confidence_pct") -> float:
@@ -203,7 +204,7 @@ def log_ratio_interval_for_tolerance_bound(
     if not ends.any():
         return low, np.where(found, np.inf, -np.inf)
     first_fail = np.argmax(failing, axis=1)
-    fail_at = np.where(ends, beyond[rows, first_fail], 1.0)
+    fail_at = np.where(ends, beyond[rows, first_fail], 0.0)
     pass_at = np.where(ends & (first_fail > 0), beyond[rows, np.maximum(first_fail - 1, 0)], low)
     pass_at, _ = _bisect(margin, np.where(ends, pass_at, 0.0), fail_at)
     high = np.where(found, np.where(ends, pass_at, np.inf), -np.inf)
@@ -217,10 +218,13 @@ def _bisect(
     *,
     passing_high: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
-    """Halve [lo, hi] ``_BISECTIONS`` times keeping the sign change: with
-    ``passing_high`` F(lo) < 0 <= F(hi), else F(lo) >= 0 > F(hi)."""
+    """Halve [lo, hi] keeping the sign change (with ``passing_high`` F(lo) < 0 <= F(hi),
+    else F(lo) >= 0 > F(hi)) until every bracket is narrower than ``_U_TOLERANCE`` (or
+    ``_BISECTIONS`` times): u to 1e-10 is Bw to a relative 1e-10."""
     lo, hi = lo.copy(), hi.copy()
     for _ in range(_BISECTIONS):
+        if not np.any(hi - lo > _U_TOLERANCE):
+            break
         mid = 0.5 * (lo + hi)
         passes = margin(mid) >= 0.0
         if passing_high:
