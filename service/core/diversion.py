@@ -17,9 +17,10 @@ Rules, applied each cycle by :func:`step`:
   the PLC flushing, the plant not running) the valve is commanded to the dump, and the
   next start settles again;
 - while the plant's mode is unknown (its tag bad or stale: a slow link, a subscription
-  being recreated) the valve is held where it was commanded: bad data moves nothing, so
-  a moment of stale readings does not send a settled run's good paste to the dump for
-  another settling (a start still settling stays on the dump and settles afresh);
+  being recreated) the valve is held where it was commanded, for up to ``settle_s``:
+  bad data moves nothing, so a moment of stale readings does not send a settled run's
+  good paste to the dump for another settling (a start still settling stays on the dump
+  and settles afresh); a mode unknown for longer is treated as not running (the dump);
 - where the paste goes is decided by the **proven** position, never the command; with
   the position unproven (tag bad) it is the last proven position while the command has
   not changed since, otherwise the dump (paste of unproven destination never counts
@@ -152,6 +153,7 @@ class DiverterState:
     in_band_since: datetime | None = None
     unproven_since: datetime | None = None
     fault: DiverterFault | None = None
+    mode_unknown_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +215,15 @@ def step(
     both_in = producing and inputs.solids_in_band is True and inputs.binder_in_band is True
     in_band_since = (state.in_band_since or now) if both_in else None
     settle_remaining: float | None = None
-    if mode_unknown and inputs.phase in _PRODUCING and state.command_to_dump is not None:
-        want_dump = state.command_to_dump
+    unknown_since = (state.mode_unknown_since or now) if mode_unknown else None
+    holding = (
+        unknown_since is not None
+        and _elapsed_s(unknown_since, now) < config.settle_s
+        and inputs.phase in _PRODUCING
+        and state.command_to_dump is not None
+    )
+    if holding:
+        want_dump = bool(state.command_to_dump)
         held_at = "the dump" if want_dump else "the stope"
         reason = f"plant mode unknown (its tag bad or stale): held at {held_at}"
         if want_dump:
@@ -309,6 +318,7 @@ def step(
         in_band_since=in_band_since,
         unproven_since=unproven_since,
         fault=fault,
+        mode_unknown_since=unknown_since,
     )
     output = DiverterOutput(
         active=True,

@@ -170,6 +170,20 @@ def test_an_unknown_plant_mode_holds_a_settled_run_at_the_stope() -> None:
     assert out.divert_to_dump_sp is True
 
 
+def test_a_plant_mode_unknown_for_longer_than_the_settle_time_goes_to_the_dump() -> None:
+    """Holding is for a moment of bad data: a mode tag that stays bad longer than the
+    settle time is not known to be placing paste, so the valve goes to the dump."""
+    rig = Rig()
+    rig.run(70)
+    out = rig.run(60, running=None)
+    assert out.divert_to_dump_sp is False and "unknown" in out.reason
+    out = rig.run(1, running=None)
+    assert out.divert_to_dump_sp is True
+    # Read again: a restart, settled afresh before the stope.
+    out = rig.run(30)
+    assert out.divert_to_dump_sp is True
+
+
 def test_an_unknown_plant_mode_during_a_start_stays_on_the_dump_and_settles_afresh() -> None:
     rig = Rig()
     rig.run(50, phase=PourPhase.STARTING)
@@ -314,7 +328,13 @@ def test_invariants_of_the_diverter(
         both = producing and cw is True and bw is True
         in_band_since = (in_band_since or now) if both else None
         assert out.active and out.divert_to_dump_sp is not None
-        if wanted and (running is None or flushing is None) and before.command_to_dump is not None:
+        unknown = running is None or flushing is None
+        held_s = (
+            (now - before.mode_unknown_since).total_seconds()
+            if unknown and before.mode_unknown_since is not None
+            else 0.0
+        )
+        if wanted and unknown and held_s < CONFIG.settle_s and before.command_to_dump is not None:
             # The mode unknown: the valve held where it was; a start settles afresh.
             assert out.divert_to_dump_sp is before.command_to_dump
             if out.divert_to_dump_sp:
