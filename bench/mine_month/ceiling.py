@@ -10,10 +10,11 @@ The gap between it and the service's binder is what the service's statistics cos
 fit's lab scatter and leverage, the tolerance bound's confidence, the plant's spread);
 the gap between it and the fixed list is the most any policy on this month could save.
 
-Inverting the twin's law (:class:`service.simulator.lab_twin.TrueStrength`) for the
-binder/water ratio r = Mb/Mw at which the median reaches R exp(z_p s):
+Inverting the twin's law (:class:`service.simulator.lab_twin.TrueStrength`, ln UCS
+linear in ln r with slope n) for the binder/water ratio r = Mb/Mw at which the median
+reaches R exp(z_p s), from its median m_0 at any one ratio r_0 of the same blend and Cw:
 
-    ln r = ln r_ref + (ln R + z_p s - ln A - sum b_i f_i - (c0 + sum c_i f_i) ln(t/28)) / n
+    ln r = ln r_0 + (ln R + z_p s - ln m_0) / n
 
 and Bw from r at Cw: r (1 - Cw) / Cw = Bw / (1 + Bw) (Belem, T. & Benzaazoua, M. (2008)
 Design and application of underground mine paste backfill technology, Geotech. Geol.
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 from service.core.proportioning import BinderComponent, Tailings, proportion
-from service.simulator.lab_twin import REFERENCE_DAYS, TrueStrength, binder_water_ratio
+from service.simulator.lab_twin import PasteTruth, TrueStrength, binder_water_ratio
 
 
 @dataclass(frozen=True)
@@ -63,24 +64,14 @@ def truth_binder_ratio(
     if not requirements:
         raise ValueError("a dose needs at least one requirement")
     z = NormalDist().inv_cdf(pass_fraction)
-    reference = binder_water_ratio(truth.ref_binder_ratio, truth.ref_solids_fraction)
-    blend_term = sum(truth.blend_effect.get(name, 0.0) * f for name, f in blend.items())
-    slope = truth.time_exponent + sum(
-        truth.time_blend.get(name, 0.0) * f for name, f in blend.items()
-    )
+    # The twin's median at one Bw (its own): ln UCS is linear in ln r with slope n, so
+    # the r that puts the median z s above ln R follows from it.
+    at = PasteTruth(blend, truth.ref_binder_ratio, solids_fraction)
+    ln_r_at = math.log(binder_water_ratio(at.binder_ratio, solids_fraction))
     needed = 0.0
     for _, kpa, days in requirements:
-        ln_ratio = (
-            math.log(reference)
-            + (
-                math.log(kpa)
-                + z * truth.total_sd_log
-                - math.log(truth.ucs_ref_kpa)
-                - blend_term
-                - slope * math.log(days / REFERENCE_DAYS)
-            )
-            / truth.exponent
-        )
+        shortfall = math.log(kpa) + z * truth.total_sd_log - truth.ln_median(at, days)
+        ln_ratio = ln_r_at + shortfall / truth.exponent
         q = math.exp(ln_ratio) * (1.0 - solids_fraction) / solids_fraction
         if q >= 1.0:
             return binder_ratio_limits[1]
