@@ -220,6 +220,42 @@ def test_off_spec_paste_before_the_mix_first_settles_is_start_up() -> None:
     assert t.summary()["startup_off_spec_m3"] == pytest.approx(2.0)
 
 
+def test_a_moment_of_unknown_plant_mode_is_not_a_restart() -> None:
+    """A mode tag bad or stale for a moment (a slow link) keeps a settled run settled,
+    for as long as the diverter holds its valve on it: an off-spec moment after it is a
+    control matter, not start-up paste."""
+    t = run(PourTotals(), sample(), 36)
+    assert t.settled
+    unknown = replace(sample(cw=None, bw=None), plant_running=None, mode_hold_s=60.0)
+    t = run(t, unknown, 2)
+    assert t.settled and t.mode_unknown_s == pytest.approx(2.0)
+    assert PourTotals.from_dict(t.to_dict()) == t  # a checkpoint keeps the count
+    t = run(t, sample(bw=0.04), 36)  # a binder upset right after: off-spec, not start-up
+    assert t.mode_unknown_s == 0.0
+    assert t.off_spec_m3 == pytest.approx(1.0)
+    assert t.startup_off_spec_m3 == 0.0
+    # Unknown past the hold: not known to be running, so the next start settles afresh.
+    t = run(t, sample(), 36)
+    t = run(t, unknown, 60)
+    assert t.settled  # unknown for 59 s before the 60th step: still held
+    t = run(t, unknown, 1)
+    assert not t.settled
+    t = run(t, sample(bw=0.04), 36)
+    assert t.startup_off_spec_m3 == pytest.approx(1.0)
+    # An unknown mode never settles a run that had not settled.
+    t = run(PourTotals(), unknown, 10)
+    assert not t.settled
+
+
+def test_an_unknown_mode_holds_a_settled_start_in_the_dump_too() -> None:
+    t = run(PourTotals(), dumped(sample()), 36)
+    assert t.settled
+    t = run(t, replace(dumped(sample()), plant_running=None), 5)
+    assert t.settled and t.mode_unknown_s == pytest.approx(5.0)
+    t = run(t, replace(dumped(sample(paste=rate(0.0))), plant_running=False), 1)
+    assert not t.settled and t.mode_unknown_s == 0.0
+
+
 def test_a_checkpoint_from_before_flush_and_start_up_were_kept_still_loads() -> None:
     t = run(PourTotals(), sample(), 60)
     old = {

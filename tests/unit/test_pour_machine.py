@@ -551,3 +551,7 @@ def test_moments_of_stale_readings_do_not_send_a_settled_run_back_to_the_dump() 
     # What settled the start (a minute and the valve's travel at 100 m3/h), nothing more.
     assert pour.totals.dumped_m3 < 3.0, pour.totals.dumped_m3
     assert pour.totals.poured_m3 > 40.0
+    # The record holds the run as the valve does: the last cycle read stale, and the run
+    # is still the one that settled (an upset now would be control, not start-up).
+    assert pour.totals.settled
+    assert pour.totals.startup_off_spec_m3 == 0.0

@@ -14,7 +14,9 @@ needs cubic metres, not millilitres). What is integrated:
   (the bands of the alarms, :class:`~service.core.control.alarms.AlarmConfig`), and
   the part of it placed during start-up: after each start of the plant until Cw and
   Bw are first both measured inside their bands (the mixer full of flush water being
-  displaced); off-spec paste after that is a control matter;
+  displaced); off-spec paste after that is a control matter. A plant mode that reads
+  bad or stale for a moment is not a start: the run stays settled for up to
+  ``TotalsSample.mode_hold_s``, the rule the dump diverter holds its valve by;
 - flush water (a figure of the pour record): the line flow while the PLC flushes,
   counted apart from the paste (it is neither paste volume nor off-spec paste);
 - dumped paste (start-up paste goes to the dump and is recorded apart from the placed
@@ -81,7 +83,11 @@ class TotalsSample:
     binder_ratio: float | None
     solids_fraction_target: float
     binder_ratio_target: float
-    plant_running: bool = True  # the PLC reports it is running (placing paste)
+    # The PLC reports it is running (placing paste); None: its mode is unknown (the tag
+    # bad or stale), which keeps a settled run settled for up to ``mode_hold_s`` (the
+    # diverter's rule, service.core.diversion: a slow link is not a restart).
+    plant_running: bool | None = True
+    mode_hold_s: float = 60.0
     flushing: bool = False  # the PLC reports it is flushing: the line carries water
     to_dump: bool = False  # the diverter's proven position is the dump: not stope volume
     # What the Cw and Bw rest on (service.core.paste_estimate): the sd of the estimate
@@ -107,6 +113,7 @@ class PourTotals:
     off_spec_m3: float = 0.0
     startup_off_spec_m3: float = 0.0  # part of off_spec_m3
     settled: bool = False  # Cw and Bw in band since the plant last started
+    mode_unknown_s: float = 0.0  # how long the plant's mode has been unknown, to now
     flush_water_m3: float = 0.0
     solids_weighted_m3: float = 0.0
     solids_measured_m3: float = 0.0
@@ -227,6 +234,7 @@ class PourTotals:
             "off_spec_m3": self.off_spec_m3,
             "startup_off_spec_m3": self.startup_off_spec_m3,
             "settled": self.settled,
+            "mode_unknown_s": self.mode_unknown_s,
             "flush_water_m3": self.flush_water_m3,
             "solids_weighted_m3": self.solids_weighted_m3,
             "solids_measured_m3": self.solids_measured_m3,
@@ -275,6 +283,7 @@ class PourTotals:
                 # Absent from checkpoints written before these were kept.
                 startup_off_spec_m3=float(data.get("startup_off_spec_m3", 0.0)),
                 settled=bool(data.get("settled", False)),
+                mode_unknown_s=float(data.get("mode_unknown_s", 0.0)),
                 flush_water_m3=float(data.get("flush_water_m3", 0.0)),
                 solids_weighted_m3=float(data["solids_weighted_m3"]),
                 solids_measured_m3=float(data["solids_measured_m3"]),
@@ -347,6 +356,17 @@ def _max(a: float | None, b: float) -> float:
     return b if a is None else max(a, b)
 
 
+def _still_settled(totals: PourTotals, sample: TotalsSample, dt_s: float) -> tuple[bool, float]:
+    """Whether a settled run stays settled this step, and how long the plant's mode has
+    then been unknown. A stop ends the run; an unknown mode holds it for
+    ``sample.mode_hold_s`` from the first step it was unknown, as the diverter holds its
+    valve (:mod:`service.core.diversion`), and ends it after."""
+    if sample.plant_running is None:
+        held = totals.mode_unknown_s < sample.mode_hold_s
+        return totals.settled and held, totals.mode_unknown_s + dt_s
+    return totals.settled and sample.plant_running, 0.0
+
+
 def _usable_fraction(value: float | None) -> float | None:
     if value is None or not math.isfinite(value) or value < 0.0:
         return None
@@ -373,6 +393,7 @@ def accumulate(
             elapsed_s=totals.elapsed_s + dt_s,
             flush_water_m3=totals.flush_water_m3 + paste * hours,
             settled=False,
+            mode_unknown_s=0.0,
         )
     if sample.to_dump:
         return _accumulate_dumped(totals, sample, dt_s, paste * hours, cfg)
@@ -388,6 +409,7 @@ def accumulate(
         all_measured &= ok
         binder[name] = binder.get(name, 0.0) + value * hours
 
+    settled, mode_unknown_s = _still_settled(totals, sample, dt_s)
     new = replace(
         totals,
         elapsed_s=totals.elapsed_s + dt_s,
@@ -396,7 +418,8 @@ def accumulate(
         dry_tailings_t=totals.dry_tailings_t + dry * hours,
         binder_t=binder,
         water_m3=totals.water_m3 + water * hours,
-        settled=totals.settled and sample.plant_running,
+        settled=settled,
+        mode_unknown_s=mode_unknown_s,
     )
     if volume <= 0.0:
         return new
@@ -434,7 +457,7 @@ def accumulate(
             off_spec_m3=new.off_spec_m3 + volume,
             startup_off_spec_m3=new.startup_off_spec_m3 + startup,
         )
-    elif cw is not None and bw is not None and sample.plant_running:  # both in band
+    elif cw is not None and bw is not None and sample.plant_running is True:  # both in band
         new = replace(new, settled=True)
     if new.settled and cw is not None and bw is not None and sample.binder_ratio_target > 0.0:
         dev_cw = cw - sample.solids_fraction_target
@@ -459,10 +482,10 @@ def _accumulate_dumped(
     for name, rate in sample.binder_t_h.items():
         value, _ = rate.value()
         binder[name] = binder.get(name, 0.0) + value * hours
-    settled = totals.settled and sample.plant_running
+    settled, mode_unknown_s = _still_settled(totals, sample, dt_s)
     cw = _usable_fraction(sample.solids_fraction)
     bw = _usable_fraction(sample.binder_ratio)
-    if volume > 0.0 and sample.plant_running and cw is not None and bw is not None:
+    if volume > 0.0 and sample.plant_running is True and cw is not None and bw is not None:
         # The mix settles wherever the valve sends it: the same test as for placed paste.
         in_band = not solids_off_spec(cw, sample.solids_fraction_target, cfg) and not (
             binder_off_spec(bw, sample.binder_ratio_target, cfg)
@@ -476,6 +499,7 @@ def _accumulate_dumped(
         dumped_binder_t=binder,
         dumped_water_m3=totals.dumped_water_m3 + water * hours,
         settled=settled,
+        mode_unknown_s=mode_unknown_s,
     )
 
 

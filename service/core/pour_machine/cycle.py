@@ -197,6 +197,10 @@ def _produce(
         solids_tolerance=est.solids_tolerance,
         binder_sd=est.binder_sd,
         binder_tolerance=est.binder_tolerance,
+        # An unknown mode (a slow link) holds a settled run as long as the diverter
+        # holds its valve, not a restart.
+        plant_running=None if readings.mode() is None else inputs.plant_running,
+        mode_hold_s=config.diverter.settle_s,
     )
     pour = replace(
         pour,
