@@ -27,12 +27,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
+# The dependencies' wheels first, from pyproject.toml alone: a change to the service's
+# code reuses this layer instead of fetching and building every dependency again.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; open('/tmp/requirements.txt', 'w').write('\n'.join(project['dependencies']) + '\n')" \
+    && python -m pip wheel --wheel-dir /wheels --requirement /tmp/requirements.txt
+
 # pyproject.toml names README.md as the package readme, so the build needs it.
-COPY pyproject.toml README.md ./
+COPY README.md ./
 COPY service ./service
 
 # The import check runs from / so that it loads the installed package, not ./service.
-RUN python -m pip wheel --wheel-dir /wheels . \
+RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-index --find-links /wheels backfill-service \
     && /opt/venv/bin/python -m pip uninstall --yes pip \

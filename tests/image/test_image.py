@@ -20,7 +20,8 @@ Cached between runs under /var/cache/backfill-image-test (BACKFILL_TEST_IMAGE_CA
 podman's storage with the base image and the build's layers, debootstrap's packages
 and podman-compose. The build context is staged with fixed timestamps, so a fresh
 clone with the same content (and any umask) reuses every layer; a change under service/ rebuilds
-from the pip step on. Storage driver: overlay where the kernel allows it, else vfs
+only the project's own wheel and the venv (the dependencies' wheels are a layer of
+pyproject.toml alone). Storage driver: overlay where the kernel allows it, else vfs
 (BACKFILL_TEST_IMAGE_STORAGE=vfs|overlay forces one).
 
 Needs root, apt-get for podman/runc/debootstrap if missing, and pip for
