@@ -30,14 +30,16 @@ most 18 h; the feed's solids and its tailings' true Gs drifting day by day (soli
 73.5-77 %, Gs 2.77-2.85 about the recipes' 2.80); a start calibration of 24 trial
 cylinders; two samples cast every 200 m3, each crushed at 7 and 28 days.
 
-Run: ``.venv/bin/python bench/bench_mine_month.py [--seed 7] [--short] [--jobs 2]``
-(``--short``: the suite's two small stopes, a few seconds).
+Run: ``.venv/bin/python bench/bench_mine_month.py [--seed 7] [--short] [--jobs 2]
+[--save FILE | --load FILE]`` (``--short``: the suite's two small stopes, a few seconds;
+``--save`` keeps both policies' results, ``--load`` prints the table from them again).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import platform
 import sys
 import time
@@ -72,6 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the design basis both policies ask for (default: the site's, tolerance)",
     )
     parser.add_argument(
+        "--save",
+        metavar="FILE",
+        help="keep both policies' results in FILE (pickle) to print the table again later",
+    )
+    parser.add_argument(
+        "--load",
+        metavar="FILE",
+        help="print the table from results kept with --save instead of running the month",
+    )
+    parser.add_argument(
         "--designs",
         action="store_true",
         help="print each of (b)'s designs: its requirements, binding limits and its spread",
@@ -91,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         f"design basis {args.basis or 'the site default (tolerance, 95 % confidence)'}"
     )
     started = time.perf_counter()
-    fixed, designed = run_policies(config, args.jobs)
+    if args.load:
+        with open(args.load, "rb") as handle:
+            config, fixed, designed = pickle.load(handle)
+        print(f"results of the month from {args.load} (its configuration, not the flags')")
+    else:
+        fixed, designed = run_policies(config, args.jobs)
+        if args.save:
+            with open(args.save, "wb") as handle:
+                pickle.dump((config, fixed, designed), handle)
     wall = time.perf_counter() - started
     print("fixed list: " + "; ".join(fixed.design_notes))
     if args.designs:

@@ -7,13 +7,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .ceiling import ceiling
-from .month import BINDER_SG, MonthConfig, MonthResult, StopeResult
+from .ceiling import PlantReach, binder_cost, ceiling
+from .month import BINDER_SG, PRICE_PER_T, MonthConfig, MonthResult, StopeResult
+from .schedule import trial_mix_design
 
 DESIGN_PASS_PCT = 90.0  # the site's pass fraction (BACKFILL_DESIGN__PASS_FRACTION_PCT)
 TOLERANCE_PT = 2.0  # a stope's true pass fraction may be this far below the design's
 TARGET_SAVING_PCT = 20.0
 WEAK_SHARE_PCT = 10.0  # a stope falls short when more of its paste than this is weak
+# The largest slag fraction the lab's trial mixes tested (a design past it extrapolates).
+SLAG_MAX_TESTED = max(m.blend.get("slag", 0.0) for m in trial_mix_design())
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def legend() -> Sequence[str]:
 def ceiling_lines(config: MonthConfig, fixed: MonthResult, designed: MonthResult) -> list[str]:
     """(b)'s pours dosed on the truth (``mine_month.ceiling``) beside both policies'
     binder placed: what the service's statistics cost, and the most any design could save
-    on this month."""
+    on this month, in tonnes and in cost."""
     limits = (config.binder_pct_min / 100.0, config.binder_pct_max / 100.0)
     top = ceiling(
         designed.doses,
@@ -186,19 +189,38 @@ def ceiling_lines(config: MonthConfig, fixed: MonthResult, designed: MonthResult
         binder_ratio_limits=limits,
         tailings_sg=config.site.tailings_sg,
         binder_sg=BINDER_SG,
+        reach=PlantReach(
+            cw_low=config.site.cw_min_pct / 100.0,
+            cw_high=config.site.cw_max_pct / 100.0,
+            feed_solids_low=config.site.feed_solids_min_pct / 100.0,
+            slag_max=SLAG_MAX_TESTED,
+        ),
+        price_per_t=PRICE_PER_T,
     )
     fixed_t = sum(d.binder_placed_kg for d in fixed.doses) / 1000.0
-    if not fixed_t:
+    fixed_cost = sum(binder_cost(d.blend, d.binder_placed_kg, PRICE_PER_T) for d in fixed.doses)
+    if not fixed_t or not fixed_cost:
         return []
-    saved_b = 100.0 * (1.0 - top.service_placed_t / fixed_t)
-    saved_truth = 100.0 * (1.0 - top.truth_placed_t / fixed_t)
+
+    def saved(value: float | None, of: float) -> float:
+        return 100.0 * (1.0 - (math.nan if value is None else value) / of)
+
     return [
         f"binder placed, t: (a) {fixed_t:.1f}; (b) {top.service_placed_t:.1f}; (b)'s "
         f"{top.pours} pours dosed on the truth {top.truth_placed_t:.1f} (each recipe's Cw and "
         f"blend kept, Bw the least whose cylinders pass {DESIGN_PASS_PCT:g} % by the twin's "
         f"model, within Bw {config.binder_pct_min:g}-{config.binder_pct_max:g} %)",
-        f"saved against (a), binder placed: (b) {saved_b:.1f} %; dosed on the truth "
-        f"{saved_truth:.1f} % (the "
-        f"most a design on these recipes could save, knowing the truth and with a plant that "
-        f"makes the recipe exactly)",
+        f"saved against (a), binder placed: (b) {saved(top.service_placed_t, fixed_t):.1f} %; "
+        f"dosed on the truth {saved(top.truth_placed_t, fixed_t):.1f} % (the most a design on "
+        f"these recipes could save, knowing the truth and with a plant that makes the recipe "
+        f"exactly)",
+        f"each pour's Cw and blend chosen on the truth too (Cw {config.site.cw_min_pct:g}-"
+        f"{config.site.cw_max_pct:g} % and no drier than the stated wettest feed, "
+        f"{config.site.feed_solids_min_pct:g} % solids, makes; slag up to the tested "
+        f"{100 * SLAG_MAX_TESTED:g} %): the least tonnes {top.open_placed_t:.1f} t, "
+        f"{saved(top.open_placed_t, fixed_t):.1f} % saved; the least cost "
+        f"{top.cheapest_placed_t:.1f} t, {saved(top.cheapest_placed_t, fixed_t):.1f} % of the "
+        f"tonnes and {saved(top.cheapest_cost, fixed_cost):.1f} % of the cost saved ((b): "
+        f"{saved(top.service_cost, fixed_cost):.1f} % of the cost): the most any design "
+        f"could save on this month",
     ]

@@ -98,6 +98,7 @@ def test_the_short_month_runs_through_the_service(months: dict[str, MonthResult]
     assert sum(d.binder_placed_kg for d in designed.doses) <= 1000.0 * designed.binder_total_t
     top = ceiling_lines(short_month("designed"), fixed, designed)
     assert top and "dosed on the truth" in top[0]
+    assert "the least tonnes" in top[2] and "the least cost" in top[2]
 
 
 def test_the_truth_never_reaches_the_service(months: dict[str, MonthResult]) -> None:
