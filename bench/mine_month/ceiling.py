@@ -29,9 +29,9 @@ solids at its least solids S: the same limit as ``service.core.plant_profile``),
 to the largest fraction the lab has tested; for the least tonnes, and for the least
 binder cost (what the service designs for: a cement/slag blend at the least cost is not
 the one at the least tonnes when cement's early strength is what binds, as a plug's 7
-days). The pump's pressure is not checked (a higher
-Cw only costs pressure), so the open ceiling is an upper bound on any design's saving
-on the month. Values in, values out.
+days). The pump's pressure is not checked (a higher Cw only costs pressure), so the open
+ceiling bounds any design's saving on the month from above, to within its grid's step
+(``PlantReach``: 0.05 point of Cw, 2 % of slag). Values in, values out.
 """
 
 from __future__ import annotations
