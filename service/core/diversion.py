@@ -9,8 +9,12 @@ is driven by ``divert_to_dump_sp`` and proves its position with ``diverted_to_du
 
 Rules, applied each cycle by :func:`step`:
 
-- every start goes to the dump until Cw and Bw have both been inside their bands
-  continuously for ``settle_s``; only then is the valve commanded to the stope;
+- every start goes to the dump until Cw and Bw have both been inside their bands for
+  ``settle_s``; only then is the valve commanded to the stope. The time counts while both
+  are measured in band; a reading out of band, or the plant known not to be making
+  paste, starts it again; a gap in the data (a value or the plant's mode bad or stale)
+  pauses it, neither counted nor lost, for up to ``settle_s``, so a link that is slow
+  now and then does not keep a start on the dump for ever;
 - once at the stope a run stays there (an off-spec excursion mid-run is a control
   matter, counted as off-spec placed, not a reason to swing the valve);
 - whenever paste is not being made for the stope (no pour, pausing, stopping, ending,
@@ -19,8 +23,8 @@ Rules, applied each cycle by :func:`step`:
 - while the plant's mode is unknown (its tag bad or stale: a slow link, a subscription
   being recreated) the valve is held where it was commanded, for up to ``settle_s``:
   bad data moves nothing, so a moment of stale readings does not send a settled run's
-  good paste to the dump for another settling (a start still settling stays on the dump
-  and settles afresh); a mode unknown for longer is treated as not running (the dump);
+  good paste to the dump for another settling (a start still settling stays on the dump,
+  its settling paused); a mode unknown for longer is treated as not running (the dump);
 - where the paste goes is decided by the **proven** position, never the command; with
   the position unproven (tag bad) it is the last proven position while the command has
   not changed since, otherwise the dump (paste of unproven destination never counts
@@ -150,10 +154,15 @@ class DiverterState:
     commanded_at: datetime | None = None
     proven_to_dump: bool | None = None
     proven_at: datetime | None = None
-    in_band_since: datetime | None = None
     unproven_since: datetime | None = None
     fault: DiverterFault | None = None
     mode_unknown_since: datetime | None = None
+    # The settling of a start: seconds both were measured in band, whether they were at
+    # the last cycle (``stepped_at``), and since when the data has had a gap.
+    in_band_s: float = 0.0
+    was_in_band: bool = False
+    gap_since: datetime | None = None
+    stepped_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,30 @@ def _elapsed_s(since: datetime, now: datetime) -> float:
     return (now - since).total_seconds()
 
 
+def _settling(
+    state: DiverterState,
+    inputs: DiverterInputs,
+    producing: bool,
+    now: datetime,
+    config: DiverterConfig,
+) -> tuple[float, bool, datetime | None]:
+    """(seconds in band toward settling, in band now, since when the data has had a gap)
+    after this cycle (module text). The time from the last cycle counts when both were
+    in band at both ends of it; a gap keeps the count for up to ``settle_s``."""
+    flags = (inputs.solids_in_band, inputs.binder_in_band)
+    if producing and all(f is True for f in flags):
+        dt = 0.0 if state.stepped_at is None else _elapsed_s(state.stepped_at, now)
+        return state.in_band_s + (dt if state.was_in_band else 0.0), True, None
+    mode_unknown = inputs.plant_running is None or inputs.plant_flushing is None
+    wanted = inputs.phase in _PRODUCING and state.command_to_dump is not None
+    gap = wanted and False not in flags and (mode_unknown or (producing and None in flags))
+    if gap:
+        since = state.gap_since or now
+        if _elapsed_s(since, now) < config.settle_s:
+            return state.in_band_s, False, since
+    return 0.0, False, None
+
+
 def step(
     state: DiverterState, inputs: DiverterInputs, now: datetime, config: DiverterConfig
 ) -> tuple[DiverterState, DiverterOutput]:
@@ -212,8 +245,7 @@ def step(
         and inputs.plant_running is True
         and inputs.plant_flushing is False
     )
-    both_in = producing and inputs.solids_in_band is True and inputs.binder_in_band is True
-    in_band_since = (state.in_band_since or now) if both_in else None
+    in_band_s, was_in_band, gap_since = _settling(state, inputs, producing, now, config)
     settle_remaining: float | None = None
     unknown_since = (state.mode_unknown_since or now) if mode_unknown else None
     holding = (
@@ -227,7 +259,7 @@ def step(
         held_at = "the dump" if want_dump else "the stope"
         reason = f"plant mode unknown (its tag bad or stale): held at {held_at}"
         if want_dump:
-            settle_remaining = config.settle_s
+            settle_remaining = config.settle_s - in_band_s
     elif not producing:
         want_dump = True
         if inputs.plant_flushing:
@@ -242,13 +274,12 @@ def step(
         want_dump = False
         reason = "running to the stope"
     else:
-        held = 0.0 if in_band_since is None else _elapsed_s(in_band_since, now)
-        if in_band_since is not None and held >= config.settle_s:
+        if in_band_s >= config.settle_s:
             want_dump = False
-            reason = f"Cw and Bw in band for {held:.0f} s: to the stope"
+            reason = f"Cw and Bw in band for {in_band_s:.0f} s: to the stope"
         else:
             want_dump = True
-            settle_remaining = config.settle_s - held
+            settle_remaining = config.settle_s - in_band_s
             missing = [
                 name
                 for name, flag in (
@@ -315,10 +346,13 @@ def step(
         commanded_at=commanded_at,
         proven_to_dump=last_proven,
         proven_at=proven_at,
-        in_band_since=in_band_since,
         unproven_since=unproven_since,
         fault=fault,
         mode_unknown_since=unknown_since,
+        in_band_s=in_band_s,
+        was_in_band=was_in_band,
+        gap_since=gap_since,
+        stepped_at=now,
     )
     output = DiverterOutput(
         active=True,

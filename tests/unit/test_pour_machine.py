@@ -528,6 +528,28 @@ def test_a_checkpoint_in_the_cycle_that_follows_the_plan_is_kept_before_the_plan
     assert found
 
 
+def test_a_start_on_a_link_stale_every_few_seconds_settles_and_reaches_the_stope() -> None:
+    """A loaded link drops every reading for 2 s in every 10 from the start: the start's
+    settling pauses over each gap instead of restarting, so in-spec paste reaches the
+    stope instead of going to the dump until the pour's dump limit pauses it."""
+    decision, to_dump = pm.Decision(started()), True
+    for s in range(1, 601):
+        plant = dumping(
+            plant_mode=2, diverted_to_dump_pv=to_dump, cement_rate_pv=0.84, slag_rate_pv=3.36
+        )
+        if s % 10 < 2:
+            plant = replace(
+                plant, values={t: pr.Reading(r.value, "bad") for t, r in plant.values.items()}
+            )
+        decision = pm.cycle(decision.state, plant, tick(s), CONFIG)
+        for w in writes(decision):
+            to_dump = bool(w.values.get("divert_to_dump_sp", to_dump))
+    pour = decision.state.pour
+    assert pour is not None and pour.state is PourState.RUNNING
+    assert not to_dump
+    assert pour.totals.poured_m3 > 5.0, pour.totals.poured_m3
+
+
 def test_moments_of_stale_readings_do_not_send_a_settled_run_back_to_the_dump() -> None:
     """A slow link makes every reading stale (bad) for a moment now and then: the run
     that settled at the stope stays there (the diverter holds on bad data) instead of
