@@ -70,26 +70,6 @@ async def machine_lock_async(name: str) -> AsyncIterator[None]:
 SPREAD_MODULES = frozenset({"tests/integration/test_schemathesis.py"})
 
 
-# The longest modules, longest first (measured: the image's build and run, then the two
-# end-to-end stope tests on an external PLC, each about three minutes on the loaded
-# machine): they start first, so no worker picks one up near the end of the run while
-# the others have finished.
-LONGEST_FIRST = (
-    "tests/image/test_image.py",
-    "tests/e2e/test_stope_node_opcua.py",
-    "tests/e2e/test_crash_recovery.py",
-)
-
-
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """:data:`LONGEST_FIRST` at the front of the collection, the rest as collected (the
-    order ``--dist loadscope --no-loadscope-reorder`` hands the modules out in)."""
-    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadscope`` by module: the tests of a module run on one worker, in

@@ -184,7 +184,9 @@ async def test_a_surveyed_stope_fills_by_its_curve_on_the_simulator(tmp_path: Pa
         # Placing, the flow followed the plan area: rise = flow / A(h) held to the limit,
         # and the flow grew as the cone widened.
         placing = [v for v in seen if v["placed"] > 0.0 and not v["to_dump"]]
-        assert len(placing) >= 10
+        # A few wall seconds of placing: the watcher's samples thin out on a loaded
+        # machine, so the count asked is what the checks below need (both ends of the cone).
+        assert len(placing) >= 4, placing
         rises = [v["rise"] for v in placing if v["rise"] is not None]
         assert rises and max(rises) <= RISE_M_H * 1.1, rises
         low = [v["flow"] for v in placing if v["height"] < 0.4]
