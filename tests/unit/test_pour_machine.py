@@ -3,6 +3,7 @@ readings and the time and reads the effects it asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -528,16 +529,16 @@ def test_a_checkpoint_in_the_cycle_that_follows_the_plan_is_kept_before_the_plan
     assert found
 
 
-def test_a_start_on_a_link_stale_every_few_seconds_settles_and_reaches_the_stope() -> None:
-    """A loaded link drops every reading for 2 s in every 10 from the start: the start's
-    settling pauses over each gap instead of restarting, so in-spec paste reaches the
-    stope instead of going to the dump until the pour's dump limit pauses it."""
+def run_on_a_stale_link(seconds: int, stale: Callable[[int], bool]) -> tuple[pm.PourRun, bool]:
+    """A started pour run for ``seconds`` one-second cycles on an in-spec plant (the
+    binder feeders at Bw 5 %) whose readings all go bad in the cycles ``stale`` names,
+    the diverter's valve following its command; (the pour, commanded to the dump)."""
     decision, to_dump = pm.Decision(started()), True
-    for s in range(1, 601):
+    for s in range(1, seconds + 1):
         plant = dumping(
             plant_mode=2, diverted_to_dump_pv=to_dump, cement_rate_pv=0.84, slag_rate_pv=3.36
         )
-        if s % 10 < 2:
+        if stale(s):
             plant = replace(
                 plant, values={t: pr.Reading(r.value, "bad") for t, r in plant.values.items()}
             )
@@ -545,7 +546,16 @@ def test_a_start_on_a_link_stale_every_few_seconds_settles_and_reaches_the_stope
         for w in writes(decision):
             to_dump = bool(w.values.get("divert_to_dump_sp", to_dump))
     pour = decision.state.pour
-    assert pour is not None and pour.state is PourState.RUNNING
+    assert pour is not None
+    return pour, to_dump
+
+
+def test_a_start_on_a_link_stale_every_few_seconds_settles_and_reaches_the_stope() -> None:
+    """A loaded link drops every reading for 2 s in every 10 from the start: the start's
+    settling pauses over each gap instead of restarting, so in-spec paste reaches the
+    stope instead of going to the dump until the pour's dump limit pauses it."""
+    pour, to_dump = run_on_a_stale_link(600, lambda s: s % 10 < 2)
+    assert pour.state is PourState.RUNNING
     assert not to_dump
     assert pour.totals.poured_m3 > 5.0, pour.totals.poured_m3
 
@@ -554,21 +564,9 @@ def test_moments_of_stale_readings_do_not_send_a_settled_run_back_to_the_dump() 
     """A slow link makes every reading stale (bad) for a moment now and then: the run
     that settled at the stope stays there (the diverter holds on bad data) instead of
     sending a minute of good paste to the dump each time to settle again."""
-    decision, to_dump = pm.Decision(started()), True
-    for s in range(1, 1801):
-        # The binder feeders at Bw 5 %, so the paste settles in spec.
-        plant = dumping(
-            plant_mode=2, diverted_to_dump_pv=to_dump, cement_rate_pv=0.84, slag_rate_pv=3.36
-        )
-        if s > 300 and s % 60 < 2:  # 2 s of stale readings every minute
-            plant = replace(
-                plant, values={t: pr.Reading(r.value, "bad") for t, r in plant.values.items()}
-            )
-        decision = pm.cycle(decision.state, plant, tick(s), CONFIG)
-        for w in writes(decision):
-            to_dump = bool(w.values.get("divert_to_dump_sp", to_dump))
-    pour = decision.state.pour
-    assert pour is not None and pour.state is PourState.RUNNING
+    # 2 s of stale readings every minute, once the run has settled.
+    pour, to_dump = run_on_a_stale_link(1800, lambda s: s > 300 and s % 60 < 2)
+    assert pour.state is PourState.RUNNING
     assert not to_dump
     # What settled the start (a minute and the valve's travel at 100 m3/h), nothing more.
     assert pour.totals.dumped_m3 < 3.0, pour.totals.dumped_m3
