@@ -207,20 +207,22 @@ def _elapsed_s(since: datetime, now: datetime) -> float:
 def _settling(
     state: DiverterState,
     inputs: DiverterInputs,
-    producing: bool,
     now: datetime,
     config: DiverterConfig,
+    *,
+    producing: bool,
+    mode_unknown: bool,
+    commanded_start: bool,
 ) -> tuple[float, bool, datetime | None]:
     """(seconds in band toward settling, in band now, since when the data has had a gap)
     after this cycle (module text). The time from the last cycle counts when both were
-    in band at both ends of it; a gap keeps the count for up to ``settle_s``."""
+    in band at both ends of it; a gap keeps the count for up to ``settle_s``.
+    ``commanded_start``: paste is wanted and the valve has been commanded before."""
     flags = (inputs.solids_in_band, inputs.binder_in_band)
     if producing and all(f is True for f in flags):
         dt = 0.0 if state.stepped_at is None else _elapsed_s(state.stepped_at, now)
         return state.in_band_s + (dt if state.was_in_band else 0.0), True, None
-    mode_unknown = inputs.plant_running is None or inputs.plant_flushing is None
-    wanted = inputs.phase in _PRODUCING and state.command_to_dump is not None
-    gap = wanted and False not in flags and (mode_unknown or (producing and None in flags))
+    gap = commanded_start and False not in flags and (mode_unknown or (producing and None in flags))
     if gap:
         since = state.gap_since or now
         if _elapsed_s(since, now) < config.settle_s:
@@ -245,14 +247,22 @@ def step(
         and inputs.plant_running is True
         and inputs.plant_flushing is False
     )
-    in_band_s, was_in_band, gap_since = _settling(state, inputs, producing, now, config)
+    commanded_start = inputs.phase in _PRODUCING and state.command_to_dump is not None
+    in_band_s, was_in_band, gap_since = _settling(
+        state,
+        inputs,
+        now,
+        config,
+        producing=producing,
+        mode_unknown=mode_unknown,
+        commanded_start=commanded_start,
+    )
     settle_remaining: float | None = None
     unknown_since = (state.mode_unknown_since or now) if mode_unknown else None
     holding = (
-        unknown_since is not None
+        commanded_start
+        and unknown_since is not None
         and _elapsed_s(unknown_since, now) < config.settle_s
-        and inputs.phase in _PRODUCING
-        and state.command_to_dump is not None
     )
     if holding:
         want_dump = bool(state.command_to_dump)
